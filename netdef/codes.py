@@ -1,0 +1,64 @@
+"""Every diagnostic code netdef emits, with its message template, in one place.
+
+Ranges: E1xx text and syntax; E2xx schema (fields, values, enums); E3xx graph building
+(phases, bottoms and tops); E4xx shapes and layer geometry; E5xx weights and export;
+E6xx solvers; E7xx files and command line. Warnings use the same numbers with a W.
+Each stage owns a range; add new codes in its section, never reuse a retired one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .diagnostics import ERROR, WARNING, Diagnostic, Span
+
+_ALL: dict[str, "Code"] = {}
+
+
+@dataclass(frozen=True)
+class Code:
+    id: str
+    template: str
+    severity: str = ERROR
+
+    def __post_init__(self):
+        if self.id in _ALL:
+            raise ValueError(f"diagnostic code {self.id} defined twice")
+        _ALL[self.id] = self
+
+    def at(self, span: Span | None, notes=(), related=(), **fields) -> Diagnostic:
+        return Diagnostic(self.id, self.severity, self.template.format(**fields), span,
+                          list(notes), list(related))
+
+
+def all_codes() -> dict[str, Code]:
+    return dict(_ALL)
+
+
+def _w(id, template):
+    return Code(id, template, WARNING)
+
+
+# --- E1xx: text and syntax -------------------------------------------------------------
+UNREADABLE = Code("E100", "{message}")
+SYNTAX = Code("E101", "{message}")
+UNTERMINATED_STRING = Code("E102", "string is not terminated before the end of the line")
+BAD_ESCAPE = Code("E103", "invalid escape sequence {escape!r} in string")
+MISMATCHED_CLOSE = Code("E104", "'{close}' closes a block opened with '{open}'")
+UNEXPECTED_EOF = Code("E105", "the file ends inside {what}")
+TOO_DEEP = Code("E106", "messages are nested more than {limit} levels deep")
+BAD_CHARACTER = Code("E107", "unexpected character {char!r}")
+
+# --- E2xx: schema ---------------------------------------------------------------------
+UNKNOWN_FIELD = Code("E201", "unknown field '{field}' in {message}")
+FORK_FIELD = _w("W202", "'{field}' is not a BVLC Caffe field of {message}: it comes from {fork}; netdef ignores its value here")
+WRONG_TYPE = Code("E203", "field '{field}' expects {expected}, got {got}")
+UNKNOWN_ENUM = Code("E204", "'{value}' is not a value of {enum} (field '{field}')")
+OUT_OF_RANGE = Code("E205", "{value} is out of range for field '{field}' ({type}: {lo} to {hi})")
+DUPLICATE_FIELD = Code("E206", "field '{field}' of {message} is not repeated but is given more than once")
+MESSAGE_FOR_SCALAR = Code("E207", "field '{field}' is a {expected}, but a {{ ... }} block is given")
+SCALAR_FOR_MESSAGE = Code("E208", "field '{field}' is a message ({message}); write it as '{field} {{ ... }}'")
+NOT_A_DEFINITION = Code("E209", "{path} is not a Caffe network or solver definition: {why}")
+MIXED_LAYER_FORMATS = Code("E210", "the file mixes 'layer' (current) and 'layers' (V1) definitions")
+UNKNOWN_LAYER_FIELD_V0 = Code("E211", "V0 layer field '{field}' cannot be upgraded for layer type '{type}'")
+UPGRADE_FAILED = Code("E212", "cannot upgrade: {message}")
+UPGRADED = _w("W213", "{what} uses the deprecated {old} format; upgraded ('netdef upgrade' rewrites the file)")

@@ -1,0 +1,168 @@
+"""Spans and diagnostics: where, what is wrong, and what is allowed.
+
+Rendering follows the compilers people already read every day:
+
+    net.prototxt:12:5: error[E202]: unknown field 'kernal_size' in ConvolutionParameter
+       12 |     kernal_size: 3
+          |     ^~~~~~~~~~~
+    note: did you mean 'kernel_size'?
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .source import Source
+
+ERROR = "error"
+WARNING = "warning"
+NOTE = "note"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    source: Source
+    start: int
+    end: int
+
+    @property
+    def path(self) -> str:
+        return self.source.path
+
+    @property
+    def line(self) -> int:
+        return self.source.line_col(self.start)[0]
+
+    @property
+    def col(self) -> int:
+        return self.source.line_col(self.start)[1]
+
+    def __str__(self) -> str:
+        line, col = self.source.line_col(self.start)
+        return f"{self.source.path}:{line}:{col}"
+
+    def __repr__(self) -> str:
+        return f"Span({self})"
+
+
+@dataclass(slots=True)
+class Diagnostic:
+    code: str
+    severity: str
+    message: str
+    span: Span | None = None
+    notes: list[str] = field(default_factory=list)
+    # Secondary places, e.g. the first definition of a duplicated field: (span, label).
+    related: list[tuple[Span, str]] = field(default_factory=list)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    def header(self) -> str:
+        where = f"{self.span}: " if self.span is not None else ""
+        return f"{where}{self.severity}[{self.code}]: {self.message}"
+
+    def render(self, snippet: bool = True) -> str:
+        out = [self.header()]
+        if snippet and self.span is not None:
+            out.extend(_snippet(self.span))
+        for span, label in self.related:
+            out.append(f"{span}: note: {label}")
+            if snippet:
+                out.extend(_snippet(span))
+        out.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(out)
+
+    def to_json(self) -> dict:
+        d = {"code": self.code, "severity": self.severity, "message": self.message}
+        if self.span is not None:
+            d.update(file=self.span.path, line=self.span.line, col=self.span.col)
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _snippet(span: Span) -> list[str]:
+    src = span.source
+    line, col = src.line_col(span.start)
+    text = src.line_text(line)
+    if not text.strip() and span.start >= len(src.text):
+        return []
+    end_line, end_col = src.line_col(max(span.start, span.end - 1) if span.end > span.start else span.start)
+    width = (end_col - col + 1) if end_line == line and span.end > span.start else 1
+    width = max(1, min(width, len(text) - col + 1 if len(text) >= col else 1))
+    # Expand tabs by hand so the caret lines up; keep control characters visible.
+    shown, caret_at = [], 0
+    for i, ch in enumerate(text):
+        if i == col - 1:
+            caret_at = sum(len(s) for s in shown)
+        if ch == "\t":
+            shown.append(" " * (4 - sum(len(s) for s in shown) % 4))
+        elif ch < " " or ch == "\x7f":
+            shown.append("?")
+        else:
+            shown.append(ch)
+    if col - 1 >= len(text):
+        caret_at = sum(len(s) for s in shown)
+    shown_text = "".join(shown)
+    if len(shown_text) > 200:  # one-line files (minified, fuzzed) must not flood the terminal
+        lo = max(0, caret_at - 80)
+        shown_text = ("..." if lo else "") + shown_text[lo:lo + 160] + "..."
+        caret_at = caret_at - lo + (3 if lo else 0)
+        width = min(width, 160)
+    gutter = str(line)
+    pad = " " * len(gutter)
+    return [f" {gutter} | {shown_text}", f" {pad} | {' ' * caret_at}^{'~' * (width - 1)}"]
+
+
+class DiagnosticError(Exception):
+    """Raised when a stage cannot go on; carries every diagnostic collected so far."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.header() for d in self.diagnostics[:5]))
+
+
+class Diagnostics:
+    """A collector. Stages append to it and carry on; callers decide when errors are fatal."""
+
+    def __init__(self, limit: int = 100):
+        self.items: list[Diagnostic] = []
+        self.limit = limit
+        self.dropped = 0
+
+    def add(self, diag: Diagnostic) -> Diagnostic:
+        if len(self.items) >= self.limit:
+            self.dropped += 1
+        else:
+            self.items.append(diag)
+        return diag
+
+    def extend(self, diags) -> None:
+        for d in diags:
+            self.add(d)
+
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= self.limit
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.is_error]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+    def raise_if_errors(self) -> None:
+        if self.has_errors:
+            raise DiagnosticError(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -1,0 +1,286 @@
+"""Prototxt text → protobuf messages with source locations.
+
+    parsed = parse_text(Source(text, "net.prototxt"))      # kind sniffed: net or solver
+    parsed.message   # netdef_pb2.NetParameter / SolverParameter
+    parsed.loc       # Loc tree: where every field was written
+    parsed.diagnostics
+
+Syntax errors stop the parse (what was filled before stays, with every schema error found
+so far); schema errors (unknown fields, wrong types, ...) are collected and parsing goes on.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import lark
+
+from . import codes
+from .diagnostics import Diagnostics, Span
+from .proto import pb
+from .source import Source
+from lark.parsers.lalr_analysis import Shift
+
+from .transform import Loc, MessageFiller, Tok, _Abort
+
+GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "prototxt.lark"
+
+NET = "net"
+SOLVER = "solver"
+MESSAGE_TYPES = {NET: pb.NetParameter, SOLVER: pb.SolverParameter}
+
+_lock = threading.Lock()
+_filler = MessageFiller()
+
+
+class _SyntaxError(Exception):
+    def __init__(self, tok: Tok | None, pos: int, expected: set[str]):
+        self.tok, self.pos, self.expected = tok, pos, expected
+
+
+_VALUE_GROUP = {"NUMBER": "f_num", "STRING": "f_str", "NAME": "f_id"}
+
+
+class _Machine:
+    """The grammar's LALR(1) tables (built by lark from grammar/prototxt.lark) and a tight
+    driver for them. lark's own parser front end allocates a Token and runs a generic tree
+    builder for every token; definitions are large and token-dense, so netdef lexes with one
+    compiled pattern and calls the transformer's callbacks straight from the table loop."""
+
+    def __init__(self):
+        grammar = lark.Lark(GRAMMAR_PATH.read_text(), parser="lalr", lexer="basic")
+        table = grammar.parser.parser.parser.parse_table
+        ignore = set(grammar.ignore_tokens)
+        regexps, literals = [], []
+        for t in grammar.terminals:
+            if t.name in ignore:
+                continue
+            (literals if t.pattern.type == "str" else regexps).append(f"(?P<{t.name}>{t.pattern.to_regexp()})")
+        skip = "|".join(grammar.get_terminal(n).pattern.to_regexp() for n in sorted(ignore))
+        rx = {n: grammar.get_terminal(n).pattern.to_regexp() for n in ("NAME", "NUMBER", "STRING")}
+        # The fused `name: value` token (see the grammar): a value that is a number, a name, or
+        # a string that no other string follows (adjacent strings concatenate).
+        fused = (f"(?P<SCALAR_FIELD>(?P<f_name>{rx['NAME']})[ \\t]*:[ \\t]*(?:(?P<f_num>{rx['NUMBER']})|"
+                 f"(?P<f_str>{rx['STRING']})(?!(?:{skip})*[\"'])|(?P<f_id>{rx['NAME']})))")
+        # Leading whitespace and comments are consumed with the token that follows them, so the
+        # loop sees only real tokens. Anything else is one bad character.
+        self.pattern = re.compile(f"(?:{skip})*(?:{fused}|{'|'.join(regexps + literals)}|(?P<_END>\\Z)|"
+                                  "(?P<_BAD>.))", re.S)
+        self.start = table.start_states["start"]
+        self.end = table.end_states["start"]
+        trivial = {"items", "elems", "start"}
+        self.actions: dict[int, dict[str, tuple]] = {}
+        self.goto: dict[int, dict[str, int]] = {}
+        for state, acts in table.states.items():
+            a, g = {}, {}
+            for sym, (action, arg) in acts.items():
+                sym = str(sym)  # lark's Token compares slowly; plain strings hash and compare fast
+                if action is Shift:
+                    if sym.isupper() or sym == "$END":
+                        a[sym] = (True, arg)
+                    else:
+                        g[sym] = arg
+                else:
+                    name = arg.alias or arg.origin.name
+                    cb = None if name in trivial else getattr(_filler, name)
+                    a[sym] = (False, (len(arg.expansion), cb, str(arg.origin.name)))
+            self.actions[state] = a
+            self.goto[state] = g
+
+    def run(self, text: str) -> None:
+        actions, goto = self.actions, self.goto
+        states = [self.start]
+        values: list = []
+        for m in self.pattern.finditer(text):
+            kind = m.lastgroup
+            if kind == "_BAD":
+                raise _SyntaxError(None, m.start(kind), set())
+            if kind == "_END":
+                break
+            if kind == "SCALAR_FIELD":
+                vkind = "NUMBER" if m.start("f_num") >= 0 else "STRING" if m.start("f_str") >= 0 else "NAME"
+                value = Tok(vkind, m.group(_VALUE_GROUP[vkind]), m.start(_VALUE_GROUP[vkind]), m.end())
+                tok = (Tok("NAME", m.group("f_name"), m.start("f_name"), m.end("f_name")),
+                       [value] if vkind == "STRING" else value)
+            else:
+                tok = Tok(kind, m.group(kind), m.start(kind), m.end())
+            while True:
+                act = actions[states[-1]].get(kind)
+                if act is None:
+                    if kind == "SCALAR_FIELD":
+                        tok = tok[0]
+                    raise _SyntaxError(tok, tok.start_pos, self._expected(states[-1]))
+                if act[0]:
+                    states.append(act[1])
+                    values.append(tok)
+                    break
+                n, cb, origin = act[1]
+                if n:
+                    args = values[-n:]
+                    del values[-n:]
+                    del states[-n:]
+                else:
+                    args = []
+                values.append(cb(args) if cb is not None else None)
+                states.append(goto[states[-1]][origin])
+        end = len(text)
+        while True:
+            act = actions[states[-1]].get("$END")
+            if act is None:
+                raise _SyntaxError(Tok("$END", "", end, end), end, self._expected(states[-1]))
+            n, cb, origin = act[1]
+            args = values[-n:] if n else []
+            if n:
+                del values[-n:]
+                del states[-n:]
+            values.append(cb(args) if cb is not None else None)
+            states.append(goto[states[-1]][origin])
+            if states[-1] == self.end:
+                return
+
+    def _expected(self, state: int) -> set[str]:
+        return {s for s in self.actions[state]}
+
+
+_machine: _Machine | None = None
+
+
+def _get_machine() -> _Machine:
+    global _machine
+    if _machine is None:
+        _machine = _Machine()
+    return _machine
+
+
+@dataclass
+class Parsed:
+    kind: str                 # NET or SOLVER
+    message: object           # pb.NetParameter or pb.SolverParameter
+    loc: Loc
+    source: Source
+    diagnostics: Diagnostics
+    syntax_ok: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics.has_errors
+
+
+# --- deciding what a file is ------------------------------------------------------------------
+
+# Fields that only one of the two messages has. `momentum` and `weight_decay` are left out:
+# V0/V1 layers have fields of those names too.
+_SOLVER_KEYS = re.compile(r"^[ \t]*(base_lr|lr_policy|max_iter|solver_type|solver_mode|train_net|"
+                          r"test_net|test_iter|test_interval|snapshot_prefix|net|net_param|display|"
+                          r"stepsize|stepvalue|iter_size|regularization_type|average_loss|snapshot)\s*[:{<]",
+                          re.M)
+_NET_KEYS = re.compile(r"^[ \t]*(layer|layers|input|input_dim|input_shape|force_backward|state|"
+                       r"debug_info)\s*[:{<]|^name\s*:", re.M)
+_ANY_KEY = re.compile(r"^[ \t]*([A-Za-z_][A-Za-z0-9_]*)\s*[:{<]", re.M)
+
+
+def sniff_kind(text: str) -> str | None:
+    """Net or solver from the first field name that only one of them has; None when neither."""
+    s, n = _SOLVER_KEYS.search(text), _NET_KEYS.search(text)
+    if s and (not n or s.start() < n.start()):
+        return SOLVER
+    return NET if n else None
+
+
+# --- syntax errors ------------------------------------------------------------------------
+
+_TERMINALS = {
+    "NAME": "a field name", "NUMBER": "a number", "STRING": "a string", "OPEN": "'{'",
+    "CLOSE": "'}'", "SEP": "';'", "COLON": "':'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','",
+    "MINUS": "'-'", "$END": "the end of the file",
+}
+
+
+def _expected(names) -> str:
+    words = sorted({_TERMINALS.get(n, n) for n in names})
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _syntax_diagnostic(err: _SyntaxError, source: Source, stack) -> object:
+    if err.tok is None:
+        pos = err.pos
+        ch = source.text[pos] if pos < len(source.text) else ""
+        span = Span(source, pos, pos + 1)
+        if ch in "\"'":
+            return codes.UNTERMINATED_STRING.at(span, notes=["a string ends on the line it starts; "
+                                                             "write a line break as \\n"])
+        if ch == "\\":
+            return codes.BAD_CHARACTER.at(span, notes=["a backslash belongs inside a quoted string"], char=ch)
+        return codes.BAD_CHARACTER.at(span, char=ch)
+    tok = err.tok
+    expected = set(err.expected)
+    if tok.type == "$END":
+        end = len(source.text)
+        span = Span(source, end, end)
+        if len(stack) > 1:
+            top = stack[-1].loc
+            line = top.span.line
+            return codes.UNEXPECTED_EOF.at(span, related=[(top.span, "this block is not closed")],
+                                           notes=[f"add '}}' to close the block opened on line {line}"],
+                                           what=f"the block '{source.text[top.name_start:top.head_end]}'")
+        return codes.UNEXPECTED_EOF.at(span, what="a field", notes=[f"expected {_expected(expected)}"])
+    span = Span(source, tok.start_pos, tok.end_pos)
+    v = tok.value
+    found = {"NAME": f"'{v}'", "NUMBER": f"the number {v}", "STRING": "a string"}.get(tok.type, f"'{v}'")
+    if tok.type == "CLOSE" and len(stack) == 1:
+        return codes.SYNTAX.at(span, message=f"'{v}' closes nothing: no block is open here")
+    notes = []
+    if "COLON" in expected and tok.type in ("NUMBER", "STRING", "NAME"):
+        notes.append("write a field as 'name: value' or 'name { ... }'")
+        return codes.SYNTAX.at(span, notes=notes, message=f"expected ':' or '{{' after the field name, found {found}")
+    return codes.SYNTAX.at(span, notes=notes, message=f"expected {_expected(expected)}, found {found}")
+
+
+# --- entry points -------------------------------------------------------------------------
+
+
+def parse_into(source: Source, message, diags: Diagnostics) -> tuple[Loc, bool]:
+    """Fill `message` from `source`; returns the root Loc and whether the syntax was valid."""
+    with _lock:
+        machine = _get_machine()
+        _filler.begin(source, message, diags)
+        ok = True
+        try:
+            machine.run(source.text)
+        except _SyntaxError as e:
+            diags.add(_syntax_diagnostic(e, source, _filler.stack))
+            ok = False
+        except _Abort:
+            ok = False
+        loc = _filler.root_loc
+        loc.end = len(source.text)
+        _filler.stack = []
+        return loc, ok
+
+
+def parse_text(source: Source, kind: str | None = None, limit: int = 100) -> Parsed:
+    """Parse a definition; kind is NET, SOLVER or None to decide from the text."""
+    diags = Diagnostics(limit=limit)
+    if kind is None:
+        kind = sniff_kind(source.text)
+        if kind is None:
+            m = _ANY_KEY.search(source.text)
+            why = (f"it starts with '{m.group(1)}', which is neither a NetParameter nor a SolverParameter field"
+                   if m else "it has no fields")
+            span = Span(source, m.start(1), m.end(1)) if m else None
+            diags.add(codes.NOT_A_DEFINITION.at(span, path=source.path, why=why,
+                                                notes=["a network has 'layer { ... }' blocks; a solver has "
+                                                       "'base_lr', 'lr_policy', 'net', ..."]))
+            return Parsed(NET, pb.NetParameter(), Loc(source, 0, 0), source, diags, syntax_ok=False)
+    message = MESSAGE_TYPES[kind]()
+    loc, ok = parse_into(source, message, diags)
+    return Parsed(kind, message, loc, source, diags, syntax_ok=ok)
+
+
+def parse_file(path, kind: str | None = None, limit: int = 100) -> Parsed:
+    """Parse a file (raises SourceError when it cannot be read as text)."""
+    return parse_text(Source.from_path(path), kind, limit)
