@@ -10,6 +10,7 @@ This module writes nothing when run on its own.
 """
 
 import sys
+import textwrap
 from pathlib import Path
 
 PROTOTXT_DIR = Path(__file__).resolve().parent.parent
@@ -288,11 +289,35 @@ def imagenet_heads(logits, loss="loss", prefix=""):
 
 # --- nets ------------------------------------------------------------------
 
+def wrap(text, width=78):
+    """Refill prose to width; "input:" lines and indented lines stay as they are."""
+    out, prose = [], []
+
+    def flush():
+        if prose:
+            out.extend(textwrap.wrap(" ".join(prose), width,
+                                     break_on_hyphens=False))
+            prose.clear()
+
+    for line in text.split("\n"):
+        if not line.strip():
+            flush()
+            out.append("")
+        elif line.startswith(("input:", " ")):
+            flush()
+            out.append(line)
+        else:
+            prose.append(line.strip())
+    flush()
+    return out
+
+
 class Net:
     def __init__(self, file_stem, name, header):
         self.file_stem = file_stem
         self.name = name
-        self.header = header  # list of comment lines, without "# "
+        # comment lines without "# "; a string is refilled by wrap()
+        self.header = wrap(header) if isinstance(header, str) else header
         self.items = []
 
     def add(self, *items):

@@ -27,7 +27,7 @@ alpha without the 1/n: BVLC's values, not a transcription of the paper's.
 Initialisation as in the paper: weights N(0, 0.01^2); biases 1 in conv2, conv4,
 conv5 and the hidden fully connected layers (so their ReLUs start active), 0
 elsewhere (BVLC uses 0.1 and std 0.005 for fc6/fc7). Biases train at twice the
-learning rate without weight decay, the BVLC convention.""".split("\n")
+learning rate without weight decay, the BVLC convention."""
 
 W = filler("gaussian", std=0.01)
 LEARN = [param(1, 1), param(2, 0)]

@@ -46,7 +46,7 @@ LEARN = [param(1, 1), param(2, 0)]
 def build_one(depth):
     config, per_stage, count = CONFIGS[depth]
     header = HEADER.format(depth=depth, config=config, convs=sum(per_stage),
-                           count=count).split("\n")
+                           count=count)
     net = Net(f"vgg{depth}", f"VGG_ILSVRC_{depth}_layers", header)
     net.add(imagenet_data(224, 64, 50, mean_value=IMAGENET_MEAN_VGG))
 
