@@ -4,13 +4,12 @@ from _common import (Net, conv, inner_product, relu, lrn, pool, dropout,
                      imagenet_data, imagenet_heads, filler, constant, param)
 
 HEADER = """\
-AlexNet, the two-tower version with grouped convolutions as BVLC Caffe trains it
-(models/bvlc_alexnet).
+AlexNet (ImageNet, 227x227), grouped two-tower version as in BVLC Caffe.
 input: data 50,3,227,227
 input: label 50
 
 Krizhevsky, Sutskever, Hinton: "ImageNet Classification with Deep Convolutional
-Neural Networks", NIPS 2012. 60,965,224 learnable parameters (conv2, conv4 and
+Neural Networks", NIPS 2012; BVLC Caffe's models/bvlc_alexnet. 60,965,224 learnable parameters (conv2, conv4 and
 conv5 in two groups, as the paper's two GPUs had them; without groups it would
 be about 62.4M).
 

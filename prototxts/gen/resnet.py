@@ -37,7 +37,7 @@ is followed by BatchNorm.""",
 }
 
 HEADER = """\
-ResNet-{depth}: {blocks} {kind} residual blocks in four stages after a 7x7/2 stem.
+ResNet-{depth} (ImageNet, 224x224): {blocks} {kind} blocks, BatchNorm + Scale.
 input: data 50,3,224,224
 input: label 50
 

@@ -15,13 +15,12 @@ CONFIGS = {
 WIDTHS = [64, 128, 256, 512, 512]
 
 HEADER = """\
-VGG-{depth} (configuration {config} of the paper): {convs} 3x3 convolutions in
-five stages, three fully connected layers.
+VGG-{depth} (ImageNet, 224x224): {convs} 3x3 convolutions, 3 fully connected layers.
 input: data 50,3,224,224
 input: label 50
 
 Simonyan, Zisserman: "Very Deep Convolutional Networks for Large-Scale Image
-Recognition", ICLR 2015, arXiv:1409.1556. {count} learnable parameters.
+Recognition", ICLR 2015, arXiv:1409.1556, configuration {config}. {count} learnable parameters.
 
 Input 224x224: TRAIN takes random crops with mirroring (the paper rescales the
 shorter side to 256 or a random size in [256, 512] first), TEST the centre crop,
