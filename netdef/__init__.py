@@ -1,2 +1,22 @@
-"""netdef: a compiler for Caffe-style network and solver definitions."""
+"""netdef: a compiler for Caffe-style network and solver definitions.
+
+    import netdef
+    parsed = netdef.load("prototxts/alexnet.prototxt")   # messages + source locations
+"""
+from __future__ import annotations
+
 __version__ = "0.1.0"
+
+
+def load(path: str, kind: str | None = None, max_errors: int = 100):
+    """Parse a net or solver definition (a path or a bundled name), upgrading V0/V1 formats.
+
+    Returns a parse.Parsed: .kind ("net"/"solver"), .message, .loc, .diagnostics.
+    Raises source.SourceError when the file cannot be read.
+    """
+    from .library import resolve
+    from .parse import parse_file
+    from .upgrade import upgrade_parsed
+
+    parsed = parse_file(resolve(path), kind, max_errors)
+    return upgrade_parsed(parsed)

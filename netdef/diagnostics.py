@@ -166,3 +166,11 @@ class Diagnostics:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+class CliError(Exception):
+    """A failure with a one-line message and no source location (exit code 1)."""
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (exit code 2)."""

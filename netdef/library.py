@@ -1,0 +1,53 @@
+"""The bundled library: prototxts/ and solvers/ beside the package, usable by bare name."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NETS = ROOT / "prototxts"
+SOLVERS = ROOT / "solvers"
+
+
+def nets() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(NETS.glob("*.prototxt"))}
+
+
+def solvers() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SOLVERS.glob("*.prototxt"))}
+
+
+def resolve(name: str) -> str:
+    """A path as given when it exists; else a bundled net or solver of that name."""
+    if os.path.exists(name) or os.sep in name or name.endswith((".prototxt", ".pt", ".proto", ".txt")):
+        return name
+    for table in (nets(), solvers()):
+        if name in table:
+            return str(table[name])
+    return name
+
+
+def description(path: Path) -> str:
+    """The first comment line of a library file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("#"):
+                    text = line.lstrip("# ").strip()
+                    if text:
+                        return text
+                elif line:
+                    break
+    except OSError:
+        pass
+    return ""
+
+
+def cmd_list(args) -> int:
+    rows = [("net", name, description(p)) for name, p in nets().items()]
+    rows += [("solver", name, description(p)) for name, p in solvers().items()]
+    width = max((len(r[1]) for r in rows), default=4)
+    for kind, name, desc in rows:
+        print(f"{kind:<7} {name:<{width}}  {desc}")
+    return 0
