@@ -21,7 +21,7 @@ INIT = 64       # 2k maps out of conv1
 COMPRESSION = 0.5
 
 HEADER = """\
-DenseNet-121 (ImageNet, 224x224): DenseNet-BC, growth rate 32, compression 0.5.
+DenseNet-121 (ImageNet, 224x224): DenseNet-BC, k = 32, compression 0.5.
 input: data 50,3,224,224
 input: label 50
 
