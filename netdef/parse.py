@@ -10,6 +10,7 @@ so far); schema errors (unknown fields, wrong types, ...) are collected and pars
 """
 from __future__ import annotations
 
+import gc
 import re
 import threading
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class _SyntaxError(Exception):
         self.tok, self.pos, self.expected = tok, pos, expected
 
 
+_PUNCTUATION = frozenset({"COLON", "SEP", "COMMA", "LSQB", "RSQB", "MINUS"})
 _VALUE_GROUP = {"NUMBER": "f_num", "STRING": "f_str", "NAME": "f_id"}
 
 
@@ -91,6 +93,7 @@ class _Machine:
 
     def run(self, text: str) -> None:
         actions, goto = self.actions, self.goto
+        punctuation = _PUNCTUATION
         states = [self.start]
         values: list = []
         for m in self.pattern.finditer(text):
@@ -104,13 +107,14 @@ class _Machine:
                 value = Tok(vkind, m.group(_VALUE_GROUP[vkind]), m.start(_VALUE_GROUP[vkind]), m.end())
                 tok = (Tok("NAME", m.group("f_name"), m.start("f_name"), m.end("f_name")),
                        [value] if vkind == "STRING" else value)
+            elif kind in punctuation:
+                tok = kind  # no callback reads a separator's text or place: skip the allocation
             else:
                 tok = Tok(kind, m.group(kind), m.start(kind), m.end())
             while True:
                 act = actions[states[-1]].get(kind)
                 if act is None:
-                    if kind == "SCALAR_FIELD":
-                        tok = tok[0]
+                    tok = tok[0] if kind == "SCALAR_FIELD" else Tok(kind, m.group(kind), m.start(kind), m.end())
                     raise _SyntaxError(tok, tok.start_pos, self._expected(states[-1]))
                 if act[0]:
                     states.append(act[1])
@@ -249,6 +253,11 @@ def parse_into(source: Source, message, diags: Diagnostics) -> tuple[Loc, bool]:
         machine = _get_machine()
         _filler.begin(source, message, diags)
         ok = True
+        # The parse allocates many small objects that live until it ends (locations, tokens)
+        # and makes no reference cycles: the cyclic collector would only rescan them again
+        # and again (most of the time on large files), so it pauses for the duration.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         try:
             machine.run(source.text)
         except _SyntaxError as e:
@@ -256,6 +265,9 @@ def parse_into(source: Source, message, diags: Diagnostics) -> tuple[Loc, bool]:
             ok = False
         except _Abort:
             ok = False
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         loc = _filler.root_loc
         loc.end = len(source.text)
         _filler.stack = []
