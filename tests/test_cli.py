@@ -1,0 +1,71 @@
+"""The command line's contract: exit codes 0/1/2, one-line failures, never a traceback."""
+import subprocess
+import sys
+
+import pytest
+
+from netdef import cli
+from netdef.diagnostics import CliError
+
+
+def run(argv, capsys):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_no_command_is_a_usage_error(capsys):
+    code, out, err = run([], capsys)
+    assert code == 2 and "COMMAND" in err
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], ["check"], ["summary", "x", "--format", "yaml"],
+                                  ["export", "x"], ["check", "x", "--phase", "VALIDATE"], ["lr", "x", "--bogus"]])
+def test_usage_errors_exit_2(argv, capsys):
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert "Traceback" not in err and "netdef" in err
+
+
+def test_version_and_help_exit_0(capsys):
+    assert run(["--version"], capsys)[0] == 0
+    assert run(["check", "--help"], capsys)[0] == 0
+
+
+def test_list_shows_the_bundled_library(capsys):
+    code, out, err = run(["list"], capsys)
+    assert code == 0
+    names = {line.split()[1] for line in out.splitlines()}
+    assert {"alexnet", "lenet", "resnet50"} <= names
+
+
+def _patch_handler(monkeypatch, exc):
+    def handler(args):
+        raise exc
+    monkeypatch.setattr(cli, "COMMANDS", {**cli.COMMANDS, "list": ("netdef.tests_fake", "h", "x")})
+    fake = type(sys)("netdef.tests_fake")
+    fake.h = handler
+    monkeypatch.setitem(sys.modules, "netdef.tests_fake", fake)
+
+
+def test_internal_errors_are_one_line_without_traceback(monkeypatch, capsys):
+    _patch_handler(monkeypatch, ZeroDivisionError("boom"))
+    code, out, err = run(["list"], capsys)
+    assert code == 1
+    assert "internal error: ZeroDivisionError: boom" in err and "Traceback" not in err
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["--debug", "list"])
+
+
+@pytest.mark.parametrize("exc,needle", [(CliError("cannot write x"), "netdef: error: cannot write x"),
+                                        (RecursionError(), "nested too deeply"),
+                                        (MemoryError(), "out of memory")])
+def test_failures_exit_1(monkeypatch, capsys, exc, needle):
+    _patch_handler(monkeypatch, exc)
+    code, out, err = run(["list"], capsys)
+    assert code == 1 and needle in err and "Traceback" not in err
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "netdef", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("netdef ")
