@@ -62,3 +62,13 @@ MIXED_LAYER_FORMATS = Code("E210", "the file mixes 'layer' (current) and 'layers
 UNKNOWN_LAYER_FIELD_V0 = Code("E211", "V0 layer field '{field}' cannot be upgraded for layer type '{type}'")
 UPGRADE_FAILED = Code("E212", "cannot upgrade: {message}")
 UPGRADED = _w("W213", "{what} uses the deprecated {old} format; upgraded ('netdef upgrade' rewrites the file)")
+
+# --- E5xx: weights and export -----------------------------------------------------------
+WEIGHTS_UNREADABLE = Code("E501", "cannot read weights {path}: {why}")
+WEIGHTS_CORRUPT = Code("E502", "{path} is not a readable .caffemodel: {why}")
+WEIGHTS_BLOB_COUNT = Code("E503", "layer '{layer}' needs {expected} parameter blob(s) {expected_shapes}, but {path} holds {got} {got_shapes}")
+WEIGHTS_BLOB_SHAPE = Code("E504", "parameter blob {index} of layer '{layer}' has shape {got} in {path}, but the net needs {expected}")
+WEIGHTS_MISSING = _w("W505", "layer '{layer}' has no weights in {path}; its fillers are used instead")
+WEIGHTS_EXTRA = _w("W506", "{path} holds {count} blob(s) for layer '{layer}' ({type}), which the net does not have; they are ignored")
+FILLER_UNKNOWN = Code("E507", "unknown filler type '{type}'")
+FILLER_INVALID = Code("E508", "the {type} filler cannot fill parameter blob {index} of layer '{layer}' (shape {shape}): {why}")

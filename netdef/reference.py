@@ -1,0 +1,772 @@
+"""An independent NumPy implementation of Caffe's TEST-phase forward pass.
+
+Written from Caffe's C++ (src/caffe/layers/*_layer.cpp), not from netdef's ONNX lowering, so
+that the two can check each other: `netdef verify` runs both and reports the first layer whose
+outputs disagree. Values are computed in float64 and stored as float32 after every layer, as
+Caffe stores its blobs.
+
+    blobs = forward(net_param, weights, {"data": x})        # blob name -> array (final values)
+    for step in trace(net_param, weights, inputs): ...      # one Step per layer, in order
+
+The loops run over kernel offsets, never over output pixels, which keeps the zoo nets' forward
+passes to seconds.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .proto import pb
+
+FLT_MAX = float(np.finfo(np.float32).max)
+
+_OPS: dict[str, object] = {}
+
+# Layers that compute nothing at inference time; a deploy graph drops them.
+TRAINING_ONLY = frozenset({
+    "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
+    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
+    "HDF5Output",
+})
+DATA_LAYERS = frozenset({
+    "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData", "AnnotatedData",
+    "VideoData", "DenseImageData", "Python",
+})
+
+
+class ReferenceError(Exception):
+    """A layer the reference cannot compute (unknown type, or parameters Caffe would reject)."""
+
+    def __init__(self, layer: str, type_: str, why: str):
+        super().__init__(f"layer '{layer}' ({type_}): {why}")
+        self.layer, self.type, self.why = layer, type_, why
+
+
+def op(*types):
+    def register(fn):
+        for t in types:
+            if t in _OPS:
+                raise ValueError(f"reference op {t} registered twice")
+            _OPS[t] = fn
+        return fn
+    return register
+
+
+def supported_types() -> frozenset[str]:
+    return frozenset(_OPS)
+
+
+@dataclass
+class Step:
+    """One layer's forward: its name, type, top names and the values it wrote."""
+    layer: str
+    type: str
+    bottoms: list[str]
+    tops: list[str]
+    values: list[np.ndarray]
+
+
+class _Ctx:
+    def __init__(self, layer: pb.LayerParameter, phase: int):
+        self.layer = layer
+        self.phase = phase
+
+    def fail(self, why: str):
+        raise ReferenceError(self.layer.name, self.layer.type, why)
+
+
+# --- which layers run (Net::FilterNet / StateMeetsRule) ---------------------------------------
+
+def _meets(rule: pb.NetStateRule, phase: int, level: int, stages) -> bool:
+    if rule.HasField("phase") and rule.phase != phase:
+        return False
+    if rule.HasField("min_level") and level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and level > rule.max_level:
+        return False
+    if any(s not in stages for s in rule.stage):
+        return False
+    if any(s in stages for s in rule.not_stage):
+        return False
+    return True
+
+
+def included(layer: pb.LayerParameter, phase: int, level: int = 0, stages=()) -> bool:
+    keep = len(layer.include) == 0
+    for rule in layer.exclude:
+        if keep and _meets(rule, phase, level, stages):
+            keep = False
+    for rule in layer.include:
+        if not keep and _meets(rule, phase, level, stages):
+            keep = True
+    return keep
+
+
+# --- the net ---------------------------------------------------------------------------------
+
+def _phase_value(phase) -> int:
+    if isinstance(phase, str):
+        return pb.Phase.Value(phase.upper())
+    return int(phase)
+
+
+def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: dict[str, np.ndarray],
+          phase="TEST", level: int = 0, stages=()):
+    """Yields a Step per layer that runs, in order. `weights` maps layer names to their blobs;
+    `inputs` must hold every Input/`input:` blob and the tops of any data layer."""
+    ph = _phase_value(phase)
+    blobs: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
+    for name in net.input:
+        if name not in blobs:
+            raise ReferenceError(name, "input", f"no value given for net input '{name}'")
+    for layer in net.layer:
+        if not included(layer, ph, level, stages):
+            continue
+        t = layer.type
+        if t in TRAINING_ONLY:
+            continue
+        if t == "Input" or t in DATA_LAYERS:
+            missing = [top for top in layer.top if top not in blobs]
+            if missing:
+                raise ReferenceError(layer.name, t, f"no value given for its top '{missing[0]}'")
+            yield Step(layer.name, t, [], list(layer.top), [blobs[top] for top in layer.top])
+            continue
+        fn = _OPS.get(t)
+        if fn is None:
+            raise ReferenceError(layer.name, t, "the reference has no implementation of this layer type")
+        bottoms = []
+        for b in layer.bottom:
+            if b not in blobs:
+                raise ReferenceError(layer.name, t, f"bottom '{b}' is not produced by any earlier layer")
+            bottoms.append(blobs[b].astype(np.float64))
+        params = [np.asarray(w, dtype=np.float64) for w in weights.get(layer.name, [])]
+        ctx = _Ctx(layer, ph)
+        with np.errstate(all="ignore"):
+            outs = fn(ctx, layer, bottoms, params)
+        if len(outs) != len(layer.top):
+            ctx.fail(f"computes {len(outs)} output(s) but has {len(layer.top)} top(s)")
+        outs = [np.asarray(o, dtype=np.float32) for o in outs]
+        for top, value in zip(layer.top, outs):
+            blobs[top] = value
+        yield Step(layer.name, t, list(layer.bottom), list(layer.top), outs)
+
+
+def forward(net, weights, inputs, phase="TEST", level: int = 0, stages=()) -> dict[str, np.ndarray]:
+    """Every blob's final value after one forward pass (in-place chains overwrite)."""
+    blobs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
+    for step in trace(net, weights, inputs, phase, level, stages):
+        for top, value in zip(step.tops, step.values):
+            blobs[top] = value
+    return blobs
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _axis(ctx, axis: int, ndim: int, allow_end: bool = False) -> int:
+    """Blob::CanonicalAxisIndex."""
+    hi = ndim + 1 if allow_end else ndim
+    if not -ndim <= axis < hi:
+        ctx.fail(f"axis {axis} is out of range for a blob with {ndim} axes")
+    return axis + ndim if axis < 0 else axis
+
+
+def _count(shape, start=0, end=None) -> int:
+    return int(math.prod(shape[start:end]))
+
+
+def _bcast(blob: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    """Shape a per-axis parameter (Scale, Bias, PReLU) to broadcast from `axis`."""
+    return blob.reshape((1,) * axis + blob.shape + (1,) * (ndim - axis - blob.ndim))
+
+
+def _spatial(ctx, p: pb.ConvolutionParameter, nsp: int):
+    """kernel, stride, pad, dilation per spatial axis, as BaseConvolutionLayer::LayerSetUp."""
+    def per_axis(rep, h, w, has_hw, default, what):
+        if has_hw:
+            if nsp != 2:
+                ctx.fail(f"{what}_h/{what}_w need exactly 2 spatial axes, the input has {nsp}")
+            if len(rep):
+                ctx.fail(f"{what} and {what}_h/{what}_w are both given")
+            return [h, w]
+        if len(rep) == 0:
+            if default is None:
+                ctx.fail(f"{what} is required")
+            return [default] * nsp
+        if len(rep) not in (1, nsp):
+            ctx.fail(f"{what} has {len(rep)} values; give 1 or {nsp}")
+        return [int(rep[0 if len(rep) == 1 else i]) for i in range(nsp)]
+
+    kernel = per_axis(p.kernel_size, p.kernel_h, p.kernel_w, p.HasField("kernel_h") or p.HasField("kernel_w"), None, "kernel_size")
+    stride = per_axis(p.stride, p.stride_h, p.stride_w, p.HasField("stride_h") or p.HasField("stride_w"), 1, "stride")
+    pad = per_axis(p.pad, p.pad_h, p.pad_w, p.HasField("pad_h") or p.HasField("pad_w"), 0, "pad")
+    dilation = per_axis(p.dilation, 0, 0, False, 1, "dilation")
+    if min(kernel) <= 0 or min(stride) <= 0 or min(dilation) <= 0:
+        ctx.fail("kernel, stride and dilation must be positive")
+    return kernel, stride, pad, dilation
+
+
+# --- vision layers ---------------------------------------------------------------------------
+
+@op("Convolution")
+def _convolution(ctx, layer, bottoms, params):
+    p = layer.convolution_param
+    outs = []
+    for x in bottoms:
+        ax = _axis(ctx, p.axis, x.ndim)
+        nsp = x.ndim - ax - 1
+        kernel, stride, pad, dil = _spatial(ctx, p, nsp)
+        w = params[0]
+        g = p.group
+        cin, cout = x.shape[ax], p.num_output
+        if cin % g or cout % g:
+            ctx.fail(f"group {g} does not divide the channels ({cin} in, {cout} out)")
+        if w.shape != (cout, cin // g, *kernel):
+            ctx.fail(f"weight shape {w.shape} does not fit the layer")
+        lead = x.shape[:ax]
+        xs = x.reshape((-1, cin) + x.shape[ax + 1:])
+        outsz = [(xs.shape[2 + i] + 2 * pad[i] - (dil[i] * (kernel[i] - 1) + 1)) // stride[i] + 1 for i in range(nsp)]
+        if min(outsz) <= 0:
+            ctx.fail(f"the output would be empty ({outsz})")
+        xp = np.pad(xs, [(0, 0), (0, 0)] + [(q, q) for q in pad]) if any(pad) else xs
+        n, cg, og = xs.shape[0], cin // g, cout // g
+        # im2col as a strided view, copied once into (N * out, C/group * kernel) rows.
+        win = np.lib.stride_tricks.sliding_window_view(
+            xp, [d * (k - 1) + 1 for d, k in zip(dil, kernel)], axis=tuple(range(2, 2 + nsp)))
+        win = win[(slice(None), slice(None)) + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(outsz, stride))
+                  + tuple(slice(None, None, d) for d in dil)]
+        y = np.empty((n, *outsz, cout))
+        for gi in range(g):
+            cols = np.moveaxis(win[:, gi * cg:(gi + 1) * cg], 1, 1 + nsp).reshape(n * math.prod(outsz), -1)
+            y[..., gi * og:(gi + 1) * og] = (cols @ w[gi * og:(gi + 1) * og].reshape(og, -1).T).reshape(n, *outsz, og)
+        y = np.moveaxis(y, -1, 1)
+        if p.bias_term:
+            y += params[1].reshape((1, cout) + (1,) * nsp)
+        outs.append(y.reshape(lead + y.shape[1:]))
+    return outs
+
+
+@op("Deconvolution")
+def _deconvolution(ctx, layer, bottoms, params):
+    p = layer.convolution_param
+    outs = []
+    for x in bottoms:
+        ax = _axis(ctx, p.axis, x.ndim)
+        nsp = x.ndim - ax - 1
+        kernel, stride, pad, dil = _spatial(ctx, p, nsp)
+        w = params[0]                                 # (C_in, C_out / group, *kernel)
+        g = p.group
+        cin, cout = x.shape[ax], p.num_output
+        if cin % g or cout % g:
+            ctx.fail(f"group {g} does not divide the channels ({cin} in, {cout} out)")
+        lead = x.shape[:ax]
+        xs = x.reshape((-1, cin) + x.shape[ax + 1:])
+        insz = xs.shape[2:]
+        full = [stride[i] * (insz[i] - 1) + dil[i] * (kernel[i] - 1) + 1 for i in range(nsp)]
+        outsz = [full[i] - 2 * pad[i] for i in range(nsp)]
+        if min(outsz) <= 0:
+            ctx.fail(f"the output would be empty ({outsz})")
+        y = np.zeros((xs.shape[0], cout, *full))
+        cg, og = cin // g, cout // g
+        for gi in range(g):
+            xg = np.moveaxis(xs[:, gi * cg:(gi + 1) * cg], 1, -1)    # (N, *in, cg)
+            wg = w[gi * cg:(gi + 1) * cg]
+            for offs in itertools.product(*[range(k) for k in kernel]):
+                contrib = np.tensordot(xg, wg[(slice(None), slice(None)) + offs], axes=([-1], [0]))  # (N,*in,og)
+                sl = tuple(slice(o * d, o * d + (n - 1) * s + 1, s) for o, d, n, s in zip(offs, dil, insz, stride))
+                y[(slice(None), slice(gi * og, (gi + 1) * og)) + sl] += np.moveaxis(contrib, -1, 1)
+        y = y[(slice(None), slice(None)) + tuple(slice(q, q + n) for q, n in zip(pad, outsz))]
+        if p.bias_term:
+            y = y + params[1].reshape((1, cout) + (1,) * nsp)
+        outs.append(y.reshape(lead + y.shape[1:]))
+    return outs
+
+
+def pool2d(x: np.ndarray, method: int, kernel, stride, pad, round_mode: int = pb.PoolingParameter.CEIL):
+    """PoolingLayer on (N, C, H, W): Caffe's output size (rounded up, then clipped so the last
+    window starts inside the image or its leading padding), MAX ignoring padding, AVE dividing
+    by the window clipped to the padded image (padding counts, the round-up overhang does not)."""
+    n, c, h, w = x.shape
+    size = []
+    for i, dim in enumerate((h, w)):
+        span = dim + 2 * pad[i] - kernel[i]
+        o = (math.ceil(span / stride[i]) if round_mode == pb.PoolingParameter.CEIL else math.floor(span / stride[i])) + 1
+        if pad[i] and (o - 1) * stride[i] >= dim + pad[i]:
+            o -= 1
+        size.append(o)
+    oh, ow = size
+    # Window starts in input coordinates; the padded frame is shifted by `pad`.
+    need_h = max((oh - 1) * stride[0] + kernel[0], pad[0] + h)
+    need_w = max((ow - 1) * stride[1] + kernel[1], pad[1] + w)
+    is_max = method == pb.PoolingParameter.MAX
+    fill = -FLT_MAX if is_max else 0.0
+    frame = np.full((n, c, need_h, need_w), fill)
+    frame[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + w] = x
+    out = np.full((n, c, oh, ow), -FLT_MAX) if is_max else np.zeros((n, c, oh, ow))
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            win = frame[:, :, i:i + (oh - 1) * stride[0] + 1:stride[0], j:j + (ow - 1) * stride[1] + 1:stride[1]]
+            if is_max:
+                np.maximum(out, win, out=out)
+            else:
+                out += win
+    if not is_max:
+        def extent(o, k, s, p, dim):
+            start = np.arange(o) * s - p
+            end = np.minimum(start + k, dim + p)
+            return end - start
+        area = np.outer(extent(oh, kernel[0], stride[0], pad[0], h), extent(ow, kernel[1], stride[1], pad[1], w))
+        out = out / area
+    return out
+
+
+@op("Pooling")
+def _pooling(ctx, layer, bottoms, params):
+    p = layer.pooling_param
+    x = bottoms[0]
+    if x.ndim != 4:
+        ctx.fail(f"pooling needs a 4-axis input, got {x.ndim} axes")
+    if p.global_pooling:
+        kernel, stride, pad = [x.shape[2], x.shape[3]], [1, 1], [0, 0]
+    else:
+        if p.HasField("kernel_h") or p.HasField("kernel_w"):
+            kernel = [p.kernel_h, p.kernel_w]
+        elif p.HasField("kernel_size"):
+            kernel = [p.kernel_size] * 2
+        else:
+            ctx.fail("kernel_size is required")
+        pad = [p.pad_h, p.pad_w] if (p.HasField("pad_h") or p.HasField("pad_w")) else [p.pad] * 2
+        stride = [p.stride_h, p.stride_w] if (p.HasField("stride_h") or p.HasField("stride_w")) else [p.stride] * 2
+    if p.pool == pb.PoolingParameter.STOCHASTIC:
+        ctx.fail("STOCHASTIC pooling has no CPU forward in Caffe (NOT_IMPLEMENTED)")
+    if min(kernel) <= 0 or min(stride) <= 0:
+        ctx.fail("kernel and stride must be positive")
+    y = pool2d(x, p.pool, kernel, stride, pad, p.round_mode)
+    outs = [y]
+    if len(layer.top) > 1:
+        ctx.fail("the pooling mask top is not computed by the reference")
+    return outs
+
+
+@op("SPP")
+def _spp(ctx, layer, bottoms, params):
+    p = layer.spp_param
+    x = bottoms[0]
+    h, w = x.shape[2], x.shape[3]
+    if p.pool == pb.SPPParameter.STOCHASTIC:
+        ctx.fail("STOCHASTIC pooling has no CPU forward in Caffe")
+    method = pb.PoolingParameter.MAX if p.pool == pb.SPPParameter.MAX else pb.PoolingParameter.AVE
+    levels = []
+    for level in range(max(p.pyramid_height, 1)):
+        bins = 2 ** level
+        kh, kw = math.ceil(h / bins), math.ceil(w / bins)
+        ph, pw = (kh * bins - h + 1) // 2, (kw * bins - w + 1) // 2
+        if ph >= kh or pw >= kw:
+            ctx.fail(f"pyramid level {level} needs padding {ph}x{pw} no smaller than its {kh}x{kw} window")
+        levels.append(pool2d(x, method, [kh, kw], [kh, kw], [ph, pw]))
+    if p.pyramid_height == 1:
+        return [levels[0]]     # a single level is the pooling layer itself: 4 axes, no flatten
+    return [np.concatenate([lv.reshape(lv.shape[0], -1) for lv in levels], axis=1)]
+
+
+@op("LRN")
+def _lrn(ctx, layer, bottoms, params):
+    p = layer.lrn_param
+    x = bottoms[0]
+    size = p.local_size
+    if size % 2 == 0:
+        ctx.fail("local_size must be odd")
+    pre = (size - 1) // 2
+    if p.norm_region == pb.LRNParameter.ACROSS_CHANNELS:
+        sq = np.pad(x * x, [(0, 0), (pre, size - 1 - pre), (0, 0), (0, 0)])
+        s = sum(sq[:, i:i + x.shape[1]] for i in range(size))
+        return [x * (p.k + p.alpha / size * s) ** -p.beta]
+    # WITHIN_CHANNEL: Caffe composes square -> AVE pool (pad pre, stride 1) -> Power with
+    # shift 1 and scale alpha: `k` is not used here.
+    avg = pool2d(x * x, pb.PoolingParameter.AVE, [size, size], [1, 1], [pre, pre])
+    return [x * (1.0 + p.alpha * avg) ** -p.beta]
+
+
+@op("InnerProduct")
+def _inner_product(ctx, layer, bottoms, params):
+    p = layer.inner_product_param
+    x = bottoms[0]
+    ax = _axis(ctx, p.axis, x.ndim)
+    k = _count(x.shape, ax)
+    m = x.reshape(_count(x.shape, 0, ax), k)
+    w = params[0]
+    y = m @ w if p.transpose else m @ w.T
+    if p.bias_term:
+        y = y + params[1].reshape(1, -1)
+    return [y.reshape(x.shape[:ax] + (p.num_output,))]
+
+
+@op("Embed")
+def _embed(ctx, layer, bottoms, params):
+    p = layer.embed_param
+    x = bottoms[0]
+    idx = x.astype(np.int64)  # static_cast<int>: truncation toward zero
+    if idx.size and (idx.min() < 0 or idx.max() >= p.input_dim):
+        ctx.fail(f"an index is outside [0, {p.input_dim})")
+    y = params[0][idx]
+    if p.bias_term:
+        y = y + params[1]
+    return [y]
+
+
+# --- neurons ---------------------------------------------------------------------------------
+
+@op("ReLU")
+def _relu(ctx, layer, bottoms, params):
+    x, a = bottoms[0], layer.relu_param.negative_slope
+    return [np.maximum(x, 0) + a * np.minimum(x, 0)]
+
+
+@op("Sigmoid")
+def _sigmoid(ctx, layer, bottoms, params):
+    # Caffe: 0.5 * tanh(0.5 x) + 0.5, which never overflows.
+    return [0.5 * np.tanh(0.5 * bottoms[0]) + 0.5]
+
+
+@op("TanH")
+def _tanh(ctx, layer, bottoms, params):
+    return [np.tanh(bottoms[0])]
+
+
+@op("AbsVal")
+def _absval(ctx, layer, bottoms, params):
+    return [np.abs(bottoms[0])]
+
+
+@op("BNLL")
+def _bnll(ctx, layer, bottoms, params):
+    x = bottoms[0]
+    return [np.where(x > 0, x + np.log1p(np.exp(-x)), np.log1p(np.exp(x)))]
+
+
+@op("ELU")
+def _elu(ctx, layer, bottoms, params):
+    x, a = bottoms[0], layer.elu_param.alpha
+    return [np.where(x > 0, x, a * (np.exp(np.minimum(x, 0)) - 1))]
+
+
+@op("Clip")
+def _clip(ctx, layer, bottoms, params):
+    p = layer.clip_param
+    return [np.maximum(p.min, np.minimum(bottoms[0], p.max))]
+
+
+@op("Swish")
+def _swish(ctx, layer, bottoms, params):
+    x = bottoms[0]
+    return [x * (0.5 * np.tanh(0.5 * layer.swish_param.beta * x) + 0.5)]
+
+
+@op("Power")
+def _power(ctx, layer, bottoms, params):
+    p = layer.power_param
+    return [(p.shift + p.scale * bottoms[0]) ** p.power]
+
+
+@op("Exp")
+def _exp(ctx, layer, bottoms, params):
+    p = layer.exp_param
+    if p.base != -1 and p.base <= 0:
+        ctx.fail(f"base must be -1 (e) or positive, got {p.base:g}")
+    log_base = 1.0 if p.base == -1 else math.log(p.base)
+    return [np.exp(log_base * (p.shift + p.scale * bottoms[0]))]
+
+
+@op("Log")
+def _log(ctx, layer, bottoms, params):
+    p = layer.log_param
+    if p.base != -1 and p.base <= 0:
+        ctx.fail(f"base must be -1 (e) or positive, got {p.base:g}")
+    inv = 1.0 if p.base == -1 else 1.0 / math.log(p.base)
+    return [np.log(p.shift + p.scale * bottoms[0]) * inv]
+
+
+@op("Threshold")
+def _threshold(ctx, layer, bottoms, params):
+    return [(bottoms[0] > layer.threshold_param.threshold).astype(np.float64)]
+
+
+@op("PReLU")
+def _prelu(ctx, layer, bottoms, params):
+    x = bottoms[0]
+    if x.ndim < 2:
+        ctx.fail("PReLU needs at least 2 axes")
+    slope = params[0]
+    if layer.prelu_param.channel_shared:
+        a = slope.reshape(())
+    else:
+        a = _bcast(slope.reshape(-1), x.ndim, 1)
+    return [np.maximum(x, 0) + a * np.minimum(x, 0)]
+
+
+@op("Dropout")
+def _dropout(ctx, layer, bottoms, params):
+    # Caffe scales at training time (inverted dropout), so TEST is the identity.
+    if ctx.phase == pb.TRAIN:
+        ctx.fail("dropout in the TRAIN phase is random; the reference computes TEST")
+    return [bottoms[0]]
+
+
+# --- normalisation ---------------------------------------------------------------------------
+
+@op("BatchNorm")
+def _batchnorm(ctx, layer, bottoms, params):
+    p = layer.batch_norm_param
+    x = bottoms[0]
+    use_global = p.use_global_stats if p.HasField("use_global_stats") else ctx.phase == pb.TEST
+    c = x.shape[1] if x.ndim > 1 else 1
+    if use_global:
+        # Stored statistics are sums scaled by blob 2; a factor of 0 means 0, not 1/0.
+        factor = params[2].reshape(-1)[0]
+        k = 0.0 if factor == 0 else 1.0 / factor
+        mean, var = params[0] * k, params[1] * k
+    else:
+        axes = tuple(i for i in range(x.ndim) if i != 1)
+        mean = x.mean(axis=axes)
+        var = ((x - _bcast(mean, x.ndim, 1)) ** 2).mean(axis=axes)
+    mean, var = mean.reshape(c), var.reshape(c)
+    return [(x - _bcast(mean, x.ndim, 1)) / np.sqrt(_bcast(var, x.ndim, 1) + p.eps)]
+
+
+def _scale_shape(ctx, x, axis_param, num_axes, what):
+    ax = _axis(ctx, axis_param, x.ndim, allow_end=True)
+    if num_axes < -1:
+        ctx.fail(f"num_axes must be -1 or non-negative, got {num_axes}")
+    end = x.ndim if num_axes == -1 else ax + num_axes
+    if end > x.ndim:
+        ctx.fail(f"{what} axis {ax} with num_axes {num_axes} runs past the input's {x.ndim} axes")
+    return ax, x.shape[ax:end]
+
+
+@op("Scale")
+def _scale(ctx, layer, bottoms, params):
+    p = layer.scale_param
+    x = bottoms[0]
+    rest = list(params)
+    if len(bottoms) > 1:
+        s = bottoms[1]
+        # The second bottom's own shape decides; a scalar applies everywhere.
+        ax = _axis(ctx, p.axis, x.ndim, allow_end=True) if s.ndim else 0
+        if x.shape[ax:ax + s.ndim] != s.shape:
+            ctx.fail(f"scale bottom shape {s.shape} does not match input shape {x.shape} from axis {ax}")
+    else:
+        ax, shape = _scale_shape(ctx, x, p.axis, p.num_axes, "scale")
+        s = rest.pop(0).reshape(shape)
+        ax = ax if s.ndim else 0
+    y = x * _bcast(s, x.ndim, ax)
+    if p.bias_term:
+        y = y + _bcast(rest[0].reshape(s.shape), x.ndim, ax)
+    return [y]
+
+
+@op("Bias")
+def _bias(ctx, layer, bottoms, params):
+    p = layer.bias_param
+    x = bottoms[0]
+    if len(bottoms) > 1:
+        b = bottoms[1]
+        ax = _axis(ctx, p.axis, x.ndim, allow_end=True) if b.ndim else 0
+    else:
+        ax, shape = _scale_shape(ctx, x, p.axis, p.num_axes, "bias")
+        b = params[0].reshape(shape)
+        ax = ax if b.ndim else 0
+    return [x + _bcast(b, x.ndim, ax)]
+
+
+@op("MVN")
+def _mvn(ctx, layer, bottoms, params):
+    p = layer.mvn_param
+    x = bottoms[0]
+    n = x.shape[0] if p.across_channels else x.shape[0] * (x.shape[1] if x.ndim > 1 else 1)
+    m = x.reshape(n, -1)
+    m = m - m.mean(axis=1, keepdims=True)
+    if p.normalize_variance:
+        # eps is added to the standard deviation, not the variance.
+        m = m / (np.sqrt((m * m).mean(axis=1, keepdims=True)) + p.eps)
+    return [m.reshape(x.shape)]
+
+
+@op("Softmax")
+def _softmax(ctx, layer, bottoms, params):
+    x = bottoms[0]
+    ax = _axis(ctx, layer.softmax_param.axis, x.ndim)
+    e = np.exp(x - x.max(axis=ax, keepdims=True))
+    return [e / e.sum(axis=ax, keepdims=True)]
+
+
+# --- merging and splitting -------------------------------------------------------------------
+
+@op("Eltwise")
+def _eltwise(ctx, layer, bottoms, params):
+    p = layer.eltwise_param
+    shape = bottoms[0].shape
+    if any(b.shape != shape for b in bottoms):
+        ctx.fail(f"bottom shapes differ: {[b.shape for b in bottoms]}")
+    if p.operation == pb.EltwiseParameter.PROD:
+        y = bottoms[0].copy()
+        for b in bottoms[1:]:
+            y = y * b
+        return [y]
+    if p.operation == pb.EltwiseParameter.MAX:
+        return [np.maximum.reduce(bottoms)]
+    coeff = list(p.coeff) or [1.0] * len(bottoms)
+    if len(coeff) != len(bottoms):
+        ctx.fail(f"{len(coeff)} coefficients for {len(bottoms)} bottoms")
+    return [sum(c * b for c, b in zip(coeff, bottoms))]
+
+
+@op("Concat")
+def _concat(ctx, layer, bottoms, params):
+    p = layer.concat_param
+    axis = p.concat_dim if p.HasField("concat_dim") else p.axis
+    ax = _axis(ctx, axis, bottoms[0].ndim)
+    return [np.concatenate(bottoms, axis=ax)]
+
+
+@op("Slice")
+def _slice(ctx, layer, bottoms, params):
+    p = layer.slice_param
+    x = bottoms[0]
+    axis = p.slice_dim if p.HasField("slice_dim") else p.axis
+    ax = _axis(ctx, axis, x.ndim)
+    n = len(layer.top)
+    if p.slice_point:
+        if len(p.slice_point) != n - 1:
+            ctx.fail(f"{len(p.slice_point)} slice points for {n} tops")
+        cuts = list(p.slice_point)
+    else:
+        if x.shape[ax] % n:
+            ctx.fail(f"axis {ax} of size {x.shape[ax]} does not split evenly into {n}")
+        cuts = [x.shape[ax] // n * (i + 1) for i in range(n - 1)]
+    return np.split(x, cuts, axis=ax)
+
+
+@op("Split")
+def _split(ctx, layer, bottoms, params):
+    return [bottoms[0]] * len(layer.top)
+
+
+@op("Crop")
+def _crop(ctx, layer, bottoms, params):
+    p = layer.crop_param
+    x, ref = bottoms
+    start = _axis(ctx, p.axis, x.ndim)
+    sl = []
+    for i in range(x.ndim):
+        if i < start:
+            sl.append(slice(None))
+            continue
+        off = 0 if not p.offset else p.offset[0] if len(p.offset) == 1 else p.offset[i - start]
+        if x.shape[i] - off < ref.shape[i]:
+            ctx.fail(f"cropping axis {i} at offset {off} to size {ref.shape[i]} runs past its size {x.shape[i]}")
+        sl.append(slice(off, off + ref.shape[i]))
+    return [x[tuple(sl)]]
+
+
+@op("Tile")
+def _tile(ctx, layer, bottoms, params):
+    p = layer.tile_param
+    x = bottoms[0]
+    ax = _axis(ctx, p.axis, x.ndim)
+    reps = [1] * x.ndim
+    reps[ax] = p.tiles
+    return [np.tile(x, reps)]
+
+
+# --- shapes ----------------------------------------------------------------------------------
+
+@op("Flatten")
+def _flatten(ctx, layer, bottoms, params):
+    p = layer.flatten_param
+    x = bottoms[0]
+    a = _axis(ctx, p.axis, x.ndim)
+    e = _axis(ctx, p.end_axis, x.ndim)
+    return [x.reshape(x.shape[:a] + (_count(x.shape, a, e + 1),) + x.shape[e + 1:])]
+
+
+@op("Reshape")
+def _reshape(ctx, layer, bottoms, params):
+    p = layer.reshape_param
+    x = bottoms[0]
+    start = p.axis if p.axis >= 0 else x.ndim + p.axis + 1
+    if not 0 <= start <= x.ndim:
+        ctx.fail(f"axis {p.axis} is out of range")
+    end = x.ndim if p.num_axes == -1 else start + p.num_axes
+    if end > x.ndim:
+        ctx.fail("axis + num_axes runs past the input's axes")
+    dims = list(p.shape.dim)
+    new = []
+    for i, d in enumerate(dims):
+        if d == 0:
+            if start + i >= x.ndim:
+                ctx.fail(f"dim {i} is 0 (copy) but the input has no axis {start + i}")
+            new.append(x.shape[start + i])
+        else:
+            new.append(int(d))
+    shape = list(x.shape[:start]) + new + list(x.shape[end:])
+    if new.count(-1) > 1:
+        ctx.fail("more than one dimension is -1")
+    if -1 in new:
+        known = math.prod(d for d in shape if d != -1)
+        if known == 0 or x.size % known:
+            ctx.fail(f"cannot infer -1: {x.size} values do not divide by {known}")
+        shape[shape.index(-1)] = x.size // known
+    if math.prod(shape) != x.size:
+        ctx.fail(f"shape {shape} does not hold the input's {x.size} values")
+    return [x.reshape(shape)]
+
+
+@op("ArgMax")
+def _argmax(ctx, layer, bottoms, params):
+    p = layer.argmax_param
+    x = bottoms[0]
+    k = p.top_k
+    if p.HasField("axis"):
+        ax = _axis(ctx, p.axis, x.ndim)
+        moved = np.moveaxis(x, ax, -1)
+    else:
+        moved = x.reshape(x.shape[0], -1)
+    dim = moved.shape[-1]
+    if not 1 <= k <= dim:
+        ctx.fail(f"top_k {k} must be between 1 and {dim}")
+    # std::partial_sort with std::greater on (value, index): ties go to the larger index.
+    # Sort on the float32 values Caffe sees.
+    vals = moved.astype(np.float32)
+    idx = np.arange(dim)
+    order = np.lexsort((-np.broadcast_to(idx, vals.shape), -vals), axis=-1)[..., :k]
+    top_vals = np.take_along_axis(moved, order, axis=-1)
+    if p.HasField("axis"):
+        res = top_vals if p.out_max_val else order.astype(np.float64)
+        return [np.moveaxis(res, -1, ax)]
+    n = x.shape[0]
+    shape = [n, 2 if p.out_max_val else 1, k] + [1] * max(0, x.ndim - 3)
+    if p.out_max_val:
+        out = np.stack([order.astype(np.float64), top_vals], axis=1)
+    else:
+        out = order.astype(np.float64)[:, None, :]
+    return [out.reshape(shape)]
+
+
+@op("Reduction")
+def _reduction(ctx, layer, bottoms, params):
+    p = layer.reduction_param
+    x = bottoms[0]
+    ax = _axis(ctx, p.axis, x.ndim)
+    m = x.reshape(x.shape[:ax] + (-1,))
+    R = pb.ReductionParameter
+    if p.operation == R.SUM:
+        y = m.sum(axis=-1)
+    elif p.operation == R.ASUM:
+        y = np.abs(m).sum(axis=-1)
+    elif p.operation == R.SUMSQ:
+        y = (m * m).sum(axis=-1)
+    else:
+        y = m.mean(axis=-1)
+    return [y * p.coeff]
