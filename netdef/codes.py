@@ -72,3 +72,6 @@ WEIGHTS_MISSING = _w("W505", "layer '{layer}' has no weights in {path}; its fill
 WEIGHTS_EXTRA = _w("W506", "{path} holds {count} blob(s) for layer '{layer}' ({type}), which the net does not have; they are ignored")
 FILLER_UNKNOWN = Code("E507", "unknown filler type '{type}'")
 FILLER_INVALID = Code("E508", "the {type} filler cannot fill parameter blob {index} of layer '{layer}' (shape {shape}): {why}")
+
+# --- upgrade (netdef/upgrade.py; E210-E213 above are upgrade codes too) ------------------
+V0_FIELD_DROPPED = _w("W214", "V0 field '{field}' has no place in the current format; the upgrade drops it")

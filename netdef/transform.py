@@ -233,6 +233,14 @@ def _parse_float(text: str) -> float:
     return float(text)
 
 
+class Ident(str):
+    """A bare word (an enum value, `inf`) kept for a field the schema lacks. It equals its text;
+    the mark lets `netdef fmt` write it back bare rather than as a quoted string."""
+
+    __slots__ = ()
+    is_ident = True
+
+
 class Tok:
     """A token: its terminal name, text and character offsets."""
 
@@ -417,7 +425,7 @@ class MessageFiller:
                 return _parse_float(text)
             except ValueError:
                 return text
-        return _BOOL_WORDS.get(text, text) if text in ("true", "false") else text
+        return _BOOL_WORDS.get(text, text) if text in ("true", "false") else Ident(text)
 
     def _store_scalar(self, frame: _Frame, name_tok, value, list_item: bool):
         name = name_tok.value

@@ -1,10 +1,672 @@
 """V0/V1 network definitions and old solvers → the current format, as Caffe upgrades them.
 
-(First version: current-format files pass through unchanged; the upgrade itself follows.)
+Caffe (src/caffe/util/upgrade_proto.cpp, UpgradeNetAsNeeded) runs these steps in this order,
+each only when its NetNeeds*Upgrade test says so, and netdef does the same:
+
+  1. V0 → V1      `layers { layer { type: "conv" ... } bottom: ... }`: padding layers folded
+                  into the conv/pool they feed, the flat V0 fields moved into *_param blocks.
+  2. data fields  scale/mean_file/crop_size/mirror of V1 Data/ImageData/WindowData params
+                  moved into transform_param.
+  3. V1 → V2      `layers { type: CONVOLUTION }` → `layer { type: "Convolution" }`; blobs_lr,
+                  weight_decay, param names and blob_share_mode → `param { ... }` blocks.
+  4. input        top-level input + input_dim/input_shape → an Input layer named "input",
+                  placed first.
+  5. BatchNorm    a BatchNorm layer with exactly three `param` blocks gets lr_mult 0 and
+                  decay_mult 0 in each (its statistics are not learned).
+
+Solvers: an old `solver_type: ENUM` becomes `type: "Name"`. As in Caffe's
+upgrade_solver_proto_text, a net given inline in a solver (net_param) is left as written.
+
+Locations. The upgraded message gets a new Loc tree shaped like it, made of the user's text:
+  - an upgraded layer's Loc spans the old `layers {` block; its name/type/bottom/top/include/
+    exclude/blobs/loss_weight and every *_param block keep their own spans (a V1 enum type's
+    span is the enum name);
+  - `param` i of an upgraded layer is a Loc whose lr_mult/decay_mult/name/share_mode entries
+    are the spans of blobs_lr[i]/weight_decay[i]/param[i]/blob_share_mode[i]; the Loc's own
+    span is the first of these. (name_span() of a renamed field is only approximate.)
+  - a V0 layer's flat fields keep their spans inside the new *_param Locs (kernel_size points
+    at `kernelsize: 5`); those *_param Locs span the inner `layer {` head. A pad taken from a
+    padding layer points at that layer's `pad:`.
+  - moved transformation fields keep their spans inside transform_param.
+  - the Input layer made from legacy input fields spans the first `input:`; its tops are the
+    `input:` values, and each input_param.shape is the `input_shape { }` block or a Loc over
+    that input's four `input_dim:` values. Its name and type were never written: use
+    field_or_self().
+  - BatchNorm lr_mult/decay_mult forced to 0 have no span of their own.
+  - a solver's `type` points at the `solver_type` value.
+Fields netdef does not know (Loc.extra) stay with the block they were written in.
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
+
+from . import codes
+from .diagnostics import Span
+from .proto import pb
+from .transform import Loc
+
+# --- Caffe's tables -------------------------------------------------------------------
+
+# UpgradeV0LayerType: V0 type strings → V1 enum names. Anything else is fatal in Caffe.
+_V0_TYPES = {
+    "accuracy": "ACCURACY", "bnll": "BNLL", "concat": "CONCAT", "conv": "CONVOLUTION",
+    "data": "DATA", "dropout": "DROPOUT", "euclidean_loss": "EUCLIDEAN_LOSS", "flatten": "FLATTEN",
+    "hdf5_data": "HDF5_DATA", "hdf5_output": "HDF5_OUTPUT", "im2col": "IM2COL",
+    "images": "IMAGE_DATA", "infogain_loss": "INFOGAIN_LOSS", "innerproduct": "INNER_PRODUCT",
+    "lrn": "LRN", "multinomial_logistic_loss": "MULTINOMIAL_LOGISTIC_LOSS", "pool": "POOLING",
+    "relu": "RELU", "sigmoid": "SIGMOID", "softmax": "SOFTMAX", "softmax_loss": "SOFTMAX_LOSS",
+    "split": "SPLIT", "tanh": "TANH", "window_data": "WINDOW_DATA",
+}
+
+# UpgradeV0LayerParameter: V0 field → {V0 type: (target *_param, target field)}. A type not
+# listed is "Unknown parameter <field> for layer type <type>" in Caffe: the value is lost.
+# A type of None means: for every layer type (Caffe moves these without looking at the type).
+_CONV, _IP = "convolution_param", "inner_product_param"
+_V0_FIELDS: dict[str, dict] = {
+    "num_output": {"conv": (_CONV, "num_output"), "innerproduct": (_IP, "num_output")},
+    "biasterm": {"conv": (_CONV, "bias_term"), "innerproduct": (_IP, "bias_term")},
+    "weight_filler": {"conv": (_CONV, "weight_filler"), "innerproduct": (_IP, "weight_filler")},
+    "bias_filler": {"conv": (_CONV, "bias_filler"), "innerproduct": (_IP, "bias_filler")},
+    "pad": {"conv": (_CONV, "pad"), "pool": ("pooling_param", "pad")},
+    "kernelsize": {"conv": (_CONV, "kernel_size"), "pool": ("pooling_param", "kernel_size")},
+    "group": {"conv": (_CONV, "group")},
+    "stride": {"conv": (_CONV, "stride"), "pool": ("pooling_param", "stride")},
+    "pool": {"pool": ("pooling_param", "pool")},
+    "dropout_ratio": {"dropout": ("dropout_param", "dropout_ratio")},
+    "local_size": {"lrn": ("lrn_param", "local_size")},
+    "alpha": {"lrn": ("lrn_param", "alpha")},
+    "beta": {"lrn": ("lrn_param", "beta")},
+    "k": {"lrn": ("lrn_param", "k")},
+    "source": {"data": ("data_param", "source"), "hdf5_data": ("hdf5_data_param", "source"),
+               "images": ("image_data_param", "source"), "window_data": ("window_data_param", "source"),
+               "infogain_loss": ("infogain_loss_param", "source")},
+    "scale": {None: ("transform_param", "scale")},
+    "meanfile": {None: ("transform_param", "mean_file")},
+    "batchsize": {"data": ("data_param", "batch_size"), "hdf5_data": ("hdf5_data_param", "batch_size"),
+                  "images": ("image_data_param", "batch_size"),
+                  "window_data": ("window_data_param", "batch_size")},
+    "cropsize": {None: ("transform_param", "crop_size")},
+    "mirror": {None: ("transform_param", "mirror")},
+    "rand_skip": {"data": ("data_param", "rand_skip"), "images": ("image_data_param", "rand_skip")},
+    "shuffle_images": {"images": ("image_data_param", "shuffle")},
+    "new_height": {"images": ("image_data_param", "new_height")},
+    "new_width": {"images": ("image_data_param", "new_width")},
+    "concat_dim": {"concat": ("concat_param", "concat_dim")},
+    "det_fg_threshold": {"window_data": ("window_data_param", "fg_threshold")},
+    "det_bg_threshold": {"window_data": ("window_data_param", "bg_threshold")},
+    "det_fg_fraction": {"window_data": ("window_data_param", "fg_fraction")},
+    "det_context_pad": {"window_data": ("window_data_param", "context_pad")},
+    "det_crop_mode": {"window_data": ("window_data_param", "crop_mode")},
+    "hdf5_output_param": {"hdf5_output": ("hdf5_output_param", None)},
+}
+# V0 fields Caffe's upgrade never looks at: their values disappear without a word from Caffe.
+_V0_DROPPED = ("new_num", "new_channels")
+
+# UpgradeNetDataTransformation: which V1 data layers had transformation fields in their params.
+_DATA_PARAMS = {"DATA": "data_param", "IMAGE_DATA": "image_data_param", "WINDOW_DATA": "window_data_param"}
+_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
+
+# UpgradeV1LayerType: V1 enum names → V2 type strings (NONE → "", as in Caffe).
+_V1_TYPES = {
+    "NONE": "", "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
+    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
+    "DECONVOLUTION": "Deconvolution", "DATA": "Data", "DROPOUT": "Dropout", "DUMMY_DATA": "DummyData",
+    "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise", "EXP": "Exp", "FLATTEN": "Flatten",
+    "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output", "HINGE_LOSS": "HingeLoss",
+    "IM2COL": "Im2col", "IMAGE_DATA": "ImageData", "INFOGAIN_LOSS": "InfogainLoss",
+    "INNER_PRODUCT": "InnerProduct", "LRN": "LRN", "MEMORY_DATA": "MemoryData",
+    "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss", "MVN": "MVN", "POOLING": "Pooling",
+    "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
+    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
+}
+_V1_TYPE_NAMES = {v.number: v.name for v in pb.V1LayerParameter.LayerType.DESCRIPTOR.values}
+# V1 fields copied unchanged into the LayerParameter field of the same name.
+_V1_SAME = ("bottom", "top", "name", "include", "exclude", "blobs", "loss_weight")
+_V1_PARAMS = tuple(f.name for f in pb.V1LayerParameter.DESCRIPTOR.fields if f.name.endswith("_param"))
+
+# UpgradeSolverType
+_SOLVER_TYPES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp",
+                 "ADADELTA": "AdaDelta", "ADAM": "Adam"}
+_SOLVER_TYPE_NAMES = {v.number: v.name for v in pb.SolverParameter.SolverType.DESCRIPTOR.values}
+
+
+# --- Loc helpers ----------------------------------------------------------------------
+
+
+def _copy_loc(loc: Loc, fields: dict | None = None) -> Loc:
+    """A new Loc over the same text (same spans), with `fields` (default: a shallow copy)."""
+    new = Loc(loc.source, loc.name_start, loc.head_end)
+    new.end = loc.end
+    new.fields = dict(loc.fields) if fields is None else fields
+    new.extra = dict(loc.extra)
+    return new
+
+
+def _entry_loc(source, entries: list, fields: dict) -> Loc:
+    """A Loc for a message made up from scalar entries: it spans the first of them."""
+    tuples = [e for e in entries if e is not None and not isinstance(e, Loc)]
+    locs = [e for e in entries if isinstance(e, Loc)]
+    if tuples:
+        start, end = tuples[0][0], tuples[0][2]
+        last = max(e[2] for e in tuples)
+    else:
+        start, end, last = locs[0].name_start, locs[0].head_end, locs[0].end
+    loc = Loc(source, start, end)
+    loc.end = max([last] + [l.end for l in locs])
+    loc.fields = {k: v for k, v in fields.items() if v}
+    return loc
+
+
+def _sub(loc: Loc, name: str, make_at: Loc) -> Loc:
+    """The Loc of sub-message `name` in `loc`, made (spanning `make_at`'s head) if absent."""
+    sub = loc.msg(name)
+    if sub is None:
+        sub = Loc(make_at.source, make_at.name_start, make_at.head_end)
+        sub.end = make_at.end
+        loc.fields[name] = [sub]
+    return sub
+
+
+def _head(loc: Loc, name: str, i: int = 0) -> Span:
+    return loc.field(name, i) or loc.span
+
+
+# --- the upgrade ----------------------------------------------------------------------
+
+
+class _Upgrade:
+    def __init__(self, parsed):
+        self.parsed = parsed
+        self.source = parsed.source
+        self.diags = parsed.diagnostics
+        self.formats: list[str] = []     # what was old, for W213
+        self.first_old: Span | None = None
+        self.notes: list[str] = []
+        self.failed = False
+
+    def old(self, what: str, span: Span, note: str | None = None) -> None:
+        self.formats.append(what)
+        if self.first_old is None:
+            self.first_old = span
+        if note:
+            self.notes.append(note)
+
+    def error(self, code, span, **kw) -> None:
+        self.diags.add(code.at(span, **kw))
+        self.failed = True
+
+    # -- nets ----------------------------------------------------------------------------
+    def net(self, msg, loc: Loc):
+        if msg.layer and msg.layers:
+            # Caffe refuses outright (UpgradeV1Net: "Refusing to upgrade inconsistent
+            # NetParameter input"): the two lists cannot be ordered against each other.
+            self.error(codes.MIXED_LAYER_FORMATS, loc.msg("layers").span,
+                       related=[(loc.msg("layer").span, "a current-format 'layer' block")],
+                       notes=["write every layer as 'layer { type: \"Name\" ... }' ('netdef upgrade' "
+                              "converts a file written entirely in the old format)"])
+            return msg, loc
+        first = loc.msg("layers")
+        if any(l.HasField("layer") for l in msg.layers):
+            self.old("V0 ('layers { layer { type: \"conv\" ... } }')", first.span,
+                     "V0 layers become 'layer { type: \"Convolution\" ... }' blocks; a padding layer "
+                     "becomes the pad of the layer it feeds")
+        elif msg.layers:
+            self.old("V1 ('layers { type: ENUM }')", first.span,
+                     "'layers { type: CONVOLUTION }' becomes 'layer { type: \"Convolution\" }'; blobs_lr "
+                     "and weight_decay become param { lr_mult decay_mult }")
+        changed = False
+        if any(l.HasField("layer") for l in msg.layers):
+            msg, loc = self.v0_to_v1(msg, loc)
+            changed = True
+        if self.needs_data_upgrade(msg):
+            if not changed:
+                msg, loc = _clone(msg), _copy_loc(loc)
+            self.data_upgrade(msg, loc)
+            changed = True
+        if msg.layers:
+            msg, loc = self.v1_to_v2(msg, loc)
+            changed = True
+        if msg.input:
+            if not changed:
+                msg, loc = _clone(msg), _copy_loc(loc)
+            msg, loc = self.input_upgrade(msg, loc)
+            changed = True
+        if any(l.type == "BatchNorm" and len(l.param) == 3 for l in msg.layer):
+            if not changed:
+                msg, loc = _clone(msg), _copy_loc(loc)
+            self.batch_norm_upgrade(msg, loc)
+        return msg, loc
+
+    # 1. V0 → V1
+    def v0_to_v1(self, msg, loc: Loc):
+        layers, locs = self.fold_padding(msg, loc)
+        out = pb.NetParameter()
+        out_loc = Loc(self.source, 0, 0)
+        out_loc.end = loc.end
+        out_loc.extra = dict(loc.extra)
+        # UpgradeV0Net keeps only these net-level fields.
+        if msg.HasField("name"):
+            out.name = msg.name
+        for name in ("input", "input_dim"):
+            getattr(out, name).extend(getattr(msg, name))
+        if msg.HasField("force_backward"):
+            out.force_backward = msg.force_backward
+        for name in ("name", "input", "input_dim", "force_backward"):
+            if name in loc.fields:
+                out_loc.fields[name] = loc.fields[name]
+        dropped = [n for n in ("input_shape", "state", "debug_info") if n in loc.fields]
+        for name in dropped:
+            self.diags.add(codes.V0_FIELD_DROPPED.at(
+                loc.name_span(name), field=name,
+                notes=["Caffe's V0 upgrade keeps only the net's name, input, input_dim, force_backward "
+                       "and its layers"]))
+        out_locs = []
+        for v0, v0_loc in zip(layers, locs):
+            v1, v1_loc = self.v0_layer(v0, v0_loc)
+            out.layers.add().CopyFrom(v1)
+            out_locs.append(v1_loc)
+        if out_locs:
+            out_loc.fields["layers"] = out_locs
+        return out, out_loc
+
+    def fold_padding(self, msg, loc: Loc):
+        """UpgradeV0PaddingLayers: drop padding layers, giving their pad to the conv/pool they feed."""
+        produced: dict[str, int] = {name: -1 for name in msg.input}
+        kept, kept_locs = [], []
+        layer_locs = loc.fields.get("layers", [])
+        for i, conn in enumerate(msg.layers):
+            conn_loc = layer_locs[i]
+            v0 = conn.layer
+            is_padding = v0.type == "padding"
+            if not is_padding:
+                conn = _clone(conn)
+                conn_loc = _copy_loc(conn_loc)
+                kept.append(conn)
+                kept_locs.append(conn_loc)
+            for j, blob in enumerate(conn.bottom):
+                if blob not in produced:
+                    # Caffe: LOG(FATAL) "Unknown blob input".
+                    self.error(codes.UPGRADE_FAILED, _head(conn_loc, "bottom", j),
+                               message=f"bottom '{blob}' of a V0 layer is not an input and no earlier "
+                                       "layer produces it",
+                               notes=["in a V0 net every bottom must be a net input or the top of an "
+                                      "earlier layer"])
+                    continue
+                src = produced[blob]
+                if src < 0 or msg.layers[src].layer.type != "padding":
+                    continue
+                pad_layer, pad_loc = msg.layers[src], layer_locs[src]
+                if v0.type not in ("conv", "pool") or len(conn.bottom) != 1 or \
+                        len(pad_layer.bottom) != 1 or len(pad_layer.top) != 1:
+                    why = (f"a padding layer feeds a '{v0.type}' layer; only conv and pool layers can "
+                           "take its padding" if v0.type not in ("conv", "pool") else
+                           "a padding layer and the layer it feeds must each have one bottom and one top")
+                    self.error(codes.UPGRADE_FAILED, _head(conn_loc, "bottom", j), message=why,
+                               related=[(pad_loc.span, "the padding layer")])
+                    continue
+                inner = _copy_loc(_sub(conn_loc, "layer", conn_loc))
+                conn_loc.fields["layer"] = [inner]
+                conn.layer.pad = pad_layer.layer.pad
+                pad_entry = (pad_loc.msg("layer") or pad_loc).entry("pad")
+                if pad_entry is not None:
+                    inner.fields["pad"] = [pad_entry]
+                else:
+                    inner.fields.pop("pad", None)
+                conn.bottom[j] = pad_layer.bottom[0]
+            for blob in conn.top:
+                produced[blob] = i
+        return kept, kept_locs
+
+    def v0_layer(self, conn, conn_loc: Loc):
+        """UpgradeV0LayerParameter: one V0 connection → a V1 layer."""
+        out = pb.V1LayerParameter()
+        out.bottom.extend(conn.bottom)
+        out.top.extend(conn.top)
+        out_loc = Loc(self.source, conn_loc.name_start, conn_loc.head_end)
+        out_loc.end = conn_loc.end
+        out_loc.extra = dict(conn_loc.extra)
+        for name in ("bottom", "top"):
+            if name in conn_loc.fields:
+                out_loc.fields[name] = conn_loc.fields[name]
+        lost = [n for n in conn_loc.fields if n not in ("bottom", "top", "layer")]
+        if not conn.HasField("layer"):
+            self.error(codes.UPGRADE_FAILED, conn_loc.span,
+                       message="this 'layers' block has no V0 'layer { ... }' inside, in a V0 file",
+                       notes=["Caffe's V0 upgrade keeps only the bottom and top of such a block"])
+            return out, out_loc
+        if lost:
+            self.error(codes.UPGRADE_FAILED, conn_loc.name_span(lost[0]) or conn_loc.span,
+                       message=f"'{lost[0]}' is written outside the V0 'layer {{ ... }}' block",
+                       notes=["in a V0 file a 'layers' block holds only 'layer { ... }', bottom and top; "
+                              "Caffe's upgrade drops anything else"])
+        v0 = conn.layer
+        v0_loc = conn_loc.msg("layer") or conn_loc
+        out_loc.extra.update(v0_loc.extra)
+        if v0.HasField("name"):
+            out.name = v0.name
+            _move(v0_loc, "name", out_loc, "name")
+        t = v0.type
+        if v0.HasField("type"):
+            if t not in _V0_TYPES:
+                close = difflib.get_close_matches(t, list(_V0_TYPES), n=1)
+                notes = ([f"did you mean '{close[0]}'?"] if close else []) + \
+                    ["V0 layer types: " + ", ".join(sorted(_V0_TYPES))]
+                self.error(codes.UPGRADE_FAILED, _head(v0_loc, "type"), notes=notes,
+                           message=f"'{t}' is not a V0 layer type")
+                return out, out_loc
+            out.type = pb.V1LayerParameter.LayerType.Value(_V0_TYPES[t])
+            _move(v0_loc, "type", out_loc, "type")
+        for name in ("blobs", "blobs_lr", "weight_decay"):
+            getattr(out, name).extend(getattr(v0, name))
+            _move(v0_loc, name, out_loc, name)
+        for fd, value in v0.ListFields():
+            name = fd.name
+            if name in _V0_DROPPED:
+                self.diags.add(codes.V0_FIELD_DROPPED.at(
+                    v0_loc.name_span(name) or v0_loc.span, field=name,
+                    notes=[f"the current format has no '{name}'; Caffe's upgrade drops it without a word"]))
+                continue
+            targets = _V0_FIELDS.get(name)
+            if targets is None:
+                continue
+            target = targets.get(t) or targets.get(None)
+            if target is None:
+                self.error(codes.UNKNOWN_LAYER_FIELD_V0, v0_loc.name_span(name) or v0_loc.span, field=name, type=t,
+                           notes=[f"'{name}' is upgraded only for the layer types: " + ", ".join(sorted(targets))])
+                continue
+            param_name, field = target
+            param = getattr(out, param_name)
+            if field is None:  # the whole message, of the same type in both formats
+                param.CopyFrom(value)
+                _move(v0_loc, name, out_loc, param_name)
+                continue
+            param_loc = _sub(out_loc, param_name, v0_loc)
+            if name == "pool":
+                value = pb.PoolingParameter.PoolMethod.Value(pb.V0LayerParameter.PoolMethod.Name(value))
+            target_fd = param.DESCRIPTOR.fields_by_name[field]
+            if target_fd.message_type is not None:
+                getattr(param, field).CopyFrom(value)
+            elif target_fd.is_repeated:
+                getattr(param, field).append(value)
+            else:
+                setattr(param, field, value)
+            _move(v0_loc, name, param_loc, field)
+        return out, out_loc
+
+    # 2. data transformation fields
+    @staticmethod
+    def needs_data_upgrade(msg) -> bool:
+        for l in msg.layers:
+            param_name = _DATA_PARAMS.get(_V1_TYPE_NAMES.get(l.type))
+            if param_name and l.HasField(param_name):
+                p = getattr(l, param_name)
+                if any(p.HasField(f) for f in _TRANSFORM_FIELDS):
+                    return True
+        return False
+
+    def data_upgrade(self, msg, loc: Loc):
+        layer_locs = loc.fields.get("layers", [])
+        loc.fields["layers"] = layer_locs = [_copy_loc(l) for l in layer_locs]
+        noted = False
+        for l, l_loc in zip(msg.layers, layer_locs):
+            param_name = _DATA_PARAMS.get(_V1_TYPE_NAMES.get(l.type))
+            if not param_name or not l.HasField(param_name):
+                continue
+            p = getattr(l, param_name)
+            moved = [f for f in _TRANSFORM_FIELDS if p.HasField(f)]
+            if not moved:
+                continue
+            p_loc = l_loc.msg(param_name)
+            if p_loc is not None:
+                p_loc = _copy_loc(p_loc)
+                l_loc.fields[param_name] = [p_loc]
+            if not noted:
+                noted = True
+                self.old("data-layer transformation fields", p_loc.span if p_loc else l_loc.span,
+                         f"{', '.join(moved)} move from {param_name} into transform_param")
+            t = l.transform_param
+            t_loc = None
+            if p_loc is not None:
+                t_loc = l_loc.msg("transform_param")
+                t_loc = _copy_loc(t_loc) if t_loc is not None else None
+                if t_loc is None:
+                    t_loc = Loc(p_loc.source, p_loc.name_start, p_loc.head_end)
+                    t_loc.end = p_loc.end
+                l_loc.fields["transform_param"] = [t_loc]
+            for f in moved:
+                setattr(t, f, getattr(p, f))
+                p.ClearField(f)
+                if t_loc is not None:
+                    _move(p_loc, f, t_loc, f)
+
+    # 3. V1 → V2
+    def v1_to_v2(self, msg, loc: Loc):
+        out = pb.NetParameter()
+        out.CopyFrom(msg)
+        out.ClearField("layers")
+        out.ClearField("layer")
+        out_loc = _copy_loc(loc)
+        out_loc.fields.pop("layers", None)
+        layer_locs = loc.fields.get("layers", [])
+        new_locs = []
+        for v1, v1_loc in zip(msg.layers, layer_locs):
+            layer = out.layer.add()
+            new_locs.append(self.v1_layer(v1, v1_loc, layer))
+        if new_locs:
+            out_loc.fields["layer"] = new_locs
+        return out, out_loc
+
+    def v1_layer(self, v1, v1_loc: Loc, layer) -> Loc:
+        """UpgradeV1LayerParameter."""
+        new_loc = _copy_loc(v1_loc, {})
+        for name in _V1_SAME:
+            src = getattr(v1, name)
+            if name == "name":
+                if v1.HasField("name"):
+                    layer.name = v1.name
+            else:
+                getattr(layer, name).extend(src)
+            if name in v1_loc.fields:
+                new_loc.fields[name] = v1_loc.fields[name]
+        if v1.HasField("type"):
+            layer.type = _V1_TYPES[_V1_TYPE_NAMES[v1.type]]
+            if "type" in v1_loc.fields:
+                new_loc.fields["type"] = v1_loc.fields["type"]
+        # param i collects the i-th name, share mode, lr and decay: each list may be shorter.
+        n = max(len(v1.param), len(v1.blob_share_mode), len(v1.blobs_lr), len(v1.weight_decay))
+        param_locs = []
+        for i in range(n):
+            spec = layer.param.add()
+            if i < len(v1.param):
+                spec.name = v1.param[i]
+            if i < len(v1.blob_share_mode):
+                spec.share_mode = v1.blob_share_mode[i]  # STRICT/PERMISSIVE: the same numbers
+            if i < len(v1.blobs_lr):
+                spec.lr_mult = v1.blobs_lr[i]
+            if i < len(v1.weight_decay):
+                spec.decay_mult = v1.weight_decay[i]
+            fields = {new: [v1_loc.entry(old, i)] if v1_loc.entry(old, i) is not None else []
+                      for old, new in (("param", "name"), ("blob_share_mode", "share_mode"),
+                                       ("blobs_lr", "lr_mult"), ("weight_decay", "decay_mult"))}
+            entries = [e[0] for e in fields.values() if e]
+            param_locs.append(_entry_loc(self.source, entries, fields) if entries else
+                              _copy_loc(v1_loc, {}))
+        if param_locs:
+            new_loc.fields["param"] = param_locs
+        for name in _V1_PARAMS:
+            if v1.HasField(name):
+                getattr(layer, name).CopyFrom(getattr(v1, name))
+                if name in v1_loc.fields:
+                    new_loc.fields[name] = v1_loc.fields[name]
+        if v1.HasField("layer"):  # only possible if the V0 step failed
+            self.error(codes.UPGRADE_FAILED, _head(v1_loc, "layer"),
+                       message="a V0 'layer { ... }' block inside a V1 layer is ignored")
+        return new_loc
+
+    # 4. legacy input fields
+    def input_upgrade(self, msg, loc: Loc):
+        first = loc.field("input") or loc.span
+        has_shape, has_dim = len(msg.input_shape) > 0, len(msg.input_dim) > 0
+        n = len(msg.input)
+        if has_shape or has_dim:
+            self.old("top-level 'input' fields", first,
+                     "the 'input' fields become an Input layer named 'input', placed first")
+            count, need = (len(msg.input_shape), n) if has_shape else (len(msg.input_dim), 4 * n)
+            if count != need:
+                # Caffe indexes past the end (a crash); before Input layers existed, Net::Init
+                # checked these counts and refused the file.
+                what = "input_shape" if has_shape else "input_dim"
+                span = loc.field(what, need if count > need else count - 1) or first
+                self.error(codes.UPGRADE_FAILED, span,
+                           message=f"{n} input(s) need {need} '{what}' {'entries' if has_shape else 'values'}, "
+                                   f"but {count} are given",
+                           notes=["each 'input' needs one input_shape { dim: ... } or four input_dim values "
+                                  "(N, C, H, W)"])
+                return msg, loc
+            out = pb.NetParameter()
+            out.CopyFrom(msg)
+            del out.layer[:]
+            layer = out.layer.add()
+            layer.name = "input"
+            layer.type = "Input"
+            layer.top.extend(msg.input)
+            in_loc = _entry_loc(self.source, list(loc.fields.get("input", [])),
+                                {"top": list(loc.fields.get("input", []))})
+            shape_locs = []
+            for i in range(n):
+                if has_shape:
+                    layer.input_param.shape.add().CopyFrom(msg.input_shape[i])
+                    shape_locs.append(loc.fields["input_shape"][i])
+                else:
+                    layer.input_param.shape.add().dim.extend(msg.input_dim[4 * i:4 * i + 4])
+                    dims = loc.fields["input_dim"][4 * i:4 * i + 4]
+                    shape_locs.append(_entry_loc(self.source, dims, {"dim": dims}))
+            param_loc = _copy_loc(in_loc, {"shape": shape_locs})
+            in_loc.fields["input_param"] = [param_loc]
+            out.layer.extend(msg.layer)
+            msg = out
+            loc = _copy_loc(loc)
+            loc.fields["layer"] = [in_loc] + list(loc.fields.get("layer", []))
+        else:
+            # A bare `input` is how old binary models named their inputs; Caffe just drops it.
+            msg = _clone(msg)
+            loc = _copy_loc(loc)
+        for name in ("input", "input_shape", "input_dim"):
+            msg.ClearField(name)
+            loc.fields.pop(name, None)
+        return msg, loc
+
+    # 5. BatchNorm with three param blocks
+    def batch_norm_upgrade(self, msg, loc: Loc):
+        layer_locs = loc.fields.get("layer", [])
+        for i, l in enumerate(msg.layer):
+            if l.type != "BatchNorm" or len(l.param) != 3:
+                continue
+            if any(not p.HasField("lr_mult") or p.lr_mult != 0 for p in l.param) and \
+                    not any(f.startswith("BatchNorm") for f in self.formats):
+                where = layer_locs[i].span if i < len(layer_locs) else loc.span
+                self.old("BatchNorm layers with three 'param' blocks", where,
+                         "a BatchNorm layer's mean, variance and scale factor are not learned: Caffe sets "
+                         "lr_mult and decay_mult to 0 in its three param blocks")
+            for p in l.param:
+                p.lr_mult = 0
+                p.decay_mult = 0
+
+    # -- solvers -------------------------------------------------------------------------
+    def solver(self, msg, loc: Loc):
+        if not msg.HasField("solver_type"):
+            return msg, loc
+        span = loc.field("solver_type") or loc.span
+        if msg.HasField("type"):
+            # Caffe: CHECK failure in UpgradeSolverType.
+            self.error(codes.UPGRADE_FAILED, span,
+                       related=[(loc.field("type") or loc.span, "'type' is given here")],
+                       message="both 'solver_type' (old enum) and 'type' (string) are given",
+                       notes=["keep only 'type', e.g. type: \"SGD\""])
+            return msg, loc
+        name = _SOLVER_TYPE_NAMES[msg.solver_type]
+        self.old("'solver_type' enum", span, f"solver_type: {name} becomes type: \"{_SOLVER_TYPES[name]}\"")
+        msg = _clone(msg)
+        msg.type = _SOLVER_TYPES[name]
+        msg.ClearField("solver_type")
+        loc = _copy_loc(loc)
+        loc.fields["type"] = loc.fields.pop("solver_type")
+        return msg, loc
+
+
+def _clone(msg):
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
+
+
+def _move(src: Loc, src_name: str, dst: Loc, dst_name: str) -> None:
+    entries = src.fields.get(src_name)
+    if entries:
+        dst.fields[dst_name] = list(entries)
+
 
 def upgrade_parsed(parsed):
-    """Return `parsed` with its message in the current format (pass-through for now)."""
-    return parsed
+    """Return `parsed` with its message in the current format, as Caffe would upgrade it.
+
+    A file already in the current format is returned as it is. Otherwise a new Parsed holds
+    the upgraded message and a Loc tree over the user's text (see the module docstring), and
+    the diagnostics gain one W213 naming the old formats, plus E210/E211/E212 for what cannot
+    be upgraded. A file whose syntax is broken is left alone.
+    """
+    if not parsed.syntax_ok:
+        return parsed
+    msg = parsed.message
+    if parsed.kind == "solver":
+        if not msg.HasField("solver_type"):
+            return parsed
+    elif not (msg.layers or msg.input or any(l.type == "BatchNorm" and len(l.param) == 3 for l in msg.layer)):
+        return parsed
+    up = _Upgrade(parsed)
+    if parsed.kind == "solver":
+        new_msg, new_loc = up.solver(msg, parsed.loc)
+        what = "this solver"
+    else:
+        new_msg, new_loc = up.net(msg, parsed.loc)
+        what = "this network"
+    if up.formats:
+        formats = list(dict.fromkeys(up.formats))
+        old = formats[0] if len(formats) == 1 else ", ".join(formats[:-1]) + " and " + formats[-1]
+        up.diags.add(codes.UPGRADED.at(up.first_old, notes=up.notes, what=what, old=old))
+    if new_msg is msg:
+        return parsed
+    return dataclasses.replace(parsed, message=new_msg, loc=new_loc)
+
+
+# --- the command ----------------------------------------------------------------------
+
+
+def cmd_upgrade(args) -> int:
+    """`netdef upgrade FILE [-o OUT]`: the current-format text of an old net or solver."""
+    import sys
+
+    from . import load
+    from .cli import print_diagnostics
+    from .diagnostics import DiagnosticError
+    from .fmt import format_message
+    from .outputs import check_writable, write_atomic
+
+    if args.output:
+        check_writable(args.output)
+    parsed = load(args.file, max_errors=args.max_errors)
+    if parsed.diagnostics.has_errors:
+        raise DiagnosticError(list(parsed.diagnostics))
+    # W213 says what `netdef upgrade` is doing right now; everything else is worth showing.
+    rest = [d for d in parsed.diagnostics if d.code != codes.UPGRADED.id]
+    print_diagnostics(rest)
+    if not any(d.code == codes.UPGRADED.id for d in parsed.diagnostics) and parsed.message is not None:
+        sys.stderr.write(f"netdef upgrade: {parsed.source.path} is already in the current format\n")
+    text = format_message(parsed.message, extras=parsed.loc)
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
