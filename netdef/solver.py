@@ -1,0 +1,981 @@
+"""Solver definitions: field checks with source spans, Caffe's learning-rate schedules, the
+`netdef solver` summary, and `netdef lr`'s table and plot.
+
+Caffe trains with Dtype = float, and SGDSolver::GetLearningRate mixes precisions in a way that
+shows in the sixth digit Caffe prints:
+  * step, exp, multistep compute `base_lr * pow(gamma, n)` with an integer n. Since C++11,
+    std::pow(float, int) promotes to double, so the power and the product are double, rounded
+    to float once when assigned to the rate.
+  * inv, poly, sigmoid have float operands only: std::pow(float, float) and std::exp(float) are
+    the float overloads (powf, expf), and every + - * / is rounded to float.
+netdef does the float arithmetic in numpy float32 and evaluates powf/expf as the double result
+rounded to float (what glibc's powf/expf return in all but a vanishing fraction of cases;
+numpy's own float32 power is less accurate and misses Caffe's sixth digit).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import codes
+from .diagnostics import CliError, DiagnosticError, Diagnostics, Span, UsageError
+from .proto import pb
+
+F32 = np.float32
+
+# --- learning-rate policies ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    needs: tuple[str, ...]      # fields the schedule reads, which the file must set
+    formula: str
+    rates: Callable             # (params: _Params, iters: int64 array) -> float32 array
+    stepped: bool               # piecewise constant: changes only at change points
+
+
+POLICIES: dict[str, Policy] = {}
+# The fields some policy reads; a policy that does not read one of these ignores it.
+SCHEDULE_FIELDS = ("gamma", "power", "stepsize", "stepvalue")
+
+
+def policy(name: str, needs: tuple[str, ...], formula: str, stepped: bool = False):
+    def register(fn):
+        if name in POLICIES:
+            raise ValueError(f"lr_policy '{name}' registered twice")
+        POLICIES[name] = Policy(name, needs, formula, fn, stepped)
+        return fn
+    return register
+
+
+@dataclass(frozen=True)
+class _Params:
+    """The schedule's fields as Caffe holds them (float fields are float32)."""
+    base_lr: np.float32
+    gamma: np.float32
+    power: np.float32
+    stepsize: int
+    max_iter: int
+    steps_at: np.ndarray  # multistep: the iteration at which each step is taken
+
+    @classmethod
+    def of(cls, msg) -> "_Params":
+        return cls(F32(msg.base_lr), F32(msg.gamma), F32(msg.power), int(msg.stepsize),
+                   int(msg.max_iter), np.array(multistep_iterations(msg.stepvalue), dtype=np.int64))
+
+
+def multistep_iterations(stepvalues) -> list[int]:
+    """The iteration at which each multistep step is taken.
+
+    Caffe checks once per iteration `iter >= stepvalue[current_step]` and then advances
+    current_step by one, so a stepvalue that is not greater than the previous one does not
+    take effect together with it but one iteration later (and one more per repeat)."""
+    out, t = [], -1
+    for v in stepvalues:
+        t = max(t + 1, int(v))
+        out.append(t)
+    return out
+
+
+def _libm(fn, npfn, xs: np.ndarray, y: float) -> np.ndarray:
+    """fn(x, y) per element in double (math.* is the C library's), with C's results where
+    Python raises (a pole gives inf, a domain error NaN: numpy's float64 ufunc gives those)."""
+    out = np.empty(len(xs), dtype=np.float64)
+    with np.errstate(all="ignore"):
+        for i, x in enumerate(xs.tolist()):
+            try:
+                out[i] = fn(x, y)
+            except (ValueError, OverflowError):
+                out[i] = npfn(np.float64(x), np.float64(y))
+    return out
+
+
+def _to_f32(a: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return a.astype(np.float32)
+
+
+def _base_times_pow(p: _Params, n: np.ndarray) -> np.ndarray:
+    """float(double(base_lr) * pow(double(gamma), n)): the integer-exponent policies."""
+    uniq, where = np.unique(n, return_inverse=True)
+    powers = _libm(lambda k, g: math.pow(g, k), lambda k, g: np.power(g, k), uniq.astype(np.float64), float(p.gamma))
+    with np.errstate(all="ignore"):
+        return _to_f32(float(p.base_lr) * powers)[where]
+
+
+def _powf(x: np.ndarray, y) -> np.ndarray:
+    return _to_f32(_libm(math.pow, np.power, x, float(y)))
+
+
+def _expf(x: np.ndarray) -> np.ndarray:
+    return _to_f32(_libm(lambda v, _: math.exp(v), lambda v, _: np.exp(v), x, 0.0))
+
+
+@policy("fixed", (), "base_lr", stepped=True)
+def _fixed(p: _Params, it: np.ndarray) -> np.ndarray:
+    return np.full(len(it), p.base_lr, dtype=np.float32)
+
+
+@policy("step", ("gamma", "stepsize"), "base_lr × gamma ^ floor(iter / stepsize)", stepped=True)
+def _step(p: _Params, it: np.ndarray) -> np.ndarray:
+    return _base_times_pow(p, it // p.stepsize)
+
+
+@policy("exp", ("gamma",), "base_lr × gamma ^ iter")
+def _exp(p: _Params, it: np.ndarray) -> np.ndarray:
+    return _base_times_pow(p, it)
+
+
+@policy("inv", ("gamma", "power"), "base_lr × (1 + gamma × iter) ^ (−power)")
+def _inv(p: _Params, it: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return p.base_lr * _powf(F32(1) + p.gamma * it.astype(np.float32), -p.power)
+
+
+@policy("multistep", ("gamma", "stepvalue"), "base_lr × gamma ^ (steps taken; one per stepvalue reached)",
+        stepped=True)
+def _multistep(p: _Params, it: np.ndarray) -> np.ndarray:
+    return _base_times_pow(p, np.searchsorted(p.steps_at, it, side="right"))
+
+
+@policy("poly", ("power", "max_iter"), "base_lr × (1 − iter / max_iter) ^ power")
+def _poly(p: _Params, it: np.ndarray) -> np.ndarray:
+    # Caffe does not clamp: past max_iter the base is negative (NaN for a fractional power).
+    with np.errstate(all="ignore"):
+        return p.base_lr * _powf(F32(1) - it.astype(np.float32) / F32(p.max_iter), p.power)
+
+
+@policy("sigmoid", ("gamma", "stepsize"), "base_lr / (1 + exp(−gamma × (iter − stepsize)))")
+def _sigmoid(p: _Params, it: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        e = _expf(-p.gamma * (it.astype(np.float32) - F32(p.stepsize)))
+        return p.base_lr * (F32(1) / (F32(1) + e))
+
+
+class Schedule:
+    """The learning rate of a checked solver at any iteration."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, msg):
+        self.policy = POLICIES[msg.lr_policy]
+        self.params = _Params.of(msg)
+
+    def rates(self, iters) -> np.ndarray:
+        it = np.asarray(iters, dtype=np.int64)
+        return self.policy.rates(self.params, it) if len(it) else np.zeros(0, np.float32)
+
+    def rate(self, it: int) -> float:
+        return float(self.rates([it])[0])
+
+    def chunks(self, start: int, stop: int, step: int = 1):
+        """(iterations, rates) for range(start, stop, step), a bounded block at a time."""
+        span = self.CHUNK * step
+        for lo in range(start, stop, span):
+            it = np.arange(lo, min(stop, lo + span), step, dtype=np.int64)
+            yield it, self.rates(it)
+
+    def change_points(self, stop: int, limit: int = 10000) -> list[tuple[int, float]]:
+        """Iterations in (0, stop) where a stepped schedule's rate changes, with the new rate."""
+        p = self.params
+        if self.policy.name == "step":
+            cands = np.arange(p.stepsize, stop, p.stepsize, dtype=np.int64)[:limit] if p.stepsize > 0 else []
+        elif self.policy.name == "multistep":
+            cands = np.array([t for t in p.steps_at if 0 < t < stop][:limit], dtype=np.int64)
+        else:
+            return []
+        if not len(cands):
+            return []
+        before, after = self.rates(cands - 1), self.rates(cands)
+        keep = ~((before == after) | (np.isnan(before) & np.isnan(after)))
+        return [(int(t), float(r)) for t, r in zip(cands[keep], after[keep])]
+
+
+def fmt_rate(x: float) -> str:
+    """As Caffe's LOG prints a float: ostream's default, six significant digits."""
+    if math.isnan(x):
+        return "nan"
+    return "%.6g" % x
+
+
+def _num(x: float) -> str:
+    """A float32 field value in its shortest form (0.1, not 0.10000000149)."""
+    x = float(x)
+    if math.isnan(x) or math.isinf(x):
+        return str(x)
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return np.format_float_positional(F32(x), unique=True, trim="-") if 1e-4 <= abs(x) < 1e7 \
+        else np.format_float_scientific(F32(x), unique=True, trim="-").replace("e-0", "e-").replace("e+0", "e+")
+
+
+# --- solver types --------------------------------------------------------------------------
+
+HYPER_FIELDS = ("momentum", "momentum2", "delta", "rms_decay")
+
+
+@dataclass(frozen=True)
+class SolverKind:
+    name: str
+    uses: tuple[str, ...]       # the hyper-parameters its update reads
+    update: str                 # the update rule, for the summary
+    check: Callable             # (msg, loc, diags) -> None
+
+
+SOLVERS: dict[str, SolverKind] = {}
+# The deprecated SolverParameter.solver_type enum and the registered name Caffe's
+# UpgradeSolverType turns each value into.
+ENUM_TO_TYPE = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp",
+                "ADADELTA": "AdaDelta", "ADAM": "Adam"}
+
+
+def solver_kind(name: str, uses: tuple[str, ...], update: str):
+    def register(fn):
+        if name in SOLVERS:
+            raise ValueError(f"solver type '{name}' registered twice")
+        SOLVERS[name] = SolverKind(name, uses, update, fn)
+        return fn
+    return register
+
+
+def _in_unit(msg, loc, diags, fname, type_name, why, error=False):
+    """`fname` must lie in [0, 1); an error where Caffe or the arithmetic breaks, else a warning."""
+    v = getattr(msg, fname)
+    if 0 <= v < 1:
+        return
+    span = loc.field_or_self(fname)
+    if error:
+        diags.add(codes.SOLVER_CONSTRAINT.at(span, notes=[why], field=fname, rule="at least 0 and below 1",
+                                             type=type_name, value=_num(v)))
+    else:
+        diags.add(codes.SOLVER_SUSPICIOUS.at(span, field=fname, value=_num(v), type=type_name, why=why))
+
+
+def _positive_delta(msg, loc, diags, type_name):
+    if msg.delta <= 0:
+        diags.add(codes.SOLVER_SUSPICIOUS.at(loc.field_or_self("delta"), field="delta", value=_num(msg.delta),
+                                             type=type_name, why="it guards a division; with delta <= 0 a zero "
+                                             "gradient history divides by zero"))
+
+
+def _no_momentum(msg, loc, diags, type_name):
+    # AdaGradSolver/RMSPropSolver::constructor_sanity_check: CHECK_EQ(0, momentum).
+    if msg.momentum != 0:
+        diags.add(codes.SOLVER_CONSTRAINT.at(loc.field_or_self("momentum"), field="momentum", rule="0",
+                                             type=type_name, value=_num(msg.momentum),
+                                             notes=[f"Caffe refuses momentum with {type_name} "
+                                                    f"(\"Momentum cannot be used with {type_name}.\")"]))
+
+
+_MOMENTUM_WHY = "momentum must lie in [0, 1) for the velocity to decay; at 1 or more updates grow without bound"
+
+
+@solver_kind("SGD", ("momentum",), "v ← momentum·v + rate·g;  w ← w − v")
+def _sgd(msg, loc, diags):
+    _in_unit(msg, loc, diags, "momentum", "SGD", _MOMENTUM_WHY)
+
+
+@solver_kind("Nesterov", ("momentum",), "v′ ← momentum·v + rate·g;  w ← w − ((1 + momentum)·v′ − momentum·v)")
+def _nesterov(msg, loc, diags):
+    _in_unit(msg, loc, diags, "momentum", "Nesterov", _MOMENTUM_WHY)
+
+
+@solver_kind("AdaGrad", ("delta",), "h ← h + g²;  w ← w − rate·g / (√h + delta)")
+def _adagrad(msg, loc, diags):
+    _no_momentum(msg, loc, diags, "AdaGrad")
+    _positive_delta(msg, loc, diags, "AdaGrad")
+
+
+@solver_kind("RMSProp", ("rms_decay", "delta"), "h ← rms_decay·h + (1 − rms_decay)·g²;  w ← w − rate·g / (√h + delta)")
+def _rmsprop(msg, loc, diags):
+    _no_momentum(msg, loc, diags, "RMSProp")
+    # RMSPropSolver::constructor_sanity_check: CHECK_GE(rms_decay, 0), CHECK_LT(rms_decay, 1).
+    _in_unit(msg, loc, diags, "rms_decay", "RMSProp", "Caffe refuses it (\"rms_decay should lie between 0 and 1.\")",
+             error=True)
+    _positive_delta(msg, loc, diags, "RMSProp")
+
+
+@solver_kind("AdaDelta", ("momentum", "delta"),
+             "h ← m·h + (1 − m)·g²;  u ← g·√((s + delta) / (h + delta));  s ← m·s + (1 − m)·u²;  w ← w − rate·u   (m = momentum)")
+def _adadelta(msg, loc, diags):
+    # Caffe checks nothing here; momentum is AdaDelta's decay rate (rho; Zeiler uses 0.95).
+    if msg.momentum == 0:
+        diags.add(codes.SOLVER_SUSPICIOUS.at(loc.field_or_self("momentum"), field="momentum", value="0",
+                                             type="AdaDelta", why="AdaDelta uses momentum as the decay of its running "
+                                             "averages (rho, 0.95 in Zeiler's paper and Caffe's example); at 0 they "
+                                             "hold only the last gradient"))
+    else:
+        _in_unit(msg, loc, diags, "momentum", "AdaDelta", "momentum is AdaDelta's decay rate and must lie in [0, 1)")
+    _positive_delta(msg, loc, diags, "AdaDelta")
+
+
+@solver_kind("Adam", ("momentum", "momentum2", "delta"),
+             "m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²;  w ← w − rate·√(1 − β2^t)/(1 − β1^t)·m / (√v + delta)"
+             "   (β1 = momentum, β2 = momentum2)")
+def _adam(msg, loc, diags):
+    why = "Caffe does not check it, but Adam's bias correction √(1 − β2^t) / (1 − β1^t) is 0, infinite or NaN " \
+          "unless both betas lie in [0, 1)"
+    _in_unit(msg, loc, diags, "momentum", "Adam", why, error=True)
+    _in_unit(msg, loc, diags, "momentum2", "Adam", why, error=True)
+    _positive_delta(msg, loc, diags, "Adam")
+
+
+def type_name(msg) -> str:
+    """The solver's registered type: `type`, or the deprecated `solver_type` enum mapped as
+    Caffe's UpgradeSolverType maps it (when the upgrade has not already replaced it)."""
+    if msg.HasField("solver_type") and not msg.HasField("type"):
+        return ENUM_TO_TYPE[pb.SolverParameter.SolverType.Name(msg.solver_type)]
+    return msg.type
+
+
+# --- checking the solver's own fields ----------------------------------------------------------
+
+
+def _did_you_mean(value: str, names) -> list[str]:
+    close = [n for n in names if n.lower() == value.lower()] or difflib.get_close_matches(value, names, n=2, cutoff=0.6)
+    return ["did you mean " + " or ".join(f"'{c}'" for c in close) + "?"] if close else []
+
+
+def _has(msg, name: str) -> bool:
+    fd = msg.DESCRIPTOR.fields_by_name[name]
+    return len(getattr(msg, name)) > 0 if fd.is_repeated else msg.HasField(name)
+
+
+def check_fields(msg, loc, diags: Diagnostics) -> None:
+    """Every check on the SolverParameter's own fields (the nets are checked by check_nets)."""
+    _check_type(msg, loc, diags)
+    _check_policy(msg, loc, diags)
+    _check_values(msg, loc, diags)
+
+
+def _check_type(msg, loc, diags):
+    if msg.HasField("solver_type") and msg.HasField("type"):
+        # UpgradeSolverType: "old solver_type field (enum) and new type field (string) cannot be both specified"
+        diags.add(codes.SOLVER_TYPE_CONFLICT.at(loc.field("type"), related=[(loc.field("solver_type"), "solver_type given here")],
+                                                old=pb.SolverParameter.SolverType.Name(msg.solver_type),
+                                                new=msg.type, notes=["remove solver_type; 'type' replaces it"]))
+        return
+    name = type_name(msg)
+    kind = SOLVERS.get(name)
+    if kind is None:
+        diags.add(codes.UNKNOWN_SOLVER_TYPE.at(loc.field_or_self("type"), value=name,
+                                               notes=_did_you_mean(name, list(SOLVERS)) +
+                                               ["Caffe's solver types: " + ", ".join(SOLVERS)]))
+        return
+    kind.check(msg, loc, diags)
+    for f in HYPER_FIELDS:
+        if f in kind.uses or not msg.HasField(f):
+            continue
+        if f == "momentum" and name in ("AdaGrad", "RMSProp"):
+            continue  # checked above: must be 0
+        users = [k.name for k in SOLVERS.values() if f in k.uses]
+        diags.add(codes.SOLVER_IGNORES.at(loc.field_or_self(f), field=f, type=name,
+                                          notes=[f"'{f}' is read by: " + ", ".join(users)]))
+
+
+def _check_policy(msg, loc, diags):
+    if not msg.HasField("lr_policy"):
+        diags.add(codes.NO_LR_POLICY.at(loc.span, notes=["Caffe stops at the first iteration (\"Unknown learning "
+                                                         "rate policy: \"); set lr_policy to one of: " + ", ".join(POLICIES)]))
+        return
+    name = msg.lr_policy
+    pol = POLICIES.get(name)
+    at = loc.field("lr_policy")
+    if pol is None:
+        diags.add(codes.UNKNOWN_LR_POLICY.at(at, value=name, notes=_did_you_mean(name, list(POLICIES)) +
+                                             ["BVLC Caffe's policies: " + ", ".join(POLICIES)]))
+        return
+    missing = [f for f in pol.needs if not _has(msg, f)]
+    for f in missing:
+        diags.add(codes.POLICY_NEEDS.at(at, policy=name, field=f, notes=[f"'{name}': rate = {pol.formula}"]))
+    for f in SCHEDULE_FIELDS:
+        if f not in pol.needs and _has(msg, f):
+            diags.add(codes.POLICY_IGNORES.at(loc.field(f), field=f, policy=name,
+                                              notes=[f"'{name}': rate = {pol.formula}"]))
+
+    def bad(fname, rule, note=None):
+        diags.add(codes.POLICY_VALUE.at(loc.field_or_self(fname), field=fname, rule=rule, policy=name,
+                                        value=_num(getattr(msg, fname)), notes=[note] if note else []))
+
+    def degenerate(fname, message):
+        diags.add(codes.POLICY_DEGENERATE.at(loc.field_or_self(fname), message=message))
+
+    g, has_g = msg.gamma, msg.HasField("gamma")
+    # GetLearningRate's CHECKs: gamma >= 0 for every policy that reads it; stepsize > 0.
+    if "gamma" in pol.needs and has_g and g < 0:
+        bad("gamma", "0 or more", "BVLC Caffe checks gamma >= 0 (for sigmoid too, so its schedule can only rise)"
+            if name == "sigmoid" else "Caffe checks gamma >= 0")
+    if "stepsize" in pol.needs and msg.HasField("stepsize") and msg.stepsize <= 0:
+        bad("stepsize", "positive", "Caffe checks stepsize > 0")
+    if name == "poly" and msg.HasField("max_iter") and msg.max_iter <= 0:
+        bad("max_iter", "positive", "poly divides by max_iter")
+    if name in ("step", "exp", "multistep") and has_g and g >= 0:
+        if g == 1:
+            degenerate("gamma", f"gamma is 1: the rate never changes under lr_policy '{name}' ('fixed' says so directly)")
+        elif g > 1:
+            degenerate("gamma", f"gamma is {_num(g)} (more than 1): the learning rate grows under lr_policy '{name}'")
+        elif g == 0:
+            degenerate("gamma", f"gamma is 0: the learning rate becomes 0 at the first step and stays there")
+    if name == "step" and msg.stepsize > 0 and msg.HasField("max_iter") and msg.stepsize >= msg.max_iter > 0:
+        degenerate("stepsize", f"stepsize {msg.stepsize} is not below max_iter ({msg.max_iter}): the rate never changes")
+    if name == "multistep":
+        at_iters = multistep_iterations(msg.stepvalue)
+        for i in range(1, len(msg.stepvalue)):
+            if msg.stepvalue[i] <= msg.stepvalue[i - 1]:
+                diags.add(codes.STEPVALUE_ORDER.at(loc.field("stepvalue", i), value=msg.stepvalue[i],
+                                                   prev=msg.stepvalue[i - 1], at=at_iters[i],
+                                                   notes=["list stepvalue in increasing order"]))
+        if msg.max_iter > 0:
+            late = [i for i, t in enumerate(at_iters) if t >= msg.max_iter]
+            if late:
+                degenerate_at = loc.field("stepvalue", late[0]) or at
+                diags.add(codes.POLICY_DEGENERATE.at(degenerate_at, message=f"stepvalue {msg.stepvalue[late[0]]} is "
+                                                     f"not reached before max_iter ({msg.max_iter})"))
+    if name == "inv" and has_g and msg.HasField("power"):
+        if g == 0 or msg.power == 0:
+            degenerate("gamma" if g == 0 else "power", f"{'gamma' if g == 0 else 'power'} is 0: the rate never changes")
+        elif msg.power < 0:
+            degenerate("power", "power is negative: the learning rate grows")
+    if name == "poly" and msg.HasField("power"):
+        if msg.power == 0:
+            degenerate("power", "power is 0: the rate never changes before max_iter")
+        elif msg.power < 0:
+            degenerate("power", "power is negative: the learning rate grows without bound towards max_iter")
+    if name == "sigmoid" and has_g and g == 0:
+        degenerate("gamma", "gamma is 0: the rate is base_lr / 2 throughout")
+
+
+def _check_values(msg, loc, diags):
+    def err(fname, rule, note=None, value=None):
+        diags.add(codes.SOLVER_VALUE.at(loc.field_or_self(fname), field=fname, rule=rule,
+                                        value=getattr(msg, fname) if value is None else value,
+                                        notes=[note] if note else []))
+
+    def warn(fname, why):
+        v = getattr(msg, fname)
+        diags.add(codes.SOLVER_VALUE_WARN.at(loc.field_or_self(fname), field=fname,
+                                             value=_num(v) if isinstance(v, float) else v, why=why))
+
+    if msg.average_loss < 1:
+        err("average_loss", "at least 1", "Caffe checks average_loss >= 1")
+    if msg.iter_size < 1:
+        err("iter_size", "at least 1", "Caffe runs iter_size forward/backward passes per iteration and divides "
+            "the gradients by iter_size")
+    if msg.snapshot != 0 and not msg.HasField("snapshot_prefix"):
+        diags.add(codes.SNAPSHOT_NO_PREFIX.at(loc.field("snapshot"), value=msg.snapshot,
+                                              notes=["Caffe refuses this (\"snapshot is specified but "
+                                                     "snapshot_prefix is not\"); set snapshot_prefix: \"dir/name\""]))
+    if msg.regularization_type not in ("L1", "L2"):
+        if msg.weight_decay != 0:
+            diags.add(codes.BAD_REGULARIZATION.at(loc.field("regularization_type"), value=msg.regularization_type))
+        else:
+            warn("regularization_type", "Caffe knows only 'L1' and 'L2'; it does not fail only because weight_decay is 0")
+    if not msg.HasField("base_lr") or msg.base_lr == 0:
+        diags.add(codes.SOLVER_VALUE_WARN.at(loc.field_or_self("base_lr"), field="base_lr", value=_num(msg.base_lr),
+                                             why="every update is zero (base_lr is not set)" if not msg.HasField("base_lr")
+                                             else "every update is zero"))
+    elif msg.base_lr < 0:
+        warn("base_lr", "a negative rate climbs the loss instead of descending it")
+    if msg.max_iter <= 0 and not (msg.lr_policy == "poly"):
+        diags.add(codes.SOLVER_VALUE_WARN.at(loc.field_or_self("max_iter"), field="max_iter", value=msg.max_iter,
+                                             why="Caffe runs no training iteration"))
+    if msg.weight_decay < 0:
+        warn("weight_decay", "a negative decay pushes the weights away from zero")
+    if msg.clip_gradients == 0:
+        warn("clip_gradients", "every non-zero gradient is scaled to zero; a negative value (the default, -1) "
+             "turns clipping off")
+    for i, n in enumerate(msg.test_iter):
+        if n <= 0:
+            diags.add(codes.SOLVER_VALUE_WARN.at(loc.field("test_iter", i), field="test_iter", value=n,
+                                                 why="the test runs no forward pass and Caffe divides the scores by "
+                                                 f"{n}"))
+
+
+# --- which nets the solver trains and tests ----------------------------------------------------
+
+
+@dataclass
+class NetUse:
+    """One net instance Caffe's Solver builds: the training net or one test net."""
+    role: str                 # "train" or "test #i"
+    phase: str                # "TRAIN" / "TEST"
+    field: str                # the solver field it comes from
+    span: Span
+    path: str | None          # the file read (None for inline net_param/test_net_param)
+    parsed: object | None     # parse.Parsed, None when unreadable
+    state: object             # pb.NetState after Caffe's merge (solver default < net's own < solver's)
+    test_iter: int | None = None
+    graph: object | None = None
+
+
+def resolve_net_path(name: str, solver_dir: str) -> tuple[str | None, str, str | None]:
+    """(found path or None, the path tried first, why not found).
+
+    Caffe opens these paths relative to the directory it runs in; netdef reads them relative to
+    the solver file. Definitions copied out of a Caffe checkout name nets as seen from its root
+    ("examples/mnist/lenet_train_test.prototxt" beside the solver), so when the full path is not
+    there, the shorter tails of the same path are tried in the solver's directory."""
+    first = name if os.path.isabs(name) else os.path.normpath(os.path.join(solver_dir, name))
+    if os.path.isfile(first):
+        return first, first, None
+    if os.path.isdir(first):
+        return None, first, "it is a directory"
+    if not os.path.isabs(name):
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+        for i in range(1, len(parts)):
+            if ".." in parts[i:]:
+                continue
+            cand = os.path.join(solver_dir, *parts[i:])
+            if os.path.isfile(cand):
+                return cand, first, None
+    return None, first, "no such file"
+
+
+def _display(path: str) -> str:
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("../../") else path
+
+
+def plan_nets(parsed, diags: Diagnostics) -> list[NetUse]:
+    """The training net and the test nets, as Solver::InitTrainNet/InitTestNets choose them,
+    with each file read (relative to the solver) and parsed; problems go to `diags`."""
+    from . import load
+    from .parse import NET, Parsed
+    from .source import SourceError
+    from .upgrade import upgrade_parsed
+
+    msg, loc = parsed.message, parsed.loc
+    solver_dir = os.path.dirname(os.path.abspath(parsed.source.path))
+    cache: dict[str, object] = {}
+
+    def read(fname: str, index: int, role: str):
+        span = loc.field(fname, index)
+        name = getattr(msg, fname)[index] if fname == "test_net" else getattr(msg, fname)
+        found, tried, why = resolve_net_path(name, solver_dir)
+        if found is None:
+            diags.add(codes.NET_FILE_MISSING.at(span, role=role, path=name, why=f"{why} ({_display(tried)})",
+                                                notes=["netdef reads net files relative to the solver file's directory"]))
+            return None, None
+        if os.path.abspath(found) != os.path.abspath(tried):
+            diags.add(codes.NET_FILE_ELSEWHERE.at(span, role=role, path=name, tried=_display(tried), found=_display(found),
+                                                  notes=["Caffe opens it relative to the directory it runs in"]))
+        if found not in cache:
+            try:
+                cache[found] = load(found, kind=NET, max_errors=diags.limit)
+            except SourceError as e:
+                diags.add(codes.NET_FILE_MISSING.at(span, role=role, path=name, why=e.message))
+                cache[found] = None
+            else:
+                diags.extend(cache[found].diagnostics)
+        return found, cache[found]
+
+    def inline(fname: str, index: int):
+        sub = getattr(msg, fname)[index] if fname == "test_net_param" else getattr(msg, fname)
+        sub_loc = loc.msg(fname, index)
+        key = f"{fname}#{index}"
+        if key not in cache:
+            p = upgrade_parsed(Parsed(NET, sub, sub_loc, parsed.source, Diagnostics(limit=diags.limit)))
+            diags.extend(p.diagnostics)
+            cache[key] = p
+        return cache[key]
+
+    def state(phase: int, net, override):
+        # NetState: the solver's default phase, then the net's own state, then train_state/test_state.
+        s = pb.NetState(phase=phase)
+        if net is not None:
+            s.MergeFrom(net.message.state)
+        if override is not None:
+            s.MergeFrom(override)
+        return s
+
+    uses: list[NetUse] = []
+    train_fields = [f for f in ("net", "net_param", "train_net", "train_net_param") if msg.HasField(f)]
+    if not train_fields:
+        diags.add(codes.NO_TRAIN_NET.at(loc.span, notes=["name it with net: \"train_val.prototxt\" (train and test "
+                                                         "nets in one file) or train_net: \"...\""]))
+    elif len(train_fields) > 1:
+        spans = [loc.field(f) for f in train_fields]
+        diags.add(codes.MANY_TRAIN_NETS.at(spans[0], count=len(train_fields),
+                                           related=[(s, f"'{f}' given here") for s, f in zip(spans[1:], train_fields[1:])]))
+    else:
+        f = train_fields[0]
+        path, net = read(f, 0, "training") if f in ("net", "train_net") else (None, inline(f, 0))
+        train_state = msg.train_state if msg.HasField("train_state") else None
+        uses.append(NetUse("train", "TRAIN", f, loc.field(f), path, net, state(pb.TRAIN, net, train_state)))
+
+    # InitTestNets: test_net_param blocks, then test_net files, then as many instances of the
+    # generic net (net / net_param) as test_iter entries remain.
+    generic = [f for f in ("net", "net_param") if msg.HasField(f)]
+    n_explicit = len(msg.test_net_param) + len(msg.test_net)
+    n_iter = len(msg.test_iter)
+    if generic:
+        if n_iter < n_explicit:
+            diags.add(codes.TEST_ITER_COUNT.at(loc.field("test_iter") or loc.span, got=n_iter,
+                                               nets=f"{n_explicit} test_net/test_net_param net(s)",
+                                               rule="give one test_iter per test net (each further test_iter tests "
+                                               f"the '{generic[0]}' net once more)"))
+    elif n_iter != n_explicit:
+        diags.add(codes.TEST_ITER_COUNT.at(loc.field("test_iter", n_explicit if n_iter > n_explicit else 0) or loc.span,
+                                           got=n_iter, nets=f"{n_explicit} test net(s)",
+                                           rule="give exactly one test_iter per test_net/test_net_param "
+                                           "(without a 'net' or 'net_param' there is nothing else to test)"))
+    n_instances = max(n_iter, n_explicit) if generic else n_explicit
+    if msg.test_state and len(msg.test_state) != n_instances:
+        diags.add(codes.TEST_STATE_COUNT.at(loc.field("test_state"), got=len(msg.test_state), instances=n_instances))
+    if n_instances and msg.test_interval <= 0:
+        diags.add(codes.NO_TEST_INTERVAL.at(loc.field_or_self("test_interval") if msg.HasField("test_interval")
+                                            else loc.field("test_iter") or loc.span, value=msg.test_interval,
+                                            notes=["Caffe checks test_interval > 0 when there are test nets"]))
+    elif not n_instances and msg.test_interval > 0:
+        diags.add(codes.TEST_INTERVAL_UNUSED.at(loc.field("test_interval")))
+
+    sources: list[tuple[str, int]] = [("test_net_param", i) for i in range(len(msg.test_net_param))]
+    sources += [("test_net", i) for i in range(len(msg.test_net))]
+    if generic and n_iter > n_explicit:
+        sources += [(generic[0], 0)] * (n_iter - n_explicit)
+    for k, (f, i) in enumerate(sources):
+        if f in ("test_net", "net"):
+            path, net = read(f, i, f"test #{k}") if f == "test_net" or not uses or uses[0].field != "net" \
+                else (uses[0].path, uses[0].parsed)
+        else:
+            path, net = None, inline(f, i)
+        ts = msg.test_state[k] if len(msg.test_state) == n_instances and k < len(msg.test_state) else None
+        uses.append(NetUse(f"test #{k}", "TEST", f, loc.field(f, i), path, net, state(pb.TEST, net, ts),
+                           test_iter=msg.test_iter[k] if k < n_iter else None))
+    return uses
+
+
+# --- loading and the commands ----------------------------------------------------------------
+
+
+def load_solver(path: str, max_errors: int = 100):
+    """Parse (and upgrade) a solver; raises DiagnosticError when it cannot be read as one."""
+    from . import load
+    from .parse import SOLVER
+
+    parsed = load(path, kind=SOLVER, max_errors=max_errors)
+    if not parsed.syntax_ok:
+        raise DiagnosticError(list(parsed.diagnostics))
+    return parsed
+
+
+def parse_iters(text: str | None, max_iter: int) -> tuple[int, int, int]:
+    if text is None:
+        return 0, max(0, max_iter), 1
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise UsageError(f"netdef lr: --iters expects START:STOP or START:STOP:STEP, got '{text}'")
+    try:
+        start = int(parts[0]) if parts[0].strip() else 0
+        stop = int(parts[1]) if parts[1].strip() else max(0, max_iter)
+        step = int(parts[2]) if len(parts) == 3 and parts[2].strip() else 1
+    except ValueError:
+        raise UsageError(f"netdef lr: --iters expects whole numbers START:STOP[:STEP], got '{text}'") from None
+    if start < 0 or step < 1 or stop < start:
+        raise UsageError(f"netdef lr: --iters needs 0 <= START <= STOP and STEP >= 1, got '{text}'")
+    if stop > 2**31:
+        raise UsageError(f"netdef lr: --iters STOP {stop} is beyond Caffe's iteration counter (a 32-bit int)")
+    return start, stop, step
+
+
+def _checked(args):
+    """Load and check a solver's own fields; warnings printed, errors raised."""
+    from .cli import print_diagnostics
+
+    parsed = load_solver(args.file, getattr(args, "max_errors", 100))
+    check_fields(parsed.message, parsed.loc, parsed.diagnostics)
+    if parsed.diagnostics.has_errors:
+        raise DiagnosticError(list(parsed.diagnostics))
+    print_diagnostics(parsed.diagnostics)
+    return parsed
+
+
+def cmd_lr(args) -> int:
+    parsed = _checked(args)
+    msg = parsed.message
+    start, stop, step = parse_iters(args.iters, msg.max_iter)
+    schedule = Schedule(msg)
+    if args.plot:
+        plot_schedule(args.plot, parsed, schedule, start, stop)
+    out = sys.stdout
+    if args.format == "json":
+        points = []
+        for it, r in schedule.chunks(start, stop, step):
+            points += [{"iter": int(i), "lr": _json_float(v)} for i, v in zip(it.tolist(), r.tolist())]
+        json.dump({"file": parsed.source.path, "lr_policy": msg.lr_policy, "type": type_name(msg),
+                   "base_lr": _json_float(F32(msg.base_lr)), "max_iter": msg.max_iter,
+                   "change_points": [{"iter": t, "lr": _json_float(v)} for t, v in schedule.change_points(stop)],
+                   "points": points}, out, indent=1)
+        out.write("\n")
+        return 0
+    for it, r in schedule.chunks(start, stop, step):
+        out.write("".join(f"{i}\t{fmt_rate(v)}\n" for i, v in zip(it.tolist(), r.tolist())))
+    return 0
+
+
+def _json_float(v) -> float | None:
+    """A float32 rate as the shortest decimal that reads back to the same float32; NaN/inf as null."""
+    v = F32(v)
+    if not np.isfinite(v):
+        return None
+    return float(np.format_float_scientific(v, unique=True))
+
+
+# --- the schedule plot -----------------------------------------------------------------------
+#
+# A report-quality chart with only the project's own dependencies: the chart is a list of
+# primitives (lines, text, dots) written out natively as SVG, and for PNG/PDF as a Graphviz
+# graph whose nodes are pinned at their coordinates (`neato -n2`), so Graphviz's cairo/pango
+# renderers draw the same lines and text. (matplotlib is not a dependency; `dot` cannot
+# rasterise an SVG without librsvg.)
+
+
+class _Chart:
+    def __init__(self, width: float, height: float):
+        self.w, self.h = width, height
+        self.items: list[tuple] = []
+
+    def line(self, pts, color="#333333", width=1.0, dash=False):
+        if len(pts) >= 2:
+            self.items.append(("line", [(float(x), float(y)) for x, y in pts], color, width, dash))
+
+    def text(self, x, y, s, size=11.0, anchor="start", color="#222222", bold=False):
+        self.items.append(("text", float(x), float(y), str(s), size, anchor, color, bold))
+
+    def dot(self, x, y, r, color):
+        self.items.append(("dot", float(x), float(y), r, color))
+
+    def svg(self) -> str:
+        from xml.sax.saxutils import escape, quoteattr
+
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.w:g}" height="{self.h:g}" '
+               f'viewBox="0 0 {self.w:g} {self.h:g}" font-family="Helvetica, Arial, sans-serif">',
+               f'<rect width="{self.w:g}" height="{self.h:g}" fill="white"/>']
+        for it in self.items:
+            if it[0] == "line":
+                _, pts, color, width, dash = it
+                d = " ".join(f"{x:.2f},{y:.2f}" for x, y in pts)
+                out.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{width:g}"'
+                           + (' stroke-dasharray="4,3"' if dash else "") + ' stroke-linejoin="round"/>')
+            elif it[0] == "text":
+                _, x, y, s, size, anchor, color, bold = it
+                out.append(f'<text x="{x:.2f}" y="{y:.2f}" font-size="{size:g}" text-anchor="{anchor}" '
+                           f'fill="{color}"' + (' font-weight="bold"' if bold else "") + f">{escape(s)}</text>")
+            else:
+                _, x, y, r, color = it
+                out.append(f'<circle cx="{x:.2f}" cy="{y:.2f}" r="{r:g}" fill="{color}"/>')
+        out.append("</svg>\n")
+        return "\n".join(out)
+
+    def gv(self, dpi: int = 150) -> str:
+        """The same chart as a Graphviz graph for `neato -n2` (positions in points, y upwards)."""
+        h = self.h
+
+        def q(s: str) -> str:
+            return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        out = [f'graph chart {{ graph [bb="0,0,{self.w:g},{h:g}" bgcolor=white dpi={dpi} pad=0.1 '
+               'outputorder=edgesfirst];',
+               'node [shape=point width=0 height=0 style=invis label=""]; edge [dir=none];']
+        n = 0
+        for it in self.items:
+            if it[0] == "line":
+                _, pts, color, width, dash = it
+                # One edge whose spline (`pos`, honoured by -n2) is the whole polyline: each
+                # straight piece p→q is the cubic Bézier p, p, q, q, so joints stay joined.
+                ctrl = [pts[0]]
+                for a, b in zip(pts, pts[1:]):
+                    ctrl += [a, b, b]
+                words = [f"{x:.2f},{h - y:.2f}" for x, y in ctrl]
+                # DOT's scanner refuses quoted strings over 16 KiB; "a" + "b" concatenates.
+                spline = '" + "'.join(" ".join(words[i:i + 400]) + (" " if i + 400 < len(words) else "")
+                                      for i in range(0, len(words), 400))
+                (x0, y0), (x1, y1) = pts[0], pts[-1]
+                out.append(f'p{n} [pos="{x0:.2f},{h - y0:.2f}"]; p{n + 1} [pos="{x1:.2f},{h - y1:.2f}"];')
+                style = ' style=dashed' if dash else ''
+                out.append(f'p{n} -- p{n + 1} [pos="{spline}" color="{color}" penwidth={width:g}{style}];')
+                n += 2
+            elif it[0] == "text":
+                _, x, y, s, size, anchor, color, bold = it
+                width = max(0.2, len(s) * size * 0.62 / 72)  # generous: the label is justified inside
+                cx = {"start": x + width * 36, "end": x - width * 36}.get(anchor, x)
+                just = {"start": "\\l", "end": "\\r"}.get(anchor, "")
+                label = q(s)[:-1] + just + '"'
+                font = "Helvetica-Bold" if bold else "Helvetica"
+                out.append(f'p{n} [shape=plaintext style="" fixedsize=true width={width:.3f} height={size / 72:.3f} '
+                           f'pos="{cx:.2f},{h - y + size * 0.35:.2f}" label={label} fontsize={size:g} '
+                           f'fontname="{font}" fontcolor="{color}"];')
+                n += 1
+            else:
+                _, x, y, r, color = it
+                out.append(f'p{n} [shape=circle style=filled fixedsize=true width={2 * r / 72:.3f} '
+                           f'color="{color}" fillcolor="{color}" pos="{x:.2f},{h - y:.2f}"];')
+                n += 1
+        out.append("}")
+        return "\n".join(out)
+
+
+def _nice_step(span: float, target: int = 6) -> float:
+    raw = span / max(1, target)
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+def _short_int(v: float) -> str:
+    v = int(round(v))
+    for div, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if abs(v) >= div and v % (div // 100) == 0 and abs(v) >= 10 * div // 10:
+            return f"{v / div:g}{suffix}"
+    return f"{v:,}"
+
+
+def _drop_collinear(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Keep the ends of horizontal and vertical runs only: a flat stretch is one line, not
+    hundreds of anti-aliased pieces."""
+    out: list[tuple[float, float]] = []
+    for pt in pts:
+        if len(out) >= 2 and ((out[-1][1] == out[-2][1] == pt[1]) or (out[-1][0] == out[-2][0] == pt[0])):
+            out[-1] = pt
+        else:
+            out.append(pt)
+    return out
+
+
+def schedule_chart(parsed, schedule: Schedule, start: int, stop: int) -> _Chart:
+    msg = parsed.message
+    last = max(start, stop - 1)
+    changes = [(t, r) for t, r in schedule.change_points(stop) if start < t <= last]
+    n = min(last - start + 1, 600)
+    iters = set(np.unique(np.round(np.linspace(start, last, n)).astype(np.int64)).tolist())
+    for t, _ in changes:
+        iters.update((t - 1, t))
+    xs = np.array(sorted(iters), dtype=np.int64)
+    ys = schedule.rates(xs).astype(np.float64)
+    finite = np.isfinite(ys)
+    fv = ys[finite]
+
+    W, H, L, R, T, B = 860.0, 520.0, 96.0, 36.0, 104.0, 62.0
+    pw, ph = W - L - R, H - T - B
+    c = _Chart(W, H)
+    name = os.path.basename(parsed.source.path)
+    c.text(L, 28, f"Learning rate: {name}", size=16, bold=True)
+    p = schedule.policy
+    details = [f"{type_name(msg)}", f"lr_policy \"{p.name}\"", f"base_lr {_num(msg.base_lr)}"]
+    details += [f"{f} {_num(getattr(msg, f))}" for f in ("gamma", "power", "stepsize") if f in p.needs]
+    if "stepvalue" in p.needs:
+        details.append("stepvalue " + ", ".join(str(v) for v in msg.stepvalue[:8]) + (" …" if len(msg.stepvalue) > 8 else ""))
+    if p.name == "poly" or msg.max_iter:
+        details.append(f"max_iter {msg.max_iter:,}")
+    c.text(L, 50, " · ".join(details), size=11.5, color="#555555")
+    c.text(L, 50 + 16, f"rate = {p.formula}", size=11.5, color="#555555")
+
+    # Multiplicative schedules read best on a log axis once they span two decades; the others
+    # (inv, poly, sigmoid) are shaped curves a linear axis shows as they are.
+    log = (p.name in ("step", "multistep", "exp") and bool(len(fv)) and float(fv.min()) > 0
+           and float(fv.max()) / float(fv.min()) > 100)
+    if not len(fv):
+        lo, hi = 0.0, 1.0
+    elif log:
+        # a small tolerance: float32 1e-6 is 9.99999997e-07 and must not open a decade of its own
+        lo, hi = math.floor(math.log10(fv.min()) + 1e-6), math.ceil(math.log10(fv.max()) - 1e-6)
+        hi = hi if hi > lo else lo + 1
+    else:
+        lo, hi = min(0.0, float(fv.min())), float(fv.max())
+        hi = hi * 1.08 if hi > 0 else (1.0 if hi == lo else hi)
+        if hi == lo:
+            hi = lo + 1.0
+
+    def X(i):
+        return L + (i - start) / max(1, last - start) * pw
+
+    def Y(v):
+        t = (math.log10(v) - lo) / (hi - lo) if log else (v - lo) / (hi - lo)
+        return T + ph * (1 - t)
+
+    grid, axis = "#e6e6e6", "#444444"
+    # y ticks
+    if log:
+        every = max(1, math.ceil((hi - lo) / 8))
+        for d in range(int(lo), int(hi) + 1, every):
+            y = Y(10.0 ** d)
+            c.line([(L, y), (L + pw, y)], grid)
+            c.text(L - 8, y + 4, f"{10.0 ** d:g}", anchor="end", size=10.5)
+    else:
+        st = _nice_step(hi - lo)
+        v = math.ceil(lo / st) * st
+        while v <= hi + st * 1e-9:
+            y = Y(v)
+            c.line([(L, y), (L + pw, y)], grid)
+            c.text(L - 8, y + 4, f"{float(f'{v:.10g}'):g}", anchor="end", size=10.5)
+            v += st
+    # x ticks
+    st = max(1, _nice_step(max(1, last - start)))
+    v = math.ceil(start / st) * st
+    while v <= last + 1e-9:
+        x = X(v)
+        c.line([(x, T), (x, T + ph)], grid)
+        c.line([(x, T + ph), (x, T + ph + 5)], axis)
+        c.text(x, T + ph + 19, _short_int(v), anchor="middle", size=10.5)
+        v += st
+    c.line([(L, T), (L, T + ph), (L + pw, T + ph)], axis, 1.2)
+    c.text(L + pw / 2, H - 14, "iteration", anchor="middle", size=12)
+    c.text(L, T - 10, "learning rate" + (" (log scale)" if log else ""), anchor="start", size=12, color="#333333")
+
+    # the schedule: piecewise-constant policies are drawn as steps
+    segment: list[tuple[float, float]] = []
+    segments = []
+    prev = None
+    for i, v, ok in zip(xs.tolist(), ys.tolist(), finite.tolist()):
+        if not ok or (log and v <= 0):
+            if len(segment) > 1:
+                segments.append(segment)
+            segment, prev = [], None
+            continue
+        if p.stepped and prev is not None and v != prev:
+            segment.append((X(i), Y(prev)))
+        segment.append((X(i), Y(v)))
+        prev = v
+    if segment:
+        segments.append(segment if len(segment) > 1 else segment * 2)
+    for seg in segments:
+        c.line(_drop_collinear(seg), "#1f5fa8", 2.2)
+    if not len(fv):
+        c.text(L + pw / 2, T + ph / 2, "no finite learning rate in this range", anchor="middle", size=13, color="#b22222")
+
+    # change points: where a stepped schedule drops
+    if len(changes) <= 200:
+        for k, (t, r) in enumerate(changes):
+            if not math.isfinite(r) or (log and r <= 0):
+                continue
+            x, y = X(t), Y(r)
+            c.line([(x, T), (x, T + ph)], "#c0392b", 0.8, dash=True)
+            c.dot(x, y, 3.5, "#c0392b")
+            if len(changes) <= 12:
+                right = x > L + pw * 0.8
+                c.text(x + (-6 if right else 6), y - 8, f"{t:,} → {fmt_rate(r)}", anchor="end" if right else "start",
+                       size=10.5, color="#c0392b")
+    return c
+
+
+def plot_schedule(out: str, parsed, schedule: Schedule, start: int, stop: int) -> None:
+    from .draw import render
+    from .outputs import check_writable, write_atomic
+
+    ext = os.path.splitext(out)[1].lower().lstrip(".")
+    if ext not in ("svg", "png", "pdf"):
+        raise CliError(f"cannot plot to {out}: unknown format '{ext or out}'; use .svg, .png or .pdf")
+    check_writable(out)
+    chart = schedule_chart(parsed, schedule, start, stop)
+    data = chart.svg().encode("utf-8") if ext == "svg" else render(chart.gv(), ext, engine="neato", neato_no_op=2)
+    write_atomic(out, data)
