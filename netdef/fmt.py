@@ -52,8 +52,11 @@ def format_float32(v: float) -> str:
     if s is None:
         for digits in range(1, 10):  # 9 significant digits always identify a float32
             candidate = "%.*g" % (digits, v)
-            if _round_f32(float(candidate)) == v:
-                break
+            try:
+                if _round_f32(float(candidate)) == v:
+                    break
+            except OverflowError:  # rounded past the largest float32
+                continue
         # repr of the shortest decimal's double gives Python's plain spelling (10, not 1e+01)
         s = _trim(repr(float(candidate)))
     if len(_F32_CACHE) < 65536:

@@ -549,7 +549,9 @@ class MessageFiller:
         name_tok = children[0]
         name = name_tok.value
         info = frame.table.get(name) if frame.msg is not None else None
-        if frame.msg is not None:
+        if frame.msg is None:
+            frame.raw.setdefault(name, [])  # so that `name: []` is kept, as at the top level
+        else:
             if info is None:
                 self._unknown(frame, name_tok)
                 frame.loc.extra.setdefault(name, [])
