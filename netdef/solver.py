@@ -231,10 +231,6 @@ class SolverKind:
 
 
 SOLVERS: dict[str, SolverKind] = {}
-# The deprecated SolverParameter.solver_type enum and the registered name Caffe's
-# UpgradeSolverType turns each value into.
-ENUM_TO_TYPE = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp",
-                "ADADELTA": "AdaDelta", "ADAM": "Adam"}
 
 
 def solver_kind(name: str, uses: tuple[str, ...], update: str):
@@ -329,10 +325,8 @@ def _adam(msg, loc, diags):
 
 
 def type_name(msg) -> str:
-    """The solver's registered type: `type`, or the deprecated `solver_type` enum mapped as
-    Caffe's UpgradeSolverType maps it (when the upgrade has not already replaced it)."""
-    if msg.HasField("solver_type") and not msg.HasField("type"):
-        return ENUM_TO_TYPE[pb.SolverParameter.SolverType.Name(msg.solver_type)]
+    """The registered solver type (netdef.load has already turned a deprecated `solver_type`
+    enum into `type`, as Caffe's UpgradeSolverType does)."""
     return msg.type
 
 
@@ -357,12 +351,8 @@ def check_fields(msg, loc, diags: Diagnostics) -> None:
 
 
 def _check_type(msg, loc, diags):
-    if msg.HasField("solver_type") and msg.HasField("type"):
-        # UpgradeSolverType: "old solver_type field (enum) and new type field (string) cannot be both specified"
-        diags.add(codes.SOLVER_TYPE_CONFLICT.at(loc.field("type"), related=[(loc.field("solver_type"), "solver_type given here")],
-                                                old=pb.SolverParameter.SolverType.Name(msg.solver_type),
-                                                new=msg.type, notes=["remove solver_type; 'type' replaces it"]))
-        return
+    if msg.HasField("solver_type"):
+        return  # both solver_type and type: the upgrade has reported it (E212), as Caffe refuses it
     name = type_name(msg)
     kind = SOLVERS.get(name)
     if kind is None:
@@ -565,8 +555,10 @@ def plan_nets(parsed, diags: Diagnostics) -> list[NetUse]:
                                                 notes=["netdef reads net files relative to the solver file's directory"]))
             return None, None
         if os.path.abspath(found) != os.path.abspath(tried):
-            diags.add(codes.NET_FILE_ELSEWHERE.at(span, role=role, path=name, tried=_display(tried), found=_display(found),
-                                                  notes=["Caffe opens it relative to the directory it runs in"]))
+            diags.add(codes.NET_FILE_ELSEWHERE.at(span, role=role, path=name, found=os.path.relpath(found, solver_dir),
+                                                  notes=["Caffe opens the path relative to the directory it runs in; "
+                                                         "netdef reads it relative to the solver file and, failing "
+                                                         "that, tries the path's shorter tails there"]))
         if found not in cache:
             try:
                 cache[found] = load(found, kind=NET, max_errors=diags.limit)
@@ -634,7 +626,7 @@ def plan_nets(parsed, diags: Diagnostics) -> list[NetUse]:
         diags.add(codes.NO_TEST_INTERVAL.at(loc.field_or_self("test_interval") if msg.HasField("test_interval")
                                             else loc.field("test_iter") or loc.span, value=msg.test_interval,
                                             notes=["Caffe checks test_interval > 0 when there are test nets"]))
-    elif not n_instances and msg.test_interval > 0:
+    elif not n_instances and msg.test_interval > 0 and not n_iter:  # (a stray test_iter: E618 says it)
         diags.add(codes.TEST_INTERVAL_UNUSED.at(loc.field("test_interval")))
 
     sources: list[tuple[str, int]] = [("test_net_param", i) for i in range(len(msg.test_net_param))]
@@ -979,3 +971,271 @@ def plot_schedule(out: str, parsed, schedule: Schedule, start: int, stop: int) -
     chart = schedule_chart(parsed, schedule, start, stop)
     data = chart.svg().encode("utf-8") if ext == "svg" else render(chart.gv(), ext, engine="neato", neato_no_op=2)
     write_atomic(out, data)
+
+
+# --- compiling the nets and the `netdef solver` summary ----------------------------------------
+
+
+def compile_nets(uses: list[NetUse], diags: Diagnostics, inputs=None) -> None:
+    """Compile each net instance in its NetState (phase, level, stages after Caffe's merge);
+    the graphs' diagnostics join `diags`, each reported once even when a file serves twice."""
+    from .analysis import compile as compile_net
+
+    seen = {(d.code, d.span.source.path if d.span else None, d.span.start if d.span else None, d.message)
+            for d in diags}
+    for use in uses:
+        if use.parsed is None or not use.parsed.syntax_ok:
+            continue
+        st = use.state
+        use.graph = compile_net(use.parsed, phase=pb.Phase.Name(st.phase), stages=tuple(st.stage), level=st.level,
+                                inputs=inputs)
+        for d in use.graph.diagnostics:
+            key = (d.code, d.span.source.path if d.span else None, d.span.start if d.span else None, d.message)
+            if key not in seen:
+                seen.add(key)
+                diags.add(d)
+
+
+@dataclass
+class ParamRow:
+    layer: str
+    index: int
+    shape: tuple
+    lr_mult: float
+    decay_mult: float
+    shared_with: str | None = None   # the owner layer when this blob is shared by name
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 0
+
+
+def param_rows(graph) -> list[ParamRow]:
+    """Every learnable blob with its effective multipliers, as Net::AppendParam settles them: a
+    shared blob (param { name }) is one learnable blob whose lr_mult/decay_mult come from the
+    first layer that sets them, the owner first."""
+    rows: list[ParamRow] = []
+    owners: dict[str, ParamRow] = {}
+    explicit: dict[int, set] = {}
+    owner_of: dict[int, ParamRow] = {}
+    for node in graph.nodes:
+        for i, shape in enumerate(node.meta.get("params") or []):
+            spec = node.param.param[i] if i < len(node.param.param) else pb.ParamSpec()
+            owner = owners.get(spec.name) if spec.name else None
+            if owner is None:
+                row = ParamRow(node.name, i, tuple(shape), spec.lr_mult, spec.decay_mult)
+                if spec.name:
+                    owners[spec.name] = row
+                explicit[id(row)] = {f for f in ("lr_mult", "decay_mult") if spec.HasField(f)}
+            else:
+                row = ParamRow(node.name, i, tuple(shape), owner.lr_mult, owner.decay_mult,
+                               shared_with=f"{owner.layer}[{owner.index}]")
+                owner_of[id(row)] = owner
+                for f in ("lr_mult", "decay_mult"):
+                    if spec.HasField(f) and f not in explicit[id(owner)]:
+                        explicit[id(owner)].add(f)
+                        setattr(owner, f, getattr(spec, f))
+            rows.append(row)
+    for row in rows:  # a sharer shows the multipliers its owner ended with
+        owner = owner_of.get(id(row))
+        if owner is not None:
+            row.lr_mult, row.decay_mult = owner.lr_mult, owner.decay_mult
+    return rows
+
+
+def _batch(graph) -> int | None:
+    try:
+        return graph.batch_size if graph is not None else None
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def summarize(parsed, uses: list[NetUse], dataset_size: int | None = None) -> dict:
+    """Everything `netdef solver` prints, as plain data (the JSON form)."""
+    msg = parsed.message
+    kind = SOLVERS[type_name(msg)]
+    schedule = Schedule(msg)
+    pol = schedule.policy
+    base = float(F32(msg.base_lr))
+    doc: dict = {"file": parsed.source.path}
+    doc["optimizer"] = {"type": kind.name, "update": kind.update,
+                        "hyper": {f: float(F32(getattr(msg, f))) for f in kind.uses}}
+    doc["learning_rate"] = {"base_lr": base, "lr_policy": pol.name, "formula": pol.formula,
+                            "params": {f: (list(msg.stepvalue) if f == "stepvalue" else
+                                           int(getattr(msg, f)) if f in ("stepsize", "max_iter") else
+                                           float(F32(getattr(msg, f)))) for f in pol.needs}}
+    doc["regularization"] = {"type": msg.regularization_type, "weight_decay": float(F32(msg.weight_decay))}
+    doc["max_iter"] = msg.max_iter
+    doc["iter_size"] = msg.iter_size
+    doc["clip_gradients"] = float(F32(msg.clip_gradients)) if msg.clip_gradients >= 0 else None
+    doc["average_loss"] = msg.average_loss
+    snaps = {"every": msg.snapshot or None, "after_train": msg.snapshot_after_train,
+             "format": pb.SolverParameter.SnapshotFormat.Name(msg.snapshot_format)}
+    if msg.snapshot or msg.snapshot_after_train:
+        # Solver::SnapshotFilename: prefix + "_iter_" + iter + extension
+        h5 = msg.snapshot_format == pb.SolverParameter.HDF5
+        snaps["files"] = [f"{msg.snapshot_prefix}_iter_N.caffemodel" + (".h5" if h5 else ""),
+                          f"{msg.snapshot_prefix}_iter_N.solverstate" + (".h5" if h5 else "")]
+    doc["snapshots"] = snaps
+
+    last = max(0, msg.max_iter - 1)
+    if pol.stepped:
+        changes = schedule.change_points(msg.max_iter)
+        points = [(0, schedule.rate(0))] + changes
+        doc["schedule"] = {"kind": "steps", "changes": len(changes),
+                           "points": [{"iter": t, "lr": _json_float(r)} for t, r in points]}
+    else:
+        marks = sorted({0, last // 4, last // 2, 3 * last // 4, last})
+        doc["schedule"] = {"kind": "continuous",
+                           "points": [{"iter": t, "lr": _json_float(schedule.rate(t))} for t in marks]}
+    doc["schedule"]["last_iter"] = last
+    doc["schedule"]["last_lr"] = _json_float(schedule.rate(last)) if msg.max_iter > 0 else None
+
+    nets = []
+    train_batch = None
+    for use in uses:
+        entry = {"role": use.role, "phase": use.phase, "field": use.field,
+                 "file": _display(use.path) if use.path else None,
+                 "stages": list(use.state.stage), "level": use.state.level,
+                 "batch": _batch(use.graph), "compiled": use.graph is not None}
+        if use.role == "train":
+            train_batch = entry["batch"]
+            if train_batch:
+                entry["samples_per_iteration"] = train_batch * msg.iter_size
+        else:
+            entry["test_iter"] = use.test_iter
+            if entry["batch"] and use.test_iter:
+                entry["samples_per_test"] = entry["batch"] * use.test_iter
+        nets.append(entry)
+    doc["nets"] = nets
+    doc["test_interval"] = msg.test_interval or None
+
+    if dataset_size and train_batch:
+        per_iter = train_batch * msg.iter_size
+        ipe = dataset_size / per_iter
+        doc["epochs"] = {"dataset_size": dataset_size, "samples_per_iteration": per_iter,
+                         "iterations_per_epoch": ipe, "epochs": msg.max_iter / ipe,
+                         "change_epochs": [t / ipe for t, _ in schedule.change_points(msg.max_iter)] if pol.stepped else []}
+    train = next((u for u in uses if u.role == "train"), None)
+    if train is not None and train.graph is not None:
+        rows = param_rows(train.graph)
+        wd = float(F32(msg.weight_decay))
+        doc["params"] = [{"layer": r.layer, "blob": r.index, "shape": list(r.shape), "count": r.count,
+                          "lr_mult": r.lr_mult, "lr": float(F32(base * r.lr_mult)),
+                          "decay_mult": r.decay_mult, "decay": float(F32(wd * r.decay_mult)),
+                          "shared_with": r.shared_with} for r in rows]
+        own = [r for r in rows if not r.shared_with]
+        doc["param_totals"] = {"learnable": sum(r.count for r in own),
+                               "frozen": sum(r.count for r in own if r.lr_mult == 0),
+                               "blobs": len(own)}
+    return doc
+
+
+def _g(x) -> str:
+    return "—" if x is None else _num(x) if isinstance(x, float) else f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def render_summary(doc: dict) -> str:
+    out = []
+    w = out.append
+    o, lr = doc["optimizer"], doc["learning_rate"]
+    w(f"solver   {doc['file']}")
+    hyper = ", ".join(f"{k} {_num(v)}" for k, v in o["hyper"].items())
+    w(f"  optimizer       {o['type']}" + (f" ({hyper})" if hyper else ""))
+    w(f"                  {o['update']}")
+    params = ", ".join(f"{k} " + (", ".join(map(str, v)) if isinstance(v, list) else _g(v)) for k, v in lr["params"].items())
+    w(f"  learning rate   base_lr {_num(lr['base_lr'])}, lr_policy \"{lr['lr_policy']}\"" + (f": {params}" if params else ""))
+    w(f"                  rate = {lr['formula']}")
+    reg = doc["regularization"]
+    w(f"  weight decay    {_num(reg['weight_decay'])} ({reg['type']})")
+    w(f"  iterations      max_iter {doc['max_iter']:,}" +
+      (f", iter_size {doc['iter_size']} (gradients accumulated over {doc['iter_size']} passes)" if doc["iter_size"] != 1 else ""))
+    w(f"  clip gradients  " + ("off" if doc["clip_gradients"] is None else f"L2 norm above {_num(doc['clip_gradients'])}"))
+    s = doc["snapshots"]
+    when = ([f"every {s['every']:,} iterations"] if s["every"] else []) + (["after training"] if s["after_train"] else [])
+    w(f"  snapshots       " + (" and ".join(when) + (f": {', '.join(s['files'])}" if s.get("files") else "") if when else "none"))
+
+    sch = doc["schedule"]
+    w("")
+    if sch["kind"] == "steps":
+        w(f"schedule: the rate changes {sch['changes']} time(s) before max_iter" if sch["changes"] else
+          "schedule: the rate is constant")
+    else:
+        w("schedule: continuous; the rate at")
+    pts = sch["points"]
+    shown = pts if len(pts) <= 21 else pts[:20]
+    width = max([len(f"{p['iter']:,}") for p in pts] + [9])
+    w(f"  {'iteration':>{width}}  rate")
+    for p in shown:
+        w(f"  {p['iter']:>{width},}  {fmt_rate(p['lr']) if p['lr'] is not None else 'nan'}")
+    if len(pts) > len(shown):
+        w(f"  {'…':>{width}}  ({len(pts) - len(shown)} more changes)")
+    if sch["last_lr"] is not None and pts[-1]["iter"] != sch["last_iter"]:
+        w(f"  {sch['last_iter']:>{width},}  {fmt_rate(sch['last_lr'])}  (last iteration)")
+
+    w("")
+    w("nets")
+    for n in doc["nets"]:
+        where = n["file"] or f"inline {n['field']}"
+        state = f"phase {n['phase']}" + (f", stages {', '.join(n['stages'])}" if n["stages"] else "") + \
+            (f", level {n['level']}" if n["level"] else "")
+        line = f"  {n['role']:<8} {where} ({state})"
+        if n["role"] == "train":
+            if n.get("samples_per_iteration"):
+                line += f": batch {n['batch']}" + (f" × iter_size {doc['iter_size']} = {n['samples_per_iteration']:,} samples per iteration"
+                                                   if doc["iter_size"] != 1 else " per iteration")
+        else:
+            line += f": test_iter {n['test_iter']}"
+            if n.get("samples_per_test"):
+                line += f" × batch {n['batch']} = {n['samples_per_test']:,} samples"
+            if doc["test_interval"]:
+                line += f", every {doc['test_interval']:,} iterations"
+        if not n["compiled"]:
+            line += "  [not compiled]"
+        w(line)
+
+    e = doc.get("epochs")
+    if e:
+        w("")
+        w(f"epochs ({e['dataset_size']:,} samples, {e['samples_per_iteration']:,} per iteration): "
+          f"{e['iterations_per_epoch']:,.1f} iterations per epoch; max_iter = {e['epochs']:,.2f} epochs")
+        if e["change_epochs"]:
+            ce = ", ".join(f"{x:,.2f}" for x in e["change_epochs"][:12]) + (" …" if len(e["change_epochs"]) > 12 else "")
+            w(f"  the rate changes at epochs {ce}")
+
+    if "params" in doc:
+        rows = doc["params"]
+        w("")
+        w("parameters (at iteration 0: lr = base_lr × lr_mult, decay = weight_decay × decay_mult)")
+        table = [("layer", "blob", "shape", "count", "lr_mult", "lr", "decay_mult", "decay", "")]
+        for r in rows:
+            table.append((r["layer"], str(r["blob"]), "×".join(map(str, r["shape"])) or "scalar", f"{r['count']:,}",
+                          _num(r["lr_mult"]), _num(r["lr"]), _num(r["decay_mult"]), _num(r["decay"]),
+                          f"shared with {r['shared_with']}" if r["shared_with"] else ("frozen" if r["lr_mult"] == 0 else "")))
+        widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
+        right = {1, 3, 4, 5, 6, 7}
+        for t in table:
+            w("  " + "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(t)).rstrip())
+        tot = doc["param_totals"]
+        w(f"  {tot['learnable']:,} learnable values in {tot['blobs']} blob(s)" +
+          (f"; {tot['frozen']:,} frozen (lr_mult 0)" if tot["frozen"] else ""))
+    return "\n".join(out) + "\n"
+
+
+def cmd_solver(args) -> int:
+    from .cli import print_diagnostics
+
+    parsed = load_solver(args.file, getattr(args, "max_errors", 100))
+    diags = parsed.diagnostics
+    check_fields(parsed.message, parsed.loc, diags)
+    fields_ok = not diags.has_errors
+    uses = plan_nets(parsed, diags)
+    compile_nets(uses, diags, inputs=getattr(args, "inputs", None) or None)
+    print_diagnostics(diags)
+    if fields_ok:
+        doc = summarize(parsed, uses, args.dataset_size)
+        if args.format == "json":
+            sys.stdout.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(render_summary(doc))
+    return 1 if diags.has_errors else 0
