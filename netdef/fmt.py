@@ -222,7 +222,6 @@ def cmd_fmt(args) -> int:
     import sys
 
     from .cli import print_diagnostics
-    from .diagnostics import DiagnosticError
     from .library import resolve
     from .outputs import check_writable, write_atomic
     from .parse import parse_file
@@ -232,7 +231,8 @@ def cmd_fmt(args) -> int:
     parsed = parse_file(resolve(args.file), None, args.max_errors)
     if parsed.diagnostics.has_errors:
         # Values with errors are not in the message: formatting would silently lose them.
-        raise DiagnosticError(list(parsed.diagnostics))
+        print_diagnostics(parsed.diagnostics)
+        return 1
     # The fork-field warnings (W202) are summed up in the one line below.
     print_diagnostics([d for d in parsed.diagnostics if d.code != "W202"])
     kept = count_extras(parsed.loc)

@@ -218,8 +218,8 @@ def _syntax_diagnostic(err: _SyntaxError, source: Source, stack) -> object:
             return codes.UNTERMINATED_STRING.at(span, notes=["a string ends on the line it starts; "
                                                              "write a line break as \\n"])
         if ch == "\\":
-            return codes.BAD_CHARACTER.at(span, notes=["a backslash belongs inside a quoted string"], char=ch)
-        return codes.BAD_CHARACTER.at(span, char=ch)
+            return codes.BAD_CHARACTER.at(span, notes=["a backslash belongs inside a quoted string"], char="'\\'")
+        return codes.BAD_CHARACTER.at(span, char=f"'{ch}'" if ch.isprintable() else repr(ch))
     tok = err.tok
     expected = set(err.expected)
     if tok.type == "$END":

@@ -169,7 +169,7 @@ class _LazySpan:
 
 
 class _BadEscape(Exception):
-    pass
+    """args: the escape as written, and its offset in the string's body."""
 
 
 def unescape(body: str) -> bytes:
@@ -186,12 +186,12 @@ def unescape(body: str) -> bytes:
         elif u4 is not None or u8 is not None:
             cp = int(u4 or u8, 16)
             if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
-                raise _BadEscape(m.group(0))
+                raise _BadEscape(m.group(0), m.start())
             out += chr(cp).encode("utf-8")
         elif other in _SIMPLE_ESCAPES:
             out += _SIMPLE_ESCAPES[other]
         else:
-            raise _BadEscape(m.group(0))
+            raise _BadEscape(m.group(0), m.start())
         pos = m.end()
     out += body[pos:].encode("utf-8")
     return bytes(out)
@@ -239,6 +239,19 @@ class Ident(str):
 
     __slots__ = ()
     is_ident = True
+
+
+def _suggest(name: str, allowed) -> list[str]:
+    """Did-you-mean candidates: a case-insensitive match, else the closest names, keeping only
+    those about as close as the best one (kernal_size suggests kernel_size, not kernel_w)."""
+    same_case = [a for a in allowed if a.lower() == name.lower()]
+    if same_case:
+        return same_case
+    scored = sorted(((difflib.SequenceMatcher(None, name, a).ratio(), a) for a in allowed), reverse=True)
+    if not scored or scored[0][0] < 0.6:
+        return []
+    best = scored[0][0]
+    return [a for r, a in scored[:3] if r >= 0.6 and r >= best - 0.08]
 
 
 class Tok:
@@ -298,12 +311,11 @@ class MessageFiller:
             return
         allowed = sorted(frame.table)
         notes = []
-        close = difflib.get_close_matches(name, allowed, n=3, cutoff=0.6)
-        lower = [a for a in allowed if a.lower() == name.lower() and a not in close]
-        close = lower + close
+        close = _suggest(name, allowed)
         if close:
-            notes.append("did you mean " + " or ".join(f"'{c}'" for c in close[:3]) + "?")
-        if len(allowed) <= 24:
+            notes.append("did you mean " + " or ".join(f"'{c}'" for c in close) + "?")
+        # The whole list helps when nothing is close, or when it is short enough to read.
+        if len(allowed) <= 10 or (not close and len(allowed) <= 24):
             notes.append(f"{frame.type_name} has the fields: " + ", ".join(allowed))
         self.diags.add(codes.UNKNOWN_FIELD.at(span, notes=notes, field=name, message=frame.type_name))
 
@@ -376,9 +388,9 @@ class MessageFiller:
                     if text in info.enum_names:
                         return info.enum_names[text]
                     names = list(info.enum_names)
-                    notes = [f"{info.fd.enum_type.name} values: " + ", ".join(names)]
-                    close = [n for n in names if n.lower() == text.lower()] or \
-                        difflib.get_close_matches(text, names, n=2, cutoff=0.6)
+                    close = _suggest(text, names)
+                    notes = [] if close and len(names) > 12 else \
+                        [f"{info.fd.enum_type.name} values: " + ", ".join(names)]
                     if close:
                         notes.insert(0, "did you mean " + " or ".join(f"'{c}'" for c in close) + "?")
                     self.diags.add(codes.UNKNOWN_ENUM.at(span.get(), notes=notes, value=text,
@@ -396,7 +408,17 @@ class MessageFiller:
             if k in "sy":
                 return self._wrong(info, span, _describe(kind, text))
         except _BadEscape as e:
-            self.diags.add(codes.BAD_ESCAPE.at(span.get(), escape=str(e)))
+            where = span.get()
+            for t in value if isinstance(value, list) else ():  # which string, and where in it
+                try:
+                    unescape(t.value[1:-1])
+                except _BadEscape as bad:
+                    start = t.start_pos + 1 + bad.args[1]
+                    where = Span(self.source, start, start + len(bad.args[0]))
+                    break
+            self.diags.add(codes.BAD_ESCAPE.at(where, escape=e.args[0], notes=[
+                "escapes are \\n \\t \\r \\\\ \\\" \\' \\ooo (octal) \\xHH \\uHHHH; "
+                "write a backslash itself as \\\\"]))
             return None
         except (ValueError, OverflowError):
             return self._wrong(info, span, _describe(kind, text))
@@ -405,7 +427,9 @@ class MessageFiller:
     def _wrong(self, info: _Field, span: _LazySpan, got: str):
         notes = []
         if info.kind == "s" and not got.startswith("a string"):
-            notes.append("strings are quoted: " + f'{info.name}: "..."')
+            written = got.split(" ", 2)[2] if got.startswith(("the name ", "the number ")) else \
+                self.source.text[span.start:span.end]
+            notes.append(f'strings are quoted: {info.name}: "{written}"')
         self.diags.add(codes.WRONG_TYPE.at(span.get(), notes=notes, field=info.name, expected=info.type_name, got=got))
         return None
 
@@ -557,9 +581,10 @@ class MessageFiller:
                 frame.loc.extra.setdefault(name, [])
             elif not info.repeated:
                 self.diags.add(codes.WRONG_TYPE.at(self._span(name_tok.start_pos, name_tok.end_pos),
-                                                   notes=["the [a, b, ...] form is for repeated fields"],
-                                                   field=name, expected=info.type_name + " (not repeated)",
-                                                   got="a list"))
+                                                   notes=[f"'{name}' is not repeated: give it once, as "
+                                                          f"'{name}: value'; the [a, b, ...] form is for "
+                                                          "repeated fields"],
+                                                   field=name, expected=info.type_name, got="a list"))
                 info = None
         frame.list_field = name_tok
         return None

@@ -183,14 +183,13 @@ class _Upgrade:
         self.source = parsed.source
         self.diags = parsed.diagnostics
         self.formats: list[str] = []     # what was old, for W213
-        self.first_old: Span | None = None
+        self.first_old: list[Span] = []  # where each old format shows first
         self.notes: list[str] = []
         self.failed = False
 
     def old(self, what: str, span: Span, note: str | None = None) -> None:
         self.formats.append(what)
-        if self.first_old is None:
-            self.first_old = span
+        self.first_old.append(span)
         if note:
             self.notes.append(note)
 
@@ -351,7 +350,8 @@ class _Upgrade:
         t = v0.type
         if v0.HasField("type"):
             if t not in _V0_TYPES:
-                close = difflib.get_close_matches(t, list(_V0_TYPES), n=1)
+                close = difflib.get_close_matches(t, list(_V0_TYPES), n=1) or \
+                    [k for k in _V0_TYPES if t.startswith(k) or k.startswith(t)][:1]
                 notes = ([f"did you mean '{close[0]}'?"] if close else []) + \
                     ["V0 layer types: " + ", ".join(sorted(_V0_TYPES))]
                 self.error(codes.UPGRADE_FAILED, _head(v0_loc, "type"), notes=notes,
@@ -632,10 +632,11 @@ def upgrade_parsed(parsed):
     else:
         new_msg, new_loc = up.net(msg, parsed.loc)
         what = "this network"
-    if up.formats:
+    if up.formats and not up.failed:  # after "cannot upgrade", "upgraded" would mislead
         formats = list(dict.fromkeys(up.formats))
         old = formats[0] if len(formats) == 1 else ", ".join(formats[:-1]) + " and " + formats[-1]
-        up.diags.add(codes.UPGRADED.at(up.first_old, notes=up.notes, what=what, old=old))
+        first = min(up.first_old, key=lambda s: s.start)
+        up.diags.add(codes.UPGRADED.at(first, notes=up.notes, what=what, old=old))
     if new_msg is msg:
         return parsed
     return dataclasses.replace(parsed, message=new_msg, loc=new_loc)
@@ -650,7 +651,6 @@ def cmd_upgrade(args) -> int:
 
     from . import load
     from .cli import print_diagnostics
-    from .diagnostics import DiagnosticError
     from .fmt import format_message
     from .outputs import check_writable, write_atomic
 
@@ -658,7 +658,8 @@ def cmd_upgrade(args) -> int:
         check_writable(args.output)
     parsed = load(args.file, max_errors=args.max_errors)
     if parsed.diagnostics.has_errors:
-        raise DiagnosticError(list(parsed.diagnostics))
+        print_diagnostics(parsed.diagnostics)  # the collector itself: it knows how many were cut
+        return 1
     # W213 says what `netdef upgrade` is doing right now; everything else is worth showing.
     rest = [d for d in parsed.diagnostics if d.code != codes.UPGRADED.id]
     print_diagnostics(rest)
