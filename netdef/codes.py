@@ -74,7 +74,7 @@ FILLER_UNKNOWN = Code("E507", "unknown filler type '{type}'")
 FILLER_INVALID = Code("E508", "the {type} filler cannot fill parameter blob {index} of layer '{layer}' (shape {shape}): {why}")
 
 # --- upgrade (netdef/upgrade.py; E210-E213 above are upgrade codes too) ------------------
-V0_FIELD_DROPPED = _w("W214", "V0 field '{field}' has no place in the current format; the upgrade drops it")
+DROPPED_BY_UPGRADE = _w("W214", "the upgrade drops '{field}': {why}")
 
 # --- E6xx: solvers ------------------------------------------------------------------------
 NO_LR_POLICY = Code("E601", "the solver has no lr_policy")

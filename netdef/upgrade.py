@@ -258,10 +258,9 @@ class _Upgrade:
                 out_loc.fields[name] = loc.fields[name]
         dropped = [n for n in ("input_shape", "state", "debug_info") if n in loc.fields]
         for name in dropped:
-            self.diags.add(codes.V0_FIELD_DROPPED.at(
+            self.diags.add(codes.DROPPED_BY_UPGRADE.at(
                 loc.name_span(name), field=name,
-                notes=["Caffe's V0 upgrade keeps only the net's name, input, input_dim, force_backward "
-                       "and its layers"]))
+                why="Caffe's V0 upgrade keeps only the net's name, input, input_dim, force_backward and layers"))
         out_locs = []
         for v0, v0_loc in zip(layers, locs):
             v1, v1_loc = self.v0_layer(v0, v0_loc)
@@ -336,11 +335,10 @@ class _Upgrade:
                        message="this 'layers' block has no V0 'layer { ... }' inside, in a V0 file",
                        notes=["Caffe's V0 upgrade keeps only the bottom and top of such a block"])
             return out, out_loc
-        if lost:
-            self.error(codes.UPGRADE_FAILED, conn_loc.name_span(lost[0]) or conn_loc.span,
-                       message=f"'{lost[0]}' is written outside the V0 'layer {{ ... }}' block",
-                       notes=["in a V0 file a 'layers' block holds only 'layer { ... }', bottom and top; "
-                              "Caffe's upgrade drops anything else"])
+        for name in lost:  # Caffe accepts the file and loses these
+            self.diags.add(codes.DROPPED_BY_UPGRADE.at(
+                conn_loc.name_span(name) or conn_loc.span, field=name,
+                why="from a V0 'layers' block Caffe's upgrade keeps only 'layer { ... }', bottom and top"))
         v0 = conn.layer
         v0_loc = conn_loc.msg("layer") or conn_loc
         out_loc.extra.update(v0_loc.extra)
@@ -365,9 +363,9 @@ class _Upgrade:
         for fd, value in v0.ListFields():
             name = fd.name
             if name in _V0_DROPPED:
-                self.diags.add(codes.V0_FIELD_DROPPED.at(
+                self.diags.add(codes.DROPPED_BY_UPGRADE.at(
                     v0_loc.name_span(name) or v0_loc.span, field=name,
-                    notes=[f"the current format has no '{name}'; Caffe's upgrade drops it without a word"]))
+                    why="the current format has nothing like it (Caffe drops it without a word)"))
                 continue
             targets = _V0_FIELDS.get(name)
             if targets is None:

@@ -37,7 +37,8 @@ def _render(name: str) -> tuple[str, bool]:
 def test_there_are_enough_distinct_cases():
     assert len(CASES) >= 30
     expected = {p.stem for p in SNAPSHOTS.glob("*.txt")}
-    assert expected == set(CASES), "every input has its snapshot and every snapshot its input"
+    if not UPDATE:  # new inputs get their snapshots in this run
+        assert expected == set(CASES), "every input has its snapshot and every snapshot its input"
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -215,6 +215,22 @@ def test_unknown_v0_type_and_dropped_fields():
     assert parsed.message.layer[1].data_param.source == "s"
 
 
+def test_fields_outside_the_v0_layer_block_are_dropped_with_a_warning():
+    parsed = _load_text('input: "a" input_dim: 1 input_dim: 1 input_dim: 1 input_dim: 1\n'
+                        'layers { name: "outer" layer { name: "inner" type: "relu" } bottom: "a" top: "b" }\n')
+    assert [l.name for l in parsed.message.layer] == ["input", "inner"]  # as Caffe: the outer name is lost
+    [w] = [d for d in parsed.diagnostics if d.code == "W214"]
+    assert "'name'" in w.message and (w.span.line, w.span.col) == (2, 10)
+    assert not parsed.diagnostics.has_errors
+
+
+def test_a_v0_file_with_a_layers_block_lacking_layer_is_an_error():
+    parsed = _load_text('layers { layer { name: "a" type: "data" source: "s" } top: "x" }\n'
+                        'layers { name: "b" type: RELU bottom: "x" top: "x" }\n')
+    [e] = parsed.diagnostics.errors
+    assert e.code == "E212" and e.span.line == 2 and "no V0 'layer { ... }'" in e.message
+
+
 def test_mixing_layer_and_layers_is_refused():
     parsed = _load_text('layer { name: "a" type: "ReLU" bottom: "x" top: "x" }\n'
                         'layers { name: "b" type: RELU bottom: "x" top: "x" }\n')
