@@ -72,6 +72,10 @@ WEIGHTS_MISSING = _w("W505", "layer '{layer}' has no weights in {path}; its fill
 WEIGHTS_EXTRA = _w("W506", "{path} holds {count} blob(s) for layer '{layer}' ({type}), which the net does not have; they are ignored")
 FILLER_UNKNOWN = Code("E507", "unknown filler type '{type}'")
 FILLER_INVALID = Code("E508", "the {type} filler cannot fill parameter blob {index} of layer '{layer}' (shape {shape}): {why}")
+EXPORT_UNSUPPORTED = Code("E510", "layer '{layer}' ({type}) cannot be exported to ONNX: {why}")
+EXPORT_DROPPED = _w("W511", "layer '{layer}' ({type}) is for training only; it is left out of the exported graph")
+EXPORT_EMPTY = Code("E512", "{net} has no layer left to export")
+EXPORT_BATCH = Code("E513", "cannot set the batch: {why}")
 
 # --- upgrade (netdef/upgrade.py; E210-E213 above are upgrade codes too) ------------------
 DROPPED_BY_UPGRADE = _w("W214", "the upgrade drops '{field}': {why}")

@@ -1,0 +1,681 @@
+"""IR -> ONNX: a deploy graph of standard operators, with Caffe's semantics.
+
+    ex = export("resnet50", weights="resnet50.caffemodel", opset=17, batch="dynamic")
+    ex.write("resnet50.onnx")        # atomic; initializers streamed one at a time
+    ex.model()                       # an onnx.ModelProto (materialises every weight)
+
+Each layer family lowers itself (`to_onnx(node, g)` beside its shape rule in netdef/layers/);
+this module drives them: it chooses value names (blob names survive; an in-place rewrite gets
+`name@version` for the earlier versions), drops training-only layers, folds BatchNorm/Scale
+into the convolution or inner product before them, adds fp16 casts and a symbolic batch, and
+writes the file. Weights stay lazy until the writer needs them, so the model is never held
+twice: exporting costs the weights' size once, plus the largest tensor.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .. import codes
+from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
+
+OPSETS = range(13, 22)
+DEFAULT_OPSET = 17
+TRAINING_ONLY = frozenset({
+    "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
+    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
+    "HDF5Output", "SmoothL1Loss", "MultiBoxLoss", "DetectionEvaluate",
+})
+
+
+def ir_version_for(opset: int) -> int:
+    """The oldest IR version that knows `opset` (onnx.helper.VERSION_TABLE). Newer onnx
+    releases stamp their own, newer IR, which older runtimes (onnxruntime 1.31 included)
+    refuse; the oldest one that carries the opset loads everywhere the opset does."""
+    from onnx import helper
+    for _release, ir, op, *_ in helper.VERSION_TABLE:
+        if op >= opset:
+            return ir
+    raise UsageError(f"opset {opset} is newer than this onnx package knows")
+
+
+class LowerError(Exception):
+    def __init__(self, diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+@dataclass
+class Init:
+    """An initializer whose data is computed only when written (weights stay lazy)."""
+    name: str
+    shape: tuple
+    dtype: np.dtype
+    make: Callable[[], np.ndarray]
+
+    @property
+    def nbytes(self) -> int:
+        return int(math.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+
+# --- per-layer lowering context ---------------------------------------------------------------
+
+class Lowering:
+    """What a layer's `to_onnx(node, g)` works with: ONNX names of its inputs and outputs,
+    shapes, its weights (lazy), and node/constant builders that name things after the layer."""
+
+    def __init__(self, ex: "Exporter", node):
+        self.ex = ex
+        self.node = node
+        self.opset = ex.opset
+        self.fp16 = ex.fp16
+
+    # -- names and shapes -------------------------------------------------------------------
+    def x(self, i: int = 0) -> str:
+        return self.ex.name_of(self.node.inputs[i])
+
+    def y(self, i: int = 0) -> str:
+        return self.ex.name_of(self.node.outputs[i])
+
+    def in_shape(self, i: int = 0) -> tuple:
+        return tuple(self.node.inputs[i].meta["shape"])
+
+    def out_shape(self, i: int = 0) -> tuple:
+        return tuple(self.node.outputs[i].meta["shape"])
+
+    def in_dyn(self, i: int = 0) -> tuple:
+        return self.ex.dyn_of(self.node.inputs[i])
+
+    def out_dyn(self, i: int = 0) -> tuple:
+        return self.ex.dyn_of(self.node.outputs[i])
+
+    @property
+    def n_in(self) -> int:
+        return len(self.node.inputs)
+
+    @property
+    def n_out(self) -> int:
+        return len(self.node.outputs)
+
+    def alias(self, i: int, name: str) -> None:
+        """Output i is `name` itself: the layer computes nothing in ONNX (Dropout, Split)."""
+        self.ex.set_alias(self.node.outputs[i], name)
+
+    # -- weights ----------------------------------------------------------------------------
+    @property
+    def n_blobs(self) -> int:
+        return len(self.ex.blobs_of(self.node))
+
+    def blob(self, i: int) -> np.ndarray:
+        """Parameter blob i, materialised (float32)."""
+        return np.asarray(self.ex.blobs_of(self.node)[i]())
+
+    def blob_shape(self, i: int) -> tuple:
+        return tuple(self.ex.blob_shapes_of(self.node)[i])
+
+    def param(self, i: int, suffix: str, shape=None) -> str:
+        """Parameter blob i as an initializer (lazy), optionally reshaped."""
+        make = self.ex.blobs_of(self.node)[i]
+        shape = tuple(shape) if shape is not None else self.blob_shape(i)
+        dt = self.ex.float_dtype
+        return self.ex.add_init(f"{self.node.name}.{suffix}", shape, dt,
+                                lambda: np.asarray(make(), dtype=np.float32).reshape(shape).astype(dt, copy=False))
+
+    # -- building ---------------------------------------------------------------------------
+    def const(self, value, suffix: str) -> str:
+        """A float constant in the compute type (float16 with --fp16)."""
+        arr = np.asarray(value, dtype=np.float32)
+        dt = self.ex.float_dtype
+        return self.ex.add_init(f"{self.node.name}.{suffix}", arr.shape, dt, lambda: arr.astype(dt))
+
+    def ints(self, values, suffix: str) -> str:
+        arr = np.asarray(values, dtype=np.int64)
+        return self.ex.add_init(f"{self.node.name}.{suffix}", arr.shape, np.int64, lambda: arr)
+
+    def tmp(self, suffix: str) -> str:
+        return self.ex.unique(f"{self.node.name}/{suffix}")
+
+    def op(self, op_type: str, inputs, outputs=None, name: str | None = None, **attrs):
+        """Add one node; returns its output name (or the list, for several outputs). The first
+        node a layer adds is named after the layer, the others `layer/op`."""
+        from onnx import helper
+        if outputs is None:
+            outputs = [self.tmp(op_type.lower())]
+        elif isinstance(outputs, str):
+            outputs = [outputs]
+        if name is None:
+            name = self.ex.unique(self.node.name if self.node.name not in self.ex.node_names else
+                                  f"{self.node.name}/{op_type.lower()}", self.ex.node_names)
+        else:
+            name = self.ex.unique(name, self.ex.node_names)
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.ex.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name=name, **attrs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def reduce(self, op_type: str, x: str, axes, keepdims: int, out=None) -> str:
+        """ReduceX over `axes`: an input from opset 18 (13 for ReduceSum), an attribute before."""
+        axes = [int(a) for a in axes]
+        as_input = self.opset >= 18 or (op_type == "ReduceSum" and self.opset >= 13)
+        if as_input:
+            return self.op(op_type, [x, self.ints(axes, f"{op_type.lower()}_axes")], out, keepdims=keepdims)
+        return self.op(op_type, [x], out, axes=axes, keepdims=keepdims)
+
+    def reshape_target(self, shape, dyn=None) -> list[int]:
+        """A Reshape target for `shape`: dims that follow the batch become -1 (at most one)."""
+        dyn = dyn or (False,) * len(shape)
+        target = [(-1 if d else int(s)) for s, d in zip(shape, dyn)]
+        if target.count(-1) > 1:
+            self.fail(f"the {self.node.type} output {tuple(shape)} has several axes that follow the batch; "
+                      "it cannot be reshaped with a dynamic batch",
+                      notes=["export with a fixed --batch"])
+        return target
+
+    def reshape(self, x: str, shape, dyn=None, out=None) -> str:
+        return self.op("Reshape", [x, self.ints(self.reshape_target(shape, dyn), "shape")], out)
+
+    def cast_float(self, x: str, out=None) -> str:
+        from onnx import TensorProto
+        return self.op("Cast", [x], out, to=TensorProto.FLOAT16 if self.fp16 else TensorProto.FLOAT)
+
+    def fail(self, why: str, span=None, notes=()):
+        raise LowerError(codes.EXPORT_UNSUPPORTED.at(span or self.node.span, layer=self.node.name,
+                                                     type=self.node.type, why=why, notes=list(notes)))
+
+
+# --- the exporter -----------------------------------------------------------------------------
+
+@dataclass
+class Fold:
+    """A convolution/inner product absorbing the BatchNorm/Scale layers after it."""
+    target: object
+    absorbed: list = field(default_factory=list)
+
+
+class Exporter:
+    def __init__(self, graph, blobs: dict[str, list], *, opset: int = DEFAULT_OPSET, fp16: bool = False,
+                 fp16_io: bool = False, fold: bool = True, dyn: dict | None = None, diags: Diagnostics | None = None):
+        if opset not in OPSETS:
+            raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
+        self.graph = graph
+        self.opset = opset
+        self.fp16 = fp16
+        self.fp16_io = fp16_io and fp16
+        self.fold = fold
+        self.diags = diags if diags is not None else Diagnostics()
+        self.float_dtype = np.dtype(np.float16 if fp16 else np.float32)
+        # layer name -> list of thunks returning float32 arrays (lazy; folding replaces them)
+        self._blobs = {name: [(lambda a=a: a) for a in arrays] for name, arrays in blobs.items()}
+        self._blob_shapes = {name: [tuple(np.shape(a)) for a in arrays] for name, arrays in blobs.items()}
+        self._dyn = dyn or {}
+        self.nodes = []
+        self.inits: list[Init] = []
+        self._init_names: set[str] = set()
+        self.node_names: set[str] = set()
+        self.used: set[str] = set()
+        self._names: dict[int, str] = {}
+        self.inputs: list = []
+        self.outputs: list = []
+        self.value_names: dict[int, str] = {}        # id(Value) -> ONNX name (for verify)
+
+    # -- names --------------------------------------------------------------------------------
+    def unique(self, base: str, pool: set | None = None) -> str:
+        pool = self.used if pool is None else pool
+        name, k = base, 1
+        while name in pool:
+            k += 1
+            name = f"{base}_{k}"
+        pool.add(name)
+        return name
+
+    def name_of(self, value) -> str:
+        key = id(value)
+        if key not in self._names:
+            latest = self.graph.blob(value.name)
+            base = value.name if latest is value else f"{value.name}@{value.version}"
+            self._names[key] = self.unique(base)
+        return self._names[key]
+
+    def rename_output(self, old: str, new: str) -> None:
+        """Make the node that writes `old` write `new` instead (the last step of a chain)."""
+        for n in reversed(self.nodes):
+            for i, o in enumerate(n.output):
+                if o == old:
+                    n.output[i] = new
+                    return
+        raise KeyError(old)
+
+    def set_alias(self, value, name: str) -> None:
+        self._names[id(value)] = name
+
+    def dyn_of(self, value) -> tuple:
+        shape = value.meta.get("shape") or ()
+        return self._dyn.get(id(value), (False,) * len(shape))
+
+    def blobs_of(self, node) -> list:
+        return self._blobs.get(node.name, [])
+
+    def blob_shapes_of(self, node) -> list:
+        return self._blob_shapes.get(node.name, [])
+
+    def add_init(self, base: str, shape, dtype, make) -> str:
+        name = self.unique(base)
+        self._init_names.add(name)
+        self.inits.append(Init(name, tuple(int(d) for d in shape), np.dtype(dtype), make))
+        return name
+
+    # -- graph selection ----------------------------------------------------------------------
+    def _is_dropped(self, node) -> bool:
+        impl = node.impl
+        return node.type in TRAINING_ONLY or bool(getattr(impl, "loss", False))
+
+    def _is_source(self, node) -> bool:
+        return bool(getattr(node.impl, "source", False)) or node.type == "Input"
+
+    def _plan_folds(self, kept) -> dict:
+        """conv/ip name -> Fold, for chains whose intermediate outputs nothing else reads."""
+        from . import lower
+        plans = {}
+        if not self.fold:
+            return plans
+        absorbed = set()
+        for node in kept:
+            if node.type not in lower.FOLD_TARGETS or len(node.outputs) != 1 or len(node.inputs) != 1:
+                continue
+            if not lower.fold_target_ok(node):
+                continue
+            if node.name not in self._blobs:
+                continue
+            fold = Fold(node)
+            cur = node
+            while True:
+                out = cur.outputs[0]
+                cons = [c for c in out.consumers if id(c) in self._kept_ids]
+                if len(cons) != 1 or len(out.consumers) != 1 or self._is_graph_output(out):
+                    break
+                nxt = cons[0]
+                if id(nxt) in absorbed or not lower.foldable(nxt, node) or nxt.name not in self._blobs:
+                    break
+                fold.absorbed.append(nxt)
+                absorbed.add(id(nxt))
+                cur = nxt
+            if fold.absorbed:
+                plans[node.name] = fold
+        return plans
+
+    def _is_graph_output(self, value) -> bool:
+        return False
+
+    def build(self):
+        """Lower every kept layer; fills self.nodes / inits / inputs / outputs."""
+        from onnx import TensorProto, helper
+
+        from . import lower
+        graph = self.graph
+        kept, dropped = [], []
+        for node in graph.nodes:
+            (dropped if self._is_dropped(node) else kept).append(node)
+        self._kept_ids = {id(n) for n in kept}
+        # Net inputs: legacy `input:` values and the tops of Input/data layers that a kept layer reads.
+        sources = [n for n in kept if self._is_source(n)]
+        kept = [n for n in kept if not self._is_source(n)]
+        self._kept_ids = {id(n) for n in kept}
+        input_values = [v for v in graph.inputs if any(id(c) in self._kept_ids for c in v.consumers)]
+        for v in input_values:
+            self.name_of(v)
+        folds = self._plan_folds(kept)
+        absorbed = {id(a): f for f in folds.values() for a in f.absorbed}
+        for f in folds.values():
+            lower.apply_fold(self, f)
+        errors = []
+        for node in kept:
+            if id(node) in absorbed:
+                continue
+            g = Lowering(self, node)
+            fn = _lowering_for(node)
+            try:
+                if fn is None:
+                    g.fail("netdef has no ONNX lowering for this layer type",
+                           notes=[f"lowered types: {', '.join(sorted(lower.lowered_types()))}"])
+                if node.name in folds:
+                    # The folded layer writes the last absorbed layer's output directly.
+                    last = folds[node.name].absorbed[-1].outputs[0]
+                    self._names[id(node.outputs[0])] = self.name_of(last)
+                fn(node, g)
+            except LowerError as e:
+                errors.append(e.diagnostic)
+        if errors:
+            raise DiagnosticError(list(self.diags) + errors)
+        # Outputs: values the lowered layers produce and none of them reads (a folded layer
+        # produces its last absorbed layer's output).
+        lowered = [n for n in kept if id(n) not in absorbed]
+        consumed = {id(v) for n in lowered for v in n.inputs}
+        outputs, seen = [], set()
+        for node in lowered:
+            produced = [folds[node.name].absorbed[-1].outputs[0]] if node.name in folds else node.outputs
+            for v in produced:
+                if id(v) not in consumed and id(v) not in seen:
+                    outputs.append(v)
+                    seen.add(id(v))
+        for node in dropped:
+            dangling = [v.name for v in node.inputs if any(v is o for o in outputs)]
+            notes = [f"'{b}' becomes an output of the exported graph" for b in dict.fromkeys(dangling)]
+            self.diags.add(codes.EXPORT_DROPPED.at(node.span, layer=node.name, type=node.type, notes=notes))
+        if not outputs:
+            raise DiagnosticError(list(self.diags) + [codes.EXPORT_EMPTY.at(None, net=graph.name or "the net")])
+        self._finish_io(input_values, outputs)
+
+    def _finish_io(self, input_values, outputs):
+        from onnx import TensorProto, helper
+        ftype = TensorProto.FLOAT16 if self.fp16 else TensorProto.FLOAT
+        io_type = TensorProto.FLOAT16 if self.fp16_io else TensorProto.FLOAT
+
+        def dims(v):
+            dyn = self.dyn_of(v)
+            return [("batch" if d else int(s)) for s, d in zip(v.meta["shape"], dyn)]
+
+        pre, post = [], []
+        renames: dict[str, str] = {}
+        for v in input_values:
+            public = v.name
+            internal = self.name_of(v)
+            if self.fp16 and not self.fp16_io:
+                # float32 in, float16 inside: the cast's output takes the internal name.
+                cast_out = self.unique(f"{public}@fp16")
+                renames[internal] = cast_out
+                pre.append(helper.make_node("Cast", [public], [cast_out], name=self.unique(f"{public}/cast", self.node_names), to=ftype))
+            elif internal != public:
+                renames[internal] = public
+            self.inputs.append(helper.make_tensor_value_info(public, io_type, dims(v)))
+        for v in outputs:
+            public = v.name
+            internal = renames.get(self.name_of(v), self.name_of(v))
+            if self.fp16 and not self.fp16_io:
+                post.append(helper.make_node("Cast", [internal], [public], name=self.unique(f"{public}/cast", self.node_names), to=TensorProto.FLOAT))
+            elif internal != public:
+                post.append(helper.make_node("Identity", [internal], [public], name=self.unique(f"{public}/identity", self.node_names)))
+            self.outputs.append(helper.make_tensor_value_info(public, io_type, dims(v)))
+        if renames:
+            for n in self.nodes:
+                for i, nm in enumerate(n.input):
+                    if nm in renames:
+                        n.input[i] = renames[nm]
+                for i, nm in enumerate(n.output):
+                    if nm in renames:
+                        n.output[i] = renames[nm]
+        self.nodes = pre + self.nodes + post
+        self._renames = renames
+        self.output_values = outputs
+
+    def onnx_name(self, value) -> str | None:
+        """The ONNX value holding `value` after export (None if folded away or unknown)."""
+        nm = self._names.get(id(value))
+        if nm is None:
+            return None
+        return self._renames.get(nm, nm)
+
+
+def _lowering_for(node):
+    fn = getattr(node.impl, "to_onnx", None) if node.impl is not None else None
+    if fn is not None:
+        return fn
+    from . import lower
+    return lower.LOWERINGS.get(node.type)
+
+
+# --- the result: a model held as a skeleton plus lazy initializers ----------------------------
+
+class Exported:
+    def __init__(self, ex: Exporter, name: str):
+        from onnx import helper
+        self.exporter = ex
+        self.diagnostics = ex.diags
+        graph = helper.make_graph(ex.nodes, name or "net", ex.inputs, ex.outputs)
+        self.skeleton = helper.make_model(graph, producer_name="netdef", producer_version=_version(),
+                                          opset_imports=[helper.make_opsetid("", ex.opset)])
+        self.skeleton.ir_version = ir_version_for(ex.opset)
+        self.inits = ex.inits
+
+    def _init_header(self, init: Init) -> bytes:
+        from onnx import TensorProto, helper
+        t = TensorProto(name=init.name, data_type=helper.np_dtype_to_tensor_dtype(init.dtype))
+        t.dims.extend(init.shape)
+        return t.SerializeToString()
+
+    def chunks(self):
+        """The model file as a sequence of byte chunks; each weight is made when reached."""
+        # ModelProto.graph (7) holds GraphProto.initializer (5) entries: the graph message is
+        # written as its skeleton's fields followed by one initializer field per tensor.
+        graph_bytes = self.skeleton.graph.SerializeToString()
+        model = type(self.skeleton)()
+        model.CopyFrom(self.skeleton)
+        model.ClearField("graph")
+        heads = []
+        total = len(graph_bytes)
+        for init in self.inits:
+            head = self._init_header(init)
+            raw_key = _key(9, 2) + _varint(init.nbytes)
+            body = len(head) + len(raw_key) + init.nbytes
+            outer = _key(5, 2) + _varint(body)
+            heads.append((outer + head + raw_key, init))
+            total += len(outer) + body
+        yield model.SerializeToString()
+        yield _key(7, 2) + _varint(total)
+        yield graph_bytes
+        for head, init in heads:
+            yield head
+            arr = np.asarray(init.make(), dtype=init.dtype.newbyteorder("<"), order="C")
+            if arr.shape != init.shape:
+                raise AssertionError(f"initializer {init.name}: shape {arr.shape}, expected {init.shape}")
+            yield memoryview(arr).cast("B")
+
+    def to_bytes(self) -> bytes:
+        return b"".join(bytes(c) for c in self.chunks())
+
+    def model(self):
+        import onnx
+        return onnx.load_from_string(self.to_bytes())
+
+    def write(self, path: str) -> int:
+        from ..outputs import atomic_path
+        n = 0
+        with atomic_path(path) as tmp:
+            try:
+                with open(tmp, "wb") as f:
+                    for chunk in self.chunks():
+                        f.write(chunk)
+                        n += len(chunk) if isinstance(chunk, bytes) else chunk.nbytes
+            except OSError as e:
+                raise CliError(f"cannot write {path}: {e.strerror or e}") from None
+        return n
+
+    def value_map(self) -> dict[int, str]:
+        """id(IR Value) -> ONNX value name, for every value that exists in the model."""
+        ex = self.exporter
+        present = {o for n in self.skeleton.graph.node for o in n.output} | {i.name for i in self.skeleton.graph.input}
+        out = {}
+        for key, nm in ex._names.items():
+            nm = ex._renames.get(nm, nm)
+            if nm in present:
+                out[key] = nm
+        return out
+
+
+def _key(number: int, wire: int) -> bytes:
+    return _varint(number << 3 | wire)
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+def _load(source, max_errors: int = 100):
+    if isinstance(source, (str, os.PathLike)):
+        from .. import load
+        from ..source import SourceError
+        try:
+            return load(os.fspath(source), max_errors=max_errors)
+        except SourceError as e:
+            raise DiagnosticError([codes.UNREADABLE.at(None, message=f"{e.path}: {e.message}")]) from None
+    return source
+
+
+def _compile(parsed, phase, stages, level, inputs, max_errors):
+    from ..analysis import compile as compile_net
+    graph = compile_net(parsed, phase=phase, stages=tuple(stages), level=level, inputs=inputs or None,
+                        max_errors=max_errors)
+    if graph.diagnostics.has_errors:
+        raise DiagnosticError(list(graph.diagnostics))
+    return graph
+
+
+def _with_batch(graph, inputs, batch: int) -> dict:
+    shapes = dict(inputs or {})
+    for v in graph.inputs:
+        s = v.meta.get("shape")
+        if s:
+            shapes[v.name] = (batch,) + tuple(shapes.get(v.name, s))[1:]
+    return shapes
+
+
+def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, inputs=None, max_errors=100):
+    """(graph, dyn): the analysed graph at the requested batch, and for a dynamic batch which
+    dimension of every value follows it (found by analysing the net at two batch sizes)."""
+    parsed = _load(source, max_errors)
+    graph = _compile(parsed, phase, stages, level, inputs, max_errors)
+    dyn = {}
+    if batch is None:
+        return graph, dyn
+    if not graph.inputs or any(not v.meta.get("shape") for v in graph.inputs):
+        raise DiagnosticError([codes.EXPORT_BATCH.at(None, why="the net's inputs have no shapes")])
+    if batch == "dynamic":
+        base = graph.batch_size or 1
+        other = _compile(parsed, phase, stages, level, _with_batch(graph, inputs, base + 3), max_errors)
+        if len(other.values) != len(graph.values):
+            raise DiagnosticError([codes.EXPORT_BATCH.at(None, why="the graph changes with the batch size")])
+        for a, b in zip(graph.values, other.values):
+            sa, sb = a.meta.get("shape"), b.meta.get("shape")
+            if sa is not None and sb is not None and len(sa) == len(sb):
+                dyn[id(a)] = tuple(x != y for x, y in zip(sa, sb))
+        return graph, dyn
+    if int(batch) < 1:
+        raise UsageError(f"--batch must be a positive number or 'dynamic', got {batch}")
+    if graph.batch_size != int(batch):
+        graph = _compile(parsed, phase, stages, level, _with_batch(graph, inputs, int(batch)), max_errors)
+    return graph, dyn
+
+
+def param_specs(graph):
+    from ..weights import ParamSpec
+    specs = []
+    for n in graph.nodes:
+        shapes = [tuple(s) for s in n.meta.get("blobs") or []]
+        if not shapes:
+            continue
+        fillers = list(n.impl.filler_params(n)) if n.impl is not None else []
+        specs.append(ParamSpec(n.name, n.type, n.span, shapes, fillers))
+    return specs
+
+
+def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None) -> dict:
+    """Every layer's blobs for `graph`: from a .caffemodel path or WeightSet, else fillers."""
+    from ..weights import WeightSet, read_caffemodel, resolve_weights
+    diags = diags if diags is not None else Diagnostics()
+    ws = weights
+    if isinstance(weights, (str, os.PathLike)):
+        ws = read_caffemodel(weights)
+    elif weights is not None and not isinstance(weights, WeightSet):
+        raise TypeError("weights must be a path or a WeightSet")
+    blobs = resolve_weights(param_specs(graph), ws, seed, diags)
+    if diags.has_errors:
+        raise DiagnosticError(list(diags))
+    return blobs
+
+
+def export(source, weights=None, *, opset: int = DEFAULT_OPSET, batch=None, fp16: bool = False,
+           fp16_io: bool = False, fold: bool = True, seed: int = 0, phase: str = "TEST", stages=(),
+           level: int = 0, inputs: dict | None = None, max_errors: int = 100) -> Exported:
+    """A definition (path, bundled name or parsed) with weights (.caffemodel path, WeightSet, or
+    None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError."""
+    if opset not in OPSETS:
+        raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
+    graph, dyn = compile_for_export(source, batch=batch, phase=phase, stages=stages, level=level,
+                                    inputs=inputs, max_errors=max_errors)
+    diags = Diagnostics(max_errors)
+    diags.extend(graph.diagnostics)
+    blobs = graph_weights(graph, weights, seed, diags)
+    ex = Exporter(graph, blobs, opset=opset, fp16=fp16, fp16_io=fp16_io, fold=fold, dyn=dyn, diags=diags)
+    ex.build()
+    return Exported(ex, graph.name)
+
+
+def parse_batch(value):
+    if value is None:
+        return None
+    if str(value).lower() == "dynamic":
+        return "dynamic"
+    try:
+        n = int(value)
+    except ValueError:
+        raise UsageError(f"--batch expects a number or 'dynamic', got '{value}'") from None
+    if n < 1:
+        raise UsageError(f"--batch must be at least 1, got {n}")
+    return n
+
+
+def parse_input_shapes(specs) -> dict:
+    """--input NAME=N,C,H,W (repeatable) -> {name: shape}."""
+    out = {}
+    for spec in specs or []:
+        name, sep, dims = spec.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or any(d < 1 for d in shape):
+            raise UsageError(f"--input expects NAME=N,C,H,W with positive dimensions, got '{spec}'")
+        out[name] = shape
+    return out
+
+
+def export_from_args(args, batch=None, **overrides) -> Exported:
+    """Export with the network-state options every net command shares."""
+    from ..cli import print_diagnostics
+    kw = dict(opset=getattr(args, "opset", DEFAULT_OPSET), fp16=getattr(args, "fp16", False),
+              fp16_io=getattr(args, "fp16_io", False), fold=getattr(args, "fold", True),
+              seed=getattr(args, "seed", 0), phase=args.phase, stages=tuple(args.stage), level=args.level,
+              inputs=parse_input_shapes(args.inputs), max_errors=getattr(args, "max_errors", 100))
+    kw.update(overrides)
+    ex = export(args.file, getattr(args, "weights", None), batch=parse_batch(batch), **kw)
+    print_diagnostics(ex.diagnostics)
+    return ex
+
+
+def cmd_export(args) -> int:
+    from ..outputs import check_writable
+    check_writable(args.output)
+    ex = export_from_args(args, batch=args.batch)
+    n = ex.write(args.output)
+    g = ex.skeleton.graph
+    sys.stdout.write(f"wrote {args.output}: opset {ex.exporter.opset}, {len(g.node)} nodes, "
+                     f"{len(ex.inits)} initializers, {n / 1e6:.1f} MB\n")
+    return 0

@@ -1,0 +1,323 @@
+"""onnxruntime sessions: choosing a provider that really works, feeding inputs, timing runs.
+
+    sess = Session(model_bytes, provider="auto")     # CUDA only if a session runs on it
+    outs = sess.run({"data": x})                      # name -> array, in the model's order
+    netdef run model.onnx --input-file data=x.npy     # shapes, top-k, latency
+    netdef bench resnet50 --batch 8                   # percentiles and throughput
+
+onnxruntime-gpu lists the CUDA provider whenever it was built with it, even where the CUDA
+libraries or the GPU are missing; creating a session then prints a red error and quietly falls
+back to the CPU. So "auto" probes: it builds a one-node session on CUDA with the native log
+silenced, runs it, and keeps CUDA only if the session really ran there.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from ..diagnostics import CliError, UsageError
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
+              "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+_cuda_probe: tuple[bool, str] | None = None
+
+
+def _ort():
+    try:
+        import onnxruntime as ort
+    except ImportError as e:  # pragma: no cover - a dependency
+        raise CliError(f"onnxruntime is not installed ({e})") from None
+    ort.set_default_logger_severity(3)
+    return ort
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Capture what native code writes to file descriptor 2 (onnxruntime's provider loader
+    logs there directly, below Python's sys.stderr). Yields a function returning the text."""
+    captured = {"text": ""}
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield lambda: captured["text"]
+        return
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: captured["text"]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured["text"] = tmp.read().decode("utf-8", "replace")
+
+
+def _options(ort):
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return so
+
+
+def _probe_model() -> bytes:
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m.SerializeToString()
+
+
+def cuda_status() -> tuple[bool, str]:
+    """(usable, why not): whether a session really runs on the CUDA provider here."""
+    global _cuda_probe
+    if _cuda_probe is not None:
+        return _cuda_probe
+    ort = _ort()
+    if PROVIDERS["cuda"] not in ort.get_available_providers():
+        _cuda_probe = (False, "this onnxruntime build has no CUDA provider")
+        return _cuda_probe
+    why = ""
+    ok = False
+    with _quiet_native_stderr() as log:
+        try:
+            s = ort.InferenceSession(_probe_model(), _options(ort), providers=[PROVIDERS["cuda"], PROVIDERS["cpu"]])
+            if s.get_providers()[0] == PROVIDERS["cuda"]:
+                s.run(None, {"x": np.ones((1, 4), np.float32)})
+                ok = True
+        except Exception as e:  # noqa: BLE001 - any failure means "not usable"
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if not ok and not why:
+        text = log().strip()
+        lines = [ln for ln in text.splitlines() if "error" in ln.lower() or "fail" in ln.lower()]
+        why = _strip_ansi(lines[-1] if lines else text.splitlines()[-1] if text else "the session fell back to the CPU")
+        if "with error:" in why:
+            why = why.split("with error:", 1)[1].strip()
+    _cuda_probe = (ok, why)
+    return _cuda_probe
+
+
+def _strip_ansi(s: str) -> str:
+    import re
+    return re.sub(r"\x1b\[[0-9;]*m", "", s).strip()
+
+
+class Session:
+    """An onnxruntime session on the provider asked for: cpu, cuda (fails if unusable), auto."""
+
+    def __init__(self, model, provider: str = "auto"):
+        ort = _ort()
+        if provider not in ("cpu", "cuda", "auto"):
+            raise UsageError(f"unknown provider '{provider}' (allowed: cpu, cuda, auto)")
+        self.note = ""
+        use_cuda = False
+        if provider in ("cuda", "auto"):
+            ok, why = cuda_status()
+            if ok:
+                use_cuda = True
+            elif provider == "cuda":
+                raise CliError(f"the CUDA provider is not usable here: {why}")
+            else:
+                self.note = f"CUDA not used: {why}"
+        providers = [PROVIDERS["cuda"], PROVIDERS["cpu"]] if use_cuda else [PROVIDERS["cpu"]]
+        if isinstance(model, (str, os.PathLike)):
+            try:
+                with open(model, "rb") as f:
+                    model = f.read()
+            except OSError as e:
+                raise CliError(f"cannot read {os.fspath(model)}: {e.strerror or e}") from None
+        with _quiet_native_stderr():
+            try:
+                self.sess = ort.InferenceSession(model, _options(ort), providers=providers)
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises several types
+                raise CliError(f"onnxruntime cannot load the model: {_first_line(e)}") from None
+        self.provider = "cuda" if self.sess.get_providers()[0] == PROVIDERS["cuda"] else "cpu"
+        self.inputs = self.sess.get_inputs()
+        self.outputs = self.sess.get_outputs()
+
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    def run(self, feed: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        names = outputs or [o.name for o in self.outputs]
+        try:
+            values = self.sess.run(names, feed)
+        except Exception as e:  # noqa: BLE001
+            raise CliError(f"onnxruntime failed to run the model: {_first_line(e)}") from None
+        return dict(zip(names, values))
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _dims(arg, batch: int | None) -> list[int]:
+    out = []
+    for i, d in enumerate(arg.shape):
+        if isinstance(d, int) and d > 0:
+            out.append(d)
+        elif i == 0:
+            out.append(batch or 1)
+        else:
+            raise CliError(f"input '{arg.name}' has a symbolic dimension {i} ({d}); give it with --input-file")
+    return out
+
+
+def random_inputs(sess: Session, seed: int = 0, batch: int | None = None) -> dict[str, np.ndarray]:
+    """Standard-normal data for every input (integers 0..9 for integer inputs), seeded."""
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for arg in sess.inputs:
+        dt = _ORT_TYPES.get(arg.type, np.float32)
+        shape = _dims(arg, batch)
+        if np.issubdtype(dt, np.integer):
+            feed[arg.name] = rng.integers(0, 10, shape).astype(dt)
+        else:
+            feed[arg.name] = rng.standard_normal(shape).astype(dt)
+    return feed
+
+
+def load_input_files(specs: list[str], sess: Session) -> dict[str, np.ndarray]:
+    """`NAME=FILE.npy` pairs, checked against the model's inputs (name, rank, fixed dims)."""
+    feed = {}
+    by_name = {a.name: a for a in sess.inputs}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--input-file expects NAME=FILE.npy, got '{spec}'")
+        if name not in by_name:
+            raise CliError(f"the model has no input '{name}' (its inputs: {', '.join(by_name)})")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise CliError(f"cannot read {path}: {e}") from None
+        if not isinstance(arr, np.ndarray):
+            raise CliError(f"{path} holds several arrays (.npz); give a single-array .npy file")
+        arg = by_name[name]
+        want = arg.shape
+        if len(want) != arr.ndim or any(isinstance(w, int) and w > 0 and w != a for w, a in zip(want, arr.shape)):
+            shown = "(" + ", ".join(str(w) if isinstance(w, int) and w > 0 else "?" for w in want) + ")"
+            raise CliError(f"{path} has shape {tuple(arr.shape)}, but input '{name}' needs {shown}")
+        feed[name] = arr.astype(_ORT_TYPES.get(arg.type, np.float32), copy=False)
+    return feed
+
+
+def complete_feed(sess: Session, given: dict[str, np.ndarray], seed: int, batch: int | None = None):
+    missing = [a for a in sess.inputs if a.name not in given]
+    if not missing:
+        return dict(given), []
+    rand = random_inputs(sess, seed, batch or next((v.shape[0] for v in given.values() if v.ndim), None))
+    feed = dict(given)
+    for a in missing:
+        feed[a.name] = rand[a.name]
+    return feed, [a.name for a in missing]
+
+
+def classifier_scores(arr: np.ndarray) -> np.ndarray | None:
+    """(N, K) scores when an output looks like a classifier's (N, K) or (N, K, 1, 1), K > 1."""
+    if arr.ndim < 2 or not np.issubdtype(arr.dtype, np.floating):
+        return None
+    if any(d != 1 for d in arr.shape[2:]) or arr.shape[1] < 2:
+        return None
+    return arr.reshape(arr.shape[0], arr.shape[1])
+
+
+# --- model from a file: .onnx as is, a definition exported first ------------------------------
+
+def model_from_args(args, batch=None) -> tuple[bytes, str]:
+    """The ONNX bytes to run and a label. Definitions are exported with the same options."""
+    path = args.file
+    if path.endswith(".onnx"):
+        if getattr(args, "weights", None):
+            raise UsageError("--weights applies to network definitions; an .onnx model carries its weights")
+        try:
+            with open(path, "rb") as f:
+                return f.read(), path
+        except OSError as e:
+            raise CliError(f"cannot read {path}: {e.strerror or e}") from None
+    from .onnx import export_from_args
+    exported = export_from_args(args, batch=batch)
+    return exported.to_bytes(), path
+
+
+def cmd_run(args) -> int:
+    model, label = model_from_args(args)
+    sess = Session(model, args.provider)
+    feed = load_input_files(args.input_files, sess)
+    feed, randomised = complete_feed(sess, feed, args.seed)
+    sess.run(feed)                                    # warm-up: first runs allocate
+    t0 = time.perf_counter()
+    outs = sess.run(feed)
+    dt = time.perf_counter() - t0
+    out = sys.stdout
+    out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
+    for name, arr in feed.items():
+        tag = " (random)" if name in randomised else ""
+        out.write(f"input  {name}: {_shape(arr)} {arr.dtype}{tag}\n")
+    for name, arr in outs.items():
+        out.write(f"output {name}: {_shape(arr)} {arr.dtype}\n")
+        scores = classifier_scores(arr)
+        if scores is not None and args.top > 0:
+            k = min(args.top, scores.shape[1])
+            for i, row in enumerate(scores[:4]):
+                order = np.argsort(-row.astype(np.float64), kind="stable")[:k]
+                pairs = ", ".join(f"{int(j)}: {float(row[j]):.4g}" for j in order)
+                out.write(f"  top-{k} [{i}]: {pairs}\n")
+            if scores.shape[0] > 4:
+                out.write(f"  ... ({scores.shape[0] - 4} more)\n")
+    out.write(f"latency: {dt * 1e3:.3f} ms\n")
+    return 0
+
+
+def _shape(arr) -> str:
+    return "(" + ", ".join(str(d) for d in arr.shape) + ")"
+
+
+def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: int = 5) -> dict:
+    """Latency statistics (seconds) over `runs` timed runs after `warmup` untimed ones."""
+    if runs < 1 or warmup < 0:
+        raise UsageError("--runs must be at least 1 and --warmup at least 0")
+    names = [o.name for o in sess.outputs]
+    for _ in range(warmup):
+        sess.sess.run(names, feed)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.sess.run(names, feed)
+        times.append(time.perf_counter() - t0)
+    t = np.asarray(times)
+    batch = next((v.shape[0] for v in feed.values() if v.ndim), 1)
+    return {"runs": runs, "batch": int(batch), "mean": float(t.mean()), "min": float(t.min()),
+            "p50": float(np.percentile(t, 50)), "p90": float(np.percentile(t, 90)),
+            "p99": float(np.percentile(t, 99)), "max": float(t.max()),
+            "throughput": float(batch / t.mean())}
+
+
+def cmd_bench(args) -> int:
+    model, label = model_from_args(args, batch=args.batch)
+    sess = Session(model, args.provider)
+    if args.batch is not None:
+        if args.batch < 1:
+            raise UsageError("--batch must be at least 1")
+        for a in sess.inputs:
+            d = a.shape[0] if a.shape else None
+            if isinstance(d, int) and d > 0 and d != args.batch:
+                raise CliError(f"input '{a.name}' has a fixed batch of {d}; export with --batch dynamic "
+                               f"(or --batch {args.batch}) to bench batch {args.batch}")
+    feed = random_inputs(sess, args.seed, args.batch)
+    r = bench(sess, feed, args.runs, args.warmup)
+    out = sys.stdout
+    out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
+    out.write(f"batch {r['batch']}, {r['runs']} runs after {args.warmup} warm-up\n")
+    out.write("latency ms: " + "  ".join(f"{k} {r[k] * 1e3:.3f}" for k in ("mean", "min", "p50", "p90", "p99", "max")) + "\n")
+    out.write(f"throughput: {r['throughput']:.1f} samples/s\n")
+    return 0
