@@ -20,3 +20,14 @@ def load(path: str, kind: str | None = None, max_errors: int = 100):
 
     parsed = parse_file(resolve(path), kind, max_errors)
     return upgrade_parsed(parsed)
+
+
+def compile(path_or_parsed, phase: str = "TEST", stages=(), level: int = 0, inputs: dict | None = None,
+            max_errors: int = 100):
+    """Analyse a net: NetState filtering, IR, shapes, receptive fields, cost (an ir.Graph).
+
+    Never raises for bad input; problems are in graph.diagnostics. See netdef.analysis.
+    """
+    from .analysis import compile as _compile
+
+    return _compile(path_or_parsed, phase, stages, level, inputs, max_errors)

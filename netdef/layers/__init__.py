@@ -1,0 +1,14 @@
+"""Layer types, one module per family; each type is a class registered by its Caffe name.
+
+    from netdef import layers
+    impl = layers.get("Convolution")          # the registered instance, or None
+    layers.known_types()                      # every registered type name, sorted
+
+See base.py for the methods a layer class provides.
+"""
+from __future__ import annotations
+
+from .base import Layer, LayerError, close_types, get, known_types, register
+from . import activation, conv, data, dense, fork, loss, merge, norm, pool, recurrent, shape  # noqa: F401  (registers)
+
+__all__ = ["Layer", "LayerError", "register", "get", "known_types", "close_types"]

@@ -1,0 +1,242 @@
+"""Convolution, Deconvolution and Im2col: Caffe's BaseConvolutionLayer geometry.
+
+Caffe reads kernel/stride/pad/dilation from repeated fields (one value for every spatial axis,
+or one per axis) or from the 2-D-only *_h/*_w fields, never both. The repeated fields have no
+schema defaults; BaseConvolutionLayer::LayerSetUp supplies them (the constants below).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .. import codes
+from ..ir import RF
+from .base import Layer, bad, canonical_axis, fmt_shape, prod, register, window_rf
+
+# BaseConvolutionLayer's kDefaultStride, kDefaultPad, kDefaultDilation.
+DEFAULT_STRIDE = 1
+DEFAULT_PAD = 0
+DEFAULT_DILATION = 1
+
+
+class Geometry:
+    __slots__ = ("axis", "kernel", "stride", "pad", "dilation")
+
+    def __init__(self, axis, kernel, stride, pad, dilation):
+        self.axis, self.kernel, self.stride, self.pad, self.dilation = axis, kernel, stride, pad, dilation
+
+    def extent(self, i: int) -> int:
+        return self.dilation[i] * (self.kernel[i] - 1) + 1
+
+
+def _per_axis(node, cp, name, n, default):
+    values = list(getattr(cp, name))
+    if default is None and not values:
+        bad(node, f"{name} is not set", node.field_span("convolution_param"),
+            notes=["give kernel_size (once, or once per spatial axis) or kernel_h and kernel_w"])
+    if len(values) not in (0, 1, n):
+        bad(node, f"{name} is given {len(values)} times for {n} spatial axes",
+            node.field_span("convolution_param", name, len(values) - 1),
+            notes=[f"give {name} once (for every axis) or once per spatial axis ({n} values)"])
+    if not values:
+        return [default] * n
+    return [values[0] if len(values) == 1 else values[i] for i in range(n)]
+
+
+def geometry(node, shape) -> Geometry:
+    """Kernel, stride, pad and dilation per spatial axis, exactly as LayerSetUp reads them."""
+    cp = node.param.convolution_param
+    axis = canonical_axis(node, cp.axis, shape, node.field_span("convolution_param", "axis"))
+    n = len(shape) - axis - 1
+    hw = {}
+    for base in ("kernel", "stride", "pad"):
+        h, w = f"{base}_h", f"{base}_w"
+        rep = "kernel_size" if base == "kernel" else base
+        if cp.HasField(h) or cp.HasField(w):
+            span = node.field_span("convolution_param", h if cp.HasField(h) else w)
+            if n != 2:
+                bad(node, f"{h}/{w} apply to 2-D convolution only, but the bottom has {n} spatial "
+                          f"axes (shape {fmt_shape(shape)})", span, notes=[f"use the repeated '{rep}' field"])
+            if len(getattr(cp, rep)):
+                bad(node, f"both {rep} and {h}/{w} are given", span, notes=["give one or the other"])
+            hw[base] = [getattr(cp, h), getattr(cp, w)]
+    kernel = hw.get("kernel") or _per_axis(node, cp, "kernel_size", n, None)
+    stride = hw.get("stride") or _per_axis(node, cp, "stride", n, DEFAULT_STRIDE)
+    pad = hw.get("pad") or _per_axis(node, cp, "pad", n, DEFAULT_PAD)
+    dilation = _per_axis(node, cp, "dilation", n, DEFAULT_DILATION)
+    for name, vals in (("kernel size", kernel), ("stride", stride), ("dilation", dilation)):
+        if any(v <= 0 for v in vals):
+            field = {"kernel size": "kernel_size", "stride": "stride", "dilation": "dilation"}[name]
+            bad(node, f"{name} must be positive, got {_list(vals)}",
+                node.field_span("convolution_param", field), notes=["every axis needs a value of at least 1"])
+    return Geometry(axis, kernel, stride, pad, dilation)
+
+
+def _list(vals) -> str:
+    return " x ".join(str(v) for v in vals)
+
+
+AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+def axis_name(i: int, n: int) -> str:
+    names = AXIS_NAMES.get(n)
+    return names[i] if names else f"spatial axis {i}"
+
+
+@register("Convolution", "Deconvolution")
+class Convolution(Layer):
+    param = "convolution_param"
+    bottoms = (1, None)
+    tops = (1, None)
+    equal_bottom_top = True
+
+    def reverse(self, node) -> bool:
+        return node.type == "Deconvolution"
+
+    def check(self, node, diags):
+        cp = node.param.convolution_param
+        if not cp.HasField("num_output"):
+            diags.add(codes.MISSING_PARAM.at(node.field_span("convolution_param"), what="num_output",
+                                             layer=node.name, type=node.type,
+                                             notes=["num_output is the number of output channels"]))
+        elif cp.num_output == 0:
+            diags.add(codes.BAD_PARAM.at(node.field_span("convolution_param", "num_output"),
+                                         message=f"layer '{node.name}': num_output must be positive, got 0"))
+        if cp.group == 0:
+            diags.add(codes.BAD_GROUP.at(node.field_span("convolution_param", "group"),
+                                         message=f"layer '{node.name}': group must be positive, got 0"))
+        elif cp.num_output and cp.num_output % cp.group:
+            diags.add(codes.BAD_GROUP.at(
+                node.field_span("convolution_param", "group"),
+                notes=[f"num_output must be a multiple of group; e.g. group {_divisors(cp.num_output)}"],
+                message=f"layer '{node.name}': group {cp.group} does not divide num_output {cp.num_output}"))
+        if not cp.kernel_size and not (cp.HasField("kernel_h") or cp.HasField("kernel_w")):
+            diags.add(codes.MISSING_PARAM.at(node.field_span("convolution_param"), what="the kernel size",
+                                             layer=node.name, type=node.type,
+                                             notes=["give kernel_size, or kernel_h and kernel_w"]))
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        for i, s in enumerate(in_shapes[1:], 1):
+            if s != shape:
+                bad(node, f"all bottoms of a {node.type} layer must have one shape; '{node.inputs[0].name}' is "
+                          f"{fmt_shape(shape)} but '{node.inputs[i].name}' is {fmt_shape(s)}",
+                    node.bottom_span(i), code=codes.SHAPE_MISMATCH)
+        g = geometry(node, shape)
+        cp = node.param.convolution_param
+        channels = shape[g.axis]
+        if channels % cp.group:
+            bad(node, f"group {cp.group} does not divide the {channels} input channels of "
+                      f"'{node.inputs[0].name}' {fmt_shape(shape)}",
+                node.field_span("convolution_param", "group"), code=codes.BAD_GROUP,
+                notes=[f"allowed groups for {channels} channels: {_divisors(channels)}"])
+        out = list(shape[:g.axis]) + [cp.num_output]
+        n = len(g.kernel)
+        for i in range(n):
+            size = shape[g.axis + 1 + i]
+            ext = g.extent(i)
+            if self.reverse(node):
+                o = g.stride[i] * (size - 1) + ext - 2 * g.pad[i]
+                if o <= 0:
+                    bad(node, f"the output {axis_name(i, n)} would be {o}: stride {g.stride[i]} x (input "
+                              f"{size} - 1) + kernel extent {ext} - 2 x pad {g.pad[i]}",
+                        node.field_span("convolution_param", "pad"), code=codes.BAD_GEOMETRY)
+            else:
+                if ext > size + 2 * g.pad[i]:
+                    what = f"kernel {g.kernel[i]}" + (f" (dilated to {ext})" if ext != g.kernel[i] else "")
+                    bad(node, f"{what} is larger than the padded input {axis_name(i, n)} "
+                              f"{size} + 2 x {g.pad[i]} = {size + 2 * g.pad[i]} of '{node.inputs[0].name}' "
+                              f"{fmt_shape(shape)}", node.field_span("convolution_param", "kernel_size"),
+                        code=codes.BAD_GEOMETRY,
+                        notes=["the input is too small for this layer; use a larger input or a smaller kernel"])
+                o = (size + 2 * g.pad[i] - ext) // g.stride[i] + 1
+            out.append(o)
+        return [tuple(out)] * len(node.outputs)
+
+    def param_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        g = geometry(node, shape)
+        cp = node.param.convolution_param
+        channels = shape[g.axis]
+        # Deconvolution keeps Caffe's reversed roles: its weight is (C_in, num_output/group, k...).
+        if self.reverse(node):
+            w = (channels, cp.num_output // cp.group, *g.kernel)
+        else:
+            w = (cp.num_output, channels // cp.group, *g.kernel)
+        return [w, (cp.num_output,)] if cp.bias_term else [w]
+
+    def filler_params(self, node):
+        cp = node.param.convolution_param
+        return [cp.weight_filler, cp.bias_filler] if cp.bias_term else [cp.weight_filler]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf] * len(node.outputs)
+        shape = node.inputs[0].meta["shape"]
+        g = geometry(node, shape)
+        if self.reverse(node):
+            return [deconv_rf(rf, g)] * len(node.outputs)
+        return [window_rf(rf, g.kernel, g.stride, g.pad, g.dilation)] * len(node.outputs)
+
+    def cost(self, node, in_shapes, out_shapes):
+        cp = node.param.convolution_param
+        shape = in_shapes[0]
+        g = geometry(node, shape)
+        k = prod(g.kernel)
+        macs = 0
+        for s_in, s_out in zip(in_shapes, out_shapes):
+            if self.reverse(node):
+                # Every input element is scattered through a (num_output/group x k) kernel slice.
+                macs += prod(s_in) * (cp.num_output // cp.group) * k
+            else:
+                macs += prod(s_out) * (s_in[g.axis] // cp.group) * k
+        bias = sum(prod(s) for s in out_shapes) if cp.bias_term else 0
+        return {"macs": macs, "flops": 2 * macs + bias}
+
+
+def deconv_rf(rf: RF, g: Geometry) -> RF:
+    """Deconvolution runs a convolution backwards: output o takes input i where
+    o = i*stride - pad + j*dilation, so the jump shrinks by the stride and each output sees
+    ceil(extent/stride) neighbouring inputs."""
+    size, jump, center = [], [], []
+    for i in range(len(rf.size)):
+        if i >= len(g.kernel):
+            size.append(rf.size[i]); jump.append(rf.stride[i]); center.append(rf.center[i])  # noqa: E702
+            continue
+        ext, s = g.extent(i), g.stride[i]
+        n_in = -(-ext // s)
+        size.append(rf.size[i] + (n_in - 1) * rf.stride[i])
+        j = Fraction(rf.stride[i]) / s
+        jump.append(int(j) if j.denominator == 1 else j)
+        c = rf.center[i] + (g.pad[i] - Fraction(ext - 1, 2)) / s * rf.stride[i]
+        center.append(int(c) if isinstance(c, Fraction) and c.denominator == 1 else c)
+    return RF(tuple(size), tuple(jump), tuple(center))
+
+
+def _divisors(n: int) -> str:
+    ds = [d for d in range(1, n + 1) if n % d == 0]
+    if len(ds) > 8:
+        ds = ds[:4] + ["..."] + ds[-2:]
+    return ", ".join(str(d) for d in ds)
+
+
+@register("Im2col")
+class Im2col(Layer):
+    param = "convolution_param"
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        g = geometry(node, shape)
+        out = list(shape[:g.axis]) + [shape[g.axis] * prod(g.kernel)]
+        for i in range(len(g.kernel)):
+            size = shape[g.axis + 1 + i]
+            out.append((size + 2 * g.pad[i] - g.extent(i)) // g.stride[i] + 1)
+        return [tuple(out)]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        g = geometry(node, node.inputs[0].meta["shape"])
+        return [window_rf(rf, g.kernel, g.stride, g.pad, g.dilation)]

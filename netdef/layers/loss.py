@@ -1,0 +1,161 @@
+"""Losses, Accuracy and sinks (Silence, HDF5Output).
+
+Caffe's LossLayer writes a scalar (shape ()), and its first top carries loss_weight 1 unless the
+layer says otherwise. SoftmaxWithLoss and InfogainLoss may add a second top: the softmax
+probabilities (bottom 0's shape). Accuracy's optional second top is per-class accuracy.
+"""
+from __future__ import annotations
+
+from .. import codes
+from .base import Layer, bad, canonical_axis, count, fmt_shape, prod, register
+
+SCALAR = ()
+
+
+class Loss(Layer):
+    loss = True
+    bottoms = (2, 2)
+
+    def infer_shapes(self, node, in_shapes):
+        data, label = in_shapes[0], in_shapes[1]
+        if data and label and data[0] != label[0]:
+            bad(node, f"'{node.inputs[0].label}' {fmt_shape(data)} and '{node.inputs[1].label}' {fmt_shape(label)} "
+                      f"must have the same first (batch) dimension", node.bottom_span(1), code=codes.SHAPE_MISMATCH)
+        self.check_inputs(node, in_shapes)
+        return [SCALAR] + [tuple(data)] * (len(node.outputs) - 1)
+
+    def check_inputs(self, node, in_shapes):
+        pass
+
+    def receptive_field(self, node, in_rfs):
+        return [None] * len(node.outputs)
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 3 * prod(in_shapes[0])}
+
+
+def _labels_match(node, in_shapes, axis_field: str):
+    data, label = in_shapes[0], in_shapes[1]
+    msg = getattr(node.param, axis_field)
+    axis = canonical_axis(node, msg.axis, data, node.field_span(axis_field, "axis"))
+    want = count(data, 0, axis) * count(data, axis + 1)
+    if prod(label) != want:
+        bad(node, f"the label '{node.inputs[1].label}' {fmt_shape(label)} has {prod(label)} values but the "
+                  f"predictions '{node.inputs[0].label}' {fmt_shape(data)} need {want} (one per position outside "
+                  f"axis {axis})", node.bottom_span(1), code=codes.SHAPE_MISMATCH,
+            notes=["for (N, C, H, W) predictions over axis 1, give N*H*W labels in 0..C-1"])
+    return axis
+
+
+@register("SoftmaxWithLoss")
+class SoftmaxWithLoss(Loss):
+    param = "softmax_param"
+    tops = (1, 2)
+
+    def check_inputs(self, node, in_shapes):
+        _labels_match(node, in_shapes, "softmax_param")
+
+
+@register("InfogainLoss")
+class InfogainLoss(Loss):
+    param = "infogain_loss_param"
+    bottoms = (2, 3)
+    tops = (1, 2)
+
+    def check_inputs(self, node, in_shapes):
+        _labels_match(node, in_shapes, "infogain_loss_param")
+
+
+@register("EuclideanLoss")
+class EuclideanLoss(Loss):
+    def check_inputs(self, node, in_shapes):
+        a, b = in_shapes[0], in_shapes[1]
+        if count(a, 1) != count(b, 1):
+            bad(node, f"the inputs must have the same size per item: '{node.inputs[0].label}' {fmt_shape(a)} vs "
+                      f"'{node.inputs[1].label}' {fmt_shape(b)}", node.bottom_span(1), code=codes.SHAPE_MISMATCH)
+
+
+@register("SigmoidCrossEntropyLoss")
+class SigmoidCrossEntropyLoss(Loss):
+    def check_inputs(self, node, in_shapes):
+        a, b = in_shapes[0], in_shapes[1]
+        if prod(a) != prod(b):
+            bad(node, f"the inputs must have the same number of elements: '{node.inputs[0].label}' {fmt_shape(a)} "
+                      f"vs '{node.inputs[1].label}' {fmt_shape(b)}", node.bottom_span(1), code=codes.SHAPE_MISMATCH)
+
+
+@register("HingeLoss")
+class HingeLoss(Loss):
+    param = "hinge_loss_param"
+
+
+@register("MultinomialLogisticLoss")
+class MultinomialLogisticLoss(Loss):
+    pass
+
+
+@register("ContrastiveLoss")
+class ContrastiveLoss(Loss):
+    param = "contrastive_loss_param"
+    bottoms = (3, 3)
+
+    def check_inputs(self, node, in_shapes):
+        a, b, y = in_shapes
+        if count(a, 1) != count(b, 1) or a[0] != b[0]:
+            bad(node, f"the two feature blobs must have one shape: '{node.inputs[0].label}' {fmt_shape(a)} vs "
+                      f"'{node.inputs[1].label}' {fmt_shape(b)}", node.bottom_span(1), code=codes.SHAPE_MISMATCH)
+        if prod(y) != a[0]:
+            bad(node, f"the similarity labels '{node.inputs[2].label}' {fmt_shape(y)} must hold one value per pair "
+                      f"({a[0]})", node.bottom_span(2), code=codes.SHAPE_MISMATCH)
+
+
+@register("Accuracy")
+class Accuracy(Layer):
+    param = "accuracy_param"
+    bottoms = (2, 2)
+    tops = (1, 2)
+
+    def infer_shapes(self, node, in_shapes):
+        data = in_shapes[0]
+        axis = _labels_match(node, in_shapes, "accuracy_param")
+        k = node.param.accuracy_param.top_k
+        classes = data[axis]
+        if k > classes:
+            bad(node, f"top_k {k} exceeds the {classes} classes of '{node.inputs[0].label}' {fmt_shape(data)}",
+                node.field_span("accuracy_param", "top_k"))
+        return [SCALAR, (classes,)][:len(node.outputs)]
+
+    def receptive_field(self, node, in_rfs):
+        return [None] * len(node.outputs)
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": prod(in_shapes[0])}
+
+
+@register("Silence")
+class Silence(Layer):
+    """Consumes blobs so that they are not net outputs; produces nothing."""
+
+    bottoms = (1, None)
+    tops = (0, 0)
+    sink = True
+
+    def infer_shapes(self, node, in_shapes):
+        return []
+
+    def receptive_field(self, node, in_rfs):
+        return []
+
+
+@register("HDF5Output")
+class HDF5Output(Layer):
+    param = "hdf5_output_param"
+    bottoms = (2, 2)
+    tops = (0, 0)
+    sink = True
+
+    def infer_shapes(self, node, in_shapes):
+        return []
+
+    def receptive_field(self, node, in_rfs):
+        return []

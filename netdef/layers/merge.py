@@ -1,0 +1,237 @@
+"""Layers that join or split blobs: Concat, Slice, Split, Eltwise, Crop."""
+from __future__ import annotations
+
+from .. import codes
+from ..ir import RF
+from ..proto import pb
+from .base import (Layer, LayerError, bad, canonical_axis, fmt_shape, prod, register, same_rf)
+
+
+def _made_by(value) -> str:
+    p = value.producer
+    return f"made by layer '{p.name}'" if p is not None else "a net input"
+
+
+def _related(node, *indices):
+    """Point at the layers that produced the disagreeing bottoms."""
+    rel = []
+    for i in indices:
+        v = node.inputs[i]
+        if v.producer is not None and v.producer.span is not None:
+            rel.append((v.producer.span, f"'{v.label}' {fmt_shape(v.meta.get('shape', ()))} is made here "
+                                         f"by layer '{v.producer.name}'"))
+    return rel
+
+
+def mismatch(node, i: int, message: str, notes=()):
+    raise LayerError(codes.SHAPE_MISMATCH.at(node.bottom_span(i), notes=list(notes), related=_related(node, 0, i),
+                                             message=f"layer '{node.name}': {message}"))
+
+
+def legacy_axis(node, field: str, legacy: str, shape) -> int:
+    """Concat's concat_dim / Slice's slice_dim: the old, unsigned spelling of `axis`."""
+    msg = getattr(node.param, field)
+    if msg.HasField(legacy):
+        v = getattr(msg, legacy)
+        if v >= len(shape):
+            bad(node, f"{legacy} {v} is out of range for the {len(shape)}-D bottom {fmt_shape(shape)}",
+                node.field_span(field, legacy), code=codes.BAD_AXIS, notes=[f"allowed: 0 to {len(shape) - 1}"])
+        return v
+    return canonical_axis(node, msg.axis, shape, node.field_span(field, "axis"))
+
+
+def _check_axis_conflict(node, field, legacy, diags):
+    msg = getattr(node.param, field)
+    if msg.HasField("axis") and msg.HasField(legacy):
+        diags.add(codes.BAD_PARAM.at(node.field_span(field, legacy), notes=[f"'{legacy}' is the legacy name of 'axis'"],
+                                     message=f"layer '{node.name}': give axis or {legacy}, not both"))
+
+
+@register("Concat")
+class Concat(Layer):
+    param = "concat_param"
+    bottoms = (1, None)
+
+    def check(self, node, diags):
+        _check_axis_conflict(node, "concat_param", "concat_dim", diags)
+
+    def infer_shapes(self, node, in_shapes):
+        first = in_shapes[0]
+        axis = legacy_axis(node, "concat_param", "concat_dim", first)
+        out = list(first)
+        for i, s in enumerate(in_shapes[1:], 1):
+            if len(s) != len(first):
+                mismatch(node, i, f"bottoms must have the same number of axes: '{node.inputs[0].label}' is "
+                                  f"{fmt_shape(first)} ({_made_by(node.inputs[0])}) but '{node.inputs[i].label}' is "
+                                  f"{fmt_shape(s)} ({_made_by(node.inputs[i])})")
+            for j in range(len(first)):
+                if j != axis and s[j] != first[j]:
+                    mismatch(node, i, f"bottoms must agree on every axis but the concatenation axis {axis}: "
+                                      f"'{node.inputs[0].label}' is {fmt_shape(first)} ({_made_by(node.inputs[0])}) "
+                                      f"but '{node.inputs[i].label}' is {fmt_shape(s)} ({_made_by(node.inputs[i])})",
+                             notes=[f"they differ on axis {j}: {first[j]} vs {s[j]}"])
+            out[axis] += s[axis]
+        return [tuple(out)]
+
+    def receptive_field(self, node, in_rfs):
+        rf, disagree = same_rf(in_rfs, node)
+        if disagree:
+            node.meta["rf_disagree"] = disagree
+        return [rf]
+
+
+@register("Slice")
+class Slice(Layer):
+    param = "slice_param"
+    tops = (1, None)
+
+    def check(self, node, diags):
+        _check_axis_conflict(node, "slice_param", "slice_dim", diags)
+        points = list(node.param.slice_param.slice_point)
+        if points and len(points) != len(node.param.top) - 1:
+            diags.add(codes.BAD_SLICE.at(node.field_span("slice_param", "slice_point"),
+                                         notes=["N slice points cut a blob into N + 1 tops"],
+                                         message=f"layer '{node.name}': {len(points)} slice_point value(s) for "
+                                                 f"{len(node.param.top)} tops"))
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        axis = legacy_axis(node, "slice_param", "slice_dim", shape)
+        dim = shape[axis]
+        n = len(node.outputs)
+        points = list(node.param.slice_param.slice_point)
+        sp = node.field_span("slice_param", "slice_point")
+        if points:
+            if len(points) != n - 1:
+                bad(node, f"{len(points)} slice_point value(s) for {n} tops", sp, code=codes.BAD_SLICE)
+            sizes, prev = [], 0
+            for i, p in enumerate(points):
+                if p <= prev:
+                    bad(node, f"slice points must increase and be positive: {', '.join(map(str, points))}",
+                        node.field_span("slice_param", "slice_point", i), code=codes.BAD_SLICE)
+                sizes.append(p - prev)
+                prev = p
+            if dim - prev <= 0:
+                bad(node, f"slice point {prev} is not inside axis {axis} of '{node.inputs[0].label}' "
+                          f"{fmt_shape(shape)}, which has size {dim}",
+                    node.field_span("slice_param", "slice_point", len(points) - 1), code=codes.BAD_SLICE,
+                    notes=[f"slice points must lie strictly between 0 and {dim}"])
+            sizes.append(dim - prev)
+        else:
+            if dim % n:
+                bad(node, f"{n} tops do not evenly divide axis {axis} of '{node.inputs[0].label}' "
+                          f"{fmt_shape(shape)} (size {dim})", node.field_span("slice_param"), code=codes.BAD_SLICE,
+                    notes=["give slice_point values, or a number of tops that divides the axis"])
+            sizes = [dim // n] * n
+        out = []
+        for s in sizes:
+            t = list(shape)
+            t[axis] = s
+            out.append(tuple(t))
+        return out
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+
+@register("Split")
+class Split(Layer):
+    tops = (1, None)
+    elementwise = True
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+
+@register("Eltwise")
+class Eltwise(Layer):
+    param = "eltwise_param"
+    bottoms = (2, None)
+
+    def check(self, node, diags):
+        ep = node.param.eltwise_param
+        n = len(node.param.bottom)
+        if ep.coeff and len(ep.coeff) != n:
+            diags.add(codes.BAD_PARAM.at(node.field_span("eltwise_param", "coeff"),
+                                         notes=["give one coeff per bottom, or none"],
+                                         message=f"layer '{node.name}': {len(ep.coeff)} coeff value(s) for {n} bottoms"))
+        if ep.coeff and ep.operation == pb.EltwiseParameter.PROD:
+            diags.add(codes.BAD_PARAM.at(node.field_span("eltwise_param", "coeff"),
+                                         notes=["coefficients apply to operation: SUM only"],
+                                         message=f"layer '{node.name}': coeff is given with operation PROD"))
+
+    def infer_shapes(self, node, in_shapes):
+        first = in_shapes[0]
+        for i, s in enumerate(in_shapes[1:], 1):
+            if s != first:
+                mismatch(node, i, f"Eltwise bottoms must have the same shape: '{node.inputs[0].label}' is "
+                                  f"{fmt_shape(first)} ({_made_by(node.inputs[0])}) but '{node.inputs[i].label}' is "
+                                  f"{fmt_shape(s)} ({_made_by(node.inputs[i])})")
+        return [first]
+
+    def receptive_field(self, node, in_rfs):
+        rf, disagree = same_rf(in_rfs, node)
+        if disagree:
+            node.meta["rf_disagree"] = disagree
+        return [rf]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": prod(out_shapes[0]) * (len(in_shapes) - 1)}
+
+
+def crop_offsets(node, shape) -> tuple[int, list[int]]:
+    cp = node.param.crop_param
+    axis = canonical_axis(node, cp.axis, shape, node.field_span("crop_param", "axis"))
+    offs = list(cp.offset)
+    if len(offs) > 1 and axis + len(offs) != len(shape):
+        bad(node, f"{len(offs)} offsets for axes {axis}..{len(shape) - 1} of the {len(shape)}-D bottom "
+                  f"{fmt_shape(shape)}", node.field_span("crop_param", "offset"), code=codes.BAD_PARAM,
+            notes=[f"give one offset for all of them, or exactly {len(shape) - axis}"])
+    per_axis = []
+    for i in range(len(shape)):
+        if i < axis:
+            per_axis.append(0)
+        else:
+            per_axis.append(offs[0] if len(offs) == 1 else offs[i - axis] if offs else 0)
+    return axis, per_axis
+
+
+@register("Crop")
+class Crop(Layer):
+    param = "crop_param"
+    bottoms = (2, 2)
+
+    def infer_shapes(self, node, in_shapes):
+        shape, ref = in_shapes
+        axis, offs = crop_offsets(node, shape)
+        if len(ref) != len(shape):
+            mismatch(node, 1, f"Crop needs bottoms with the same number of axes: '{node.inputs[0].label}' is "
+                              f"{fmt_shape(shape)} but the reference '{node.inputs[1].label}' is {fmt_shape(ref)}")
+        out = list(shape)
+        for i in range(axis, len(shape)):
+            if shape[i] - offs[i] < ref[i]:
+                raise LayerError(codes.CROP_OUT_OF_BOUNDS.at(
+                    node.field_span("crop_param", "offset") or node.span, related=_related(node, 0, 1),
+                    notes=[f"offset + size must be at most {shape[i]}; the largest offset that fits is "
+                           f"{shape[i] - ref[i]}" if shape[i] >= ref[i] else
+                           f"the reference is larger than the input on axis {i}"],
+                    message=f"layer '{node.name}': crop of '{node.inputs[0].label}' {fmt_shape(shape)} to "
+                            f"'{node.inputs[1].label}' {fmt_shape(ref)} is out of bounds on axis {i}: offset "
+                            f"{offs[i]} + size {ref[i]} > {shape[i]}"))
+            out[i] = ref[i]
+        return [tuple(out)]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        shape = node.inputs[0].meta["shape"]
+        axis, offs = crop_offsets(node, shape)
+        # The RF tracks the trailing spatial axes; an offset moves where output 0 looks.
+        n = len(rf.size)
+        spatial = offs[len(shape) - n:]
+        center = tuple(rf.center[i] + spatial[i] * rf.stride[i] for i in range(n))
+        return [RF(rf.size, rf.stride, center)]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}

@@ -1,0 +1,230 @@
+"""Pooling and SPP: Caffe's PoolingLayer geometry.
+
+Caffe rounds the output size up (a last, partial window is kept), then, when there is any
+padding, drops a last window that would start in the padding:
+    out = ceil((H + 2p - k) / s) + 1;  if (p_h or p_w) and (out - 1) * s >= H + p: out -= 1
+BVLC master's `round_mode: FLOOR` rounds down instead. Forks (SSD, and the DenseNet/ResNeXt
+ports built on it) spell the same choice `ceil_mode: false`, a field netdef's schema lacks:
+it arrives in the pooling_param Loc's `extra`, and false means floor. The padding clip applies
+in both modes.
+"""
+from __future__ import annotations
+
+from .. import codes
+from ..ir import RF
+from ..proto import pb
+from .base import Layer, bad, fmt_shape, need_rank, prod, register, whole_rf, window_rf
+
+P = pb.PoolingParameter
+
+
+class PoolGeometry:
+    __slots__ = ("kernel", "stride", "pad", "ceil", "global_")
+
+    def __init__(self, kernel, stride, pad, ceil, global_):
+        self.kernel, self.stride, self.pad, self.ceil, self.global_ = kernel, stride, pad, ceil, global_
+
+
+def rounds_up(node) -> bool:
+    pp = node.param.pooling_param
+    sub = node.loc.msg("pooling_param") if node.loc is not None else None
+    fork = sub.extra.get("ceil_mode") if sub is not None else None
+    if fork:
+        return bool(fork[-1])
+    return pp.round_mode == P.CEIL
+
+
+def static_geometry_errors(node) -> list[tuple[str, object, list]]:
+    """Caffe's PoolingLayer::LayerSetUp checks that need no shapes: (message, span, notes)."""
+    pp = node.param.pooling_param
+    span = lambda f=None: node.field_span("pooling_param", f)  # noqa: E731
+    errs = []
+    has_k, has_kh, has_kw = pp.HasField("kernel_size"), pp.HasField("kernel_h"), pp.HasField("kernel_w")
+    if pp.global_pooling:
+        if has_k or has_kh or has_kw:
+            errs.append(("global_pooling takes the kernel from the input; kernel_size/kernel_h/kernel_w "
+                         "must not be given", span("kernel_size" if has_k else "kernel_h" if has_kh else "kernel_w"),
+                         ["remove the kernel size, or set global_pooling: false"]))
+    else:
+        if has_k and (has_kh or has_kw):
+            errs.append(("both kernel_size and kernel_h/kernel_w are given", span("kernel_h" if has_kh else "kernel_w"),
+                         ["give kernel_size, or kernel_h and kernel_w"]))
+        elif not has_k and not (has_kh and has_kw):
+            what = "kernel_w" if has_kh else "kernel_h" if has_kw else "the kernel size"
+            errs.append((f"{what} is not set", span(), ["give kernel_size, or kernel_h and kernel_w, "
+                                                        "or global_pooling: true"]))
+    if pp.HasField("pad") and (pp.HasField("pad_h") or pp.HasField("pad_w")) or \
+            (pp.HasField("pad_h") != pp.HasField("pad_w")):
+        errs.append(("give pad, or both pad_h and pad_w", span("pad_h" if pp.HasField("pad_h") else "pad_w"), []))
+    if pp.HasField("stride") and (pp.HasField("stride_h") or pp.HasField("stride_w")) or \
+            (pp.HasField("stride_h") != pp.HasField("stride_w")):
+        errs.append(("give stride, or both stride_h and stride_w",
+                     span("stride_h" if pp.HasField("stride_h") else "stride_w"), []))
+    return errs
+
+
+def geometry(node, shape) -> PoolGeometry:
+    pp = node.param.pooling_param
+    span = lambda f=None: node.field_span("pooling_param", f)  # noqa: E731
+    for msg, sp, notes in static_geometry_errors(node):
+        bad(node, msg, sp, notes)
+    if pp.global_pooling:
+        kernel = [shape[2], shape[3]] if len(shape) == 4 else [0, 0]
+    elif pp.HasField("kernel_size"):
+        kernel = [pp.kernel_size, pp.kernel_size]
+    else:
+        kernel = [pp.kernel_h, pp.kernel_w]
+    pad = [pp.pad_h, pp.pad_w] if pp.HasField("pad_h") else [pp.pad, pp.pad]
+    stride = [pp.stride_h, pp.stride_w] if pp.HasField("stride_h") else [pp.stride, pp.stride]
+    if not pp.global_pooling and min(kernel) <= 0:
+        bad(node, f"kernel size must be positive, got {kernel[0]} x {kernel[1]}", span("kernel_size"))
+    if min(stride) <= 0:
+        bad(node, f"stride must be positive, got {stride[0]} x {stride[1]}", span("stride"))
+    if pp.global_pooling and (any(pad) or any(s != 1 for s in stride)):
+        bad(node, "global pooling allows only pad 0 and stride 1", span("pad" if any(pad) else "stride"))
+    if any(pad):
+        if pp.pool not in (P.MAX, P.AVE):
+            bad(node, "padding is implemented only for MAX and AVE pooling", span("pad"),
+                notes=["STOCHASTIC pooling takes no padding"])
+        for i, axis in enumerate(("height", "width")):
+            if pad[i] >= kernel[i] and not pp.global_pooling:
+                bad(node, f"pad {pad[i]} must be smaller than the kernel {kernel[i]} ({axis})",
+                    span("pad_h" if pp.HasField("pad_h") and i == 0 else "pad_w" if pp.HasField("pad_w") else "pad"),
+                    code=codes.BAD_GEOMETRY, notes=["Caffe requires pad < kernel on every axis"])
+    return PoolGeometry(kernel, stride, pad, rounds_up(node), pp.global_pooling)
+
+
+def pooled_sizes(hw, g: PoolGeometry) -> list[int]:
+    """Caffe's PoolingLayer::Reshape output size for each spatial axis."""
+    out = []
+    for i in range(2):
+        num = hw[i] + 2 * g.pad[i] - g.kernel[i]
+        # Caffe computes ceil/floor of a float quotient; integers give the same result exactly.
+        o = (-(-num // g.stride[i]) if g.ceil else num // g.stride[i]) + 1
+        out.append(o)
+    if any(g.pad):
+        for i in range(2):
+            if (out[i] - 1) * g.stride[i] >= hw[i] + g.pad[i]:
+                out[i] -= 1
+    return out
+
+
+def pool_output(node, shape, g: PoolGeometry, field="pooling_param") -> tuple:
+    need_rank(node, shape, 4)
+    hw = shape[2:]
+    for i, axis in enumerate(("height", "width")):
+        if g.kernel[i] > hw[i] + 2 * g.pad[i]:
+            bad(node, f"kernel {g.kernel[i]} is larger than the padded input {axis} {hw[i]} + 2 x {g.pad[i]} = "
+                      f"{hw[i] + 2 * g.pad[i]} of '{node.inputs[0].name}' {fmt_shape(shape)}",
+                node.field_span(field, "kernel_size"), code=codes.BAD_GEOMETRY,
+                notes=["the input is too small for this layer; use a larger input or a smaller kernel"])
+    out = pooled_sizes(hw, g)
+    for i, axis in enumerate(("height", "width")):
+        if out[i] <= 0:
+            bad(node, f"the output {axis} would be {out[i]}", node.field_span(field), code=codes.BAD_GEOMETRY)
+    return (shape[0], shape[1], out[0], out[1])
+
+
+@register("Pooling")
+class Pooling(Layer):
+    param = "pooling_param"
+    bottoms = (1, 1)
+
+    def count_limits(self, node):
+        # A MAX pooling layer may also output its argmax mask.
+        return (1, 1), (1, 2 if node.param.pooling_param.pool == P.MAX else 1)
+
+    def check(self, node, diags):
+        for msg, span, notes in static_geometry_errors(node):
+            diags.add(codes.BAD_PARAM.at(span, notes=notes, message=f"layer '{node.name}': {msg}"))
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 4)
+        g = geometry(node, shape)
+        return [pool_output(node, shape, g)] * len(node.outputs)
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf] * len(node.outputs)
+        g = geometry(node, node.inputs[0].meta["shape"])
+        return [window_rf(rf, g.kernel, g.stride, g.pad)] * len(node.outputs)
+
+    def cost(self, node, in_shapes, out_shapes):
+        g = geometry(node, in_shapes[0])
+        return {"macs": 0, "flops": prod(out_shapes[0]) * prod(g.kernel)}
+
+    def lint(self, node, in_shapes, out_shapes, diags):
+        g = geometry(node, in_shapes[0])
+        if g.global_:
+            return
+        for i, axis in enumerate(("height", "width")):
+            size, o = in_shapes[0][2 + i], out_shapes[0][2 + i]
+            last_end = (o - 1) * g.stride[i] - g.pad[i] + g.kernel[i]
+            if last_end > size + g.pad[i]:
+                start = (o - 1) * g.stride[i] - g.pad[i]
+                detail = (f"it covers {start}..{last_end - 1} but the input{' plus padding' if g.pad[i] else ''} "
+                          f"ends at {size + g.pad[i] - 1}")
+                diags.add(codes.POOL_OVERHANG.at(node.span, layer=node.name, axis=axis, detail=detail,
+                                                 notes=["exporters must reproduce this with ceil_mode=1"]))
+
+
+def spp_level(node, shape, level: int) -> PoolGeometry:
+    """SPPLayer::GetPoolingParam: a pooling whose bins cover the whole input."""
+    bins = 2 ** level
+    kernel, pad = [], []
+    for size in shape[2:4]:
+        k = -(-size // bins)
+        kernel.append(k)
+        pad.append((k * bins - size + 1) // 2)
+    return PoolGeometry(kernel, list(kernel), pad, True, False)
+
+
+@register("SPP")
+class SPP(Layer):
+    param = "spp_param"
+
+    def check(self, node, diags):
+        sp = node.param.spp_param
+        if not sp.pyramid_height:
+            diags.add(codes.MISSING_PARAM.at(node.field_span("spp_param"), what="pyramid_height",
+                                             layer=node.name, type=node.type))
+
+    def levels(self, node, shape):
+        need_rank(node, shape, 4)
+        if min(shape[2:]) <= 0:
+            bad(node, f"input dimensions cannot be zero: {fmt_shape(shape)}")
+        out = []
+        for level in range(node.param.spp_param.pyramid_height):
+            g = spp_level(node, shape, level)
+            for i, axis in enumerate(("height", "width")):
+                if g.pad[i] >= g.kernel[i]:
+                    bad(node, f"pyramid level {level} needs pad {g.pad[i]} >= kernel {g.kernel[i]} on the {axis} axis "
+                              f"for an input of {fmt_shape(shape)}; Caffe's pooling rejects that",
+                        node.field_span("spp_param", "pyramid_height"), code=codes.BAD_GEOMETRY,
+                        notes=["use a smaller pyramid_height or a larger input"])
+            out.append((g, pool_output(node, shape, g, "spp_param")))
+        return out
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        levels = self.levels(node, shape)
+        if len(levels) == 1:
+            return [levels[0][1]]
+        return [(shape[0], sum(prod(o[1:]) for _, o in levels))]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None:
+            return [None]
+        shape = node.inputs[0].meta["shape"]
+        if node.param.spp_param.pyramid_height == 1:
+            g = spp_level(node, shape, 0)
+            return [window_rf(rf, g.kernel, g.stride, g.pad)]
+        return [whole_rf(rf, shape[2:]) if not rf.whole else rf]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": sum(prod(o) * prod(g.kernel) for g, o in self.levels(node, in_shapes[0]))}
+
+

@@ -1,0 +1,173 @@
+"""Layers that only move or reduce axes: Reshape, Flatten, ArgMax, Reduction, Tile, BatchReindex."""
+from __future__ import annotations
+
+from .. import codes
+from .base import Layer, bad, canonical_axis, count, fmt_shape, need_rank, prod, register
+
+
+class NotInPlace(Layer):
+    """Reshape and Flatten share the bottom's data; Caffe refuses to run them in place."""
+
+    def check(self, node, diags):
+        p = node.param
+        if p.top and p.bottom and p.top[0] == p.bottom[0]:
+            diags.add(codes.BAD_PARAM.at(node.top_span(0), notes=["give the top its own name"],
+                                         message=f"layer '{node.name}': a {node.type} layer cannot run in place"))
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+
+@register("Reshape")
+class Reshape(NotInPlace):
+    param = "reshape_param"
+
+    def check(self, node, diags):
+        super().check(node, diags)
+        dims = list(node.param.reshape_param.shape.dim)
+        if dims.count(-1) > 1:
+            diags.add(codes.BAD_PARAM.at(node.field_span("reshape_param", "shape"),
+                                         notes=["at most one dimension may be -1 (inferred)"],
+                                         message=f"layer '{node.name}': the new shape {fmt_shape(dims)} has "
+                                                 f"{dims.count(-1)} dimensions of -1"))
+        for d in dims:
+            if d < -1:
+                diags.add(codes.BAD_PARAM.at(node.field_span("reshape_param", "shape"),
+                                             notes=["dimensions are positive, 0 (copy the bottom's) or -1 (infer)"],
+                                             message=f"layer '{node.name}': dimension {d} in the new shape"))
+                break
+
+    def infer_shapes(self, node, in_shapes):
+        rp = node.param.reshape_param
+        shape = in_shapes[0]
+        n = len(shape)
+        dims = list(rp.shape.dim)
+        span = node.field_span("reshape_param", "shape")
+        start = rp.axis if rp.axis >= 0 else n + rp.axis + 1
+        if not 0 <= start <= n:
+            bad(node, f"axis {rp.axis} is out of range for the {n}-D bottom {fmt_shape(shape)}",
+                node.field_span("reshape_param", "axis"), code=codes.BAD_AXIS,
+                notes=[f"allowed: {-(n + 1)} to {n}"])
+        if rp.num_axes < -1:
+            bad(node, f"num_axes must be -1 or at least 0, got {rp.num_axes}",
+                node.field_span("reshape_param", "num_axes"), code=codes.BAD_AXIS)
+        end = n if rp.num_axes == -1 else start + rp.num_axes
+        if end > n:
+            bad(node, f"axis {start} + num_axes {rp.num_axes} runs past the {n}-D bottom {fmt_shape(shape)}",
+                node.field_span("reshape_param", "num_axes"), code=codes.BAD_AXIS)
+        out = list(shape[:start]) + dims + list(shape[end:])
+        inferred = None
+        for i, d in enumerate(dims):
+            if d == 0:
+                # 0 copies the bottom dimension at the same position.
+                if start + i >= n:
+                    bad(node, f"dimension {i} of the new shape is 0 (copy), but the bottom {fmt_shape(shape)} "
+                              f"has no axis {start + i} to copy", span, code=codes.COUNT_MISMATCH)
+                out[start + i] = shape[start + i]
+            elif d == -1:
+                inferred = start + i
+        if inferred is not None:
+            known = prod(d for j, d in enumerate(out) if j != inferred)
+            total = prod(shape)
+            if known == 0 or total % known:
+                bad(node, f"cannot infer the -1 dimension: the bottom {fmt_shape(shape)} has {total} elements, "
+                          f"which is not a multiple of {known} (the product of the other dimensions)", span,
+                    code=codes.COUNT_MISMATCH)
+            out[inferred] = total // known
+        if prod(out) != prod(shape):
+            bad(node, f"the new shape {fmt_shape(out)} has {prod(out)} elements but the bottom "
+                      f"'{node.inputs[0].label}' {fmt_shape(shape)} has {prod(shape)}", span,
+                code=codes.COUNT_MISMATCH, notes=["use 0 to copy a dimension and -1 to infer one"])
+        return [tuple(out)]
+
+
+@register("Flatten")
+class Flatten(NotInPlace):
+    param = "flatten_param"
+
+    def infer_shapes(self, node, in_shapes):
+        fp = node.param.flatten_param
+        shape = in_shapes[0]
+        start = canonical_axis(node, fp.axis, shape, node.field_span("flatten_param", "axis"))
+        end = canonical_axis(node, fp.end_axis, shape, node.field_span("flatten_param", "end_axis"), "end_axis")
+        if end + 1 < start:  # end == start - 1 flattens nothing and inserts an axis of 1, as Caffe does
+            bad(node, f"end_axis {fp.end_axis} comes before axis {fp.axis} for the bottom {fmt_shape(shape)}",
+                node.field_span("flatten_param", "end_axis"), code=codes.BAD_AXIS)
+        return [tuple(shape[:start]) + (count(shape, start, end + 1),) + tuple(shape[end + 1:])]
+
+
+@register("ArgMax")
+class ArgMax(Layer):
+    param = "argmax_param"
+
+    def infer_shapes(self, node, in_shapes):
+        ap = node.param.argmax_param
+        shape = in_shapes[0]
+        if ap.top_k < 1:
+            bad(node, "top_k must be at least 1", node.field_span("argmax_param", "top_k"))
+        if ap.HasField("axis"):
+            axis = canonical_axis(node, ap.axis, shape, node.field_span("argmax_param", "axis"))
+            if ap.top_k > shape[axis]:
+                bad(node, f"top_k {ap.top_k} exceeds axis {axis} of {fmt_shape(shape)}",
+                    node.field_span("argmax_param", "top_k"))
+            out = list(shape)
+            out[axis] = ap.top_k
+            return [tuple(out)]
+        if ap.top_k > count(shape, 1):
+            bad(node, f"top_k {ap.top_k} exceeds the {count(shape, 1)} values per item of {fmt_shape(shape)}",
+                node.field_span("argmax_param", "top_k"))
+        # Without an axis Caffe writes (N, 1 or 2, top_k) padded to at least 3 axes.
+        out = [1] * max(len(shape), 3)
+        out[0] = shape[0]
+        out[2] = ap.top_k
+        if ap.out_max_val:
+            out[1] = 2
+        return [tuple(out)]
+
+    def receptive_field(self, node, in_rfs):
+        return [None]
+
+
+@register("Reduction")
+class Reduction(Layer):
+    param = "reduction_param"
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        axis = canonical_axis(node, node.param.reduction_param.axis, shape,
+                              node.field_span("reduction_param", "axis"))
+        # Every axis from `axis` on is reduced away (axis 0: a scalar).
+        return [tuple(shape[:axis])]
+
+    def receptive_field(self, node, in_rfs):
+        return [None]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": prod(in_shapes[0]) * 2}
+
+
+@register("Tile")
+class Tile(Layer):
+    param = "tile_param"
+
+    def infer_shapes(self, node, in_shapes):
+        tp = node.param.tile_param
+        shape = in_shapes[0]
+        if tp.tiles <= 0:
+            bad(node, f"tiles must be positive, got {tp.tiles}", node.field_span("tile_param", "tiles"))
+        axis = canonical_axis(node, tp.axis, shape, node.field_span("tile_param", "axis"))
+        out = list(shape)
+        out[axis] *= tp.tiles
+        return [tuple(out)]
+
+    def receptive_field(self, node, in_rfs):
+        return [None]
+
+
+@register("BatchReindex")
+class BatchReindex(Layer):
+    bottoms = (2, 2)
+
+    def infer_shapes(self, node, in_shapes):
+        need_rank(node, in_shapes[1], 1, blob_index=1)
+        return [(in_shapes[1][0],) + tuple(in_shapes[0][1:])]
