@@ -145,16 +145,21 @@ def _copy_loc(loc: Loc, fields: dict | None = None) -> Loc:
     return new
 
 
-def _entry_loc(source, entries: list, fields: dict) -> Loc:
-    """A Loc for a message made up from scalar entries: it spans the first of them."""
+def _entry_loc(at: Loc, entries: list, fields: dict) -> Loc:
+    """A Loc for a message made up from scalar entries: it spans the first of them (`at`'s
+    head when there are none)."""
     tuples = [e for e in entries if e is not None and not isinstance(e, Loc)]
     locs = [e for e in entries if isinstance(e, Loc)]
+    if not tuples and not locs:
+        loc = _blank(at)
+        loc.fields = {k: v for k, v in fields.items() if v}
+        return loc
     if tuples:
         start, end = tuples[0][0], tuples[0][2]
         last = max(e[2] for e in tuples)
     else:
         start, end, last = locs[0].name_start, locs[0].head_end, locs[0].end
-    loc = Loc(source, start, end)
+    loc = Loc(at.source, start, end)
     loc.end = max([last] + [l.end for l in locs])
     loc.fields = {k: v for k, v in fields.items() if v}
     return loc
@@ -202,12 +207,12 @@ class _Upgrade:
         if msg.layer and msg.layers:
             # Caffe refuses outright (UpgradeV1Net: "Refusing to upgrade inconsistent
             # NetParameter input"): the two lists cannot be ordered against each other.
-            self.error(codes.MIXED_LAYER_FORMATS, loc.msg("layers").span,
-                       related=[(loc.msg("layer").span, "a current-format 'layer' block")],
+            self.error(codes.MIXED_LAYER_FORMATS, (loc.msg("layers") or loc).span,
+                       related=[((loc.msg("layer") or loc).span, "a current-format 'layer' block")],
                        notes=["write every layer as 'layer { type: \"Name\" ... }' ('netdef upgrade' "
                               "converts a file written entirely in the old format)"])
             return msg, loc
-        first = loc.msg("layers")
+        first = loc.msg("layers") or loc
         if any(l.HasField("layer") for l in msg.layers):
             self.old("V0 ('layers { layer { type: \"conv\" ... } }')", first.span,
                      "V0 layers become 'layer { type: \"Convolution\" ... }' blocks; a padding layer "
@@ -274,7 +279,7 @@ class _Upgrade:
         """UpgradeV0PaddingLayers: drop padding layers, giving their pad to the conv/pool they feed."""
         produced: dict[str, int] = {name: -1 for name in msg.input}
         kept, kept_locs = [], []
-        layer_locs = loc.fields.get("layers", [])
+        layer_locs = _locs(loc, "layers", len(msg.layers))
         for i, conn in enumerate(msg.layers):
             conn_loc = layer_locs[i]
             v0 = conn.layer
@@ -406,8 +411,7 @@ class _Upgrade:
         return False
 
     def data_upgrade(self, msg, loc: Loc):
-        layer_locs = loc.fields.get("layers", [])
-        loc.fields["layers"] = layer_locs = [_copy_loc(l) for l in layer_locs]
+        loc.fields["layers"] = layer_locs = [_copy_loc(l) for l in _locs(loc, "layers", len(msg.layers))]
         noted = False
         for l, l_loc in zip(msg.layers, layer_locs):
             param_name = _DATA_PARAMS.get(_V1_TYPE_NAMES.get(l.type))
@@ -448,7 +452,7 @@ class _Upgrade:
         out.ClearField("layer")
         out_loc = _copy_loc(loc)
         out_loc.fields.pop("layers", None)
-        layer_locs = loc.fields.get("layers", [])
+        layer_locs = _locs(loc, "layers", len(msg.layers))
         new_locs = []
         for v1, v1_loc in zip(msg.layers, layer_locs):
             layer = out.layer.add()
@@ -490,8 +494,7 @@ class _Upgrade:
                       for old, new in (("param", "name"), ("blob_share_mode", "share_mode"),
                                        ("blobs_lr", "lr_mult"), ("weight_decay", "decay_mult"))}
             entries = [e[0] for e in fields.values() if e]
-            param_locs.append(_entry_loc(self.source, entries, fields) if entries else
-                              _copy_loc(v1_loc, {}))
+            param_locs.append(_entry_loc(v1_loc, entries, fields))
         if param_locs:
             new_loc.fields["param"] = param_locs
         for name in _V1_PARAMS:
@@ -531,17 +534,18 @@ class _Upgrade:
             layer.name = "input"
             layer.type = "Input"
             layer.top.extend(msg.input)
-            in_loc = _entry_loc(self.source, list(loc.fields.get("input", [])),
+            in_loc = _entry_loc(loc, list(loc.fields.get("input", [])),
                                 {"top": list(loc.fields.get("input", []))})
             shape_locs = []
             for i in range(n):
                 if has_shape:
                     layer.input_param.shape.add().CopyFrom(msg.input_shape[i])
-                    shape_locs.append(loc.fields["input_shape"][i])
+                    given = loc.fields.get("input_shape", [])
+                    shape_locs.append(given[i] if i < len(given) else _blank(in_loc))
                 else:
                     layer.input_param.shape.add().dim.extend(msg.input_dim[4 * i:4 * i + 4])
-                    dims = loc.fields["input_dim"][4 * i:4 * i + 4]
-                    shape_locs.append(_entry_loc(self.source, dims, {"dim": dims}))
+                    dims = loc.fields.get("input_dim", [])[4 * i:4 * i + 4]
+                    shape_locs.append(_entry_loc(in_loc, dims, {"dim": dims}))
             param_loc = _copy_loc(in_loc, {"shape": shape_locs})
             in_loc.fields["input_param"] = [param_loc]
             out.layer.extend(msg.layer)
@@ -591,8 +595,23 @@ class _Upgrade:
         msg.type = _SOLVER_TYPES[name]
         msg.ClearField("solver_type")
         loc = _copy_loc(loc)
-        loc.fields["type"] = loc.fields.pop("solver_type")
+        if "solver_type" in loc.fields:
+            loc.fields["type"] = loc.fields.pop("solver_type")
         return msg, loc
+
+
+def _blank(at: Loc) -> Loc:
+    """A Loc with no fields of its own, spanning `at`'s head."""
+    loc = Loc(at.source, at.name_start, at.head_end)
+    loc.end = at.end
+    return loc
+
+
+def _locs(loc: Loc, name: str, n: int) -> list[Loc]:
+    """The n Locs of repeated message field `name`; a parse always has them all, but a message
+    built by hand may not, and a missing Loc must not lose a layer."""
+    entries = [e if isinstance(e, Loc) else _blank(loc) for e in loc.fields.get(name, [])[:n]]
+    return entries + [_blank(loc) for _ in range(n - len(entries))]
 
 
 def _clone(msg):
@@ -617,6 +636,8 @@ def upgrade_parsed(parsed):
     """
     if not parsed.syntax_ok:
         return parsed
+    if parsed.loc is None:  # a message made by hand: upgrade it all the same
+        parsed = dataclasses.replace(parsed, loc=Loc(parsed.source, 0, 0))
     msg = parsed.message
     if parsed.kind == "solver":
         if not msg.HasField("solver_type"):

@@ -15,7 +15,9 @@ from google.protobuf import text_format
 import netdef
 from conftest import CONFORMANCE, ZOO
 from netdef.cli import main
-from netdef.parse import parse_file, parse_text
+from netdef.diagnostics import Diagnostics
+from netdef.fmt import format_message
+from netdef.parse import Parsed, parse_file, parse_text
 from netdef.proto import pb
 from netdef.source import Source
 from netdef.upgrade import upgrade_parsed
@@ -45,6 +47,16 @@ def test_upgrade_matches_caffe(rel):
     raw = parse_file(ZOO / rel)
     w213 = [d for d in parsed.diagnostics if d.code == "W213"]
     assert len(w213) == (raw.message != expected)
+
+
+@pytest.mark.parametrize("rel", [c for c in CASES if c.parts[0].startswith("bvlc_v")], ids=str)
+def test_a_message_without_locations_upgrades_the_same(rel):
+    """Other stages upgrade messages they build themselves (a solver's inline net): no Loc."""
+    raw = parse_file(ZOO / rel)
+    bare = Parsed(raw.kind, raw.message, None, Source("", "inline"), Diagnostics())
+    up = upgrade_parsed(bare)
+    assert up.message == _caffe(rel)[0]
+    assert format_message(up.message, up.loc) == format_message(up.message)
 
 
 _NUMBER_LINE = re.compile(r"^(\s*\w+): (-?[0-9.]+(?:e[-+]?\d+)?)$")
