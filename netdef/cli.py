@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
     parser.add_argument("--version", action="version", version=f"netdef {_version()}")
     parser.add_argument("--max-errors", type=int, default=100, help="stop reporting after this many diagnostics")
+    parser.add_argument("--max-file-size", type=_megabytes, default=None, metavar="MB",
+                        help=f"refuse definitions larger than this (default {_default_max_mb()} MB)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name):
@@ -116,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="OUT.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 21 (default 17)")
     p.add_argument("--batch", default=None, help="a batch size N, or 'dynamic'")
-    p.add_argument("--fp16", action="store_true", help="store weights and compute in float16")
+    p.add_argument("--fp16", action="store_true", help="store weights and compute in float16 (inputs and outputs stay float32)")
+    p.add_argument("--fp16-io", action="store_true", help="with --fp16: float16 inputs and outputs too")
     p.add_argument("--no-fold", dest="fold", action="store_false", help="keep BatchNorm/Scale as separate nodes")
     p.add_argument("--seed", type=int, default=0, help="seed for filler initialisation without --weights")
 
@@ -146,14 +149,22 @@ def build_parser() -> argparse.ArgumentParser:
     _file(p)
     _net_options(p)
     p.add_argument("--weights", help="trained weights (.caffemodel); fillers are used without it")
-    p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy")
-    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="feed this array to an input (random data otherwise)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest max|a-b| / max(1, max|b|) accepted per blob (default 1e-4)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-fold", dest="fold", action="store_false",
+                   help="keep BatchNorm/Scale as separate nodes, so that their outputs are compared too")
+    p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
 
     p = add("solver")
     _file(p, "a solver definition or a bundled solver's name")
     p.add_argument("--dataset-size", type=int, default=None, help="training set size, for epochs")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=N,C,H,W",
+                   help="the shape of a net input the definition does not fix, e.g. a Data layer's "
+                        "(needed for the parameter table; repeatable)")
 
     p = add("lr")
     _file(p, "a solver definition or a bundled solver's name")
@@ -163,6 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("list")
     return parser
+
+
+def _megabytes(text: str) -> int:
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = float("nan")
+    if not 0 < mb <= 1 << 20:
+        raise argparse.ArgumentTypeError(f"expected a size in MB (a positive number), got '{text}'")
+    return int(mb * 2**20)
+
+
+def _default_max_mb() -> str:
+    from . import source
+    return f"{source.MAX_SOURCE_BYTES / 2**20:g}"
 
 
 def _version() -> str:
@@ -203,16 +229,24 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         module, func, _ = COMMANDS[args.command]
         handler = getattr(importlib.import_module(module), func)
-        code = handler(args)
-        return int(code or 0)
+        if args.max_file_size is None:
+            return int(handler(args) or 0)
+        from . import source
+        saved, source.MAX_SOURCE_BYTES = source.MAX_SOURCE_BYTES, args.max_file_size
+        try:
+            return int(handler(args) or 0)
+        finally:
+            source.MAX_SOURCE_BYTES = saved
     except UsageError as e:
         sys.stderr.write(f"{e}\nTry 'netdef --help'.\n")
         return 2
     except DiagnosticError as e:
         print_diagnostics(e.diagnostics)
+        if e.dropped:
+            sys.stderr.write(f"note: {e.dropped} more diagnostics not shown (--max-errors)\n")
         return 1
     except SourceError as e:
-        sys.stderr.write(f"{e.path}: error[E100]: {e.message}\n")
+        print_diagnostics([e.diagnostic()])
         return 1
     except CliError as e:
         sys.stderr.write(f"netdef: error: {e}\n")

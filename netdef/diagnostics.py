@@ -121,8 +121,10 @@ def _snippet(span: Span) -> list[str]:
 class DiagnosticError(Exception):
     """Raised when a stage cannot go on; carries every diagnostic collected so far."""
 
-    def __init__(self, diagnostics: list[Diagnostic]):
+    def __init__(self, diagnostics):
         self.diagnostics = list(diagnostics)
+        # How many the collector left out past its limit, so the CLI can say so.
+        self.dropped = getattr(diagnostics, "dropped", 0)
         super().__init__("\n".join(d.header() for d in self.diagnostics[:5]))
 
 
