@@ -987,8 +987,14 @@ def compile_nets(uses: list[NetUse], diags: Diagnostics, inputs=None) -> None:
         if use.parsed is None or not use.parsed.syntax_ok:
             continue
         st = use.state
-        use.graph = compile_net(use.parsed, phase=pb.Phase.Name(st.phase), stages=tuple(st.stage), level=st.level,
-                                inputs=inputs)
+        kw = dict(phase=pb.Phase.Name(st.phase), stages=tuple(st.stage), level=st.level, max_errors=diags.limit)
+        use.graph = compile_net(use.parsed, inputs=inputs, **kw)
+        if inputs and use.phase == "TEST":
+            # --input gives the training net's shapes; a test net reads its own batch size
+            own = {v.name: batch for n in use.graph.nodes if (batch := _param_batch(n)) for v in n.outputs}
+            if any(k in own and own[k] != v[0] for k, v in inputs.items()):
+                use.graph = compile_net(use.parsed, inputs={k: ((own[k],) + tuple(v[1:]) if k in own else v)
+                                                            for k, v in inputs.items()}, **kw)
         for d in use.graph.diagnostics:
             key = (d.code, d.span.source.path if d.span else None, d.span.start if d.span else None, d.message)
             if key not in seen:
@@ -1043,11 +1049,29 @@ def param_rows(graph) -> list[ParamRow]:
     return rows
 
 
-def _batch(graph) -> int | None:
-    try:
-        return graph.batch_size if graph is not None else None
-    except (AttributeError, IndexError, TypeError):
+# Data layers whose batch size is a parameter (their other dimensions may live in a database).
+_BATCH_FIELDS = {"Data": "data_param", "ImageData": "image_data_param", "WindowData": "window_data_param",
+                 "HDF5Data": "hdf5_data_param", "MemoryData": "memory_data_param"}
+
+
+def _param_batch(node) -> int | None:
+    field_name = _BATCH_FIELDS.get(node.type)
+    return (getattr(node.param, field_name).batch_size or None) if field_name else None
+
+
+def batch_size(graph) -> int | None:
+    """Samples per forward pass: the first data layer's batch_size, else the first input's N."""
+    if graph is None:
         return None
+    for node in graph.nodes:
+        if _param_batch(node):
+            return _param_batch(node)
+    return graph.batch_size
+
+
+def missing_shapes(graph) -> list[str]:
+    """The inputs whose shape nobody gave (a Data layer's channels live in its database)."""
+    return [v.name for v in graph.inputs if v.meta.get("shape") is None]
 
 
 def summarize(parsed, uses: list[NetUse], dataset_size: int | None = None) -> dict:
@@ -1056,18 +1080,18 @@ def summarize(parsed, uses: list[NetUse], dataset_size: int | None = None) -> di
     kind = SOLVERS[type_name(msg)]
     schedule = Schedule(msg)
     pol = schedule.policy
-    base = float(F32(msg.base_lr))
+    base = _json_float(msg.base_lr)
     doc: dict = {"file": parsed.source.path}
     doc["optimizer"] = {"type": kind.name, "update": kind.update,
-                        "hyper": {f: float(F32(getattr(msg, f))) for f in kind.uses}}
+                        "hyper": {f: _json_float(getattr(msg, f)) for f in kind.uses}}
     doc["learning_rate"] = {"base_lr": base, "lr_policy": pol.name, "formula": pol.formula,
                             "params": {f: (list(msg.stepvalue) if f == "stepvalue" else
                                            int(getattr(msg, f)) if f in ("stepsize", "max_iter") else
-                                           float(F32(getattr(msg, f)))) for f in pol.needs}}
-    doc["regularization"] = {"type": msg.regularization_type, "weight_decay": float(F32(msg.weight_decay))}
+                                           _json_float(getattr(msg, f))) for f in pol.needs}}
+    doc["regularization"] = {"type": msg.regularization_type, "weight_decay": _json_float(msg.weight_decay)}
     doc["max_iter"] = msg.max_iter
     doc["iter_size"] = msg.iter_size
-    doc["clip_gradients"] = float(F32(msg.clip_gradients)) if msg.clip_gradients >= 0 else None
+    doc["clip_gradients"] = _json_float(msg.clip_gradients) if msg.clip_gradients >= 0 else None
     doc["average_loss"] = msg.average_loss
     snaps = {"every": msg.snapshot or None, "after_train": msg.snapshot_after_train,
              "format": pb.SolverParameter.SnapshotFormat.Name(msg.snapshot_format)}
@@ -1097,7 +1121,7 @@ def summarize(parsed, uses: list[NetUse], dataset_size: int | None = None) -> di
         entry = {"role": use.role, "phase": use.phase, "field": use.field,
                  "file": _display(use.path) if use.path else None,
                  "stages": list(use.state.stage), "level": use.state.level,
-                 "batch": _batch(use.graph), "compiled": use.graph is not None}
+                 "batch": batch_size(use.graph), "compiled": use.graph is not None}
         if use.role == "train":
             train_batch = entry["batch"]
             if train_batch:
@@ -1119,15 +1143,20 @@ def summarize(parsed, uses: list[NetUse], dataset_size: int | None = None) -> di
     train = next((u for u in uses if u.role == "train"), None)
     if train is not None and train.graph is not None:
         rows = param_rows(train.graph)
-        wd = float(F32(msg.weight_decay))
+        # Caffe's local rate and decay: float products of the float fields
         doc["params"] = [{"layer": r.layer, "blob": r.index, "shape": list(r.shape), "count": r.count,
-                          "lr_mult": r.lr_mult, "lr": float(F32(base * r.lr_mult)),
-                          "decay_mult": r.decay_mult, "decay": float(F32(wd * r.decay_mult)),
+                          "lr_mult": _json_float(r.lr_mult), "lr": _json_float(F32(msg.base_lr) * F32(r.lr_mult)),
+                          "decay_mult": _json_float(r.decay_mult),
+                          "decay": _json_float(F32(msg.weight_decay) * F32(r.decay_mult)),
                           "shared_with": r.shared_with} for r in rows]
         own = [r for r in rows if not r.shared_with]
         doc["param_totals"] = {"learnable": sum(r.count for r in own),
                                "frozen": sum(r.count for r in own if r.lr_mult == 0),
                                "blobs": len(own)}
+        # layers after an input of unknown shape have no parameter shapes either
+        doc["params_incomplete"] = {"inputs": missing_shapes(train.graph),
+                                    "layers": [n.name for n in train.graph.nodes
+                                               if any(v.meta.get("shape") is None for v in n.outputs)]}
     return doc
 
 
@@ -1207,6 +1236,13 @@ def render_summary(doc: dict) -> str:
         rows = doc["params"]
         w("")
         w("parameters (at iteration 0: lr = base_lr × lr_mult, decay = weight_decay × decay_mult)")
+        gap = doc["params_incomplete"]
+        if gap["layers"]:
+            hint = " ".join(f"--input {name}=N,C,H,W" for name in gap["inputs"])
+            w(f"  incomplete: {len(gap['layers'])} layer(s) have no shapes" +
+              (f"; give {hint}" if hint else f" (from '{gap['layers'][0]}' on)"))
+        if not rows:
+            return "\n".join(out) + "\n"
         table = [("layer", "blob", "shape", "count", "lr_mult", "lr", "decay_mult", "decay", "")]
         for r in rows:
             table.append((r["layer"], str(r["blob"]), "×".join(map(str, r["shape"])) or "scalar", f"{r['count']:,}",
@@ -1230,7 +1266,8 @@ def cmd_solver(args) -> int:
     check_fields(parsed.message, parsed.loc, diags)
     fields_ok = not diags.has_errors
     uses = plan_nets(parsed, diags)
-    compile_nets(uses, diags, inputs=getattr(args, "inputs", None) or None)
+    from .draw import input_shapes
+    compile_nets(uses, diags, inputs=input_shapes(args.inputs))
     print_diagnostics(diags)
     if fields_ok:
         doc = summarize(parsed, uses, args.dataset_size)

@@ -337,3 +337,102 @@ def test_bundled_solvers_are_clean(path):
     uses = plan_nets(parsed, parsed.diagnostics)
     assert [d.render() for d in parsed.diagnostics] == []
     assert uses[0].role == "train" and uses[0].parsed is not None and any(u.phase == "TEST" for u in uses)
+
+
+# --- `netdef solver` ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_bundled_solvers_summarise(path, capsys):
+    """Every bundled solver, its nets compiled in TRAIN and TEST: no errors, a summary."""
+    assert main(["solver", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "error[" not in captured.err
+    assert captured.out.startswith("solver   ") and "\nnets\n" in captured.out
+
+
+def test_summary_alexnet(capsys):
+    path = ZOO / "bvlc_alexnet" / "solver.prototxt"
+    assert main(["solver", str(path), "--input", "data=256,3,227,227", "--dataset-size", "1281167"]) == 0
+    out = capsys.readouterr().out
+    assert "  optimizer       SGD (momentum 0.9)\n" in out
+    assert 'lr_policy "step": gamma 0.1, stepsize 100,000' in out
+    assert "  weight decay    0.0005 (L2)\n" in out
+    # the rate divides by 10 every 100,000 iterations: four changes before max_iter 450,000
+    for row in ("        0  0.01", "  100,000  0.001", "  200,000  0.0001", "  300,000  1e-05",
+                "  400,000  1e-06", "  449,999  1e-06  (last iteration)"):
+        assert row in out
+    # batch sizes from the data layers: 256 (train), 50 × test_iter 1000 (test)
+    assert "batch 256 per iteration" in out
+    assert "test_iter 1000 × batch 50 = 50,000 samples, every 1,000 iterations" in out
+    # 1,281,167 / 256 = 5,004.56 iterations per epoch; 450,000 of them = 89.92 epochs
+    assert "5,004.6 iterations per epoch; max_iter = 89.92 epochs" in out
+    assert "the rate changes at epochs 19.98, 39.96, 59.95, 79.93" in out
+    rows = {tuple(line.split()[:2]): line.split() for line in out.splitlines() if line.startswith("  conv1 ")}
+    assert rows[("conv1", "0")][2:8] == ["96×3×11×11", "34,848", "1", "0.01", "1", "0.0005"]
+    assert rows[("conv1", "1")][2:8] == ["96", "96", "2", "0.02", "0", "0"]
+    assert "  60,965,224 learnable values in 16 blob(s)" in out  # AlexNet's published count
+
+
+def test_summary_json(capsys):
+    path = ZOO / "bvlc_alexnet" / "solver.prototxt"
+    assert main(["solver", str(path), "--input", "data=256,3,227,227", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["optimizer"]["type"] == "SGD" and doc["learning_rate"]["lr_policy"] == "step"
+    assert [p["iter"] for p in doc["schedule"]["points"]] == [0, 100000, 200000, 300000, 400000]
+    assert [n["role"] for n in doc["nets"]] == ["train", "test #0"]
+    assert [n["batch"] for n in doc["nets"]] == [256, 50]
+    assert doc["param_totals"] == {"learnable": 60965224, "frozen": 0, "blobs": 16}
+    fc8 = [p for p in doc["params"] if p["layer"] == "fc8"]
+    assert [(p["shape"], p["lr"], p["decay"]) for p in fc8] == [([1000, 4096], 0.01, 0.0005), ([1000], 0.02, 0.0)]
+
+
+def test_summary_shared_params(capsys):
+    path = ZOO / "bvlc_siamese" / "mnist_siamese_solver.prototxt"
+    assert main(["solver", str(path), "--input", "pair_data=64,2,28,28"]) == 0
+    out = capsys.readouterr().out
+    assert "shared with conv1[0]" in out and "shared with feat[1]" in out
+    # the two towers share every blob: LeNet's 431,080 plus feat's 2×10 + 2, counted once
+    assert "431,102 learnable values in 10 blob(s)" in out
+
+
+def test_summary_inline_nets_and_test_states(capsys):
+    path = ZOO / "bvlc_mnist" / "lenet_consolidated_solver.prototxt"
+    assert main(["solver", str(path), "--input", "data=64,1,28,28", "--dataset-size", "60000"]) == 0
+    out = capsys.readouterr().out
+    assert "train    inline net_param (phase TRAIN): batch 64 per iteration" in out
+    assert "test #0  inline net_param (phase TEST, stages test-on-test-set): test_iter 100 × batch 100" in out
+    assert "test #1  inline net_param (phase TEST, stages test-on-train-set): test_iter 600 × batch 100" in out
+    assert "937.5 iterations per epoch" in out  # 60,000 / 64
+    assert "431,080 learnable values in 8 blob(s)" in out  # LeNet
+
+
+def test_summary_continuous_schedule(capsys):
+    path = ZOO / "bvlc_mnist" / "lenet_solver.prototxt"  # inv: gamma 1e-4, power 0.75
+    assert main(["solver", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "schedule: continuous; the rate at" in out
+    # base_lr (1 + gamma·iter)^-power at the last iteration, 9,999: independent float64 value
+    last = 0.01 * (1 + 0.0001 * 9999) ** -0.75
+    row = [line for line in out.splitlines() if line.strip().startswith("9,999")][0]
+    assert abs(float(row.split()[1]) / last - 1) < 1e-5
+
+
+def test_summary_with_errors_still_reports(capsys):
+    path = ZOO / "bvlc_mnist" / "lenet_auto_solver.prototxt"   # its nets are generated by pycaffe
+    assert main(["solver", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("error[E622]") == 2
+    assert "lr_policy \"inv\"" in captured.out and "[not compiled]" in captured.out
+
+
+def test_invalid_solver_has_no_summary(capsys):
+    path = ZOO / "bvlc_v1_format" / "lenet_stepearly_solver.prototxt"
+    assert main(["solver", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "error[E602]: unknown lr_policy 'stepearly'" in captured.err
+
+
+def test_bad_input_option(capsys):
+    assert main(["solver", str(REPO / "solvers" / "lenet_solver.prototxt"), "--input", "data=a,b"]) == 2
+    assert "--input expects NAME=N,C,H,W" in capsys.readouterr().err
