@@ -31,3 +31,32 @@ def compile(path_or_parsed, phase: str = "TEST", stages=(), level: int = 0, inpu
     from .analysis import compile as _compile
 
     return _compile(path_or_parsed, phase, stages, level, inputs, max_errors)
+
+
+def draw(graph, path: str, rankdir: str = "TB", shapes: bool = True, rf: bool = False, params: bool = False,
+         collapse=()) -> None:
+    """Draw a compiled graph to .svg/.png/.pdf (rendered by Graphviz's dot) or .dot, atomically.
+
+    collapse: name prefixes to frame as clusters, or "auto" for repeated blocks. See netdef.draw.
+    """
+    from .draw import draw as _draw
+
+    _draw(graph, path, rankdir, shapes, rf, params, collapse)
+
+
+def learning_rates(solver, iters):
+    """The learning rate Caffe's SGDSolver uses at each iteration in `iters` (float32 array).
+
+    solver: a solver file, a bundled solver's name, or a parse.Parsed. Raises DiagnosticError
+    when the solver is invalid. See netdef.solver.
+    """
+    from .diagnostics import DiagnosticError
+    from .solver import Schedule, check_fields, load_solver
+
+    import os
+
+    parsed = load_solver(os.fspath(solver)) if isinstance(solver, str) or hasattr(solver, "__fspath__") else solver
+    check_fields(parsed.message, parsed.loc, parsed.diagnostics)
+    if parsed.diagnostics.has_errors:
+        raise DiagnosticError(list(parsed.diagnostics))
+    return Schedule(parsed.message).rates(iters)

@@ -183,3 +183,12 @@ def test_broken_syntax_draws_nothing(tmp_path, capsys):
     out = tmp_path / "a.dot"
     assert main(["draw", str(bad), "-o", str(out)]) == 1
     assert "E105" in capsys.readouterr().err and not out.exists()
+
+
+def test_public_api(tmp_path):
+    import netdef
+
+    graph = netdef.compile(str(ALEXNET))
+    netdef.draw(graph, str(tmp_path / "a.dot"), rankdir="LR", params=True)
+    text = (tmp_path / "a.dot").read_text()
+    assert "rankdir=LR" in text and "34,944 params" in text

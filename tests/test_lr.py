@@ -163,3 +163,15 @@ def test_plot_unwritable(tmp_path, capsys):
     assert main(["lr", str(LR / "solver_step.prototxt"), "--plot", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
+
+
+def test_public_api():
+    import netdef
+    from netdef.diagnostics import DiagnosticError
+
+    expected = dict(line.split("\t") for line in _tsv(LR / "sigmoid.tsv"))
+    rates = netdef.learning_rates(LR / "solver_sigmoid.prototxt", range(40))
+    assert rates.dtype == np.float32
+    assert ["%.6g" % r for r in rates] == [expected[str(i)] for i in range(40)]
+    with pytest.raises(DiagnosticError):
+        netdef.learning_rates(CONFORMANCE.parent / "zoo" / "bvlc_v1_format" / "lenet_stepearly_solver.prototxt", [0])
