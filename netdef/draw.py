@@ -176,6 +176,9 @@ def detail_text(node) -> str:
     if t == "Concat":
         ax = p.concat_param.axis if not p.concat_param.HasField("concat_dim") else p.concat_param.concat_dim
         return f"axis {ax}" if ax != 1 else ""
+    if t == "Python":  # described from its parameters; the module is never imported
+        pp = p.python_param
+        return f"{pp.module}.{pp.layer}" if pp.module or pp.layer else ""
     if t == "Dropout":
         return f"ratio {p.dropout_param.dropout_ratio:g}"
     if t == "LRN":
@@ -239,7 +242,7 @@ def box_label(box: Box, params: bool) -> str:
     rows = []
     typ = f"{head.type} (unknown)" if unknown else head.type
     rows.append(f'<TR><TD ALIGN="LEFT"><B>{_esc(head.name)}</B>  <FONT POINT-SIZE="10">{_esc(typ)}</FONT></TD></TR>')
-    detail = detail_text(head) if not unknown else ""
+    detail = detail_text(head) if not unknown or head.type == "Python" else ""
     if detail:
         rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10">{_esc(detail)}</FONT></TD></TR>')
     if params:

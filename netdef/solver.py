@@ -19,7 +19,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -746,7 +746,7 @@ class _Chart:
         self.items.append(("dot", float(x), float(y), r, color))
 
     def svg(self) -> str:
-        from xml.sax.saxutils import escape, quoteattr
+        from xml.sax.saxutils import escape
 
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.w:g}" height="{self.h:g}" '
                f'viewBox="0 0 {self.w:g} {self.h:g}" font-family="Helvetica, Arial, sans-serif">',

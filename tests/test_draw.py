@@ -192,3 +192,11 @@ def test_public_api(tmp_path):
     netdef.draw(graph, str(tmp_path / "a.dot"), rankdir="LR", params=True)
     text = (tmp_path / "a.dot").read_text()
     assert "rankdir=LR" in text and "34,944 params" in text
+
+
+def test_python_layer_is_described_not_run(tmp_path):
+    out = tmp_path / "frcnn.dot"
+    assert main(["draw", str(ZOO / "faster_rcnn_zf" / "test.prototxt"), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "Python (unknown)" in text and "rpn.proposal_layer.ProposalLayer" in text
+    assert 'STYLE="rounded,dashed"' in text
