@@ -33,11 +33,13 @@ def compile(path_or_parsed, phase: str = "TEST", stages=(), level: int = 0, inpu
     return _compile(path_or_parsed, phase, stages, level, inputs, max_errors)
 
 
-def draw(graph, path: str, rankdir: str = "TB", shapes: bool = True, rf: bool = False, params: bool = False,
-         collapse=()) -> None:
+def draw_net(graph, path: str, rankdir: str = "TB", shapes: bool = True, rf: bool = False, params: bool = False,
+             collapse=()) -> None:
     """Draw a compiled graph to .svg/.png/.pdf (rendered by Graphviz's dot) or .dot, atomically.
 
-    collapse: name prefixes to frame as clusters, or "auto" for repeated blocks. See netdef.draw.
+    collapse: name prefixes to frame as clusters, or "auto" for repeated blocks. See netdef.draw
+    (the module's name is why this function is not called `draw`: importing netdef.draw would
+    replace it).
     """
     from .draw import draw as _draw
 

@@ -189,7 +189,8 @@ def test_public_api(tmp_path):
     import netdef
 
     graph = netdef.compile(str(ALEXNET))
-    netdef.draw(graph, str(tmp_path / "a.dot"), rankdir="LR", params=True)
+    import netdef.draw  # noqa: F401 - the submodule must not shadow the function
+    netdef.draw_net(graph, str(tmp_path / "a.dot"), rankdir="LR", params=True)
     text = (tmp_path / "a.dot").read_text()
     assert "rankdir=LR" in text and "34,944 params" in text
 
