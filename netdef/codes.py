@@ -76,6 +76,9 @@ EXPORT_UNSUPPORTED = Code("E510", "layer '{layer}' ({type}) cannot be exported t
 EXPORT_DROPPED = _w("W511", "layer '{layer}' ({type}) is for training only; it is left out of the exported graph")
 EXPORT_EMPTY = Code("E512", "{net} has no layer left to export")
 EXPORT_BATCH = Code("E513", "cannot set the batch: {why}")
+VERIFY_MISMATCH = Code("E514", "layer '{layer}' ({type}): onnxruntime and the NumPy reference differ on top '{top}' by {error} (relative), more than the tolerance {tolerance}")
+VERIFY_INCOMPLETE = _w("W515", "the comparison is incomplete: {why}")
+SHAPES_UNKNOWN = Code("E516", "the shape of '{blob}' is unknown, so the net cannot be {what}")
 
 # --- upgrade (netdef/upgrade.py; E210-E213 above are upgrade codes too) ------------------
 DROPPED_BY_UPGRADE = _w("W214", "the upgrade drops '{field}': {why}")

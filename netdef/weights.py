@@ -430,59 +430,66 @@ def _no_sparse(fp) -> None:
 FILLERS = ("constant", "uniform", "gaussian", "positive_unitball", "xavier", "msra", "bilinear")
 
 
+def check_filler(shape, fp: pb.FillerParameter) -> None:
+    """Raise KeyError (unknown type) or FillerError where Caffe's filler would CHECK-fail."""
+    shape = tuple(int(d) for d in shape)
+    kind = fp.type
+    if kind not in FILLERS:
+        raise KeyError(kind)
+    if math.prod(shape) == 0:
+        raise FillerError("the blob is empty")
+    if kind == "gaussian":
+        if fp.std <= 0:
+            raise FillerError(f"std must be positive, got {fp.std:g} (caffe_rng_gaussian)")
+        if fp.sparse < -1:
+            raise FillerError(f"sparse must be -1 (off) or at least 0, got {fp.sparse}")
+        if fp.sparse >= 0 and np.float32(fp.sparse) / np.float32(shape[0] if shape else 1) > 1:
+            raise FillerError(f"sparse {fp.sparse} is more than the {shape[0] if shape else 1} outputs (axis 0)")
+        return
+    _no_sparse(fp)
+    if kind == "uniform" and fp.min > fp.max:
+        raise FillerError(f"min {fp.min:g} is greater than max {fp.max:g}")
+    if kind in ("positive_unitball", "xavier", "msra"):
+        _legacy_dim(shape, 0)
+    if kind == "bilinear":
+        if len(shape) != 4:
+            raise FillerError(f"it has {len(shape)} axes; bilinear needs a 4-axis blob")
+        if shape[2] != shape[3]:
+            raise FillerError(f"the kernel is {shape[2]}x{shape[3]}; bilinear needs a square kernel")
+
+
 def fill(shape, fp: pb.FillerParameter, rng: np.random.Generator) -> np.ndarray:
     """One blob filled as Caffe's filler of that type would, from `rng` (float32).
 
     Caffe draws from boost's mt19937; the distributions and their parameters are Caffe's, the
     bits are NumPy's: the same seed gives the same values, not Caffe's values."""
     shape = tuple(int(d) for d in shape)
+    check_filler(shape, fp)
     count = math.prod(shape)
     kind = fp.type
-    if kind not in FILLERS:
-        raise KeyError(kind)
-    if count == 0:
-        raise FillerError("the blob is empty")
     if kind == "constant":
-        _no_sparse(fp)
         return np.full(shape, fp.value, dtype=np.float32)
     if kind == "uniform":
-        _no_sparse(fp)
-        if fp.min > fp.max:
-            raise FillerError(f"min {fp.min:g} is greater than max {fp.max:g}")
         return rng.uniform(fp.min, fp.max, shape).astype(np.float32)
     if kind == "gaussian":
-        if fp.std <= 0:
-            raise FillerError(f"std must be positive, got {fp.std:g} (caffe_rng_gaussian)")
         data = rng.normal(fp.mean, fp.std, shape).astype(np.float32)
-        if fp.sparse < -1:
-            raise FillerError(f"sparse must be -1 (off) or at least 0, got {fp.sparse}")
         if fp.sparse >= 0:
             # Meant for weight matrices: on average `sparse` non-zero inputs per output row.
-            p = np.float32(fp.sparse) / np.float32(shape[0])
-            if p > 1:
-                raise FillerError(f"sparse {fp.sparse} is more than the {shape[0]} outputs (axis 0)")
+            p = np.float32(fp.sparse) / np.float32(shape[0] if shape else 1)
             data *= rng.random(shape) < p
         return data
     if kind == "positive_unitball":
-        _no_sparse(fp)
         num = _legacy_dim(shape, 0)
         data = rng.uniform(0.0, 1.0, (num, count // num)).astype(np.float32)
         data /= data.sum(axis=1, keepdims=True, dtype=np.float32)
         return data.reshape(shape)
     if kind == "xavier":
-        _no_sparse(fp)
         scale = np.sqrt(np.float32(3.0) / np.float32(_fan(shape, fp)))
         return rng.uniform(-scale, scale, shape).astype(np.float32)
     if kind == "msra":
-        _no_sparse(fp)
         std = np.sqrt(np.float32(2.0) / np.float32(_fan(shape, fp)))
         return rng.normal(0.0, std, shape).astype(np.float32)
-    # bilinear
-    _no_sparse(fp)
-    if len(shape) != 4:
-        raise FillerError(f"it has {len(shape)} axes; bilinear needs a 4-axis blob")
-    if shape[2] != shape[3]:
-        raise FillerError(f"the kernel is {shape[2]}x{shape[3]}; bilinear needs a square kernel")
+    # bilinear: the same (K, K) interpolation kernel in every (out, in) slot.
     k = shape[3]
     f = math.ceil(k / 2.0)
     c = (2 * f - 1 - f % 2) / (2.0 * f)
@@ -492,49 +499,67 @@ def fill(shape, fp: pb.FillerParameter, rng: np.random.Generator) -> np.ndarray:
     return np.broadcast_to(kernel, shape).copy()
 
 
-def layer_rng(seed: int, layer: str) -> np.random.Generator:
-    """A generator per layer, derived from the seed and the layer's name: a layer's initial
-    weights do not change when other layers are added or reordered."""
+def blob_rng(seed: int, layer: str, index: int) -> np.random.Generator:
+    """A generator per parameter blob, derived from the seed, the layer's name and the blob's
+    index: a blob's initial values do not change when other layers are added or reordered, and
+    each blob can be made on its own, when it is needed."""
     digest = hashlib.sha256(layer.encode("utf-8")).digest()
     words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, *words])))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+        [seed & 0xFFFFFFFF, seed >> 32 & 0xFFFFFFFF, index, *words])))
 
 
-def init_layer(spec: ParamSpec, seed: int, diags: Diagnostics) -> list[np.ndarray] | None:
-    """A layer's blobs from its fillers. A blob without a filler (BatchNorm's statistics) is
-    zero, as Caffe's layer setup leaves it."""
-    rng = layer_rng(seed, spec.name)
-    arrays = []
+class Lazy:
+    """A blob made on demand (fillers): `.shape` now, the array when called."""
+    __slots__ = ("shape", "_make")
+
+    def __init__(self, shape, make):
+        self.shape = tuple(shape)
+        self._make = make
+
+    def __call__(self) -> np.ndarray:
+        return self._make()
+
+
+def init_layer(spec: ParamSpec, seed: int, diags: Diagnostics, lazy: bool = False):
+    """A layer's blobs from its fillers (arrays, or Lazy blobs with lazy=True); None after
+    reporting a filler Caffe would reject. A blob without a filler is zero, as Caffe's layer
+    setup leaves BatchNorm's statistics."""
+    out = []
     for i, shape in enumerate(spec.shapes):
+        shape = tuple(int(d) for d in shape)
         fp = spec.fillers[i] if i < len(spec.fillers) else None
         span = (spec.filler_spans[i] if i < len(spec.filler_spans) else None) or spec.span
         if fp is None:
-            arrays.append(np.zeros(tuple(shape), np.float32))
-            continue
-        try:
-            arrays.append(fill(shape, fp, rng))
-        except KeyError:
-            diags.add(codes.FILLER_UNKNOWN.at(span, type=fp.type, notes=["Caffe's fillers: " + ", ".join(FILLERS)]))
-            return None
-        except FillerError as e:
-            diags.add(codes.FILLER_INVALID.at(span, type=fp.type, index=i, layer=spec.name,
-                                              shape=_fmt_shape(shape), why=str(e)))
-            return None
-    return arrays
+            make = (lambda shape=shape: np.zeros(shape, np.float32))
+        else:
+            try:
+                check_filler(shape, fp)
+            except KeyError:
+                diags.add(codes.FILLER_UNKNOWN.at(span, type=fp.type, notes=["Caffe's fillers: " + ", ".join(FILLERS)]))
+                return None
+            except FillerError as e:
+                diags.add(codes.FILLER_INVALID.at(span, type=fp.type, index=i, layer=spec.name,
+                                                  shape=_fmt_shape(shape), why=str(e)))
+                return None
+            make = (lambda shape=shape, fp=fp, i=i: fill(shape, fp, blob_rng(seed, spec.name, i)))
+        out.append(Lazy(shape, make) if lazy else make())
+    return out
 
 
-def resolve_weights(specs, weights: WeightSet | None, seed: int, diags: Diagnostics) -> dict[str, list[np.ndarray]]:
-    """Every layer's blobs: from `weights` where it has them, from fillers otherwise."""
+def resolve_weights(specs, weights: WeightSet | None, seed: int, diags: Diagnostics, lazy: bool = False) -> dict:
+    """Every layer's blobs: from `weights` where it has them, from fillers otherwise (made on
+    demand with lazy=True)."""
     specs = list(specs)
     bound = bind(specs, weights, diags) if weights is not None else {}
-    out: dict[str, list[np.ndarray]] = {}
+    out: dict[str, list] = {}
     for spec in specs:
         if not spec.shapes:
             continue
         if spec.name in bound:
             out[spec.name] = bound[spec.name]
         elif weights is None or spec.name not in weights or not weights[spec.name].blobs:
-            arrays = init_layer(spec, seed, diags)
+            arrays = init_layer(spec, seed, diags, lazy)
             if arrays is not None:
                 out[spec.name] = arrays
     return out
@@ -601,3 +626,37 @@ def write_caffemodel(path: str, net_name: str, layers) -> int:
                     put(memoryview(data).cast("B"))
                 put(tail)
     return written
+
+
+# --- netdef init -------------------------------------------------------------------------------
+
+def cmd_init(args) -> int:
+    """Filler-initialised weights for a net, written as a .caffemodel Caffe can load."""
+    from .cli import print_diagnostics
+    from .export.onnx import compile_for_export, param_specs, parse_input_shapes
+    from .outputs import check_writable
+
+    check_writable(args.output)
+    graph, _ = compile_for_export(args.file, phase=args.phase, stages=tuple(args.stage), level=args.level,
+                                  inputs=parse_input_shapes(args.inputs), max_errors=args.max_errors,
+                                  what="initialised")
+    diags = Diagnostics(args.max_errors)
+    diags.extend(graph.diagnostics)
+    specs = {s.name: s for s in param_specs(graph)}
+
+    def layers():
+        # One layer at a time: only the layer being written is held in memory.
+        for node in graph.nodes:
+            spec = specs.get(node.name)
+            arrays = init_layer(spec, args.seed, diags) if spec is not None else []
+            if arrays is None:
+                raise DiagnosticError(list(diags))
+            yield node.name, node.type, arrays
+
+    print_diagnostics(diags)
+    diags = Diagnostics(args.max_errors)
+    n = write_caffemodel(args.output, graph.name, layers())
+    print_diagnostics(diags)
+    count = sum(math.prod(s) for spec in specs.values() for s in spec.shapes)
+    sys.stdout.write(f"wrote {args.output}: {len(specs)} layers with parameters, {count:,} values, {n / 1e6:.1f} MB\n")
+    return 0

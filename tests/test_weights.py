@@ -12,7 +12,7 @@ from conftest import CONFORMANCE
 from netdef import codes
 from netdef.diagnostics import DiagnosticError, Diagnostics
 from netdef.proto import pb
-from netdef.weights import (ParamSpec, bind, fill, init_layer, layer_rng, parse_caffemodel,
+from netdef.weights import (ParamSpec, bind, fill, init_layer, blob_rng, parse_caffemodel,
                             read_caffemodel, resolve_weights, write_caffemodel)
 
 MODELS = sorted(CONFORMANCE.glob("*/*/weights.caffemodel"))
@@ -293,12 +293,18 @@ def test_filler_errors(shape, kw, code, text):
 
 def test_fillers_are_deterministic_per_layer():
     fp = _filler(type="gaussian", std=1)
-    a = fill((3, 4), fp, layer_rng(7, "conv1"))
-    b = fill((3, 4), fp, layer_rng(7, "conv1"))
-    c = fill((3, 4), fp, layer_rng(8, "conv1"))
-    d = fill((3, 4), fp, layer_rng(7, "conv2"))
+    a = fill((3, 4), fp, blob_rng(7, "conv1", 0))
+    b = fill((3, 4), fp, blob_rng(7, "conv1", 0))
+    c = fill((3, 4), fp, blob_rng(8, "conv1", 0))
+    d = fill((3, 4), fp, blob_rng(7, "conv2", 0))
     assert a.tobytes() == b.tobytes()
     assert not np.array_equal(a, c) and not np.array_equal(a, d)
+    assert not np.array_equal(a, fill((3, 4), fp, blob_rng(7, "conv1", 1)))
+    # Lazy blobs are the same values, made on demand.
+    spec = ParamSpec("conv1", "Convolution", None, [(3, 4)], [fp])
+    lazy = init_layer(spec, 7, Diagnostics(), lazy=True)
+    assert lazy[0].shape == (3, 4)
+    np.testing.assert_array_equal(lazy[0](), a)
     # A blob with no filler (BatchNorm statistics) starts at zero, as Caffe's setup leaves it.
     arrays = init_layer(ParamSpec("bn", "BatchNorm", None, [(3,), (3,), (1,)], [None, None, None]), 0, Diagnostics())
     assert all(not a.any() for a in arrays)

@@ -209,7 +209,7 @@ class Exporter:
         self.diags = diags if diags is not None else Diagnostics()
         self.float_dtype = np.dtype(np.float16 if fp16 else np.float32)
         # layer name -> list of thunks returning float32 arrays (lazy; folding replaces them)
-        self._blobs = {name: [(lambda a=a: a) for a in arrays] for name, arrays in blobs.items()}
+        self._blobs = {name: [(a if callable(a) else (lambda a=a: a)) for a in arrays] for name, arrays in blobs.items()}
         self._blob_shapes = {name: [tuple(np.shape(a)) for a in arrays] for name, arrays in blobs.items()}
         self._dyn = dyn or {}
         self.nodes = []
@@ -220,7 +220,8 @@ class Exporter:
         self._names: dict[int, str] = {}
         self.inputs: list = []
         self.outputs: list = []
-        self.value_names: dict[int, str] = {}        # id(Value) -> ONNX name (for verify)
+        self.folded_away: set[int] = set()           # id(Value) of values folding removed
+        self._renames: dict[str, str] = {}
 
     # -- names --------------------------------------------------------------------------------
     def unique(self, base: str, pool: set | None = None) -> str:
@@ -270,8 +271,7 @@ class Exporter:
 
     # -- graph selection ----------------------------------------------------------------------
     def _is_dropped(self, node) -> bool:
-        impl = node.impl
-        return node.type in TRAINING_ONLY or bool(getattr(impl, "loss", False))
+        return is_training_only(node)
 
     def _is_source(self, node) -> bool:
         return bool(getattr(node.impl, "source", False)) or node.type == "Input"
@@ -338,13 +338,21 @@ class Exporter:
             g = Lowering(self, node)
             fn = _lowering_for(node)
             try:
+                if fn is None and node.type == "Python":
+                    g.fail("a Python layer runs user code, which netdef describes but never imports or converts")
                 if fn is None:
                     g.fail("netdef has no ONNX lowering for this layer type",
                            notes=[f"lowered types: {', '.join(sorted(lower.lowered_types()))}"])
+                if any(v.meta.get("shape") is None for v in node.inputs + node.outputs):
+                    g.fail("the shapes of its bottoms or tops are unknown (see the diagnostics above)")
                 if node.name in folds:
                     # The folded layer writes the last absorbed layer's output directly.
-                    last = folds[node.name].absorbed[-1].outputs[0]
+                    fold = folds[node.name]
+                    last = fold.absorbed[-1].outputs[0]
                     self._names[id(node.outputs[0])] = self.name_of(last)
+                    # The values between the layer and its last absorbed one no longer exist.
+                    self.folded_away.add(id(node.outputs[0]))
+                    self.folded_away.update(id(a.outputs[0]) for a in fold.absorbed[:-1])
                 fn(node, g)
             except LowerError as e:
                 errors.append(e.diagnostic)
@@ -387,7 +395,8 @@ class Exporter:
                 # float32 in, float16 inside: the cast's output takes the internal name.
                 cast_out = self.unique(f"{public}@fp16")
                 renames[internal] = cast_out
-                pre.append(helper.make_node("Cast", [public], [cast_out], name=self.unique(f"{public}/cast", self.node_names), to=ftype))
+                pre.append(helper.make_node("Cast", [public], [cast_out], to=ftype,
+                                            name=self.unique(f"{public}/to_float16", self.node_names)))
             elif internal != public:
                 renames[internal] = public
             self.inputs.append(helper.make_tensor_value_info(public, io_type, dims(v)))
@@ -395,9 +404,15 @@ class Exporter:
             public = v.name
             internal = renames.get(self.name_of(v), self.name_of(v))
             if self.fp16 and not self.fp16_io:
-                post.append(helper.make_node("Cast", [internal], [public], name=self.unique(f"{public}/cast", self.node_names), to=TensorProto.FLOAT))
+                if internal == public:
+                    internal = self.unique(f"{public}@fp16")
+                    renames[public] = internal
+                post.append(helper.make_node("Cast", [internal], [public], to=TensorProto.FLOAT,
+                                             name=self.unique(f"{public}/to_float32", self.node_names)))
             elif internal != public:
-                post.append(helper.make_node("Identity", [internal], [public], name=self.unique(f"{public}/identity", self.node_names)))
+                # A layer that vanished (Dropout) wrote this output: the Identity carries its name.
+                layer = v.producer.name if v.producer is not None else public
+                post.append(helper.make_node("Identity", [internal], [public], name=self.unique(layer, self.node_names)))
             self.outputs.append(helper.make_tensor_value_info(public, io_type, dims(v)))
         if renames:
             for n in self.nodes:
@@ -476,9 +491,20 @@ class Exported:
     def to_bytes(self) -> bytes:
         return b"".join(bytes(c) for c in self.chunks())
 
-    def model(self):
+    def model(self, with_weights: bool = True):
+        """The model as an onnx.ModelProto. with_weights=False declares the initializers as
+        typed graph inputs instead: the structure and every shape, without the data (for
+        checking or inspecting large nets cheaply)."""
         import onnx
-        return onnx.load_from_string(self.to_bytes())
+        if with_weights:
+            return onnx.load_from_string(self.to_bytes())
+        from onnx import helper
+        m = type(self.skeleton)()
+        m.CopyFrom(self.skeleton)
+        for init in self.inits:
+            m.graph.input.append(helper.make_tensor_value_info(
+                init.name, helper.np_dtype_to_tensor_dtype(init.dtype), list(init.shape)))
+        return m
 
     def write(self, path: str) -> int:
         from ..outputs import atomic_path
@@ -499,6 +525,8 @@ class Exported:
         present = {o for n in self.skeleton.graph.node for o in n.output} | {i.name for i in self.skeleton.graph.input}
         out = {}
         for key, nm in ex._names.items():
+            if key in ex.folded_away:
+                continue
             nm = ex._renames.get(nm, nm)
             if nm in present:
                 out[key] = nm
@@ -557,11 +585,33 @@ def _with_batch(graph, inputs, batch: int) -> dict:
     return shapes
 
 
-def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, inputs=None, max_errors=100):
+def is_training_only(node) -> bool:
+    """Losses, Accuracy, Silence...: a deploy graph leaves them out. A Python layer whose tops
+    all carry a loss_weight is a loss computed by user code: left out too."""
+    if node.type == "Python" and node.param.loss_weight and all(w != 0 for w in node.param.loss_weight):
+        return True
+    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False))
+
+
+def _need_shapes(graph, what: str) -> None:
+    """The inputs the exported graph reads need shapes (labels, read only by losses, do not);
+    a layer whose shapes are still unknown is reported when it is lowered."""
+    needed = [v for v in graph.inputs if any(not is_training_only(c) for c in v.consumers)]
+    for v in needed:
+        if v.meta.get("shape") is None:
+            notes = ["give the shapes of the net's inputs with --input NAME=N,C,H,W"] if any(
+                v2.meta.get("shape") is None for v2 in graph.inputs) else []
+            raise DiagnosticError(list(graph.diagnostics) + [codes.SHAPES_UNKNOWN.at(
+                v.producer.span if v.producer is not None else None, blob=v.name, what=what, notes=notes)])
+
+
+def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, inputs=None, max_errors=100,
+                       what: str = "exported"):
     """(graph, dyn): the analysed graph at the requested batch, and for a dynamic batch which
     dimension of every value follows it (found by analysing the net at two batch sizes)."""
     parsed = _load(source, max_errors)
     graph = _compile(parsed, phase, stages, level, inputs, max_errors)
+    _need_shapes(graph, what)
     dyn = {}
     if batch is None:
         return graph, dyn
@@ -596,8 +646,9 @@ def param_specs(graph):
     return specs
 
 
-def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None) -> dict:
-    """Every layer's blobs for `graph`: from a .caffemodel path or WeightSet, else fillers."""
+def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None, lazy: bool = False) -> dict:
+    """Every layer's blobs for `graph`: from a .caffemodel path or WeightSet, else fillers
+    (weights.Lazy blobs, made when written, with lazy=True)."""
     from ..weights import WeightSet, read_caffemodel, resolve_weights
     diags = diags if diags is not None else Diagnostics()
     ws = weights
@@ -605,7 +656,7 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
         ws = read_caffemodel(weights)
     elif weights is not None and not isinstance(weights, WeightSet):
         raise TypeError("weights must be a path or a WeightSet")
-    blobs = resolve_weights(param_specs(graph), ws, seed, diags)
+    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy)
     if diags.has_errors:
         raise DiagnosticError(list(diags))
     return blobs
@@ -622,7 +673,7 @@ def export(source, weights=None, *, opset: int = DEFAULT_OPSET, batch=None, fp16
                                     inputs=inputs, max_errors=max_errors)
     diags = Diagnostics(max_errors)
     diags.extend(graph.diagnostics)
-    blobs = graph_weights(graph, weights, seed, diags)
+    blobs = graph_weights(graph, weights, seed, diags, lazy=True)
     ex = Exporter(graph, blobs, opset=opset, fp16=fp16, fp16_io=fp16_io, fold=fold, dyn=dyn, diags=diags)
     ex.build()
     return Exported(ex, graph.name)

@@ -186,27 +186,35 @@ def random_inputs(sess: Session, seed: int = 0, batch: int | None = None) -> dic
     return feed
 
 
-def load_input_files(specs: list[str], sess: Session) -> dict[str, np.ndarray]:
-    """`NAME=FILE.npy` pairs, checked against the model's inputs (name, rank, fixed dims)."""
+def read_input_files(specs: list[str]) -> dict[str, np.ndarray]:
+    """`NAME=FILE.npy` pairs -> arrays (np.load without pickles: a file never runs code)."""
     feed = {}
-    by_name = {a.name: a for a in sess.inputs}
-    for spec in specs:
+    for spec in specs or []:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise UsageError(f"--input-file expects NAME=FILE.npy, got '{spec}'")
-        if name not in by_name:
-            raise CliError(f"the model has no input '{name}' (its inputs: {', '.join(by_name)})")
         try:
             arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError) as e:
             raise CliError(f"cannot read {path}: {e}") from None
         if not isinstance(arr, np.ndarray):
             raise CliError(f"{path} holds several arrays (.npz); give a single-array .npy file")
+        feed[name] = arr
+    return feed
+
+
+def load_input_files(specs: list[str], sess: Session) -> dict[str, np.ndarray]:
+    """`NAME=FILE.npy` pairs, checked against the model's inputs (name, rank, fixed dims)."""
+    by_name = {a.name: a for a in sess.inputs}
+    feed = {}
+    for name, arr in read_input_files(specs).items():
+        if name not in by_name:
+            raise CliError(f"the model has no input '{name}' (its inputs: {', '.join(by_name)})")
         arg = by_name[name]
         want = arg.shape
         if len(want) != arr.ndim or any(isinstance(w, int) and w > 0 and w != a for w, a in zip(want, arr.shape)):
             shown = "(" + ", ".join(str(w) if isinstance(w, int) and w > 0 else "?" for w in want) + ")"
-            raise CliError(f"{path} has shape {tuple(arr.shape)}, but input '{name}' needs {shown}")
+            raise CliError(f"the array for '{name}' has shape {tuple(arr.shape)}, but the input needs {shown}")
         feed[name] = arr.astype(_ORT_TYPES.get(arg.type, np.float32), copy=False)
     return feed
 

@@ -1,0 +1,177 @@
+"""`netdef verify`: the exported model, run by onnxruntime, against the NumPy reference.
+
+Both see the same weights and inputs. Every blob the exported graph still has (folding removes
+the convolution outputs it merges) becomes an extra model output, and is compared, layer by
+layer in Caffe's order, with what netdef.reference computed from Caffe's C++ semantics. The
+first layer whose tops differ by more than the tolerance (max |a - b| / max(1, max |b|)) is
+reported at its definition.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import codes
+from ..diagnostics import DiagnosticError, Diagnostics
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if b.size == 0:
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(a - b)
+    both_nan = np.isnan(a) & np.isnan(b)
+    if both_nan.any():
+        diff = np.where(both_nan, 0.0, diff)
+    finite = np.abs(b[np.isfinite(b)])
+    scale = max(1.0, float(finite.max()) if finite.size else 1.0)
+    worst = float(np.nanmax(diff)) if diff.size else 0.0
+    return worst / scale if not np.isnan(diff).any() else float("inf")
+
+
+@dataclass
+class Comparison:
+    layer: str
+    type: str
+    top: str
+    onnx_name: str
+    error: float
+    shape: tuple
+    span: object = None
+
+
+@dataclass
+class Report:
+    comparisons: list[Comparison]
+    first_bad: Comparison | None
+    skipped: list[str]
+    stopped: str | None          # why the reference stopped early, if it did
+    provider: str
+
+
+def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
+    """The model's bytes with every value it still computes as an extra output, and the map
+    from IR values (by id) to those ONNX names."""
+    from onnx import TensorProto, helper
+    graph = exported.exporter.graph
+    names = exported.value_map()
+    skel = exported.skeleton.graph
+    existing = {o.name for o in skel.output} | {i.name for i in skel.input}
+    by_id = {id(v): v for v in graph.values}
+    added = []
+    for key, nm in sorted(names.items(), key=lambda kv: kv[1]):
+        v = by_id.get(key)
+        if v is None or nm in existing or v.meta.get("shape") is None:
+            continue
+        existing.add(nm)
+        added.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT16 if exported.exporter.fp16 else TensorProto.FLOAT,
+                                                   list(v.meta["shape"])))
+    skel.output.extend(added)
+    try:
+        return exported.to_bytes(), names
+    finally:
+        for _ in added:
+            skel.output.pop()
+
+
+def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float = 1e-4, seed: int = 0,
+           fold: bool = True, provider: str = "cpu", phase: str = "TEST", stages=(), level: int = 0,
+           input_shapes: dict | None = None, diags: Diagnostics | None = None) -> Report:
+    from onnx import TensorProto, helper
+
+    from ..reference import ReferenceError, trace
+    from .onnx import Exporter, Exported, compile_for_export, graph_weights
+    from .runtime import Session
+
+    diags = diags if diags is not None else Diagnostics()
+    graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes)
+    diags.extend(graph.diagnostics)
+    blobs = graph_weights(graph, weights, seed, diags)
+    ex = Exporter(graph, blobs, fold=fold, diags=diags)
+    ex.build()
+    exported = Exported(ex, graph.name)
+    model, names = with_every_value(exported)
+
+    sess = Session(model, provider)
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for arg in sess.inputs:
+        if inputs and arg.name in inputs:
+            feed[arg.name] = np.asarray(inputs[arg.name], np.float32)
+        else:
+            v = graph.blob(arg.name)
+            feed[arg.name] = rng.standard_normal(tuple(v.meta["shape"])).astype(np.float32)
+    onnx_out = sess.run(feed)
+
+    ref_inputs = dict(feed)
+    for v in graph.inputs:                 # data layers' tops the export left out (labels)
+        if v.name not in ref_inputs and v.meta.get("shape"):
+            ref_inputs[v.name] = rng.standard_normal(tuple(v.meta["shape"])).astype(np.float32)
+    nodes = {n.name: n for n in graph.nodes}
+    comparisons, skipped, stopped, first_bad = [], [], None, None
+    try:
+        for step in trace(graph.parsed.message, blobs, ref_inputs, phase=phase, level=level, stages=stages):
+            node = nodes.get(step.layer)
+            if node is None or not node.inputs:
+                continue
+            for i, (top, value) in enumerate(zip(step.tops, step.values)):
+                out = node.outputs[i] if i < len(node.outputs) else None
+                nm = names.get(id(out)) if out is not None else None
+                if nm is None or nm not in onnx_out:
+                    skipped.append(f"{step.layer}:{top}")
+                    continue
+                c = Comparison(step.layer, step.type, top, nm, rel_error(onnx_out[nm], value), tuple(value.shape),
+                               node.span)
+                comparisons.append(c)
+                if first_bad is None and not c.error <= tolerance:
+                    first_bad = c
+    except ReferenceError as e:
+        stopped = str(e)
+    return Report(comparisons, first_bad, skipped, stopped, sess.provider)
+
+
+def cmd_verify(args) -> int:
+    from ..cli import print_diagnostics
+    from .onnx import parse_input_shapes
+    from .runtime import read_input_files
+
+    if args.tolerance <= 0:
+        from ..diagnostics import UsageError
+        raise UsageError("--tolerance must be positive")
+    inputs = read_input_files(args.input_files)
+    diags = Diagnostics(getattr(args, "max_errors", 100))
+    report = verify(args.file, args.weights, inputs=inputs, tolerance=args.tolerance, seed=args.seed,
+                    fold=getattr(args, "fold", True), provider=getattr(args, "provider", "cpu"),
+                    phase=args.phase, stages=tuple(args.stage), level=args.level,
+                    input_shapes=parse_input_shapes(args.inputs), diags=diags)
+    out = sys.stdout
+    width = max((len(c.layer) for c in report.comparisons), default=5)
+    for c in report.comparisons:
+        flag = "" if c.error <= args.tolerance else "  <-- exceeds tolerance"
+        out.write(f"{c.layer:<{width}}  {c.type:<14} {c.top:<20} {c.error:.3g}{flag}\n")
+    worst = max((c.error for c in report.comparisons), default=0.0)
+    out.write(f"compared {len(report.comparisons)} blobs (onnxruntime on {report.provider} vs the NumPy reference); "
+              f"max relative error {worst:.3g}, tolerance {args.tolerance:g}\n")
+    if report.skipped:
+        out.write(f"not in the exported graph (folded): {len(report.skipped)} blobs\n")
+    if report.stopped:
+        diags.add(codes.VERIFY_INCOMPLETE.at(None, why=report.stopped))
+    if report.first_bad is not None:
+        c = report.first_bad
+        diags.add(codes.VERIFY_MISMATCH.at(c.span, layer=c.layer, type=c.type, top=c.top,
+                                           error=f"{c.error:.3g}", tolerance=f"{args.tolerance:g}",
+                                           notes=["the layers before it agree; this layer's lowering or its "
+                                                  "reference implementation is wrong"]))
+    print_diagnostics(diags)
+    if report.first_bad is not None or diags.has_errors:
+        return 1
+    if not report.comparisons:
+        raise DiagnosticError([codes.VERIFY_INCOMPLETE.at(None, why="no blob could be compared")])
+    return 0
+

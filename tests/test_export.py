@@ -1,0 +1,300 @@
+"""ONNX export against what real Caffe computed, and the model's validity.
+
+Oracle: conformance/ blobs from BVLC Caffe with the stored weights. The exported model, run by
+onnxruntime, must reproduce every stored blob that survives export within 1e-4 relative error
+(max |a-b| / max(1, max |b|)), with folding on and off.
+"""
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import CONFORMANCE, SHARED
+
+from netdef import codes
+from netdef.diagnostics import DiagnosticError
+from netdef.export.onnx import export, ir_version_for
+from netdef.export.verify import rel_error, with_every_value
+
+TOL = 1e-4
+LAYER_CASES = sorted(p.parent for p in CONFORMANCE.glob("layers/*/net.prototxt"))
+NET_CASES = sorted(p.parent for p in CONFORMANCE.glob("nets/*/io.npz"))
+
+
+def _weights(case):
+    w = case / "weights.caffemodel"
+    return str(w) if w.exists() else None
+
+
+def _session(model_bytes):
+    return ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+
+
+def run_every_value(ex, feed):
+    """blob name -> the value onnxruntime computed for the blob's final version (None if that
+    value does not exist in the exported graph)."""
+    model, names = with_every_value(ex)
+    sess = _session(model)
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed)))
+    graph = ex.exporter.graph
+    result = {}
+    for name in graph.blob_names:
+        nm = names.get(id(graph.blob(name)))
+        result[name] = outs.get(nm, feed.get(nm)) if nm is not None else None
+    return result
+
+
+@pytest.mark.parametrize("fold", [True, False], ids=["fold", "nofold"])
+@pytest.mark.parametrize("case", LAYER_CASES, ids=lambda p: p.name)
+def test_layer_case(case, fold):
+    ex = export(str(case / "net.prototxt"), _weights(case), fold=fold)
+    stored = np.load(case / "blobs.npz")
+    feed = {i.name: stored[i.name] for i in ex.skeleton.graph.input}
+    values = run_every_value(ex, feed)
+    outputs = {o.name for o in ex.skeleton.graph.output}
+    compared = set()
+    for name in stored.files:
+        if "_split_" in name or values.get(name) is None:
+            continue
+        assert values[name].shape == stored[name].shape, name
+        err = rel_error(values[name], stored[name])
+        assert err < TOL, f"{name}: relative error {err:.3g}"
+        compared.add(name)
+    assert outputs <= compared
+
+
+@pytest.mark.parametrize("fold", [True, False], ids=["fold", "nofold"])
+@pytest.mark.parametrize("case", NET_CASES, ids=lambda p: p.name)
+def test_net_case(case, fold):
+    meta = json.loads((case / "blobs.json").read_text())
+    ex = export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), fold=fold)
+    io = np.load(case / "io.npz")
+    feed = {k: io[k] for k in meta["inputs"]}
+    values = run_every_value(ex, feed)
+    for name in meta["outputs"]:
+        assert rel_error(values[name], io[name]) < TOL, name
+    # Intermediate blobs: Caffe recorded their L2 norms and first values.
+    checked = 0
+    for name, stats in meta["blobs"].items():
+        v = values.get(name)
+        if v is None or "_split_" in name:
+            continue
+        assert list(v.shape) == stats["shape"], name
+        assert abs(float(np.linalg.norm(v.astype(np.float64))) - stats["l2"]) <= 1e-4 * max(1.0, stats["l2"]), name
+        np.testing.assert_allclose(v.ravel()[:len(stats["first"])], stats["first"], rtol=1e-3, atol=1e-4 * max(1, abs(stats["max"])))
+        checked += 1
+    assert checked >= len(meta["outputs"])
+    if fold and any(t in {"BatchNorm", "Scale"} for t in (n.op_type for n in ex.skeleton.graph.node)):
+        pytest.fail("folding left BatchNorm/Scale nodes")
+
+
+def test_folding_removes_batchnorm_and_scale():
+    case = CONFORMANCE / "nets/mobilenet_v1"
+    meta = json.loads((case / "blobs.json").read_text())
+    ops_fold = [n.op_type for n in export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel")).skeleton.graph.node]
+    ops_keep = [n.op_type for n in export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"),
+                                          fold=False).skeleton.graph.node]
+    assert "BatchNormalization" not in ops_fold and "Mul" not in ops_fold
+    assert ops_keep.count("BatchNormalization") == ops_fold.count("Conv") - 1   # all but the classifier
+
+
+def _inferred_shapes(model):
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    out = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
+        dims = vi.type.tensor_type.shape.dim
+        out[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
+    return out
+
+
+def _check_and_compare_shapes(ex, with_weights=True):
+    model = ex.model(with_weights=with_weights)
+    onnx.checker.check_model(model, full_check=True)
+    shapes = _inferred_shapes(model)
+    names = ex.value_map()
+    compared = 0
+    for v in ex.exporter.graph.values:
+        nm = names.get(id(v))
+        if nm is None or nm not in shapes or v.meta.get("shape") is None:
+            continue
+        want = tuple("batch" if d else s for s, d in zip(v.meta["shape"], ex.exporter.dyn_of(v)))
+        assert shapes[nm] == want, f"{v.label}: ONNX infers {shapes[nm]}, netdef {want}"
+        compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("case", LAYER_CASES + NET_CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_checker_and_shape_inference_agree(case):
+    if case.parent.name == "nets":
+        meta = json.loads((case / "blobs.json").read_text())
+        ex = export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), fold=False)
+    else:
+        ex = export(str(case / "net.prototxt"), _weights(case), fold=False)
+    assert _check_and_compare_shapes(ex) >= len(ex.skeleton.graph.output)
+
+
+def test_dynamic_batch_shapes_are_symbolic():
+    case = CONFORMANCE / "layers/ip_axis2"
+    ex = export(str(case / "net.prototxt"), _weights(case), batch="dynamic")
+    assert _check_and_compare_shapes(ex) >= 2
+    assert ex.skeleton.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+@pytest.mark.parametrize("opset", [13, 15, 18, 21])
+@pytest.mark.parametrize("name", ["pool_ave_pad2_k5_s3", "mvn", "reduction_sumsq_mean", "argmax_topk",
+                                  "argmax_axis_maxval", "lrn_within", "slice_points", "crop_fcn", "spp", "clip"])
+def test_opsets(name, opset):
+    case = CONFORMANCE / "layers" / name
+    ex = export(str(case / "net.prototxt"), _weights(case), opset=opset)
+    model = ex.model()
+    assert model.opset_import[0].version == opset and model.ir_version == ir_version_for(opset)
+    onnx.checker.check_model(model, full_check=True)
+    stored = np.load(case / "blobs.npz")
+    sess = _session(ex.to_bytes())
+    outs = sess.run(None, {i.name: stored[i.name] for i in sess.get_inputs()})
+    for o, v in zip(sess.get_outputs(), outs):
+        assert rel_error(v, stored[o.name]) < TOL
+
+
+def test_ir_versions_load_in_onnxruntime():
+    # onnx >= 1.22 stamps IR 11+, which older runtimes refuse; netdef stamps the opset's own.
+    assert [ir_version_for(o) for o in (13, 14, 15, 16, 17, 18, 19, 20, 21)] == [7, 7, 8, 8, 8, 8, 9, 9, 10]
+
+
+def test_deterministic_bytes(tmp_path):
+    case = CONFORMANCE / "layers/inception_module"
+    a = export(str(case / "net.prototxt"), _weights(case)).to_bytes()
+    b = export(str(case / "net.prototxt"), _weights(case)).to_bytes()
+    assert a == b
+    out = tmp_path / "m.onnx"
+    export(str(case / "net.prototxt"), _weights(case)).write(str(out))
+    assert out.read_bytes() == a
+    # Fillers are seeded: no weights, same seed, same bytes; another seed, other weights.
+    c = export(str(case / "net.prototxt"), seed=3).to_bytes()
+    assert c == export(str(case / "net.prototxt"), seed=3).to_bytes()
+    assert c != export(str(case / "net.prototxt"), seed=4).to_bytes()
+
+
+def test_names_follow_the_definition():
+    case = CONFORMANCE / "layers/inplace_chain"
+    ex = export(str(case / "net.prototxt"), _weights(case), fold=False)
+    g = ex.skeleton.graph
+    # Nodes carry their layer's name; helper nodes of a layer are "layer/op".
+    assert [n.name for n in g.node] == ["conv", "relu", "drop"]
+    assert [i.name for i in g.input] == ["data"] and [o.name for o in g.output] == ["conv"]
+    lrn = CONFORMANCE / "layers/lrn_within"
+    nodes = [n.name for n in export(str(lrn / "net.prototxt")).skeleton.graph.node]
+    assert nodes[0] == "lrn" and all(n.startswith("lrn/") for n in nodes[1:])
+
+
+def test_fp16(tmp_path):
+    case = CONFORMANCE / "nets/squeezenet_v1.1"
+    meta = json.loads((case / "blobs.json").read_text())
+    io = np.load(case / "io.npz")
+    for fp16_io in (False, True):
+        ex = export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), fp16=True, fp16_io=fp16_io,
+                    batch=2)
+        model = ex.model()
+        onnx.checker.check_model(model, full_check=True)
+        io_type = onnx.TensorProto.FLOAT16 if fp16_io else onnx.TensorProto.FLOAT
+        assert model.graph.input[0].type.tensor_type.elem_type == io_type
+        assert model.graph.output[0].type.tensor_type.elem_type == io_type
+        assert {t.data_type for t in model.graph.initializer if t.dims and np.prod(t.dims) > 1} == {onnx.TensorProto.FLOAT16}
+        sess = _session(ex.to_bytes())
+        dt = np.float16 if fp16_io else np.float32
+        out = sess.run(None, {"data": io["data"][:2].astype(dt)})[0]
+        assert out.dtype == dt
+        assert rel_error(out, io["prob"][:2]) < 5e-3
+
+
+def test_dynamic_and_fixed_batch():
+    case = CONFORMANCE / "nets/mobilenet_v1"
+    meta = json.loads((case / "blobs.json").read_text())
+    io = np.load(case / "io.npz")
+    x = np.concatenate([io["data"]] * 3)
+    x[1] *= 0.5
+    dyn = _session(export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), batch="dynamic").to_bytes())
+    assert dyn.get_inputs()[0].shape[0] == "batch"
+    three = dyn.run(None, {"data": x})[0]
+    one = dyn.run(None, {"data": x[:1]})[0]
+    assert rel_error(one, io["prob"]) < TOL and rel_error(three[2:], io["prob"]) < TOL
+    fixed = _session(export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), batch=3).to_bytes())
+    assert fixed.get_inputs()[0].shape == [3, 3, 224, 224]
+    assert rel_error(fixed.run(None, {"data": x})[0], three) < 1e-5
+
+
+def _write(tmp_path, text, name="net.prototxt"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+TRAIN_NET = """
+name: "tiny"
+layer { name: "data" type: "Input" top: "data" top: "label"
+        input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } shape { dim: 2 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 5 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+layer { name: "acc" type: "Accuracy" bottom: "fc" bottom: "label" top: "acc" include { phase: TEST } }
+"""
+
+
+def test_training_only_layers_are_dropped(tmp_path):
+    ex = export(_write(tmp_path, TRAIN_NET))
+    g = ex.skeleton.graph
+    assert [i.name for i in g.input] == ["data"]            # the label feeds only the loss
+    assert [o.name for o in g.output] == ["fc"]
+    dropped = [d for d in ex.diagnostics if d.code == codes.EXPORT_DROPPED.id]
+    assert sorted(d.message.split("'")[1] for d in dropped) == ["acc", "loss"]
+    assert any("'fc' becomes an output" in n for d in dropped for n in d.notes)
+    assert sorted(d.span.line for d in dropped) == [6, 7]
+
+
+def test_unsupported_layers_are_diagnosed(tmp_path):
+    net = _write(tmp_path, """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 dim: 6 dim: 6 } } }
+layer { name: "cols" type: "Im2col" bottom: "data" top: "cols" convolution_param { kernel_size: 3 } }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: STOCHASTIC kernel_size: 2 stride: 2 } }
+""")
+    with pytest.raises(DiagnosticError) as e:
+        export(net)
+    errors = [d for d in e.value.diagnostics if d.is_error]
+    assert [d.code for d in errors] == [codes.EXPORT_UNSUPPORTED.id] * 2
+    assert "'cols' (Im2col)" in errors[0].message and errors[0].span.line == 3
+    assert "'pool' (Pooling)" in errors[1].message and "STOCHASTIC" in errors[1].message and errors[1].span.line == 4
+
+
+@pytest.mark.parametrize("batch", ["0", "x", "-2"])
+def test_cli_rejects_bad_options(tmp_path, batch, capsys):
+    from netdef.cli import main
+    case = CONFORMANCE / "layers/relu/net.prototxt"
+    assert main(["export", str(case), "-o", str(tmp_path / "m.onnx"), "--batch", batch]) == 2
+    assert main(["export", str(case), "-o", str(tmp_path / "m.onnx"), "--opset", "12"]) == 2
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_cli_export_and_atomic_failure(tmp_path, capsys):
+    from netdef.cli import main
+    case = CONFORMANCE / "layers/conv_group"
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel"),
+                 "-o", str(out), "--opset", "15", "--batch", "dynamic"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    model = onnx.load(str(out))
+    assert model.opset_import[0].version == 15 and model.ir_version == 8
+    # A failing export leaves the previous file untouched and nothing beside it.
+    out.write_bytes(b"previous")
+    bad = _write(tmp_path, 'layer { name: "d" type: "Input" top: "d" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n'
+                           'layer { name: "odd" type: "Im2col" bottom: "d" top: "o" convolution_param { kernel_size: 2 } }\n',
+                 "bad.prototxt")
+    assert main(["export", bad, "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "error[E510]" in err and "bad.prototxt:2:1" in err and "Traceback" not in err
+    assert out.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.prototxt", "m.onnx"]
+    # Mismatched weights: the layer and both shapes are named.
+    other = CONFORMANCE / "layers/conv_basic/weights.caffemodel"
+    assert main(["export", str(case / "net.prototxt"), "--weights", str(other), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "error[E504]" in err and "'conv'" in err
