@@ -183,6 +183,7 @@ _SOLVER_KEYS = re.compile(r"^[ \t]*(base_lr|lr_policy|max_iter|solver_type|solve
 _NET_KEYS = re.compile(r"^[ \t]*(layer|layers|input|input_dim|input_shape|force_backward|state|"
                        r"debug_info)\s*[:{<]|^name\s*:", re.M)
 _ANY_KEY = re.compile(r"^[ \t]*([A-Za-z_][A-Za-z0-9_]*)\s*[:{<]", re.M)
+_BLANKS = re.compile(r"(?:\s+|#[^\n]*)*")
 
 
 def sniff_kind(text: str) -> str | None:
@@ -283,7 +284,12 @@ def parse_text(source: Source, kind: str | None = None, limit: int = 100) -> Par
             m = _ANY_KEY.search(source.text)
             why = (f"it starts with '{m.group(1)}', which is neither a NetParameter nor a SolverParameter field"
                    if m else "it has no fields")
-            span = Span(source, m.start(1), m.end(1)) if m else None
+            if m:
+                span = Span(source, m.start(1), m.end(1))
+            else:  # no field at all: point at the first thing that is not blank or a comment
+                at = _BLANKS.match(source.text).end()
+                at = at if at < len(source.text) else 0
+                span = Span(source, at, at + (at < len(source.text)))
             diags.add(codes.NOT_A_DEFINITION.at(span, path=source.path, why=why,
                                                 notes=["a network has 'layer { ... }' blocks; a solver has "
                                                        "'base_lr', 'lr_policy', 'net', ..."]))

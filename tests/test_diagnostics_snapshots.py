@@ -28,7 +28,7 @@ def _render(name: str) -> tuple[str, bool]:
     try:
         parsed = netdef.load(path, max_errors=LIMITS.get(name, 100))
     except SourceError as e:  # as the CLI prints it
-        return f"{e.path}: error[E100]: {e.message}\n", True
+        return e.diagnostic().render() + "\n", True
     out = io.StringIO()
     n_err, _ = print_diagnostics(parsed.diagnostics, out)
     return out.getvalue(), n_err > 0
