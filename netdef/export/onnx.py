@@ -492,18 +492,22 @@ class Exported:
         return b"".join(bytes(c) for c in self.chunks())
 
     def model(self, with_weights: bool = True):
-        """The model as an onnx.ModelProto. with_weights=False declares the initializers as
-        typed graph inputs instead: the structure and every shape, without the data (for
-        checking or inspecting large nets cheaply)."""
+        """The model as an onnx.ModelProto. with_weights=False declares the float weights as
+        typed graph inputs instead (shape constants stay): the structure and every shape
+        without the data, for checking or inspecting large nets cheaply."""
         import onnx
         if with_weights:
             return onnx.load_from_string(self.to_bytes())
-        from onnx import helper
+        from onnx import helper, numpy_helper
         m = type(self.skeleton)()
         m.CopyFrom(self.skeleton)
         for init in self.inits:
-            m.graph.input.append(helper.make_tensor_value_info(
-                init.name, helper.np_dtype_to_tensor_dtype(init.dtype), list(init.shape)))
+            if init.dtype == np.int64 or math.prod(init.shape) <= 16:
+                t = numpy_helper.from_array(np.asarray(init.make(), init.dtype).reshape(init.shape), init.name)
+                m.graph.initializer.append(t)
+            else:
+                m.graph.input.append(helper.make_tensor_value_info(
+                    init.name, helper.np_dtype_to_tensor_dtype(init.dtype), list(init.shape)))
         return m
 
     def write(self, path: str) -> int:

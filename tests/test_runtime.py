@@ -1,0 +1,197 @@
+"""netdef run / bench / verify / init through the CLI: outputs, top-k, latency, providers."""
+import re
+
+import numpy as np
+import pytest
+from conftest import CONFORMANCE
+
+from netdef.cli import main
+from netdef.export.runtime import cuda_status
+from netdef.weights import read_caffemodel
+
+SOFTMAX_NET = """
+name: "cls"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 12 } } }
+layer { name: "prob" type: "Softmax" bottom: "data" top: "prob" }
+"""
+
+
+@pytest.fixture()
+def softmax_model(tmp_path):
+    net = tmp_path / "cls.prototxt"
+    net.write_text(SOFTMAX_NET)
+    out = tmp_path / "cls.onnx"
+    assert main(["export", str(net), "-o", str(out)]) == 0
+    return net, out
+
+
+def test_run_prints_shapes_topk_and_latency(tmp_path, softmax_model, capsys):
+    _, model = softmax_model
+    capsys.readouterr()
+    x = np.random.default_rng(5).standard_normal((2, 12)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(model), "--input-file", f"data={tmp_path / 'x.npy'}", "--provider", "cpu", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "output prob: (2, 12) float32" in out and "(random)" not in out
+    assert re.search(r"latency: [0-9.]+ ms", out)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    for i in range(2):
+        line = re.search(rf"top-3 \[{i}\]: (.*)", out).group(1)
+        got = [int(t.split(":")[0]) for t in line.split(", ")]
+        assert got == list(np.argsort(-p[i])[:3])
+
+
+def test_run_random_inputs_and_definitions(softmax_model, capsys):
+    net, model = softmax_model
+    capsys.readouterr()
+    assert main(["run", str(model), "--provider", "cpu"]) == 0
+    assert "input  data: (2, 12) float32 (random)" in capsys.readouterr().out
+    # A definition is exported in memory first.
+    assert main(["run", str(net), "--provider", "cpu", "--seed", "3"]) == 0
+    assert "output prob: (2, 12)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec,code,text", [
+    ("nope={x}", 1, "no input 'nope'"),
+    ("data={bad}", 1, "needs (2, 12)"),
+    ("data", 2, "NAME=FILE.npy"),
+    ("data={missing}", 1, "cannot read"),
+])
+def test_run_input_errors(tmp_path, softmax_model, capsys, spec, code, text):
+    _, model = softmax_model
+    np.save(tmp_path / "x.npy", np.zeros((2, 12), np.float32))
+    np.save(tmp_path / "bad.npy", np.zeros((3, 12), np.float32))
+    spec = spec.format(x=tmp_path / "x.npy", bad=tmp_path / "bad.npy", missing=tmp_path / "missing.npy")
+    capsys.readouterr()
+    assert main(["run", str(model), "--input-file", spec, "--provider", "cpu"]) == code
+    assert text in capsys.readouterr().err
+
+
+def test_pickled_arrays_are_refused(tmp_path, softmax_model, capsys):
+    _, model = softmax_model
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert main(["run", str(model), "--input-file", f"data={tmp_path / 'obj.npy'}", "--provider", "cpu"]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_bench(tmp_path, softmax_model, capsys):
+    net, model = softmax_model
+    capsys.readouterr()
+    assert main(["bench", str(model), "--runs", "4", "--warmup", "1", "--provider", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"latency ms: mean [0-9.]+ +min [0-9.]+ +p50 [0-9.]+ +p90 [0-9.]+ +p99", out)
+    assert "batch 2, 4 runs after 1 warm-up" in out and "samples/s" in out
+    # The model's batch is fixed at 2: another batch needs a dynamic export.
+    assert main(["bench", str(model), "--batch", "4", "--runs", "2", "--provider", "cpu"]) == 1
+    assert "--batch dynamic" in capsys.readouterr().err
+    dyn = tmp_path / "dyn.onnx"
+    assert main(["export", str(net), "-o", str(dyn), "--batch", "dynamic"]) == 0
+    assert main(["bench", str(dyn), "--batch", "4", "--runs", "2", "--provider", "cpu"]) == 0
+    assert "batch 4," in capsys.readouterr().out
+
+
+def test_providers_without_error_spam(softmax_model, capfd):
+    _, model = softmax_model
+    capfd.readouterr()
+    usable, why = cuda_status()
+    code = main(["run", str(model), "--provider", "cuda"])
+    out, err = capfd.readouterr()
+    if usable:
+        assert code == 0 and "provider: cuda" in out
+    else:
+        assert code == 1 and "CUDA provider is not usable" in err and why in err
+    assert "[E:onnxruntime" not in err and "[W:onnxruntime" not in err
+    assert main(["run", str(model), "--provider", "auto"]) == 0
+    out, err = capfd.readouterr()
+    assert f"provider: {'cuda' if usable else 'cpu'}" in out
+    assert "[E:onnxruntime" not in err
+
+
+def test_weights_option_needs_a_definition(softmax_model, capsys):
+    _, model = softmax_model
+    assert main(["run", str(model), "--weights", "w.caffemodel"]) == 2
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,fold", [("inception_module", True), ("bn_scale_resnet", False), ("lrn_within", True),
+                                       ("pool_ave_ceil_overhang", True), ("argmax_topk", True)])
+def test_verify_agrees(name, fold, capsys):
+    case = CONFORMANCE / "layers" / name
+    argv = ["verify", str(case / "net.prototxt")]
+    if (case / "weights.caffemodel").exists():
+        argv += ["--weights", str(case / "weights.caffemodel")]
+    assert main(argv + ([] if fold else ["--no-fold"])) == 0
+    out = capsys.readouterr().out
+    n = int(re.search(r"compared (\d+) blobs", out).group(1))
+    assert n >= 1
+    if name == "bn_scale_resnet":
+        assert re.search(r"^bn\s+BatchNorm", out, re.M) and n == 2
+
+
+BROKEN_NET = """
+name: "broken"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 5 dim: 5 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "sig" type: "Sigmoid" bottom: "conv" top: "sig" }
+layer { name: "fc" type: "InnerProduct" bottom: "sig" top: "fc" inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+"""
+
+
+def test_verify_reports_the_first_divergent_layer(tmp_path, monkeypatch, capsys):
+    from netdef.export import lower
+    from netdef.layers import base
+
+    def wrong(node, g):                  # Tanh instead of Sigmoid
+        g.op("Tanh", [g.x(0)], g.y(0))
+
+    monkeypatch.setitem(lower.LOWERINGS, "Sigmoid", wrong)
+    impl = base.get("Sigmoid")
+    monkeypatch.setattr(type(impl), "to_onnx", lambda self, node, g: wrong(node, g), raising=False)
+    net = tmp_path / "broken.prototxt"
+    net.write_text(BROKEN_NET)
+    assert main(["verify", str(net), "--seed", "2"]) == 1
+    captured = capsys.readouterr()
+    assert re.search(r"^conv\s+Convolution\s+conv\s+\S+$", captured.out, re.M)
+    assert "broken.prototxt:6:1: error[E514]: layer 'sig' (Sigmoid)" in captured.err
+
+
+# --- init --------------------------------------------------------------------------------------
+
+def test_init_writes_a_caffemodel_that_export_reads(tmp_path, capsys):
+    from netdef.export.onnx import export
+    case = CONFORMANCE / "layers/residual_block"
+    out = tmp_path / "w.caffemodel"
+    assert main(["init", str(case / "net.prototxt"), "-o", str(out), "--seed", "9"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    ws = read_caffemodel(out)
+    caffe = read_caffemodel(case / "weights.caffemodel")      # what Caffe saved for this net
+    assert {lw.name: [b.shape for b in lw.blobs] for lw in ws if lw.blobs} == \
+           {lw.name: [b.shape for b in lw.blobs] for lw in caffe if lw.blobs}
+    # The file's weights are the fillers export uses for the same seed: identical models.
+    a = export(str(case / "net.prototxt"), str(out)).to_bytes()
+    b = export(str(case / "net.prototxt"), seed=9).to_bytes()
+    assert a == b
+    again = tmp_path / "w2.caffemodel"
+    assert main(["init", str(case / "net.prototxt"), "-o", str(again), "--seed", "9"]) == 0
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_init_errors(tmp_path, capsys):
+    net = tmp_path / "n.prototxt"
+    net.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 4 } } }\n'
+                   'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"\n'
+                   '        inner_product_param { num_output: 2 weight_filler { type: "xavir" } } }\n')
+    out = tmp_path / "w.caffemodel"
+    assert main(["init", str(net), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "error[E507]: unknown filler type 'xavir'" in err and "n.prototxt:2:1" in err
+    assert not out.exists()
+    data = tmp_path / "d.prototxt"
+    data.write_text('layer { name: "data" type: "Data" top: "data" data_param { source: "x" batch_size: 2 } }\n'
+                    'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 2 } }\n')
+    assert main(["init", str(data), "-o", str(out)]) == 1
+    assert "error[E516]" in capsys.readouterr().err
+    assert main(["init", str(data), "-o", str(out), "--input", "data=2,3"]) == 0
