@@ -127,7 +127,6 @@ TOO_MANY_PARAM_SPECS = Code("E314", "layer '{layer}' gives {given} param {{ }} b
 BLOB_COUNT = Code("E315", "a {type} layer takes {expected} {what}, but layer '{layer}' has {got}")
 SHARED_PARAM_SETTING = Code("E316", "shared parameter '{param}' has {field} {value} in layer '{layer}' but {owner_value} in layer '{owner}'")
 NO_LAYERS = _w("W317", "no layers are left in {state}")
-BAD_INPUT_OPTION = Code("E318", "--input {text}: {why}")
 PROPAGATE_DOWN_COUNT = Code("E319", "layer '{layer}' gives {got} propagate_down values for {bottoms} bottom(s); give one per bottom or none")
 
 # --- E4xx: shapes and layer geometry -----------------------------------------------------

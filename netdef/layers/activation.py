@@ -135,5 +135,5 @@ class Softmax(Neuron):
 
     def infer_shapes(self, node, in_shapes):
         canonical_axis(node, node.param.softmax_param.axis, in_shapes[0],
-                       node.field_span("softmax_param", "axis"))
+                       ("softmax_param", "axis"))
         return [in_shapes[0]]

@@ -147,13 +147,18 @@ def fail(code, span, notes=(), related=(), **fields):
 
 
 def bad(node, message, span=None, notes=(), code=None):
-    """Raise a parameter/geometry error for `node`, pointing at `span` (default: the layer)."""
+    """Raise a parameter/geometry error for `node`, pointing at `span`: a Span, a
+    (message, field[, index]) tuple resolved by node.field_span (so that the hot path never
+    builds spans), or None for the layer head."""
     code = code or codes.BAD_PARAM
+    if isinstance(span, tuple):
+        span = node.field_span(*span)
     raise LayerError(code.at(span if span is not None else node.span, notes=list(notes),
                              message=f"layer '{node.name}': {message}"))
 
 
 def canonical_axis(node, axis: int, shape, field_span=None, what: str = "axis") -> int:
+    # field_span: where to point on error, as bad() takes it (a lazy tuple on hot paths).
     """Caffe's Blob::CanonicalAxisIndex: -n <= axis < n; negative counts from the end."""
     n = len(shape)
     if not -n <= axis < n:

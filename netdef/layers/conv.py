@@ -43,9 +43,19 @@ def _per_axis(node, cp, name, n, default):
 
 
 def geometry(node, shape) -> Geometry:
-    """Kernel, stride, pad and dilation per spatial axis, exactly as LayerSetUp reads them."""
+    """Kernel, stride, pad and dilation per spatial axis, exactly as LayerSetUp reads them.
+    They depend on the bottom only through its number of axes, so they are computed once."""
+    cached = node.meta.get("_conv_geometry")
+    if cached is not None and cached[0] == len(shape):
+        return cached[1]
+    g = _geometry(node, shape)
+    node.meta["_conv_geometry"] = (len(shape), g)
+    return g
+
+
+def _geometry(node, shape) -> Geometry:
     cp = node.param.convolution_param
-    axis = canonical_axis(node, cp.axis, shape, node.field_span("convolution_param", "axis"))
+    axis = canonical_axis(node, cp.axis, shape, ("convolution_param", "axis"))
     n = len(shape) - axis - 1
     hw = {}
     for base in ("kernel", "stride", "pad"):

@@ -18,7 +18,7 @@ class InnerProduct(Layer):
 
     def axis(self, node, shape) -> int:
         ip = node.param.inner_product_param
-        return canonical_axis(node, ip.axis, shape, node.field_span("inner_product_param", "axis"))
+        return canonical_axis(node, ip.axis, shape, ("inner_product_param", "axis"))
 
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]

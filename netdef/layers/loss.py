@@ -37,7 +37,7 @@ class Loss(Layer):
 def _labels_match(node, in_shapes, axis_field: str):
     data, label = in_shapes[0], in_shapes[1]
     msg = getattr(node.param, axis_field)
-    axis = canonical_axis(node, msg.axis, data, node.field_span(axis_field, "axis"))
+    axis = canonical_axis(node, msg.axis, data, (axis_field, "axis"))
     want = count(data, 0, axis) * count(data, axis + 1)
     if prod(label) != want:
         bad(node, f"the label '{node.inputs[1].label}' {fmt_shape(label)} has {prod(label)} values but the "

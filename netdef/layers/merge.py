@@ -37,7 +37,7 @@ def legacy_axis(node, field: str, legacy: str, shape) -> int:
             bad(node, f"{legacy} {v} is out of range for the {len(shape)}-D bottom {fmt_shape(shape)}",
                 node.field_span(field, legacy), code=codes.BAD_AXIS, notes=[f"allowed: 0 to {len(shape) - 1}"])
         return v
-    return canonical_axis(node, msg.axis, shape, node.field_span(field, "axis"))
+    return canonical_axis(node, msg.axis, shape, (field, "axis"))
 
 
 def _check_axis_conflict(node, field, legacy, diags):
@@ -181,7 +181,7 @@ class Eltwise(Layer):
 
 def crop_offsets(node, shape) -> tuple[int, list[int]]:
     cp = node.param.crop_param
-    axis = canonical_axis(node, cp.axis, shape, node.field_span("crop_param", "axis"))
+    axis = canonical_axis(node, cp.axis, shape, ("crop_param", "axis"))
     offs = list(cp.offset)
     if len(offs) > 1 and axis + len(offs) != len(shape):
         bad(node, f"{len(offs)} offsets for axes {axis}..{len(shape) - 1} of the {len(shape)}-D bottom "

@@ -62,7 +62,7 @@ def affine_shape(node, field: str, in_shapes) -> tuple:
     """The parameter shape of a one-bottom Scale/Bias: bottom axes [axis, axis + num_axes)."""
     msg = getattr(node.param, field)
     shape = in_shapes[0]
-    axis = canonical_axis(node, msg.axis, shape, node.field_span(field, "axis"))
+    axis = canonical_axis(node, msg.axis, shape, (field, "axis"))
     if msg.num_axes < -1:
         bad(node, f"num_axes must be -1 (all remaining axes) or at least 0, got {msg.num_axes}",
             node.field_span(field, "num_axes"), code=codes.BAD_AXIS)
@@ -77,7 +77,7 @@ def affine_shape(node, field: str, in_shapes) -> tuple:
 def check_broadcast(node, field: str, shape, other) -> None:
     """Scale/BiasLayer::Reshape with a second bottom: it must match bottom 0 from `axis` on."""
     msg = getattr(node.param, field)
-    axis = 0 if len(other) == 0 else canonical_axis(node, msg.axis, shape, node.field_span(field, "axis"))
+    axis = 0 if len(other) == 0 else canonical_axis(node, msg.axis, shape, (field, "axis"))
     if axis + len(other) > len(shape):
         bad(node, f"'{node.inputs[1].name}' {fmt_shape(other)} extends past '{node.inputs[0].name}' "
                   f"{fmt_shape(shape)} when applied from axis {axis}", node.bottom_span(1), code=codes.SHAPE_MISMATCH)

@@ -148,7 +148,10 @@ class Pooling(Layer):
         rf = in_rfs[0]
         if rf is None or rf.whole:
             return [rf] * len(node.outputs)
-        g = geometry(node, node.inputs[0].meta["shape"])
+        shape = node.inputs[0].meta["shape"]
+        g = geometry(node, shape)
+        if g.global_:
+            return [whole_rf(rf, shape[2:])] * len(node.outputs)
         return [window_rf(rf, g.kernel, g.stride, g.pad)] * len(node.outputs)
 
     def cost(self, node, in_shapes, out_shapes):

@@ -104,3 +104,30 @@ class RNN(Recurrent):
     def output_params(self, h):
         # o_t = tanh(W_ho h_t + b_o): the output has num_output units too.
         return [(h, h), (h,)]
+
+
+@register("LSTMUnit")
+class LSTMUnit(Layer):
+    """One LSTM timestep, as the unrolled LSTM uses it. Bottoms: c_prev (1, N, D), the gate
+    inputs (1, N, 4D), cont (1, N); tops: c and h, both (1, N, D)."""
+
+    bottoms = (3, 3)
+    tops = (2, 2)
+
+    def infer_shapes(self, node, in_shapes):
+        c, x, cont = in_shapes
+        for i, (s, rank) in enumerate(((c, 3), (x, 3), (cont, 2))):
+            if len(s) != rank or s[0] != 1 or (len(c) > 1 and s[1] != c[1]):
+                bad(node, f"bottom '{node.inputs[i].label}' {fmt_shape(s)} must be {rank}-D with shape (1, N, ...) "
+                          f"and the N of '{node.inputs[0].label}' {fmt_shape(c)}", node.bottom_span(i),
+                    code=codes.SHAPE_MISMATCH)
+        if x[2] != 4 * c[2]:
+            bad(node, f"the gate inputs '{node.inputs[1].label}' {fmt_shape(x)} must have 4 x {c[2]} = {4 * c[2]} "
+                      f"values per item", node.bottom_span(1), code=codes.SHAPE_MISMATCH)
+        return [c, c]
+
+    def receptive_field(self, node, in_rfs):
+        return [None, None]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 10 * in_shapes[0][1] * in_shapes[0][2]}

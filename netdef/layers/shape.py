@@ -42,7 +42,7 @@ class Reshape(NotInPlace):
         shape = in_shapes[0]
         n = len(shape)
         dims = list(rp.shape.dim)
-        span = node.field_span("reshape_param", "shape")
+        span = ("reshape_param", "shape")
         start = rp.axis if rp.axis >= 0 else n + rp.axis + 1
         if not 0 <= start <= n:
             bad(node, f"axis {rp.axis} is out of range for the {n}-D bottom {fmt_shape(shape)}",
@@ -88,8 +88,8 @@ class Flatten(NotInPlace):
     def infer_shapes(self, node, in_shapes):
         fp = node.param.flatten_param
         shape = in_shapes[0]
-        start = canonical_axis(node, fp.axis, shape, node.field_span("flatten_param", "axis"))
-        end = canonical_axis(node, fp.end_axis, shape, node.field_span("flatten_param", "end_axis"), "end_axis")
+        start = canonical_axis(node, fp.axis, shape, ("flatten_param", "axis"))
+        end = canonical_axis(node, fp.end_axis, shape, ("flatten_param", "end_axis"), "end_axis")
         if end + 1 < start:  # end == start - 1 flattens nothing and inserts an axis of 1, as Caffe does
             bad(node, f"end_axis {fp.end_axis} comes before axis {fp.axis} for the bottom {fmt_shape(shape)}",
                 node.field_span("flatten_param", "end_axis"), code=codes.BAD_AXIS)
@@ -106,7 +106,7 @@ class ArgMax(Layer):
         if ap.top_k < 1:
             bad(node, "top_k must be at least 1", node.field_span("argmax_param", "top_k"))
         if ap.HasField("axis"):
-            axis = canonical_axis(node, ap.axis, shape, node.field_span("argmax_param", "axis"))
+            axis = canonical_axis(node, ap.axis, shape, ("argmax_param", "axis"))
             if ap.top_k > shape[axis]:
                 bad(node, f"top_k {ap.top_k} exceeds axis {axis} of {fmt_shape(shape)}",
                     node.field_span("argmax_param", "top_k"))
@@ -135,7 +135,7 @@ class Reduction(Layer):
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
         axis = canonical_axis(node, node.param.reduction_param.axis, shape,
-                              node.field_span("reduction_param", "axis"))
+                              ("reduction_param", "axis"))
         # Every axis from `axis` on is reduced away (axis 0: a scalar).
         return [tuple(shape[:axis])]
 
@@ -155,7 +155,7 @@ class Tile(Layer):
         shape = in_shapes[0]
         if tp.tiles <= 0:
             bad(node, f"tiles must be positive, got {tp.tiles}", node.field_span("tile_param", "tiles"))
-        axis = canonical_axis(node, tp.axis, shape, node.field_span("tile_param", "axis"))
+        axis = canonical_axis(node, tp.axis, shape, ("tile_param", "axis"))
         out = list(shape)
         out[axis] *= tp.tiles
         return [tuple(out)]

@@ -1,0 +1,160 @@
+"""`netdef check`, `summary`, `rf` and `sizes` through the command line (main() and exit codes)."""
+import csv
+import io
+import json
+
+import pytest
+from conftest import ZOO
+
+import netdef
+from netdef.cli import main
+
+ALEXNET = str(ZOO / "bvlc_alexnet" / "deploy.prototxt")
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def bad_net(tmp_path):
+    p = tmp_path / "bad.prototxt"
+    p.write_text('name: "bad"\n'
+                 'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+                 'layer { name: "c1" type: "Convolution" bottom: "data" top: "c1" convolution_param { num_output: 4 kernel_size: 3 } }\n'
+                 'layer { name: "c2" type: "Convolution" bottom: "data" top: "c2" convolution_param { num_output: 4 kernel_size: 1 } }\n'
+                 'layer { name: "sum" type: "Eltwise" bottom: "c1" bottom: "c2" top: "sum" }\n')
+    return str(p)
+
+
+def test_check_ok(capsys):
+    code, out, err = run(capsys, "check", ALEXNET)
+    assert code == 0 and "ok (24 layers in phase=TEST level=0)" in out and err == ""
+
+
+def test_check_reports_errors_with_spans(capsys, bad_net):
+    code, out, err = run(capsys, "check", bad_net)
+    assert code == 1
+    assert "bad.prototxt:5:58: error[E401]: layer 'sum': Eltwise bottoms must have the same shape" in err
+    assert "(1, 4, 6, 6)" in err and "(1, 4, 8, 8)" in err and " 5 | layer {" in err
+    assert "1 error(s)" in err and "Traceback" not in err
+
+
+def test_check_json_and_warning_modes(capsys):
+    path = str(ZOO / "resnet50" / "deploy.prototxt")
+    code, out, _ = run(capsys, "check", path, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"] and doc["errors"] == 0 and doc["warnings"] >= 2
+    assert {d["code"] for d in doc["diagnostics"]} >= {"W411"}
+    code, _, err = run(capsys, "check", path, "-W", "error")
+    assert code == 1 and "treated as errors" in err
+    code, _, err = run(capsys, "check", path, "-W", "hide")
+    assert code == 0 and "W411" not in err
+
+
+def test_check_phase_stage_level_and_input(capsys):
+    path = str(ZOO / "bvlc_mnist" / "mnist_autoencoder.prototxt")
+    code, out, err = run(capsys, "check", path, "--phase", "test", "--stage", "test-on-train")
+    assert code == 0 and "W308" in err and "--input data=" in err
+    code, out, err = run(capsys, "check", path, "--phase", "TEST", "--stage", "test-on-train",
+                         "--input", "data=100,1,28,28")
+    assert code == 0 and "W308" not in err
+    code, out, err = run(capsys, "check", path, "--input", "data=1,x")
+    assert code == 2 and "--input data=1,x" in err
+    code, out, err = run(capsys, "check", path, "--phase", "TEST", "--stage", "test-on-train", "--input", "nope=1,2")
+    assert code == 1 and "E309" in err
+
+
+def test_summary_table(capsys):
+    code, out, err = run(capsys, "summary", ALEXNET)
+    assert code == 0
+    lines = out.splitlines()
+    conv1 = next(line for line in lines if line.startswith("conv1 "))
+    assert "10x96x55x55" in conv1 and "11/4" in conv1 and "34,944" in conv1
+    assert "parameters: 60,965,224 learnable" in out
+    assert "per sample: 724.41M MACs" in out
+
+
+def test_summary_json_contract(capsys):
+    code, out, _ = run(capsys, "summary", ALEXNET, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0
+    assert {"name", "inputs", "outputs", "blobs", "layers", "totals"} <= set(doc)
+    assert doc["name"] == "AlexNet" and doc["inputs"] == {"data": [10, 3, 227, 227]} and doc["outputs"] == ["prob"]
+    assert doc["blobs"]["pool5"] == {"shape": [10, 256, 6, 6],
+                                     "rf": {"size": [195, 195], "stride": [32, 32], "center": [33, 33]}}
+    assert doc["blobs"]["conv1"]["shape"] == [10, 96, 55, 55]  # the value after the in-place ReLU
+    conv2 = next(layer for layer in doc["layers"] if layer["name"] == "conv2")
+    assert {"name", "type", "bottoms", "tops", "params", "param_count", "macs", "flops"} <= set(conv2)
+    assert conv2["params"] == [[256, 48, 5, 5], [256]] and conv2["param_count"] == 307_456
+    assert conv2["macs"] == 10 * 256 * 27 * 27 * 48 * 25
+    t = doc["totals"]
+    assert set(t) == {"params", "stat_params", "macs", "flops", "activation_bytes"}
+    assert t["params"] == 60_965_224 and t["macs"] == sum(layer["macs"] or 0 for layer in doc["layers"])
+
+
+def test_summary_csv_markdown_and_output_file(capsys, tmp_path):
+    code, out, _ = run(capsys, "summary", "resnet18", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and rows[-1]["layer"] == "TOTAL"
+    g = netdef.compile("resnet18")
+    assert int(rows[-1]["params"]) == sum(int(r["params"] or 0) for r in rows[:-1])
+    assert len(rows) == len(g.nodes) + 1
+    code, out, _ = run(capsys, "summary", "resnet18", "--format", "markdown")
+    assert out.splitlines()[2].startswith("| layer | type |") and "- parameters:" in out
+    target = tmp_path / "s.json"
+    code, out, _ = run(capsys, "summary", ALEXNET, "--format", "json", "-o", str(target))
+    assert code == 0 and out == "" and json.loads(target.read_text())["totals"]["params"] == 60_965_224
+    code, _, err = run(capsys, "summary", ALEXNET, "-o", str(tmp_path / "missing" / "x.txt"))
+    assert code == 1 and "does not exist" in err
+
+
+def test_summary_stops_at_unknown_layer_but_prints_what_came_before(capsys, tmp_path):
+    p = tmp_path / "fork.prototxt"
+    p.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+                 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 2 kernel_size: 3 } }\n'
+                 'layer { name: "r" type: "Reorg" bottom: "c" top: "r" }\n'
+                 'layer { name: "after" type: "ReLU" bottom: "r" top: "after" }\n')
+    code, out, err = run(capsys, "summary", str(p))
+    assert code == 0 and "W306" in err and "YOLO" in err
+    assert "1x2x6x6" in out and "incomplete: 2 layer(s)" in out
+
+
+def test_rf_table_and_json(capsys):
+    code, out, _ = run(capsys, "rf", ALEXNET)
+    assert code == 0
+    pool5 = next(line for line in out.splitlines() if line.startswith("pool5"))
+    assert pool5.split() == ["pool5", "10x256x6x6", "195", "x", "195", "32", "x", "32", "(33,", "33)"]
+    code, out, _ = run(capsys, "rf", str(ZOO / "vgg16" / "deploy.prototxt"), "--format", "json")
+    doc = json.loads(out)
+    assert doc["pool5"]["size"] == [212, 212] and doc["pool5"]["center"] == [15.5, 15.5]
+
+
+def test_sizes_ranges_and_fixed_layers(capsys, tmp_path):
+    code, out, _ = run(capsys, "sizes", ALEXNET, "--range", "190:260")
+    assert code == 0 and "square (H = W):     199-230" in out and "fc6 (InnerProduct)" in out
+    # independently: the boundaries agree with the ordinary shape pass
+    base = netdef.compile(ALEXNET)
+    for size, ok in ((198, False), (199, True), (230, True), (231, False)):
+        g = netdef.compile(ALEXNET, inputs={"data": (10, 3, size, size)})
+        same = g.node("fc6").meta.get("blobs") == base.node("fc6").meta["blobs"]
+        assert (not g.diagnostics.has_errors and same) is ok
+    # a conv (k2 s2, rounds down) beside a pooling (k2 s2, rounds up) agree only on even sizes
+    p = tmp_path / "even.prototxt"
+    p.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 8 dim: 8 } } }\n'
+                 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 1 kernel_size: 2 stride: 2 } }\n'
+                 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { kernel_size: 2 stride: 2 } }\n'
+                 'layer { name: "s" type: "Eltwise" bottom: "c" bottom: "p" top: "s" }\n')
+    code, out, _ = run(capsys, "sizes", str(p), "--range", "1:9")
+    assert code == 0 and "square (H = W):     2, 4, 6, 8" in out and "height (width 8): 2, 4, 6, 8" in out
+    code, _, err = run(capsys, "sizes", str(p), "--range", "9:1")
+    assert code == 2
+
+
+def test_missing_file_and_solver(capsys):
+    code, _, err = run(capsys, "summary", "/nonexistent.prototxt")
+    assert code == 1 and "E100" in err
+    code, _, err = run(capsys, "check", str(ZOO / "bvlc_alexnet" / "solver.prototxt"))
+    assert code == 1 and "E300" in err
