@@ -1134,7 +1134,9 @@ def summarize(parsed, uses: list[NetUse], dataset_size: int | None = None) -> di
     doc["nets"] = nets
     doc["test_interval"] = msg.test_interval or None
 
-    if dataset_size and train_batch:
+    if dataset_size and not train_batch:
+        doc["epochs"] = {"dataset_size": dataset_size, "unknown": "the training net's batch size is not known"}
+    elif dataset_size:
         per_iter = train_batch * msg.iter_size
         ipe = dataset_size / per_iter
         doc["epochs"] = {"dataset_size": dataset_size, "samples_per_iteration": per_iter,
@@ -1224,7 +1226,10 @@ def render_summary(doc: dict) -> str:
         w(line)
 
     e = doc.get("epochs")
-    if e:
+    if e and "unknown" in e:
+        w("")
+        w(f"epochs: {e['unknown']} (no data layer with a batch_size; give --input with the batch as N)")
+    elif e:
         w("")
         w(f"epochs ({e['dataset_size']:,} samples, {e['samples_per_iteration']:,} per iteration): "
           f"{e['iterations_per_epoch']:,.1f} iterations per epoch; max_iter = {e['epochs']:,.2f} epochs")
@@ -1260,6 +1265,9 @@ def render_summary(doc: dict) -> str:
 
 def cmd_solver(args) -> int:
     from .cli import print_diagnostics
+
+    if args.dataset_size is not None and args.dataset_size < 1:
+        raise UsageError(f"netdef solver: --dataset-size must be at least 1, got {args.dataset_size}")
 
     parsed = load_solver(args.file, getattr(args, "max_errors", 100))
     diags = parsed.diagnostics

@@ -435,3 +435,15 @@ def test_invalid_solver_has_no_summary(capsys):
 def test_bad_input_option(capsys):
     assert main(["solver", str(REPO / "solvers" / "lenet_solver.prototxt"), "--input", "data=a,b"]) == 2
     assert "--input expects NAME=N,C,H,W" in capsys.readouterr().err
+
+
+def test_epochs_need_a_batch_size(capsys):
+    path = ZOO / "fcn32s_voc" / "solver.prototxt"  # a Python data layer: no batch_size parameter
+    assert main(["solver", str(path), "--dataset-size", "1464"]) == 0
+    assert "epochs: the training net's batch size is not known" in capsys.readouterr().out
+    assert main(["solver", str(path), "--dataset-size", "1464", "--input", "data=1,3,500,500",
+                 "--input", "label=1,1,500,500"]) == 0
+    out = capsys.readouterr().out
+    # iter_size 1, batch 1: 1,464 iterations per epoch; max_iter 100,000 → 68.31 epochs
+    assert "1,464.0 iterations per epoch; max_iter = 68.31 epochs" in out
+    assert main(["solver", str(path), "--dataset-size", "0"]) == 2
