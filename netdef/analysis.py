@@ -39,13 +39,13 @@ def compile(path_or_parsed, phase: str = "TEST", stages=(), level: int = 0, inpu
                           max_errors=max_errors)
         except SourceError as e:
             diags = Diagnostics(max_errors)
-            diags.add(codes.UNREADABLE.at(None, message=f"{e.path}: {e.message}"))
+            diags.add(e.diagnostic())  # E100 at the offending byte (or 1:1)
             return Graph(diagnostics=diags)
     diags = Diagnostics(max_errors)
     diags.extend(parsed.diagnostics)
     diags.dropped += getattr(parsed.diagnostics, "dropped", 0)
     if parsed.kind != NET:
-        diags.add(codes.NOT_A_NET.at(None, path=parsed.source.path,
+        diags.add(codes.NOT_A_NET.at(parsed.loc.span, path=parsed.source.path,
                                      notes=["a solver names its net with 'net:'; analyse that file"]))
         return Graph(parsed=parsed, diagnostics=diags)
     if not parsed.syntax_ok:
