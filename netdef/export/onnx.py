@@ -295,7 +295,7 @@ class Exporter:
             while True:
                 out = cur.outputs[0]
                 cons = [c for c in out.consumers if id(c) in self._kept_ids]
-                if len(cons) != 1 or len(out.consumers) != 1 or self._is_graph_output(out):
+                if len(cons) != 1 or len(out.consumers) != 1:
                     break
                 nxt = cons[0]
                 if id(nxt) in absorbed or not lower.foldable(nxt, node) or nxt.name not in self._blobs:
@@ -307,21 +307,14 @@ class Exporter:
                 plans[node.name] = fold
         return plans
 
-    def _is_graph_output(self, value) -> bool:
-        return False
-
     def build(self):
         """Lower every kept layer; fills self.nodes / inits / inputs / outputs."""
-        from onnx import TensorProto, helper
-
         from . import lower
         graph = self.graph
         kept, dropped = [], []
         for node in graph.nodes:
             (dropped if self._is_dropped(node) else kept).append(node)
-        self._kept_ids = {id(n) for n in kept}
         # Net inputs: legacy `input:` values and the tops of Input/data layers that a kept layer reads.
-        sources = [n for n in kept if self._is_source(n)]
         kept = [n for n in kept if not self._is_source(n)]
         self._kept_ids = {id(n) for n in kept}
         input_values = [v for v in graph.inputs if any(id(c) in self._kept_ids for c in v.consumers)]
@@ -435,11 +428,7 @@ class Exporter:
 
 
 def _lowering_for(node):
-    fn = getattr(node.impl, "to_onnx", None) if node.impl is not None else None
-    if fn is not None:
-        return fn
-    from . import lower
-    return lower.LOWERINGS.get(node.type)
+    return getattr(node.impl, "to_onnx", None) if node.impl is not None else None
 
 
 # --- the result: a model held as a skeleton plus lazy initializers ----------------------------

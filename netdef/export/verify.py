@@ -83,8 +83,6 @@ def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
 def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float = 1e-4, seed: int = 0,
            fold: bool = True, provider: str = "cpu", phase: str = "TEST", stages=(), level: int = 0,
            input_shapes: dict | None = None, diags: Diagnostics | None = None) -> Report:
-    from onnx import TensorProto, helper
-
     from ..reference import ReferenceError, trace
     from .onnx import Exporter, Exported, compile_for_export, graph_weights
     from .runtime import Session

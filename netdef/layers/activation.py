@@ -20,11 +20,23 @@ class Neuron(Layer):
 class ReLU(Neuron):
     param = "relu_param"
 
+    def to_onnx(self, node, g):
+        """ONNX Relu, or LeakyRelu with negative_slope."""
+        a = node.param.relu_param.negative_slope
+        if a == 0:
+            g.op("Relu", [g.x(0)], g.y(0))
+        else:
+            g.op("LeakyRelu", [g.x(0)], g.y(0), alpha=a)
+
 
 @register("Sigmoid")
 class Sigmoid(Neuron):
     param = "sigmoid_param"
     per_element = 4
+
+    def to_onnx(self, node, g):
+        """ONNX Sigmoid."""
+        g.op("Sigmoid", [g.x(0)], g.y(0))
 
 
 @register("TanH")
@@ -32,15 +44,27 @@ class TanH(Neuron):
     param = "tanh_param"
     per_element = 6
 
+    def to_onnx(self, node, g):
+        """ONNX Tanh."""
+        g.op("Tanh", [g.x(0)], g.y(0))
+
 
 @register("AbsVal")
 class AbsVal(Neuron):
     pass
 
+    def to_onnx(self, node, g):
+        """ONNX Abs."""
+        g.op("Abs", [g.x(0)], g.y(0))
+
 
 @register("BNLL")
 class BNLL(Neuron):
     per_element = 4
+
+    def to_onnx(self, node, g):
+        """ONNX Softplus: log(1 + exp(x))."""
+        g.op("Softplus", [g.x(0)], g.y(0))
 
 
 @register("Power")
@@ -48,11 +72,31 @@ class Power(Neuron):
     param = "power_param"
     per_element = 3
 
+    def to_onnx(self, node, g):
+        """(shift + scale * x) ^ power, skipping the identity steps."""
+        from ..export import lower as ops
+        p = node.param.power_param
+        t = ops.affine(g, g.x(0), p.scale, p.shift, "in")
+        if p.power != 1:
+            t = g.op("Pow", [t, g.const(p.power, "power")], g.tmp("pow"))
+        ops.finish(g, t)
+
 
 @register("Exp")
 class Exp(Neuron):
     param = "exp_param"
     per_element = 3
+
+    def to_onnx(self, node, g):
+        """base ^ (shift + scale * x) as exp(ln(base) * (shift + scale * x))."""
+        from ..export import lower as ops
+        import math
+        p = node.param.exp_param
+        if p.base != -1 and p.base <= 0:
+            g.fail(f"base {p.base:g}: Caffe needs -1 (e) or a positive base")
+        ln = 1.0 if p.base == -1 else math.log(p.base)
+        t = ops.affine(g, g.x(0), ln * p.scale, ln * p.shift, "in")
+        g.op("Exp", [t], g.y(0))
 
 
 @register("Log")
@@ -60,22 +104,52 @@ class Log(Neuron):
     param = "log_param"
     per_element = 3
 
+    def to_onnx(self, node, g):
+        """log_base(shift + scale * x) as ln(...) / ln(base)."""
+        from ..export import lower as ops
+        import math
+        p = node.param.log_param
+        if p.base != -1 and p.base <= 0:
+            g.fail(f"base {p.base:g}: Caffe needs -1 (e) or a positive base")
+        t = ops.affine(g, g.x(0), p.scale, p.shift, "in")
+        if p.base == -1:
+            g.op("Log", [t], g.y(0))
+        else:
+            ln = g.op("Log", [t], g.tmp("ln"))
+            g.op("Mul", [ln, g.const(1.0 / math.log(p.base), "inv_ln_base")], g.y(0))
+
 
 @register("ELU")
 class ELU(Neuron):
     param = "elu_param"
     per_element = 4
 
+    def to_onnx(self, node, g):
+        """ONNX Elu."""
+        g.op("Elu", [g.x(0)], g.y(0), alpha=node.param.elu_param.alpha)
+
 
 @register("Threshold")
 class Threshold(Neuron):
     param = "threshold_param"
+
+    def to_onnx(self, node, g):
+        """1 where x > threshold, else 0 (Greater, cast to float)."""
+        gt = g.op("Greater", [g.x(0), g.const(node.param.threshold_param.threshold, "threshold")], g.tmp("greater"))
+        g.cast_float(gt, g.y(0))
 
 
 @register("Swish")
 class Swish(Neuron):
     param = "swish_param"
     per_element = 5
+
+    def to_onnx(self, node, g):
+        """x * sigmoid(beta * x)."""
+        beta = node.param.swish_param.beta
+        t = g.x(0) if beta == 1 else g.op("Mul", [g.x(0), g.const(beta, "beta")], g.tmp("beta_x"))
+        s = g.op("Sigmoid", [t], g.tmp("sigmoid"))
+        g.op("Mul", [g.x(0), s], g.y(0))
 
 
 @register("Clip")
@@ -91,6 +165,11 @@ class Clip(Neuron):
                                                  layer=node.name, type=node.type,
                                                  notes=["Caffe declares both bounds required"]))
 
+    def to_onnx(self, node, g):
+        """ONNX Clip."""
+        p = node.param.clip_param
+        g.op("Clip", [g.x(0), g.const(p.min, "min"), g.const(p.max, "max")], g.y(0))
+
 
 @register("Dropout")
 class Dropout(Neuron):
@@ -103,6 +182,12 @@ class Dropout(Neuron):
             diags.add(codes.BAD_PARAM.at(node.field_span("dropout_param", "dropout_ratio"),
                                          notes=["dropout_ratio must be in [0, 1)"],
                                          message=f"layer '{node.name}': dropout_ratio {r:g} is out of range"))
+
+    def to_onnx(self, node, g):
+        """Nothing: the output is the input."""
+        # Caffe scales at training time, so inference is the identity: the layer vanishes.
+        for i in range(g.n_out):
+            g.alias(i, g.x(i))
 
 
 @register("PReLU")
@@ -127,6 +212,15 @@ class PReLU(Neuron):
         f.value = 0.25
         return [f]
 
+    def to_onnx(self, node, g):
+        """ONNX PRelu with the slope broadcast over the channel axis (or shared)."""
+        shape = g.in_shape(0)
+        if node.param.prelu_param.channel_shared:
+            slope = g.param(0, "slope", (1,))
+        else:
+            slope = g.param(0, "slope", (shape[1],) + (1,) * (len(shape) - 2))
+        g.op("PRelu", [g.x(0), slope], g.y(0))
+
 
 @register("Softmax")
 class Softmax(Neuron):
@@ -137,3 +231,9 @@ class Softmax(Neuron):
         canonical_axis(node, node.param.softmax_param.axis, in_shapes[0],
                        ("softmax_param", "axis"))
         return [in_shapes[0]]
+
+    def to_onnx(self, node, g):
+        """ONNX Softmax over `axis` (opset 13 semantics: one axis)."""
+        from ..export import lower as ops
+        axis = ops.axis_index(node, node.param.softmax_param.axis, len(g.in_shape(0)))
+        g.op("Softmax", [g.x(0)], g.y(0), axis=axis)

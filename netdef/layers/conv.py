@@ -204,6 +204,22 @@ class Convolution(Layer):
         bias = sum(prod(s) for s in out_shapes) if cp.bias_term else 0
         return {"macs": macs, "flops": 2 * macs + bias}
 
+    def to_onnx(self, node, g):
+        """ONNX Conv / ConvTranspose (groups, dilation, per-axis pads)."""
+        shape = g.in_shape(0)
+        geo = geometry(node, shape)
+        cp = node.param.convolution_param
+        if geo.axis != 1:
+            g.fail(f"convolution over axis {geo.axis}: ONNX convolves from axis 1 only")
+        w = g.param(0, "weight")
+        b = g.param(1, "bias") if g.n_blobs > 1 else None
+        op = "ConvTranspose" if node.type == "Deconvolution" else "Conv"
+        # Deconvolution's weight is (C_in, C_out / group, k...), which is ConvTranspose's layout too.
+        for i in range(g.n_in):
+            ins = [g.x(i), w] + ([b] if b else [])
+            g.op(op, ins, g.y(i), kernel_shape=list(geo.kernel), strides=list(geo.stride),
+                 pads=list(geo.pad) * 2, dilations=list(geo.dilation), group=cp.group)
+
 
 def deconv_rf(rf: RF, g: Geometry) -> RF:
     """Deconvolution runs a convolution backwards: output o takes input i where

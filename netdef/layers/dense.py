@@ -56,6 +56,23 @@ class InnerProduct(Layer):
         macs = count(shape, 0, axis) * count(shape, axis) * ip.num_output
         return {"macs": macs, "flops": 2 * macs + (prod(out_shapes[0]) if ip.bias_term else 0)}
 
+    def to_onnx(self, node, g):
+        """ONNX Gemm over the input flattened at `axis` (transB unless `transpose`)."""
+        from ..export import lower as ops
+        shape = g.in_shape(0)
+        ip = node.param.inner_product_param
+        axis = ops.axis_index(node, ip.axis, len(shape))
+        x = g.x(0)
+        if len(shape) != 2 or axis != 1:
+            x = g.op("Flatten", [x], g.tmp("flatten"), axis=axis)
+        w = g.param(0, "weight")
+        ins = [x, w] + ([g.param(1, "bias")] if g.n_blobs > 1 else [])
+        out = g.out_shape(0)
+        direct = len(out) == 2
+        y = g.op("Gemm", ins, g.y(0) if direct else g.tmp("gemm"), transB=0 if ip.transpose else 1)
+        if not direct:
+            g.reshape(y, out, g.out_dyn(0), g.y(0))
+
 
 @register("Embed")
 class Embed(Layer):
@@ -86,4 +103,14 @@ class Embed(Layer):
     def cost(self, node, in_shapes, out_shapes):
         # A table lookup: no multiply-accumulates; the bias is one add per output element.
         return {"macs": 0, "flops": prod(out_shapes[0]) if node.param.embed_param.bias_term else 0}
+
+    def to_onnx(self, node, g):
+        """ONNX Gather of the weight rows (indices truncated to integers) plus the bias."""
+        idx = g.op("Cast", [g.x(0)], g.tmp("index"), to=7)  # INT64; Caffe's static_cast<int> truncates too
+        w = g.param(0, "weight")
+        if g.n_blobs > 1:
+            y = g.op("Gather", [w, idx], g.tmp("gather"), axis=0)
+            g.op("Add", [y, g.param(1, "bias")], g.y(0))
+        else:
+            g.op("Gather", [w, idx], g.y(0), axis=0)
 

@@ -81,6 +81,13 @@ class Permute(Layer):
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 0}
 
+    def to_onnx(self, node, g):
+        """ONNX Transpose."""
+        order = node.meta.get("permute_order")
+        if order is None:
+            g.fail("the permute order is unknown")
+        g.op("Transpose", [g.x(0)], g.y(0), perm=list(order))
+
 
 _NORMALIZE = {"across_spatial": True, "channel_shared": True, "eps": 1e-10}
 
@@ -106,6 +113,20 @@ class Normalize(Layer):
 
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 4 * prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """SSD's L2 normalisation with its learnt per-channel (or shared) scale."""
+        p = ForkParams(node, "norm_param", _NORMALIZE)
+        shape = g.in_shape(0)
+        eps = float(p.get("eps"))
+        sq = g.op("Mul", [g.x(0), g.x(0)], g.tmp("sq"))
+        # SSD's NormalizeLayer: sqrt(sum of squares + eps), over C*H*W or over channels per pixel.
+        axes = list(range(1, len(shape))) if p.get("across_spatial") else [1]
+        ssum = g.reduce("ReduceSum", sq, axes, 1)
+        norm = g.op("Sqrt", [g.op("Add", [ssum, g.const(eps, "eps")], g.tmp("sum_eps"))], g.tmp("norm"))
+        y = g.op("Div", [g.x(0), norm], g.tmp("normed"))
+        sshape = () if p.get("channel_shared") else (shape[1],) + (1,) * (len(shape) - 2)
+        g.op("Mul", [y, g.param(0, "scale", sshape if sshape else (1,))], g.y(0))
 
 
 _PRIOR_BOX = {"flip": True, "clip": False, "offset": 0.5}
@@ -276,10 +297,28 @@ class Interp(Layer):
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 8 * prod(out_shapes[0])}
 
+    def to_onnx(self, node, g):
+        """ONNX Resize, linear, align_corners (caffe_cpu_interp2 maps corner to corner)."""
+        out = g.out_shape(0)
+        p = ForkParams(node, "interp_param", {"pad_beg": 0, "pad_end": 0})
+        if p.get("pad_beg") or p.get("pad_end"):
+            g.fail("Interp with pad_beg/pad_end is not lowered")
+        # PSPNet's caffe_cpu_interp2 maps corners to corners: (in - 1) / (out - 1).
+        sizes = g.ints(list(out), "sizes")
+        if any(g.out_dyn(0)):
+            shp = g.op("Shape", [g.x(0)], g.tmp("shape"))
+            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
+            sizes = g.op("Concat", [nc, g.ints(list(out[2:]), "hw")], g.tmp("sizes"), axis=0)
+        g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="linear", coordinate_transformation_mode="align_corners")
+
 
 @register("ReLU6")
 class ReLU6(Layer):
     elementwise = True
+
+    def to_onnx(self, node, g):
+        """ONNX Clip to [0, 6]."""
+        g.op("Clip", [g.x(0), g.const(0.0, "min"), g.const(6.0, "max")], g.y(0))
 
 
 @register("ShuffleChannel")
@@ -288,6 +327,17 @@ class ShuffleChannel(Layer):
 
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """Reshape to (N, group, C/group, ...), swap the two, reshape back."""
+        groups = int(ForkParams(node, "shuffle_channel_param", {"group": 1}).get("group"))
+        n, c, *rest = g.in_shape(0)
+        if c % groups:
+            g.fail(f"{c} channels do not split into {groups} groups")
+        dyn = g.in_dyn(0)
+        a = g.reshape(g.x(0), [n, groups, c // groups, *rest], [dyn[0], False, False] + [False] * len(rest))
+        t = g.op("Transpose", [a], g.tmp("transpose"), perm=[0, 2, 1] + list(range(3, 3 + len(rest))))
+        g.reshape(t, g.out_shape(0), g.out_dyn(0), g.y(0))
 
 
 @register("BN")

@@ -79,6 +79,11 @@ class Concat(Layer):
             node.meta["rf_disagree"] = disagree
         return [rf]
 
+    def to_onnx(self, node, g):
+        """ONNX Concat."""
+        axis = legacy_axis(node, "concat_param", "concat_dim", g.in_shape(0))
+        g.op("Concat", [g.x(i) for i in range(g.n_in)], g.y(0), axis=axis)
+
 
 @register("Slice")
 class Slice(Layer):
@@ -133,6 +138,18 @@ class Slice(Layer):
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 0}
 
+    def to_onnx(self, node, g):
+        """ONNX Split at the slice points."""
+        shape = g.in_shape(0)
+        axis = legacy_axis(node, "slice_param", "slice_dim", shape)
+        if g.in_dyn(0)[axis]:
+            g.fail("slicing the batch axis cannot be exported with a dynamic batch")
+        sizes = [g.out_shape(i)[axis] for i in range(g.n_out)]
+        if g.n_out == 1:
+            g.op("Identity", [g.x(0)], g.y(0))
+            return
+        g.op("Split", [g.x(0), g.ints(sizes, "split")], [g.y(i) for i in range(g.n_out)], axis=axis)
+
 
 @register("Split")
 class Split(Layer):
@@ -141,6 +158,11 @@ class Split(Layer):
 
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """Nothing: every top is the bottom."""
+        for i in range(g.n_out):
+            g.alias(i, g.x(0))
 
 
 @register("Eltwise")
@@ -177,6 +199,28 @@ class Eltwise(Layer):
 
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": prod(out_shapes[0]) * (len(in_shapes) - 1)}
+
+    def to_onnx(self, node, g):
+        """Sum with coefficients, Mul, or Max of the bottoms."""
+        from ..proto import pb
+        p = node.param.eltwise_param
+        E = pb.EltwiseParameter
+        xs = [g.x(i) for i in range(g.n_in)]
+        if p.operation == E.PROD or len(xs) == 1:
+            acc = xs[0]
+            if len(xs) == 1:
+                g.op("Identity", xs, g.y(0))
+            for i, x in enumerate(xs[1:]):
+                acc = g.op("Mul", [acc, x], g.y(0) if i == len(xs) - 2 else g.tmp(f"mul{i}"))
+            return
+        if p.operation == E.MAX:
+            g.op("Max", xs, g.y(0))
+            return
+        coeff = list(p.coeff) or [1.0] * len(xs)
+        terms = []
+        for i, (c, x) in enumerate(zip(coeff, xs)):
+            terms.append(x if c == 1 else g.op("Mul", [x, g.const(c, f"coeff{i}")], g.tmp(f"scaled{i}")))
+        g.op("Sum" if len(terms) > 2 else "Add", terms, g.y(0))
 
 
 def crop_offsets(node, shape) -> tuple[int, list[int]]:
@@ -235,3 +279,15 @@ class Crop(Layer):
 
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """ONNX Slice of the first bottom to the second bottom's shape, at the offsets."""
+        shape = g.in_shape(0)
+        ref = g.in_shape(1)
+        axis, offsets = crop_offsets(node, shape)
+        axes = list(range(axis, len(shape)))
+        if any(g.in_dyn(0)[a] for a in axes):
+            g.fail("cropping the batch axis cannot be exported with a dynamic batch")
+        starts = [offsets[a] for a in axes]
+        ends = [offsets[a] + ref[a] for a in axes]
+        g.op("Slice", [g.x(0), g.ints(starts, "starts"), g.ints(ends, "ends"), g.ints(axes, "axes")], g.y(0))

@@ -35,6 +35,26 @@ class LRN(Layer):
         # Per element: square and sum the window, then scale, power and divide.
         return {"macs": 0, "flops": prod(out_shapes[0]) * (2 * window + 3)}
 
+    def to_onnx(self, node, g):
+        """ONNX LRN across channels; square, average, power and product within a channel."""
+        from ..proto import pb
+        p = node.param.lrn_param
+        if p.norm_region == pb.LRNParameter.ACROSS_CHANNELS:
+            # Same formula as ONNX LRN: x / (k + alpha / size * sum of squares) ^ beta.
+            g.op("LRN", [g.x(0)], g.y(0), size=p.local_size, alpha=p.alpha, beta=p.beta, bias=p.k)
+            return
+        # WITHIN_CHANNEL: Caffe composes square -> AVE pool (size, pad (size-1)/2, stride 1, the
+        # padding counted in the divisor) -> power(shift 1, scale alpha, power -beta) -> product.
+        # `k` is not used in this mode.
+        pre = (p.local_size - 1) // 2
+        sq = g.op("Mul", [g.x(0), g.x(0)], g.tmp("square"))
+        avg = g.op("AveragePool", [sq], g.tmp("average"), kernel_shape=[p.local_size] * 2, strides=[1, 1],
+                   pads=[pre] * 4, count_include_pad=1)
+        t = g.op("Mul", [avg, g.const(p.alpha, "alpha")], g.tmp("scaled"))
+        t = g.op("Add", [t, g.const(1.0, "one")], g.tmp("shifted"))
+        t = g.op("Pow", [t, g.const(-p.beta, "neg_beta")], g.tmp("pow"))
+        g.op("Mul", [g.x(0), t], g.y(0))
+
 
 @register("BatchNorm")
 class BatchNorm(Layer):
@@ -56,6 +76,28 @@ class BatchNorm(Layer):
 
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 2 * prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """ONNX BatchNormalization with the stored statistics (or batch statistics)."""
+        from ..export import lower as ops
+        import numpy as np
+        p = node.param.batch_norm_param
+        shape = g.in_shape(0)
+        c = shape[1] if len(shape) > 1 else 1
+        if not ops.use_global_stats(node):
+            # use_global_stats: false normalises with the batch's own statistics, even at TEST.
+            axes = [i for i in range(len(shape)) if i != 1]
+            mean = g.reduce("ReduceMean", g.x(0), axes, 1)
+            d = g.op("Sub", [g.x(0), mean], g.tmp("centred"))
+            var = g.reduce("ReduceMean", g.op("Mul", [d, d], g.tmp("sq")), axes, 1)
+            den = g.op("Sqrt", [g.op("Add", [var, g.const(p.eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
+            g.op("Div", [d, den], g.y(0))
+            return
+        mean, var = ops.bn_stats(g)
+        if len(shape) < 2:
+            g.fail("BatchNorm of a 1-D blob")
+        g.op("BatchNormalization", [g.x(0), g.const(np.ones(c), "gamma"), g.const(np.zeros(c), "beta"),
+                                    g.const(mean, "mean"), g.const(var, "var")], g.y(0), epsilon=p.eps)
 
 
 def affine_shape(node, field: str, in_shapes) -> tuple:
@@ -122,6 +164,35 @@ class Scale(Layer):
         n = prod(out_shapes[0])
         return {"macs": 0, "flops": n * (2 if node.param.scale_param.bias_term else 1)}
 
+    def to_onnx(self, node, g):
+        """ONNX Mul (and Add) broadcast from `axis`, or by the second bottom."""
+        from ..export import lower as ops
+        p = node.param.scale_param
+        rank = len(g.in_shape(0))
+        if g.n_in > 1:
+            s_shape = g.in_shape(1)
+            axis = ops.axis_index(node, p.axis, rank) if s_shape else 0
+            trail = rank - axis - len(s_shape)
+            s = g.x(1)
+            if trail:
+                # Reshape with 0 copies the second bottom's own dims (dynamic batch safe).
+                s = g.op("Reshape", [s, g.ints([0] * len(s_shape) + [1] * trail, "scale_shape")], g.tmp("scale_b"))
+            bias_shape = ops.bcast_shape(s_shape, axis, rank)
+            if p.bias_term:
+                y = g.op("Mul", [g.x(0), s], g.tmp("mul"))
+                g.op("Add", [y, g.param(0, "bias", bias_shape)], g.y(0))
+            else:
+                g.op("Mul", [g.x(0), s], g.y(0))
+            return
+        axis, pshape = ops.affine_axis(node, g, "scale_param")
+        b = ops.bcast_shape(pshape, axis, rank)
+        s = g.param(0, "scale", b)
+        if p.bias_term:
+            y = g.op("Mul", [g.x(0), s], g.tmp("mul"))
+            g.op("Add", [y, g.param(1, "bias", b)], g.y(0))
+        else:
+            g.op("Mul", [g.x(0), s], g.y(0))
+
 
 @register("Bias")
 class Bias(Layer):
@@ -147,6 +218,23 @@ class Bias(Layer):
         bp = node.param.bias_param
         return [bp.filler if bp.HasField("filler") else _constant(0)]
 
+    def to_onnx(self, node, g):
+        """ONNX Add broadcast from `axis`, or of the second bottom."""
+        from ..export import lower as ops
+        p = node.param.bias_param
+        rank = len(g.in_shape(0))
+        if g.n_in > 1:
+            b_shape = g.in_shape(1)
+            axis = ops.axis_index(node, p.axis, rank) if b_shape else 0
+            trail = rank - axis - len(b_shape)
+            b = g.x(1)
+            if trail:
+                b = g.op("Reshape", [b, g.ints([0] * len(b_shape) + [1] * trail, "bias_shape")], g.tmp("bias_b"))
+            g.op("Add", [g.x(0), b], g.y(0))
+            return
+        axis, pshape = ops.affine_axis(node, g, "bias_param")
+        g.op("Add", [g.x(0), g.param(0, "bias", ops.bcast_shape(pshape, axis, rank))], g.y(0))
+
 
 @register("MVN")
 class MVN(Layer):
@@ -156,3 +244,21 @@ class MVN(Layer):
     def cost(self, node, in_shapes, out_shapes):
         per = 4 if node.param.mvn_param.normalize_variance else 2
         return {"macs": 0, "flops": prod(out_shapes[0]) * per}
+
+    def to_onnx(self, node, g):
+        """Mean (and standard deviation) over each sample or channel, as ReduceMean chains."""
+        p = node.param.mvn_param
+        shape = g.in_shape(0)
+        start = 1 if p.across_channels else 2
+        if len(shape) <= start:
+            g.fail(f"MVN of a {len(shape)}-D blob: every value is its own group")
+        axes = list(range(start, len(shape)))
+        mean = g.reduce("ReduceMean", g.x(0), axes, 1)
+        if not p.normalize_variance:
+            g.op("Sub", [g.x(0), mean], g.y(0))
+            return
+        d = g.op("Sub", [g.x(0), mean], g.tmp("centred"))
+        var = g.reduce("ReduceMean", g.op("Mul", [d, d], g.tmp("sq")), axes, 1)
+        # Caffe adds eps to the standard deviation, not to the variance.
+        std = g.op("Add", [g.op("Sqrt", [var], g.tmp("std")), g.const(p.eps, "eps")], g.tmp("std_eps"))
+        g.op("Div", [d, std], g.y(0))

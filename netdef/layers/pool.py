@@ -172,6 +172,20 @@ class Pooling(Layer):
                 diags.add(codes.POOL_OVERHANG.at(node.span, layer=node.name, axis=axis, detail=detail,
                                                  notes=["exporters must reproduce this with ceil_mode=1"]))
 
+    def to_onnx(self, node, g):
+        """ONNX MaxPool / AveragePool with Caffe's geometry (see lower.pool)."""
+        from ..export import lower as ops
+        from ..proto import pb
+        if g.n_out > 1:
+            g.fail("the second top (the max-pooling mask) has no ONNX equivalent in Caffe's index format")
+        shape = g.in_shape(0)
+        geo = geometry(node, shape)
+        pp = node.param.pooling_param
+        if geo.global_ and pp.pool != pb.PoolingParameter.STOCHASTIC:
+            g.op("GlobalMaxPool" if pp.pool == pb.PoolingParameter.MAX else "GlobalAveragePool", [g.x(0)], g.y(0))
+            return
+        ops.pool(g, g.x(0), g.y(0), pp.pool, geo.kernel, geo.stride, geo.pad, shape[2:], g.out_shape(0)[2:])
+
 
 def spp_level(node, shape, level: int) -> PoolGeometry:
     """SPPLayer::GetPoolingParam: a pooling whose bins cover the whole input."""
@@ -229,5 +243,25 @@ class SPP(Layer):
 
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": sum(prod(o) * prod(g.kernel) for g, o in self.levels(node, in_shapes[0]))}
+
+    def to_onnx(self, node, g):
+        """One Caffe pooling per pyramid level, flattened and concatenated."""
+        from ..export import lower as ops
+        from ..proto import pb
+        shape = g.in_shape(0)
+        sp = node.param.spp_param
+        method = {pb.SPPParameter.MAX: pb.PoolingParameter.MAX, pb.SPPParameter.AVE: pb.PoolingParameter.AVE}.get(
+            sp.pool, pb.PoolingParameter.STOCHASTIC)
+        levels = self.levels(node, shape)
+        if len(levels) == 1:
+            # One level is SPPLayer's plain pooling layer: the 4-D result, not flattened.
+            geo, out = levels[0]
+            ops.pool(g, g.x(0), g.y(0), method, geo.kernel, geo.stride, geo.pad, shape[2:], out[2:])
+            return
+        flat = []
+        for lv, (geo, out) in enumerate(levels):
+            p = ops.pool(g, g.x(0), g.tmp(f"level{lv}"), method, geo.kernel, geo.stride, geo.pad, shape[2:], out[2:], f"level{lv}")
+            flat.append(g.op("Flatten", [p], g.tmp(f"level{lv}_flat"), axis=1))
+        g.op("Concat", flat, g.y(0), axis=1)
 
 

@@ -17,6 +17,17 @@ class NotInPlace(Layer):
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 0}
 
+    def to_onnx(self, node, g):
+        """ONNX Reshape to the inferred shape (Flatten when it is one)."""
+        from ..export import lower as ops
+        out = g.out_shape(0)
+        if node.type == "Flatten" and len(out) == 2 and not any(g.out_dyn(0)[1:]):
+            fp = node.param.flatten_param
+            if ops.axis_index(node, fp.axis, len(g.in_shape(0))) == 1 and fp.end_axis in (-1, len(g.in_shape(0)) - 1):
+                g.op("Flatten", [g.x(0)], g.y(0), axis=1)
+                return
+        g.reshape(g.x(0), out, g.out_dyn(0), g.y(0))
+
 
 @register("Reshape")
 class Reshape(NotInPlace):
@@ -127,6 +138,48 @@ class ArgMax(Layer):
     def receptive_field(self, node, in_rfs):
         return [None]
 
+    def to_onnx(self, node, g):
+        """ArgMax / TopK with Caffe's tie order and output layout."""
+        from ..export import lower as ops
+        import numpy as np
+        p = node.param.argmax_param
+        shape = g.in_shape(0)
+        k = p.top_k
+        if p.HasField("axis"):
+            axis = ops.axis_index(node, p.axis, len(shape))
+            x = g.x(0)
+        else:
+            # Without an axis Caffe ranks each sample's values, flattened.
+            axis = 1
+            x = g.op("Flatten", [g.x(0)], g.tmp("flat"), axis=1)
+        if k == 1 and not (p.out_max_val and not p.HasField("axis")):
+            if p.out_max_val:
+                g.reduce("ReduceMax", x, [axis], 1, g.y(0))
+                return
+            # Caffe's std::greater on (value, index) pairs prefers the larger index on ties.
+            idx = g.op("ArgMax", [x], g.tmp("argmax"), axis=axis, keepdims=1, select_last_index=1)
+            if p.HasField("axis"):
+                g.cast_float(idx, g.y(0))
+            else:
+                g.reshape(g.cast_float(idx, g.tmp("index")), g.out_shape(0), g.out_dyn(0), g.y(0))
+            return
+        # TopK keeps the lower index first on ties; Caffe the higher. Ranking the axis reversed and
+        # mapping indices back (dim - 1 - i) gives Caffe's order.
+        dim = shape[axis] if p.HasField("axis") else int(np.prod(shape[1:]))
+        rev = g.op("Slice", [x, g.ints([-1], "rev_start"), g.ints([-(2 ** 62)], "rev_end"), g.ints([axis], "rev_axis"),
+                             g.ints([-1], "rev_step")], g.tmp("reversed"))
+        vals, ridx = g.op("TopK", [rev, g.ints([k], "k")], [g.tmp("values"), g.tmp("rindex")], axis=axis, largest=1, sorted=1)
+        idx = g.op("Sub", [g.ints([dim - 1], "last"), ridx], g.tmp("index_i64"))
+        fidx = g.cast_float(idx, g.tmp("index"))
+        if p.HasField("axis"):
+            g.op("Identity", [vals if p.out_max_val else fidx], g.y(0))
+            return
+        if p.out_max_val:
+            both = g.op("Concat", [fidx, vals], g.tmp("index_value"), axis=1)
+            g.reshape(both, g.out_shape(0), g.out_dyn(0), g.y(0))
+        else:
+            g.reshape(fidx, g.out_shape(0), g.out_dyn(0), g.y(0))
+
 
 @register("Reduction")
 class Reduction(Layer):
@@ -145,6 +198,23 @@ class Reduction(Layer):
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": prod(in_shapes[0]) * 2}
 
+    def to_onnx(self, node, g):
+        """ONNX Reduce{Sum,L1,SumSquare,Mean} over every axis from `axis` on, times coeff."""
+        from ..export import lower as ops
+        from ..proto import pb
+        p = node.param.reduction_param
+        shape = g.in_shape(0)
+        axis = ops.axis_index(node, p.axis, len(shape))
+        R = pb.ReductionParameter
+        # Caffe reduces every axis from `axis` on: flatten them into one, reduce it away.
+        x = g.op("Reshape", [g.x(0), g.ints([0] * axis + [-1], "flat_shape")], g.tmp("flat"))
+        op = {R.SUM: "ReduceSum", R.ASUM: "ReduceL1", R.SUMSQ: "ReduceSumSquare", R.MEAN: "ReduceMean"}[p.operation]
+        if p.coeff == 1:
+            g.reduce(op, x, [axis], 0, g.y(0))
+        else:
+            r = g.reduce(op, x, [axis], 0, g.tmp("reduced"))
+            g.op("Mul", [r, g.const(p.coeff, "coeff")], g.y(0))
+
 
 @register("Tile")
 class Tile(Layer):
@@ -162,6 +232,15 @@ class Tile(Layer):
 
     def receptive_field(self, node, in_rfs):
         return [None]
+
+    def to_onnx(self, node, g):
+        """ONNX Tile along `axis`."""
+        from ..export import lower as ops
+        p = node.param.tile_param
+        shape = g.in_shape(0)
+        reps = [1] * len(shape)
+        reps[ops.axis_index(node, p.axis, len(shape))] = p.tiles
+        g.op("Tile", [g.x(0), g.ints(reps, "repeats")], g.y(0))
 
 
 @register("BatchReindex")
