@@ -446,20 +446,18 @@ def output_format(path: str) -> str:
 
 
 def input_shapes(specs) -> dict | None:
-    """--input NAME=N,C,H,W (repeatable) → {name: shape}, or None when none is given."""
-    from .diagnostics import UsageError
+    """--input NAME=N,C,H,W (repeatable) → {name: shape}, parsed as every net command does."""
+    from .commands import parse_input_option
 
-    out = {}
-    for spec in specs or ():
-        name, sep, dims = spec.partition("=")
-        try:
-            shape = tuple(int(d) for d in dims.split(",")) if dims.strip() else ()
-        except ValueError:
-            shape = ()
-        if not sep or not name.strip() or not shape or min(shape) < 1:
-            raise UsageError(f"--input expects NAME=N,C,H,W with positive whole numbers, got '{spec}'")
-        out[name.strip()] = shape
-    return out or None
+    return dict(parse_input_option(text) for text in specs or ()) or None
+
+
+def worth_showing(diag) -> bool:
+    """Outside `netdef check`: errors, and the warnings that explain a gap in the result
+    (a layer netdef cannot analyse, an input whose shape must be given)."""
+    from . import codes
+
+    return diag.is_error or diag.code in (codes.UNSUPPORTED_LAYER.id, codes.INPUT_SHAPE_NEEDED.id)
 
 
 def draw(graph, path: str, rankdir: str = "TB", shapes: bool = True, rf: bool = False, params: bool = False,
@@ -484,6 +482,6 @@ def cmd_draw(args) -> int:
     if parsed is None or not parsed.syntax_ok or parsed.kind != "net":
         # unreadable, broken syntax, or a solver: nothing to draw
         raise DiagnosticError(list(graph.diagnostics))
-    print_diagnostics(graph.diagnostics)
+    print_diagnostics([d for d in graph.diagnostics if worth_showing(d)])
     draw(graph, args.output, args.rankdir, args.shapes, args.rf, args.params, args.collapse)
     return 1 if graph.diagnostics.has_errors else 0

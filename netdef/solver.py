@@ -566,7 +566,8 @@ def plan_nets(parsed, diags: Diagnostics) -> list[NetUse]:
                 diags.add(codes.NET_FILE_MISSING.at(span, role=role, path=name, why=e.message))
                 cache[found] = None
             else:
-                diags.extend(cache[found].diagnostics)
+                from .draw import worth_showing
+                diags.extend(d for d in cache[found].diagnostics if worth_showing(d))
         return found, cache[found]
 
     def inline(fname: str, index: int):
@@ -980,6 +981,7 @@ def compile_nets(uses: list[NetUse], diags: Diagnostics, inputs=None) -> None:
     """Compile each net instance in its NetState (phase, level, stages after Caffe's merge);
     the graphs' diagnostics join `diags`, each reported once even when a file serves twice."""
     from .analysis import compile as compile_net
+    from .draw import worth_showing
 
     seen = {(d.code, d.span.source.path if d.span else None, d.span.start if d.span else None, d.message)
             for d in diags}
@@ -997,7 +999,7 @@ def compile_nets(uses: list[NetUse], diags: Diagnostics, inputs=None) -> None:
                                                             for k, v in inputs.items()}, **kw)
         for d in use.graph.diagnostics:
             key = (d.code, d.span.source.path if d.span else None, d.span.start if d.span else None, d.message)
-            if key not in seen:
+            if key not in seen and worth_showing(d):
                 seen.add(key)
                 diags.add(d)
 

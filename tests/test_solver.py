@@ -434,7 +434,7 @@ def test_invalid_solver_has_no_summary(capsys):
 
 def test_bad_input_option(capsys):
     assert main(["solver", str(REPO / "solvers" / "lenet_solver.prototxt"), "--input", "data=a,b"]) == 2
-    assert "--input expects NAME=N,C,H,W" in capsys.readouterr().err
+    assert "--input data=a,b: dimensions must be whole numbers" in capsys.readouterr().err
 
 
 def test_epochs_need_a_batch_size(capsys):
