@@ -165,9 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=N,C,H,W",
                    help="the shape of a net input the definition does not fix, e.g. a Data layer's "
                         "(needed for the parameter table; repeatable)")
-    p.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=N,C,H,W",
-                   help="the shape of a net input the definition does not fix, e.g. a Data layer's "
-                        "(needed for the parameter table; repeatable)")
 
     p = add("lr")
     _file(p, "a solver definition or a bundled solver's name")
