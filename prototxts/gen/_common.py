@@ -242,40 +242,102 @@ def accuracy(name, bottom, label="label", top_k=1, top=None, phase=TEST):
                  phase=phase)
 
 
-def data(phase, source, batch_size, crop_size=None, mean_value=(), scale=None,
-         mirror=None, tops=("data", "label"), name="data"):
-    transform = []
+def _transform(scale=None, mirror=None, crop_size=None, mean_value=()):
+    out = []
     if scale is not None:
-        transform.append(("scale", scale))
+        out.append(("scale", scale))
     if mirror is not None:
-        transform.append(("mirror", mirror))
+        out.append(("mirror", mirror))
     if crop_size is not None:
-        transform.append(("crop_size", crop_size))
-    transform += [("mean_value", m) for m in mean_value]
+        out.append(("crop_size", crop_size))
+    return out + [("mean_value", m) for m in mean_value]
+
+
+# ImageData rather than LMDB Data: Caffe's ImageDataLayer::DataLayerSetUp takes
+# the channel count from is_color (3, or 1 for grey) and the size from
+# new_height/new_width or crop_size, where a Data layer reads both from its
+# database. So the blob shapes follow from the definition alone, in Caffe as in
+# netdef, and each file doubles as its own deploy definition.
+def image_data(phase, source, batch_size, *, root_folder=None, new_size=None,
+               crop_size=None, is_color=True, shuffle=False, scale=None,
+               mirror=None, mean_value=(), tops=("data", "label"), name="data"):
     body = []
+    transform = _transform(scale, mirror, crop_size, mean_value)
     if transform:
         body.append(("transform_param", transform))
-    body.append(("data_param", [("source", source), ("batch_size", batch_size),
-                                ("backend", Enum("LMDB"))]))
-    return Layer(name, "Data", (), tops, body, phase=phase)
+    ip = [("source", source)]
+    if root_folder is not None:
+        ip.append(("root_folder", root_folder))
+    ip.append(("batch_size", batch_size))
+    if shuffle:
+        ip.append(("shuffle", True))
+    if new_size is not None:
+        ip += [("new_height", new_size), ("new_width", new_size)]
+    if not is_color:
+        ip.append(("is_color", False))
+    body.append(("image_data_param", ip))
+    return Layer(name, "ImageData", (), tops, body, phase=phase)
 
 
 # The per-channel BGR means of ILSVRC-2012 as BVLC Caffe uses them, and the
 # more precise figures of the VGG release that later ports copied.
 IMAGENET_MEAN_BVLC = (104, 117, 123)
 IMAGENET_MEAN_VGG = (103.939, 116.779, 123.68)
-IMAGENET_TRAIN = "examples/imagenet/ilsvrc12_train_lmdb"
-IMAGENET_VAL = "examples/imagenet/ilsvrc12_val_lmdb"
+# Caffe's data/ilsvrc12/{train,val}.txt (get_ilsvrc_aux.sh): "path label" lines
+# relative to the unpacked ILSVRC-2012 training and validation folders.
+IMAGENET_LISTS = {TRAIN: ("data/ilsvrc12/train.txt", "data/ilsvrc12/train/"),
+                  TEST: ("data/ilsvrc12/val.txt", "data/ilsvrc12/val/")}
+IMAGENET_TEST_BATCH = 50
 
 
-def imagenet_data(crop_size, train_batch, test_batch, mean_value=IMAGENET_MEAN_BVLC,
-                  scale=None):
-    return [
-        data(TRAIN, IMAGENET_TRAIN, train_batch, crop_size, mean_value, scale,
-             mirror=True),
-        data(TEST, IMAGENET_VAL, test_batch, crop_size, mean_value, scale,
-             mirror=False),
-    ]
+def imagenet_data(crop_size, train_batch, mean_value=IMAGENET_MEAN_BVLC,
+                  scale=None, resize=256):
+    """TRAIN: shuffled list, random crops, mirroring; TEST: centre crops."""
+    layers = []
+    for phase, batch in ((TRAIN, train_batch), (TEST, IMAGENET_TEST_BATCH)):
+        source, root = IMAGENET_LISTS[phase]
+        layers.append(image_data(
+            phase, source, batch, root_folder=root, new_size=resize,
+            crop_size=crop_size, shuffle=phase == TRAIN, scale=scale,
+            mirror=phase == TRAIN, mean_value=mean_value))
+    return layers
+
+
+def imagenet_data_note(crop_size, resize=256,
+                       why="as BVLC's ImageNet recipe stores them"):
+    """The header paragraph that goes with imagenet_data()."""
+    n = IMAGENET_TEST_BATCH
+    return f"""\
+Data: ImageData layers read the JPEG files named in Caffe's
+data/ilsvrc12/train.txt and val.txt ("path label" lines) and resize them to
+{resize}x{resize}, {why}. The blob shapes follow from the
+definition: 3 channels (is_color), {crop_size}x{crop_size} crops. TRAIN takes random crops
+with mirroring from a shuffled list, TEST the centre crop, {n} per batch: the
+TEST data blob is {n}x3x{crop_size}x{crop_size}, the label blob {n}. For deployment
+use N = 1."""
+
+
+def segmentation_data(image_list, label_list, image_size, label_size,
+                      is_color=True, scale=None, mean_value=()):
+    """Images and label maps from two ImageData layers reading two lists in step.
+
+    Neither list is shuffled and neither side is mirrored (two layers would draw
+    their random choices independently); crop_size equals the stored sizes, so
+    it crops nothing and only fixes the shapes. ImageData always has two tops
+    (image and the list's integer); the integers go to a Silence layer.
+    """
+    layers = []
+    for phase, split in ((TRAIN, "train"), (TEST, "val")):
+        layers.append(image_data(
+            phase, image_list.format(split=split), 1, crop_size=image_size,
+            is_color=is_color, scale=scale, mirror=False, mean_value=mean_value,
+            tops=("data", "data_index")))
+        layers.append(image_data(
+            phase, label_list.format(split=split), 1, crop_size=label_size,
+            is_color=False, mirror=False, tops=("label", "label_index"),
+            name="label"))
+    layers.append(Layer("silence_index", "Silence", ["data_index", "label_index"]))
+    return layers
 
 
 def imagenet_heads(logits, loss="loss", prefix=""):
@@ -290,7 +352,7 @@ def imagenet_heads(logits, loss="loss", prefix=""):
 # --- nets ------------------------------------------------------------------
 
 def wrap(text, width=78):
-    """Refill prose to width; "input:" lines and indented lines stay as they are."""
+    """Refill prose to width; indented lines stay as they are."""
     out, prose = [], []
 
     def flush():
@@ -303,7 +365,7 @@ def wrap(text, width=78):
         if not line.strip():
             flush()
             out.append("")
-        elif line.startswith(("input:", " ")):
+        elif line.startswith(" "):
             flush()
             out.append(line)
         else:

@@ -1,12 +1,11 @@
 """Writes prototxts/alexnet.prototxt (run from anywhere: python3 prototxts/gen/alexnet.py)."""
 
 from _common import (Net, conv, inner_product, relu, lrn, pool, dropout,
-                     imagenet_data, imagenet_heads, filler, constant, param)
+                     imagenet_data, imagenet_data_note, imagenet_heads, filler,
+                     constant, param)
 
 HEADER = """\
 AlexNet (ImageNet, 227x227), grouped two-tower version as in BVLC Caffe.
-input: data 50,3,227,227
-input: label 50
 
 Krizhevsky, Sutskever, Hinton: "ImageNet Classification with Deep Convolutional
 Neural Networks", NIPS 2012; BVLC Caffe's models/bvlc_alexnet. 60,965,224 learnable parameters (conv2, conv4 and
@@ -14,9 +13,7 @@ conv5 in two groups, as the paper's two GPUs had them; without groups it would
 be about 62.4M).
 
 Input 227x227 (the paper says 224, but 11x11/4 convolutions only tile 227; the
-usual correction). TRAIN takes random 227 crops of 256x256 images with mirroring;
-TEST takes the centre crop, 50 per batch, so its data blob is 50x3x227x227 (the
-3 channels live in the database, recorded above). For deployment use N = 1.
+usual correction).
 
 Order as in the paper: conv -> ReLU -> LRN -> max pool (CaffeNet swaps pool and
 LRN). LRN: n = 5, alpha = 1e-4, beta = 0.75 as BVLC has them. Caffe's LRN
@@ -26,7 +23,9 @@ alpha without the 1/n: BVLC's values, not a transcription of the paper's.
 Initialisation as in the paper: weights N(0, 0.01^2); biases 1 in conv2, conv4,
 conv5 and the hidden fully connected layers (so their ReLUs start active), 0
 elsewhere (BVLC uses 0.1 and std 0.005 for fc6/fc7). Biases train at twice the
-learning rate without weight decay, the BVLC convention."""
+learning rate without weight decay, the BVLC convention.
+
+""" + imagenet_data_note(227)
 
 W = filler("gaussian", std=0.01)
 LEARN = [param(1, 1), param(2, 0)]
@@ -34,7 +33,7 @@ LEARN = [param(1, 1), param(2, 0)]
 
 def build():
     net = Net("alexnet", "AlexNet", HEADER)
-    net.add(imagenet_data(227, 128, 50))
+    net.add(imagenet_data(227, 128))
 
     net.comment("conv1: 3x227x227 -> 96x55x55 -> pool 96x27x27")
     net.add(conv("conv1", "data", 96, 11, stride=4, weight_filler=W,

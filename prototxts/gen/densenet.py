@@ -10,7 +10,7 @@ transition's 1x1 convolution and pool2 its average pool.
 """
 
 from _common import (Net, conv, inner_product, relu, pool, batch_norm, scale,
-                     concat, imagenet_data, imagenet_heads, filler, constant,
+                     concat, imagenet_data, imagenet_data_note, imagenet_heads, filler, constant,
                      param, IMAGENET_MEAN_VGG)
 
 DEPTHS = {121: [6, 12, 24, 16]}
@@ -22,8 +22,6 @@ COMPRESSION = 0.5
 
 HEADER = """\
 DenseNet-121 (ImageNet, 224x224): DenseNet-BC, k = 32, compression 0.5.
-input: data 50,3,224,224
-input: label 50
 
 Huang, Liu, van der Maaten, Weinberger: "Densely Connected Convolutional
 Networks", CVPR 2017, arXiv:1608.06993 (table 1). {count} learnable
@@ -46,11 +44,11 @@ without padding, which gives the paper's 112 -> 56 under Caffe's rule (with
 PyTorch's pad 1 it would give 57). Sizes: 112 (conv1), 56 (block 2), 28 (block
 3), 14 (block 4), 7 (block 5), 1 (pool5).
 
-Input 224x224: TRAIN takes random crops with mirroring, TEST the centre crop,
-50 per batch, so the TEST data blob is 50x3x224x224 (the 3 channels live in the
-database, recorded above). For deployment use N = 1. Preprocessing: BGR mean
-subtraction and scale 0.017 (about 1/58.8, the standard deviation of ImageNet
-pixels), as the Caffe port of the released models does."""
+Preprocessing: BGR mean subtraction and scale 0.017 (about 1/58.8, the
+standard deviation of ImageNet pixels), as the Caffe port of the released
+models does.
+
+"""
 
 MSRA = filler("msra")
 W_ONLY = [param(1, 1)]
@@ -79,9 +77,10 @@ def build_one(depth):
     blocks = DEPTHS[depth]
     header = HEADER.format(count=COUNTS[depth],
                            blocks=", ".join(map(str, blocks)),
-                           bott=BOTTLENECK * GROWTH, growth=GROWTH)
+                           bott=BOTTLENECK * GROWTH, growth=GROWTH) \
+        + imagenet_data_note(224)
     net = Net(f"densenet{depth}", f"DenseNet-{depth}", header)
-    net.add(imagenet_data(224, 32, 50, mean_value=IMAGENET_MEAN_VGG, scale=0.017))
+    net.add(imagenet_data(224, 32, mean_value=IMAGENET_MEAN_VGG, scale=0.017))
 
     net.comment("stem: conv1 7x7/2 -> 64x112x112, pool1 3x3/2 -> 64x56x56")
     net.add(conv("conv1", "data", INIT, 7, stride=2, pad=3, bias=False,

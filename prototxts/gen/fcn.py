@@ -3,16 +3,15 @@
 Run from anywhere: python3 prototxts/gen/fcn.py (--check to compare only).
 """
 
-from _common import (Net, Layer, TRAIN, TEST, Enum, conv, relu, pool, dropout,
-                     eltwise_sum, data, filler, constant, param)
+from _common import (Net, Layer, TEST, Enum, conv, relu, pool, dropout,
+                     eltwise_sum, segmentation_data, filler, constant,
+                     param)
 
 CLASSES = 21  # PASCAL VOC: 20 classes and background
 SIZE = 500    # PASCAL VOC images are at most 500x500
 
 HEADER = f"""\
 FCN-8s (PASCAL VOC, 21 classes): fully convolutional VGG-16, 3 skip levels.
-input: data 1,3,{SIZE},{SIZE}
-input: label 1,1,{SIZE},{SIZE}
 
 Long, Shelhamer, Darrell: "Fully Convolutional Networks for Semantic
 Segmentation", CVPR 2015, arXiv:1411.4038 (section 4.2, figure 3). VGG-16's
@@ -34,13 +33,16 @@ the paper; the backbone is meant to be initialised from VGG-16's weights (the
 fillers only make the definition complete). Learnable parameters: 134,363,423
 (with upscore8's 5,376 fixed weights: 134,368,799).
 
-Data: images and label maps come from two LMDBs with the same keys in the same
-order, batch 1 as in the paper's training. Images are padded to {SIZE}x{SIZE};
-crop_size {SIZE} equals the stored size, so it crops nothing (crop offsets are
-0 in both phases) and only makes the shape known: the TEST data blob is
-1x3x{SIZE}x{SIZE} and the label blob 1x1x{SIZE}x{SIZE}, with 255 marking padding
-and object boundaries, ignored by the loss. No mirroring: the two databases
-would be flipped independently. For deployment use the data blob alone."""
+Data: images and label maps are PNG files padded to {SIZE}x{SIZE} (label 255
+on the padding, as on object boundaries: ignored by the loss), named in two list
+files in the same order, one "path 0" line per file (ImageData wants an integer
+after each path). Two ImageData layers read them unshuffled, in step, batch 1 as
+in the paper's training. The label maps must be single-channel PNGs of class
+indices (is_color false), not VOC's palette PNGs, which OpenCV decodes to
+colours. crop_size {SIZE} equals the stored size, so it crops nothing (offsets 0
+in both phases) and fixes the shapes: the TEST data blob is 1x3x{SIZE}x{SIZE},
+the label blob 1x1x{SIZE}x{SIZE}. No mirroring: the two layers would flip
+independently. For deployment use the data blob alone."""
 
 XAVIER = filler("xavier")
 ZERO = constant(0)
@@ -67,19 +69,11 @@ def score(name, bottom):
                 params=LEARN)
 
 
-def data_layers():
-    layers = []
-    for phase, split in ((TRAIN, "train"), (TEST, "val")):
-        layers.append(data(phase, f"data/voc2012/{split}_img_lmdb", 1, SIZE,
-                           VOC_MEAN, mirror=False, tops=("data",)))
-        layers.append(data(phase, f"data/voc2012/{split}_label_lmdb", 1, SIZE,
-                           mirror=False, tops=("label",), name="label"))
-    return layers
-
-
 def build():
     net = Net("fcn8s", "FCN-8s", HEADER)
-    net.add(data_layers())
+    net.add(segmentation_data("data/voc2012/{split}_images.txt",
+                              "data/voc2012/{split}_labels.txt", SIZE, SIZE,
+                              mean_value=VOC_MEAN))
 
     bottom = "data"
     for stage, (n, width) in enumerate(zip(VGG16, WIDTHS), start=1):

@@ -4,23 +4,17 @@ Run from anywhere: python3 prototxts/gen/googlenet.py (--check to compare only).
 """
 
 from _common import (Net, TRAIN, conv, inner_product, relu, lrn, pool, dropout,
-                     concat, softmax_loss, accuracy, imagenet_data, filler,
+                     concat, softmax_loss, accuracy, imagenet_data, imagenet_data_note, filler,
                      constant, param)
 
 HEADER = """\
 GoogLeNet / Inception v1 (ImageNet, 224x224), auxiliary classifiers in TRAIN.
-input: data 50,3,224,224
-input: label 50
 
 Szegedy et al.: "Going Deeper with Convolutions", CVPR 2015, arXiv:1409.4842
 (table 1 and figure 3). 6,998,552 learnable parameters in the TEST/deploy graph;
 the two auxiliary classifiers (loss1/*, loss2/*, each 1x1 conv 128, fc 1024,
 dropout 0.7, fc 1000, loss weight 0.3) exist only in the TRAIN phase
 (include { phase: TRAIN }) and add 6,379,728 more while training.
-
-Input 224x224: TRAIN takes random crops with mirroring, TEST the centre crop,
-50 per batch, so the TEST data blob is 50x3x224x224 (the 3 channels live in the
-database, recorded above). For deployment use N = 1.
 
 Layer names and the stem (conv 7x7/2, max pool, LRN, conv 1x1 + 3x3, LRN, max
 pool) as in BVLC Caffe's models/bvlc_googlenet. Each inception module
@@ -29,7 +23,9 @@ followed by ReLU. Sizes: 112 (conv1), 56 (pool1), 28 (pool2, inception 3),
 14 (pool3, inception 4), 7 (pool4, inception 5), 1 (7x7 average pool); Caffe
 rounds pooling up, so 3x3/2 pools need no padding. Weights xavier, biases 0.2,
 biases at twice the learning rate without weight decay (BVLC's choices: the
-paper trained with DistBelief and does not give its initialisation)."""
+paper trained with DistBelief and does not give its initialisation).
+
+""" + imagenet_data_note(224)
 
 # name: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj), table 1
 INCEPTION = [
@@ -99,7 +95,7 @@ def auxiliary(net, prefix, bottom):
 
 def build():
     net = Net("googlenet", "GoogLeNet", HEADER)
-    net.add(imagenet_data(224, 32, 50))
+    net.add(imagenet_data(224, 32))
 
     net.comment("stem: 3x224x224 -> 64x112x112 -> 64x56x56 -> 192x56x56 -> 192x28x28")
     net.add(conv_relu("conv1/7x7_s2", "data", 64, 7, stride=2, pad=3,

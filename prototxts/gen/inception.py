@@ -10,12 +10,12 @@ GoogLeNet's slashes: inception_b1/1x7_reduce, inception_b1/1x7_reduce/bn, ...
 
 from _common import (Net, TRAIN, conv, inner_product, relu, pool, dropout,
                      concat, batch_norm, scale, softmax_loss, imagenet_data,
-                     imagenet_heads, filler, constant, param)
+                     imagenet_data_note, imagenet_heads, filler, constant, param)
+
+RESIZE = 342  # 299 / 0.875: the crop keeps 87.5% of the side, as torchvision evaluates it
 
 HEADER = """\
 Inception-v3 (ImageNet, 299x299): factorised modules, BatchNorm + Scale.
-input: data 50,3,299,299
-input: label 50
 
 Szegedy, Vanhoucke, Ioffe, Shlens, Wojna: "Rethinking the Inception
 Architecture for Computer Vision", CVPR 2016, arXiv:1512.00567 (table 1 and
@@ -34,14 +34,14 @@ convolutions use kernel_h/kernel_w and pad_h/pad_w. Weights xavier (the paper
 does not give its initialisation). Label smoothing (section 7) is not
 expressible with BVLC Caffe's SoftmaxWithLoss and is left out.
 
-Input 299x299, pixels scaled to [-1, 1] as the released model expects
-((x - 128) / 128). TRAIN takes random crops with mirroring, TEST the centre
-crop, 50 per batch, so the TEST data blob is 50x3x299x299 (the 3 channels live
-in the database, recorded above). For deployment use N = 1. Sizes: 149, 147,
+Input 299x299 crops, pixels scaled to [-1, 1] as the released model expects
+((x - 128) / 128). Sizes: 149, 147,
 147 (conv1-3), 73 (pool1), 73, 71 (conv4), 35 (pool2, inception_a), 17
 (reduction_a, inception_b), 8 (reduction_b, inception_c), 1 (pool3). Caffe
 rounds pooling up: 3x3/2 pools on 147, 71, 35 and 17 come out 73, 35, 17 and 8
-exactly as TensorFlow's VALID pools do."""
+exactly as TensorFlow's VALID pools do.
+
+""" + imagenet_data_note(299, RESIZE, "so that 299 is 0.875 of the side, the usual centre-crop ratio")
 
 XAVIER = filler("xavier")
 W_ONLY = [param(1, 1)]
@@ -153,8 +153,8 @@ def auxiliary(net, bottom):
 
 def build():
     net = Net("inception_v3", "Inception-v3", HEADER)
-    net.add(imagenet_data(299, 32, 50, mean_value=(128, 128, 128),
-                          scale=0.0078125))
+    net.add(imagenet_data(299, 32, mean_value=(128, 128, 128),
+                          scale=0.0078125, resize=RESIZE))
 
     net.comment("stem: 3x299x299 -> 32x149x149 -> 32x147x147 -> 64x147x147 -> "
                 "pool 73 -> 80x73x73 -> 192x71x71 -> pool 35")

@@ -4,7 +4,7 @@ Run from anywhere: python3 prototxts/gen/mobilenet.py (--check to compare only).
 """
 
 from _common import (Net, conv, inner_product, relu, pool, batch_norm, scale,
-                     imagenet_data, imagenet_heads, filler, constant, param,
+                     imagenet_data, imagenet_data_note, imagenet_heads, filler, constant, param,
                      IMAGENET_MEAN_VGG)
 
 # depthwise separable layers after conv1: (name, stride of the 3x3 depthwise
@@ -20,8 +20,6 @@ LAYERS = [
 
 HEADER = """\
 MobileNet v1 1.0 (ImageNet, 224x224): 13 depthwise separable conv layers.
-input: data 50,3,224,224
-input: label 50
 
 Howard, Zhu, Chen, Kalenichenko, Wang, Weyand, Andreetto, Adam: "MobileNets:
 Efficient Convolutional Neural Networks for Mobile Vision Applications",
@@ -38,12 +36,12 @@ learned gamma and beta) and ReLU, and has no bias. The depthwise filters get no
 weight decay (decay_mult 0), as the paper advises. Head: global average pool
 and a fully connected fc7, 1024 -> 1000. Weights msra.
 
-Input 224x224: TRAIN takes random crops with mirroring, TEST the centre crop,
-50 per batch, so the TEST data blob is 50x3x224x224 (the 3 channels live in the
-database, recorded above). For deployment use N = 1. Preprocessing: BGR mean
+Input 224x224 crops. Preprocessing: BGR mean
 subtraction and scale 0.017 (about 1/58.8, the standard deviation of ImageNet
 pixels). Sizes: 112 (conv1, conv2_1), 56 (conv2_2, conv3_1), 28 (conv3_2,
-conv4_1), 14 (conv4_2 .. conv5_5), 7 (conv5_6, conv6), 1 (pool6)."""
+conv4_1), 14 (conv4_2 .. conv5_5), 7 (conv5_6, conv6), 1 (pool6).
+
+""" + imagenet_data_note(224)
 
 MSRA = filler("msra")
 DECAY = [param(1, 1)]
@@ -62,7 +60,7 @@ def conv_bn_relu(net, name, relu_name, bottom, num_output, kernel, stride=1,
 
 def build():
     net = Net("mobilenet_v1", "MobileNet_v1", HEADER)
-    net.add(imagenet_data(224, 64, 50, mean_value=IMAGENET_MEAN_VGG, scale=0.017))
+    net.add(imagenet_data(224, 64, mean_value=IMAGENET_MEAN_VGG, scale=0.017))
 
     net.comment("conv1: full 3x3/2 convolution, 3 -> 32 maps, 112x112")
     bottom = conv_bn_relu(net, "conv1", "relu1", "data", 32, 3, stride=2, pad=1)

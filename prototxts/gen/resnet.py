@@ -9,7 +9,7 @@ ResNet-101/152 number their blocks res3b1, res3b2, ... as those releases do.
 """
 
 from _common import (Net, conv, inner_product, relu, pool, batch_norm,
-                     scale, eltwise_sum, imagenet_data, imagenet_heads, filler,
+                     scale, eltwise_sum, imagenet_data, imagenet_data_note, imagenet_heads, filler,
                      constant, param)
 
 # depth: (block kind, blocks per stage 2..5, conv1 bias, published count)
@@ -38,18 +38,12 @@ is followed by BatchNorm.""",
 
 HEADER = """\
 ResNet-{depth} (ImageNet, 224x224): {blocks} {kind} blocks, BatchNorm + Scale.
-input: data 50,3,224,224
-input: label 50
 
 He, Zhang, Ren, Sun: "Deep Residual Learning for Image Recognition", CVPR 2016,
 arXiv:1512.03385 (table 1). Published count {count} learnable parameters
 (torchvision's figure: convolutions, fc1000 and BatchNorm's gamma and beta,
 which Caffe holds in the Scale layers; BatchNorm's mean/variance statistics are
 not counted). {conv1}
-
-Input 224x224: TRAIN takes random crops with mirroring, TEST the centre crop,
-50 per batch, so the TEST data blob is 50x3x224x224 (the 3 channels live in the
-database, recorded above). For deployment use N = 1.
 
 Style of the released Caffe models: every convolution is followed by BatchNorm
 (statistics only: its three blobs have lr_mult 0) and Scale (bias_term true,
@@ -58,7 +52,9 @@ the first block of each stage where the shape changes, which projects with a
 1x1 convolution and its own BatchNorm + Scale (option B of the paper){res2a}.
 pool1 is 3x3/2 without padding: Caffe rounds pooling up, so 112 -> 56.
 Weights: msra (He et al., ICCV 2015), as the paper initialises them. Sizes: 112
-(conv1), 56 (res2), 28 (res3), 14 (res4), 7 (res5), 1 (pool5)."""
+(conv1), 56 (res2), 28 (res3), 14 (res4), 7 (res5), 1 (pool5).
+
+"""
 
 STRIDE_NOTE = {
     "bottleneck": "A stage's first block downsamples in its first 1x1\n"
@@ -119,9 +115,9 @@ def build_one(depth):
         stride_note=STRIDE_NOTE[kind],
         res2a=("" if kind == "bottleneck" else
                "; res2a keeps 64x56x56 and so needs none"),
-    )
+    ) + imagenet_data_note(224)
     net = Net(f"resnet{depth}", f"ResNet-{depth}", header)
-    net.add(imagenet_data(224, 32, 50))
+    net.add(imagenet_data(224, 32))
 
     net.comment("stem: conv1 7x7/2 -> 64x112x112, pool1 3x3/2 -> 64x56x56")
     net.add(conv("conv1", "data", 64, 7, stride=2, pad=3, bias=conv1_bias,

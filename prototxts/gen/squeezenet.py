@@ -3,7 +3,7 @@
 Run from anywhere: python3 prototxts/gen/squeezenet.py (--check to compare only).
 """
 
-from _common import (Net, conv, relu, pool, dropout, concat, imagenet_data,
+from _common import (Net, conv, relu, pool, dropout, concat, imagenet_data, imagenet_data_note,
                      imagenet_heads, filler)
 
 # fire modules: (squeeze 1x1, expand 1x1, expand 3x3); "pool" = 3x3/2 max pool
@@ -33,8 +33,6 @@ less computation than 1.0 at the same accuracy; the fire modules are those of
 
 HEADER = """\
 SqueezeNet {dotted} (ImageNet, 227x227): fire modules, no fully connected layer.
-input: data 50,3,227,227
-input: label 50
 
 Iandola, Han, Moskewicz, Ashraf, Dally, Keutzer: "SqueezeNet: AlexNet-level
 accuracy with 50x fewer parameters and <0.5MB model size", arXiv:1602.07360,
@@ -46,10 +44,10 @@ by ReLU. The classifier is conv10 (1x1, 1000 maps) and a global average pool.
 Dropout 0.5 after fire9. Weights xavier, conv10 N(0, 0.01^2), as in the
 released train_val definitions.
 
-Input 227x227: TRAIN takes random crops with mirroring, TEST the centre crop,
-50 per batch, so the TEST data blob is 50x3x227x227 (the 3 channels live in the
-database, recorded above). For deployment use N = 1. Sizes: {sizes}; Caffe rounds
-pooling up, so the 3x3/2 pools need no padding."""
+Input 227x227 crops. Sizes: {sizes}; Caffe rounds pooling up, so the 3x3/2
+pools need no padding.
+
+"""
 
 XAVIER = filler("xavier")
 
@@ -72,9 +70,10 @@ def fire(net, index, bottom, widths):
 def build_one(version):
     dotted = version.replace("_", ".")
     header = HEADER.format(dotted=dotted, count=COUNT[version],
-                           version=VERSION_NOTE[version], sizes=SIZES[version])
+                           version=VERSION_NOTE[version], sizes=SIZES[version]) \
+        + imagenet_data_note(227)
     net = Net(f"squeezenet{version}", f"SqueezeNet_v{dotted}", header)
-    net.add(imagenet_data(227, 32, 50))
+    net.add(imagenet_data(227, 32))
 
     width, kernel = CONV1[version]
     net.comment(f"conv1: {width} {kernel}x{kernel}/2, then 3x3/2 max pool")

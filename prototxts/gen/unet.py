@@ -7,8 +7,8 @@ d1a and writes d1b (d = contracting, u = expansive path, the digit the level);
 crop_d3c-d3cc crops d3c to d3cc, concat_d3cc_u3a-b joins d3cc and u3a into u3b.
 """
 
-from _common import (Net, Layer, TRAIN, TEST, conv, relu, pool, dropout,
-                     concat, data, filler, constant)
+from _common import (Net, Layer, TEST, conv, relu, pool, dropout,
+                     concat, segmentation_data, filler, constant)
 
 TILE, OUT = 572, 388
 WIDTHS = [64, 128, 256, 512, 1024]
@@ -16,8 +16,6 @@ CLASSES = 2
 
 HEADER = f"""\
 U-Net (ISBI 2012 EM segmentation, 572x572 tiles, 2 classes), unpadded convs.
-input: data 1,1,{TILE},{TILE}
-input: label 1,1,{OUT},{OUT}
 
 Ronneberger, Fischer, Brox: "U-Net: Convolutional Networks for Biomedical Image
 Segmentation", MICCAI 2015, arXiv:1505.04597 (figure 1). 31,030,658 learnable
@@ -39,14 +37,15 @@ term); BVLC Caffe's SoftmaxWithLoss takes no weight map, so this uses the plain
 per-pixel softmax loss.
 
 Data: the tile is the 512x512 image mirrored at its borders to 572x572, the
-label map the centre 388x388 of its segmentation (0 and 1), from two LMDBs
-with the same keys in the same order, batch 1 as in the paper. crop_size equals
-the stored sizes, so it crops nothing (crop offsets are 0 in both phases) and
-only makes the shapes known: the TEST data blob is 1x1x{TILE}x{TILE} (one grey
-channel, stored in the database, recorded above) and the label blob
-1x1x{OUT}x{OUT}. No mirroring: the two databases would be flipped independently
-(augmentation, the paper's elastic deformations, belongs to data preparation). For deployment use the
-data blob alone."""
+label map the centre 388x388 of its segmentation (0 and 1), both grey PNG files
+named in two list files in the same order, one "path 0" line per file
+(ImageData wants an integer after each path). Two ImageData layers read them
+unshuffled, in step, batch 1 as in the paper; is_color false gives one channel.
+crop_size equals the stored sizes, so it crops nothing (offsets 0 in both
+phases) and fixes the shapes: the TEST data blob is 1x1x{TILE}x{TILE}, the label
+blob 1x1x{OUT}x{OUT}. No mirroring: the two layers would flip independently
+(augmentation, the paper's elastic deformations, belongs to data preparation).
+For deployment use the data blob alone."""
 
 MSRA = filler("msra")
 ZERO = constant(0)
@@ -65,19 +64,11 @@ def crop(name, bottom, like, offset, top):
                  [("crop_param", [("axis", 2), ("offset", offset)])])
 
 
-def data_layers():
-    layers = []
-    for phase, split in ((TRAIN, "train"), (TEST, "val")):
-        layers.append(data(phase, f"data/isbi2012/{split}_tile_lmdb", 1, TILE,
-                           scale=0.00390625, mirror=False, tops=("data",)))
-        layers.append(data(phase, f"data/isbi2012/{split}_label_lmdb", 1, OUT,
-                           mirror=False, tops=("label",), name="label"))
-    return layers
-
-
 def build():
     net = Net("unet", "U-Net", HEADER)
-    net.add(data_layers())
+    net.add(segmentation_data("data/isbi2012/{split}_tiles.txt",
+                              "data/isbi2012/{split}_labels.txt", TILE, OUT,
+                              is_color=False, scale=0.00390625))
 
     size = TILE
     for level, width in enumerate(WIDTHS):

@@ -4,7 +4,7 @@ Run from anywhere: python3 prototxts/gen/vgg.py (--check to compare only).
 """
 
 from _common import (Net, conv, inner_product, relu, pool, dropout,
-                     imagenet_data, imagenet_heads, filler, constant, param,
+                     imagenet_data, imagenet_data_note, imagenet_heads, filler, constant, param,
                      IMAGENET_MEAN_VGG)
 
 # convolutions per stage; every stage ends in a 2x2/2 max pool
@@ -16,16 +16,12 @@ WIDTHS = [64, 128, 256, 512, 512]
 
 HEADER = """\
 VGG-{depth} (ImageNet, 224x224): {convs} 3x3 convolutions, 3 fully connected layers.
-input: data 50,3,224,224
-input: label 50
 
 Simonyan, Zisserman: "Very Deep Convolutional Networks for Large-Scale Image
 Recognition", ICLR 2015, arXiv:1409.1556, configuration {config}. {count} learnable parameters.
 
-Input 224x224: TRAIN takes random crops with mirroring (the paper rescales the
-shorter side to 256 or a random size in [256, 512] first), TEST the centre crop,
-50 per batch, so the TEST data blob is 50x3x224x224 (the 3 channels live in the
-database, recorded above). For deployment use N = 1. Mean subtraction only, with
+Input 224x224 crops (the paper rescales the shorter side to 256 or a random
+size in [256, 512] first; here a fixed 256x256). Mean subtraction only, with
 the BGR means of the VGG release.
 
 Training as in the paper: batch 256 (here 64 per pass, iter_size 4 in the
@@ -35,7 +31,9 @@ Bengio's initialisation trains them from scratch: xavier for the convolutions,
 N(0, 0.01^2) for the fully connected layers, zero biases. Biases train at twice
 the learning rate without weight decay, the Caffe convention.
 
-Sizes: 224 -> 112 -> 56 -> 28 -> 14 -> 7 after pool1..pool5; fc6 sees 512x7x7."""
+Sizes: 224 -> 112 -> 56 -> 28 -> 14 -> 7 after pool1..pool5; fc6 sees 512x7x7.
+
+"""
 
 CONV_W = filler("xavier")
 FC_W = filler("gaussian", std=0.01)
@@ -45,9 +43,9 @@ LEARN = [param(1, 1), param(2, 0)]
 def build_one(depth):
     config, per_stage, count = CONFIGS[depth]
     header = HEADER.format(depth=depth, config=config, convs=sum(per_stage),
-                           count=count)
+                           count=count) + imagenet_data_note(224)
     net = Net(f"vgg{depth}", f"VGG_ILSVRC_{depth}_layers", header)
-    net.add(imagenet_data(224, 64, 50, mean_value=IMAGENET_MEAN_VGG))
+    net.add(imagenet_data(224, 64, mean_value=IMAGENET_MEAN_VGG))
 
     bottom = "data"
     size = 224
