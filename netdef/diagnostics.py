@@ -129,16 +129,23 @@ class DiagnosticError(Exception):
 
 
 class Diagnostics:
-    """A collector. Stages append to it and carry on; callers decide when errors are fatal."""
+    """A collector. Stages append to it and carry on; callers decide when errors are fatal.
+
+    At most `limit` diagnostics are kept (the rest are counted in `dropped`), with one
+    exception: the first error is always kept, so that a run that fails shows why even when
+    warnings filled the collector. Errors left out still count: `has_errors` and
+    `error_count` see them, so a dropped error can never turn a failure into a success."""
 
     def __init__(self, limit: int = 100):
         self.items: list[Diagnostic] = []
         self.limit = limit
         self.dropped = 0
+        self.dropped_errors = 0
 
     def add(self, diag: Diagnostic) -> Diagnostic:
-        if len(self.items) >= self.limit:
+        if len(self.items) >= self.limit and not (diag.is_error and not self.errors):
             self.dropped += 1
+            self.dropped_errors += diag.is_error
         else:
             self.items.append(diag)
         return diag
@@ -146,6 +153,8 @@ class Diagnostics:
     def extend(self, diags) -> None:
         for d in diags:
             self.add(d)
+        # Errors another collector left out are still errors here.
+        self.dropped_errors += getattr(diags, "dropped_errors", 0)
 
     @property
     def full(self) -> bool:
@@ -156,12 +165,17 @@ class Diagnostics:
         return [d for d in self.items if d.is_error]
 
     @property
+    def error_count(self) -> int:
+        """Errors added so far, shown or not."""
+        return sum(d.is_error for d in self.items) + self.dropped_errors
+
+    @property
     def has_errors(self) -> bool:
-        return any(d.is_error for d in self.items)
+        return self.dropped_errors > 0 or any(d.is_error for d in self.items)
 
     def raise_if_errors(self) -> None:
         if self.has_errors:
-            raise DiagnosticError(self.items)
+            raise DiagnosticError(self)
 
     def __iter__(self):
         return iter(self.items)
