@@ -23,14 +23,14 @@ def run(graph) -> None:
                     diags.add(codes.UNKNOWN_LAYER_TYPE.at(node.field_span(None, "type"), notes=notes,
                                                           type=node.type, layer=node.name))
             continue
-        before = len(diags.errors)
+        before = diags.error_count  # counts errors past --max-errors too
         _check_counts(node, diags)
         p = node.param
         if p.propagate_down and len(p.propagate_down) != len(p.bottom):
             diags.add(codes.PROPAGATE_DOWN_COUNT.at(node.field_span(None, "propagate_down"), layer=node.name,
                                                     got=len(p.propagate_down), bottoms=len(p.bottom)))
         impl.check(node, diags)
-        if len(diags.errors) > before:
+        if diags.error_count > before:
             node.meta["invalid"] = True
     _unused_tops(graph, diags)
     _dead_layers(graph, diags)
