@@ -17,7 +17,9 @@ BYTES_PER_ELEMENT = 4  # Caffe's float blobs
 def run(graph) -> None:
     for node in graph.nodes:
         impl = node.impl
-        if impl is None or node.meta.get("unknown"):
+        # An invalid layer (wrong blob counts, bad parameters) has been reported; a layer with
+        # no tops must not reach a cost formula that reads its output shape.
+        if impl is None or node.meta.get("unknown") or node.meta.get("invalid"):
             continue
         if any("shape" not in v.meta for v in node.inputs) or any("shape" not in v.meta for v in node.outputs):
             continue

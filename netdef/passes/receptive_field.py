@@ -29,7 +29,7 @@ def run(graph) -> None:
             for v in node.outputs:
                 v.meta.setdefault("rf", input_rf(v.meta.get("shape")) if v in graph.inputs else None)
             continue
-        if impl.source:
+        if impl.source or node.meta.get("invalid"):
             continue
         if any("shape" not in v.meta for v in node.outputs) or any("shape" not in v.meta for v in node.inputs):
             continue
