@@ -62,3 +62,27 @@ def learning_rates(solver, iters):
     if parsed.diagnostics.has_errors:
         raise DiagnosticError(list(parsed.diagnostics))
     return Schedule(parsed.message).rates(iters)
+
+
+def export_onnx(source, weights=None, output: str | None = None, **options):
+    """Export a net definition (path, bundled name or parse.Parsed) to ONNX.
+
+    weights: a .caffemodel path or a weights.WeightSet; without it, fillers seeded by `seed`.
+    options: opset (13..21, default 17), batch (N or "dynamic"), fp16, fp16_io, fold (default
+    True), seed, phase, stages, level, inputs ({blob: shape}). With `output`, the file is
+    written atomically. Returns an export.onnx.Exported (.model(), .to_bytes(), .write(path),
+    .diagnostics). Raises DiagnosticError. See netdef.export.onnx.
+    """
+    from .export.onnx import export
+
+    exported = export(source, weights, **options)
+    if output is not None:
+        exported.write(output)
+    return exported
+
+
+def read_weights(path: str):
+    """A .caffemodel as a weights.WeightSet (layer name -> blobs). Raises DiagnosticError."""
+    from .weights import read_caffemodel
+
+    return read_caffemodel(path)

@@ -298,3 +298,15 @@ def test_cli_export_and_atomic_failure(tmp_path, capsys):
     assert main(["export", str(case / "net.prototxt"), "--weights", str(other), "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert "error[E504]" in err and "'conv'" in err
+
+
+def test_public_api(tmp_path):
+    import netdef
+    case = CONFORMANCE / "layers/prelu"
+    out = tmp_path / "m.onnx"
+    ex = netdef.export_onnx(str(case / "net.prototxt"), netdef.read_weights(str(case / "weights.caffemodel")),
+                            output=str(out), opset=18, batch="dynamic")
+    model = onnx.load(str(out))
+    assert model.SerializeToString() == ex.model().SerializeToString()
+    assert model.opset_import[0].version == 18
+    assert [n.op_type for n in model.graph.node] == ["PRelu"]
