@@ -70,9 +70,19 @@ class Step:
 
 
 class _Ctx:
-    def __init__(self, layer: pb.LayerParameter, phase: int):
+    def __init__(self, layer: pb.LayerParameter, phase: int, extra: dict | None = None):
         self.layer = layer
         self.phase = phase
+        self.extra = extra or {}      # fields the schema lacks (fork layers' parameters)
+
+    def fork_param(self, message: str, name: str, default):
+        """The last value given for `message { name: ... }`, a fork field, else `default`."""
+        blocks = self.extra.get(message) or []
+        for block in reversed(blocks):
+            if isinstance(block, dict) and name in block:
+                v = block[name]
+                return v[-1] if isinstance(v, list) and v and not isinstance(default, list) else v
+        return default
 
     def fail(self, why: str):
         raise ReferenceError(self.layer.name, self.layer.type, why)
@@ -114,15 +124,17 @@ def _phase_value(phase) -> int:
 
 
 def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: dict[str, np.ndarray],
-          phase="TEST", level: int = 0, stages=()):
+          phase="TEST", level: int = 0, stages=(), loc=None):
     """Yields a Step per layer that runs, in order. `weights` maps layer names to their blobs;
-    `inputs` must hold every Input/`input:` blob and the tops of any data layer."""
+    `inputs` must hold every Input/`input:` blob and the tops of any data layer; `loc` (the
+    parse's Loc tree) supplies fork layers' parameters, which the schema does not hold."""
     ph = _phase_value(phase)
     blobs: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
     for name in net.input:
         if name not in blobs:
             raise ReferenceError(name, "input", f"no value given for net input '{name}'")
-    for layer in net.layer:
+    layer_locs = (loc.fields.get("layer") or []) if loc is not None else []
+    for index, layer in enumerate(net.layer):
         if not included(layer, ph, level, stages):
             continue
         t = layer.type
@@ -143,7 +155,8 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
                 raise ReferenceError(layer.name, t, f"bottom '{b}' is not produced by any earlier layer")
             bottoms.append(blobs[b].astype(np.float64))
         params = [np.asarray(w, dtype=np.float64) for w in weights.get(layer.name, [])]
-        ctx = _Ctx(layer, ph)
+        layer_loc = layer_locs[index] if index < len(layer_locs) else None
+        ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None))
         with np.errstate(all="ignore"):
             outs = fn(ctx, layer, bottoms, params)
         if len(outs) != len(layer.top):
@@ -154,10 +167,10 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
         yield Step(layer.name, t, list(layer.bottom), list(layer.top), outs)
 
 
-def forward(net, weights, inputs, phase="TEST", level: int = 0, stages=()) -> dict[str, np.ndarray]:
+def forward(net, weights, inputs, phase="TEST", level: int = 0, stages=(), loc=None) -> dict[str, np.ndarray]:
     """Every blob's final value after one forward pass (in-place chains overwrite)."""
     blobs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
-    for step in trace(net, weights, inputs, phase, level, stages):
+    for step in trace(net, weights, inputs, phase, level, stages, loc):
         for top, value in zip(step.tops, step.values):
             blobs[top] = value
     return blobs
@@ -770,3 +783,98 @@ def _reduction(ctx, layer, bottoms, params):
     else:
         y = m.mean(axis=-1)
     return [y * p.coeff]
+
+
+# --- recurrent -------------------------------------------------------------------------------
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@op("LSTM", "RNN")
+def _recurrent(ctx, layer, bottoms, params):
+    """RecurrentLayer's unrolled net (lstm_layer.cpp / rnn_layer.cpp FillUnrolledNet) run step
+    by step: x (T, N, ...), cont (T, N), [x_static (N, ...)], [h_0 (, c_0) with expose_hidden]."""
+    rp = layer.recurrent_param
+    lstm = layer.type == "LSTM"
+    h_dim = rp.num_output
+    x, cont = bottoms[0], bottoms[1]
+    t_steps, n = x.shape[0], x.shape[1]
+    n_states = 2 if lstm else 1
+    fixed = len(bottoms) - (n_states if rp.expose_hidden else 0)
+    static = bottoms[2] if fixed == 3 else None
+    w_x, b_x = params[0], params[1]
+    k = 2
+    w_s = None
+    if static is not None:
+        w_s = params[2]
+        k = 3
+    w_h = params[k]
+    x_t = x.reshape(t_steps, n, -1) @ w_x.T + b_x                      # W_xc_x = W_xc x + b_c
+    s_t = static.reshape(n, -1) @ w_s.T if static is not None else 0.0
+    if rp.expose_hidden:
+        h = bottoms[fixed].reshape(n, h_dim)
+        c = bottoms[fixed + 1].reshape(n, h_dim) if lstm else None
+    else:
+        h = np.zeros((n, h_dim))
+        c = np.zeros((n, h_dim)) if lstm else None
+    outs = []
+    for t in range(t_steps):
+        cont_t = cont[t].reshape(n, 1)
+        gate = (h * cont_t) @ w_h.T + x_t[t] + s_t                      # h_conted, W_hc h, sums
+        if lstm:
+            i = _sigmoid(gate[:, :h_dim])
+            f = np.where(cont_t == 0, 0.0, cont_t * _sigmoid(gate[:, h_dim:2 * h_dim]))   # LSTMUnit
+            o = _sigmoid(gate[:, 2 * h_dim:3 * h_dim])
+            g = np.tanh(gate[:, 3 * h_dim:])
+            c = f * c + i * g
+            h = o * np.tanh(c)
+            outs.append(h)
+        else:
+            h = np.tanh(gate)
+            outs.append(np.tanh(h @ params[k + 1].T + params[k + 2]))       # o_t = tanh(W_ho h_t + b_o)
+    tops = [np.stack(outs)]
+    if rp.expose_hidden:
+        tops.append(h.reshape(1, n, h_dim))
+        if lstm:
+            tops.append(c.reshape(1, n, h_dim))
+    return tops
+
+
+# --- layers of Caffe forks (parameters from the definition's fork fields) --------------------
+
+@op("ReLU6")
+def _relu6(ctx, layer, bottoms, params):
+    return [np.minimum(np.maximum(bottoms[0], 0.0), 6.0)]
+
+
+@op("Permute")
+def _permute(ctx, layer, bottoms, params):
+    # SSD's PermuteLayer: the listed axes first, then the others in their order.
+    x = bottoms[0]
+    order = [int(o) for o in ctx.fork_param("permute_param", "order", [])]
+    order += [i for i in range(x.ndim) if i not in order]
+    return [np.transpose(x, order)]
+
+
+@op("Normalize")
+def _normalize(ctx, layer, bottoms, params):
+    # SSD's NormalizeLayer: x / sqrt(sum of squares + eps), the sum over C*H*W per sample
+    # (across_spatial) or over C per position, then times the learnt scale.
+    x = bottoms[0]
+    across = bool(ctx.fork_param("norm_param", "across_spatial", True))
+    shared = bool(ctx.fork_param("norm_param", "channel_shared", True))
+    eps = float(ctx.fork_param("norm_param", "eps", 1e-10))
+    axes = tuple(range(1, x.ndim)) if across else (1,)
+    norm = np.sqrt((x * x).sum(axis=axes, keepdims=True) + eps)
+    scale = params[0].reshape(-1)
+    s = scale[0] if shared else _bcast(scale, x.ndim, 1)
+    return [x / norm * s]
+
+
+@op("ShuffleChannel")
+def _shuffle_channel(ctx, layer, bottoms, params):
+    x = bottoms[0]
+    group = int(ctx.fork_param("shuffle_channel_param", "group", 1))
+    n, c = x.shape[:2]
+    return [x.reshape(n, group, c // group, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape)]

@@ -94,9 +94,11 @@ def bn_stats(g):
     return mean, var
 
 
-def use_global_stats(node) -> bool:
+def use_global_stats(node, phase: str = "TEST") -> bool:
+    """BatchNormLayer: the stored statistics unless use_global_stats says otherwise; its
+    default follows the phase (TEST: stored, TRAIN: the batch's own)."""
     p = node.param.batch_norm_param
-    return p.use_global_stats if p.HasField("use_global_stats") else True   # TEST-phase default
+    return p.use_global_stats if p.HasField("use_global_stats") else phase == "TEST"
 
 
 def affine_axis(node, g, field):
@@ -150,7 +152,7 @@ def fold_target_ok(node) -> bool:
     return cp.axis in (1, -len(node.inputs[0].meta.get("shape") or (0, 0)) + 1)
 
 
-def foldable(node, target) -> bool:
+def foldable(node, target, phase: str = "TEST") -> bool:
     """BatchNorm with stored statistics, or a one-bottom Scale over the channel axis only."""
     if len(node.inputs) != 1 or len(node.outputs) != 1:
         return False
@@ -158,7 +160,7 @@ def foldable(node, target) -> bool:
     if not shape or len(shape) < 2:
         return False
     if node.type == "BatchNorm":
-        return use_global_stats(node)
+        return use_global_stats(node, phase)
     if node.type == "Scale":
         p = node.param.scale_param
         blobs = node.meta.get("blobs") or []

@@ -74,6 +74,7 @@ class Lowering:
         self.node = node
         self.opset = ex.opset
         self.fp16 = ex.fp16
+        self.phase = ex.graph.state.phase       # "TEST" or "TRAIN"
 
     # -- names and shapes -------------------------------------------------------------------
     def x(self, i: int = 0) -> str:
@@ -298,7 +299,8 @@ class Exporter:
                 if len(cons) != 1 or len(out.consumers) != 1:
                     break
                 nxt = cons[0]
-                if id(nxt) in absorbed or not lower.foldable(nxt, node) or nxt.name not in self._blobs:
+                if id(nxt) in absorbed or not lower.foldable(nxt, node, self.graph.state.phase) or \
+                        nxt.name not in self._blobs:
                     break
                 fold.absorbed.append(nxt)
                 absorbed.add(id(nxt))

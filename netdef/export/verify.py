@@ -114,7 +114,8 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     nodes = {n.name: n for n in graph.nodes}
     comparisons, skipped, stopped, first_bad = [], [], None, None
     try:
-        for step in trace(graph.parsed.message, blobs, ref_inputs, phase=phase, level=level, stages=stages):
+        for step in trace(graph.parsed.message, blobs, ref_inputs, phase=phase, level=level, stages=stages,
+                          loc=graph.parsed.loc):
             node = nodes.get(step.layer)
             if node is None or not node.inputs:
                 continue

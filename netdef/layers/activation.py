@@ -185,6 +185,8 @@ class Dropout(Neuron):
 
     def to_onnx(self, node, g):
         """Nothing: the output is the input."""
+        if g.phase == "TRAIN":
+            g.fail("dropout is random in the TRAIN phase; export the TEST phase (the default)")
         # Caffe scales at training time, so inference is the identity: the layer vanishes.
         for i in range(g.n_out):
             g.alias(i, g.x(i))

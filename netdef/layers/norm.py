@@ -84,7 +84,7 @@ class BatchNorm(Layer):
         p = node.param.batch_norm_param
         shape = g.in_shape(0)
         c = shape[1] if len(shape) > 1 else 1
-        if not ops.use_global_stats(node):
+        if not ops.use_global_stats(node, g.phase):
             # use_global_stats: false normalises with the batch's own statistics, even at TEST.
             axes = [i for i in range(len(shape)) if i != 1]
             mean = g.reduce("ReduceMean", g.x(0), axes, 1)

@@ -92,6 +92,75 @@ class Recurrent(Layer):
         macs += t * n * sum(a * b for a, b in self.output_params(h)[::2])
         return {"macs": macs, "flops": 2 * macs + t * n * g * 4}
 
+    def to_onnx(self, node, g):
+        """The unrolled net, one timestep after another (T is fixed by the shape): ONNX's
+        LSTM/RNN cannot reset the state per stream and step as Caffe's `cont` does, and their
+        gate order and output transform differ. Per step, on (N, .) matrices:
+        h_conted = cont_t * h; gates = W_h h_conted + (W_x x_t + b) [+ W_static x_static];
+        LSTM: i, f, o = sigmoid, g = tanh, f *= cont_t, c = f c + i g, h = o tanh(c);
+        RNN: h = tanh(gates), o_t = tanh(W_o h + b_o)."""
+        import numpy as np
+        rp = node.param.recurrent_param
+        lstm = self.states == 2
+        hd = rp.num_output
+        x_shape = g.in_shape(0)
+        t_steps, n = x_shape[0], x_shape[1]
+        if any(g.in_dyn(0)[:2]):
+            g.fail("the time and stream axes must be fixed: the net is unrolled over them")
+        static = self.has_static(node, g.n_in)
+        first_state = 3 if static else 2
+        x = g.op("Flatten", [g.x(0)], g.tmp("x_flat"), axis=2)
+        xw = g.op("Gemm", [x, g.param(0, "W_x"), g.param(1, "b_x")], g.tmp("x_transform"), transB=1)
+        cont = g.op("Reshape", [g.x(1), g.ints([t_steps * n, 1], "cont_shape")], g.tmp("cont"))
+        if t_steps > 1:
+            xs = g.op("Split", [xw, g.ints([n] * t_steps, "steps")], [g.tmp(f"x_{t}") for t in range(t_steps)], axis=0)
+            conts = g.op("Split", [cont, g.ints([n] * t_steps, "cont_steps")],
+                         [g.tmp(f"cont_{t}") for t in range(t_steps)], axis=0)
+        else:
+            xs, conts = [xw], [cont]
+        k = 2
+        sw = None
+        if static:
+            s = g.op("Flatten", [g.x(2)], g.tmp("static_flat"), axis=1)
+            sw = g.op("Gemm", [s, g.param(2, "W_static")], g.tmp("static_transform"), transB=1)
+            k = 3
+        w_h = g.param(k, "W_h")
+        if rp.expose_hidden:
+            h = g.op("Reshape", [g.x(first_state), g.ints([n, hd], "state_shape")], g.tmp("h_0"))
+            c = g.op("Reshape", [g.x(first_state + 1), g.ints([n, hd], "cell_shape")], g.tmp("c_0")) if lstm else None
+        else:
+            h = g.const(np.zeros((n, hd)), "h_0")
+            c = g.const(np.zeros((n, hd)), "c_0") if lstm else None
+        if not lstm:
+            w_o, b_o = g.param(k + 1, "W_o"), g.param(k + 2, "b_o")
+        outs = []
+        for t in range(t_steps):
+            hc = g.op("Mul", [h, conts[t]], g.tmp(f"h_conted_{t}"))
+            gate = g.op("Gemm", [hc, w_h, xs[t]], g.tmp(f"gate_input_{t}"), transB=1)
+            if sw is not None:
+                gate = g.op("Add", [gate, sw], g.tmp(f"gate_static_{t}"))
+            if lstm:
+                gi, gf, go, gg = g.op("Split", [gate, g.ints([hd] * 4, "gates")],
+                                      [g.tmp(f"{q}_{t}") for q in ("i_in", "f_in", "o_in", "g_in")], axis=1)
+                i = g.op("Sigmoid", [gi], g.tmp(f"i_{t}"))
+                f = g.op("Mul", [g.op("Sigmoid", [gf], g.tmp(f"f_sig_{t}")), conts[t]], g.tmp(f"f_{t}"))
+                o = g.op("Sigmoid", [go], g.tmp(f"o_{t}"))
+                gt = g.op("Tanh", [gg], g.tmp(f"g_{t}"))
+                c = g.op("Add", [g.op("Mul", [f, c], g.tmp(f"fc_{t}")), g.op("Mul", [i, gt], g.tmp(f"ig_{t}"))],
+                         g.tmp(f"c_{t + 1}"))
+                h = g.op("Mul", [o, g.op("Tanh", [c], g.tmp(f"tanh_c_{t}"))], g.tmp(f"h_{t + 1}"))
+                outs.append(h)
+            else:
+                h = g.op("Tanh", [gate], g.tmp(f"h_{t + 1}"))
+                outs.append(g.op("Tanh", [g.op("Gemm", [h, w_o, b_o], g.tmp(f"w_ho_h_{t + 1}"), transB=1)],
+                                 g.tmp(f"o_{t + 1}")))
+        seq = g.op("Concat", outs, g.tmp("steps_concat"), axis=0) if len(outs) > 1 else outs[0]
+        g.op("Reshape", [seq, g.ints([t_steps, n, hd], "out_shape")], g.y(0))
+        if rp.expose_hidden:
+            g.op("Reshape", [h, g.ints([1, n, hd], "final_shape")], g.y(1))
+            if lstm:
+                g.op("Reshape", [c, g.ints([1, n, hd], "final_cell_shape")], g.y(2))
+
 
 @register("LSTM")
 class LSTM(Recurrent):
