@@ -878,3 +878,35 @@ def _shuffle_channel(ctx, layer, bottoms, params):
     group = int(ctx.fork_param("shuffle_channel_param", "group", 1))
     n, c = x.shape[:2]
     return [x.reshape(n, group, c // group, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape)]
+
+
+@op("ROIPooling")
+def _roi_pooling(ctx, layer, bottoms, params):
+    # Fast R-CNN's ROIPoolingLayer::Forward_cpu.
+    x, rois = bottoms
+    ph = int(ctx.fork_param("roi_pooling_param", "pooled_h", 0))
+    pw = int(ctx.fork_param("roi_pooling_param", "pooled_w", 0))
+    scale = np.float32(ctx.fork_param("roi_pooling_param", "spatial_scale", 1.0))
+    n, c, h, w = x.shape
+    rois = rois.reshape(rois.shape[0], -1)
+    out = np.zeros((rois.shape[0], c, ph, pw))
+
+    def c_round(v):      # C's round(): halves away from zero
+        return int(np.sign(v) * np.floor(abs(v) + 0.5))
+
+    for r, roi in enumerate(rois.astype(np.float32)):
+        b = int(roi[0])
+        if not 0 <= b < n:
+            ctx.fail(f"region {r} names batch item {b}, outside 0..{n - 1}")
+        x1, y1, x2, y2 = (c_round(float(v * scale)) for v in roi[1:5])
+        rh, rw = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
+        bh, bw = np.float32(rh) / np.float32(ph), np.float32(rw) / np.float32(pw)
+        for i in range(ph):
+            hs = min(max(int(np.floor(np.float32(i) * bh)) + y1, 0), h)
+            he = min(max(int(np.ceil(np.float32(i + 1) * bh)) + y1, 0), h)
+            for j in range(pw):
+                ws = min(max(int(np.floor(np.float32(j) * bw)) + x1, 0), w)
+                we = min(max(int(np.ceil(np.float32(j + 1) * bw)) + x1, 0), w)
+                if he > hs and we > ws:
+                    out[r, :, i, j] = x[b, :, hs:he, ws:we].max(axis=(1, 2))
+    return [out]

@@ -310,3 +310,24 @@ def test_public_api(tmp_path):
     assert model.SerializeToString() == ex.model().SerializeToString()
     assert model.opset_import[0].version == 18
     assert [n.op_type for n in model.graph.node] == ["PRelu"]
+
+
+ROI_NET = """
+name: "roi"
+layer { name: "data" type: "Input" top: "data" top: "rois"
+        input_param { shape { dim: 2 dim: 3 dim: 12 dim: 14 } shape { dim: 6 dim: 5 dim: 1 dim: 1 } } }
+layer { name: "roi_pool" type: "ROIPooling" bottom: "data" bottom: "rois" top: "pool"
+        roi_pooling_param { pooled_h: 3 pooled_w: 2 spatial_scale: 0.5 } }
+"""
+
+
+def test_roi_pooling_matches_the_reference(tmp_path):
+    # Corners that land on halves after scaling (C's round goes away from zero), boxes past the
+    # edges, a one-pixel box, both batch items.
+    from netdef.export.verify import verify
+    rois = np.array([[0, 0, 0, 27, 23], [1, 3, 5, 9, 9], [0, 5, 3, 5, 3], [1, 20, 16, 40, 30],
+                     [0, -4, -4, 3, 3], [1, 1, 1, 7, 11]], np.float32).reshape(6, 5, 1, 1)
+    x = np.random.default_rng(1).standard_normal((2, 3, 12, 14)).astype(np.float32)
+    report = verify(_write(tmp_path, ROI_NET), inputs={"data": x, "rois": rois})
+    assert [c.layer for c in report.comparisons] == ["roi_pool"]
+    assert report.first_bad is None and report.comparisons[0].error < 1e-6

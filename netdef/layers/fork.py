@@ -394,6 +394,18 @@ class ROIPooling(Layer):
     def receptive_field(self, node, in_rfs):
         return [None]
 
+    def to_onnx(self, node, g):
+        """ONNX MaxRoiPool, whose definition is Fast R-CNN's: corners rounded after scaling,
+        bins floor/ceil over the rounded box, empty bins 0. Rows of bottom 1 are
+        (batch index, x1, y1, x2, y2)."""
+        p = ForkParams(node, "roi_pooling_param", {"spatial_scale": 1.0})
+        rois = g.in_shape(1)
+        if len(rois) < 2 or rois[1] != 5 or any(d != 1 for d in rois[2:]):
+            g.fail(f"the regions must be (R, 5) rows, got {rois}")
+        r = g.op("Reshape", [g.x(1), g.ints([rois[0], 5], "rois_shape")], g.tmp("rois"))
+        g.op("MaxRoiPool", [g.x(0), r], g.y(0), pooled_shape=[int(p.get("pooled_h")), int(p.get("pooled_w"))],
+             spatial_scale=float(p.get("spatial_scale")))
+
 
 @register("SmoothL1Loss")
 class SmoothL1Loss(Layer):
