@@ -558,7 +558,7 @@ def _load(source, max_errors: int = 100):
         try:
             return load(os.fspath(source), max_errors=max_errors)
         except SourceError as e:
-            raise DiagnosticError([codes.UNREADABLE.at(None, message=f"{e.path}: {e.message}")]) from None
+            raise DiagnosticError([e.diagnostic()]) from None  # E100 at the offending byte (or 1:1)
     return source
 
 
