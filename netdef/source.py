@@ -9,12 +9,13 @@ import bisect
 import os
 import stat
 
-# Files larger than this are refused before they are parsed. A definition is text written by
-# people or generators: the biggest real one (Inception-ResNet-v2) is 0.23 MB, and parsing costs
-# about 0.5 s and 20 MB of memory per MB of text, so 16 MiB (70 times the biggest real net,
-# under 10 s and 400 MB) is generous for real files and refuses the hostile ones before they
-# cost minutes and gigabytes. The command line raises it with --max-file-size.
-MAX_SOURCE_BYTES = 16 * 1024 * 1024
+# Files larger than this are refused before they are read. A definition is text written by
+# people or generators: the biggest real one (Inception-ResNet-v2) is 0.23 MB. netdef's
+# commands cost about 2 s and 40 MB of memory per MB of text, so 8 MiB (35 times the biggest
+# real net; check/summary/fmt under 30 s and 512 MB, benchmarks/RESULTS.md) is generous for
+# real files and refuses hostile ones before they cost minutes and gigabytes. The command
+# line raises it with --max-file-size.
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
 
 
 class SourceError(Exception):
