@@ -69,6 +69,10 @@ def test_layer_case(case, fold):
 def test_net_case(case, fold):
     meta = json.loads((case / "blobs.json").read_text())
     ex = export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), fold=fold)
+    if not fold and not any(n.type in ("BatchNorm", "Scale") for n in ex.exporter.graph.nodes):
+        # Nothing to fold: both exports are the same model, which the fold run checks.
+        assert ex.to_bytes() == export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel")).to_bytes()
+        return
     io = np.load(case / "io.npz")
     feed = {k: io[k] for k in meta["inputs"]}
     values = run_every_value(ex, feed)
