@@ -137,12 +137,17 @@ def summary_json(graph) -> dict:
     for node in graph.nodes:
         c = node.meta.get("cost") or {}
         params = node.meta.get("params")
+        stats = node.impl.stat_blobs(node) if node.impl is not None else set()
         layers.append({
             "name": node.name, "type": node.type,
             "bottoms": list(node.param.bottom), "tops": list(node.param.top),
             "params": [list(s) for s in params] if params is not None else None,
             "stat_params": [list(s) for s in node.meta.get("stat_params", [])],
             "param_count": sum(prod(s) for s in params) if params is not None else None,
+            # Every parameter blob in Caffe's order, with its size (float32) and whether a solver
+            # updates it (BatchNorm's statistics are not learnable).
+            "param_blobs": [{"shape": list(s), "count": prod(s), "bytes": prod(s) * BYTES_PER_ELEMENT,
+                             "learnable": i not in stats} for i, s in enumerate(node.meta.get("blobs", []))],
             "macs": c.get("macs"), "flops": c.get("flops"), "activation_bytes": c.get("activation_bytes"),
         })
     return {
@@ -214,7 +219,7 @@ def summary_text(graph, fmt: str) -> str:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["layer", "type", "bottoms", "tops", "output_shapes", "rf_size", "rf_stride", "params",
-                    "stat_params", "macs", "flops", "activation_bytes"])
+                    "stat_params", "param_bytes", "macs", "flops", "activation_bytes"])
         for node in graph.nodes:
             c = node.meta.get("cost") or {}
             rf = node.outputs[0].meta.get("rf") if node.outputs else None
@@ -225,10 +230,11 @@ def summary_text(graph, fmt: str) -> str:
                         "x".join(fmt_num(s) for s in rf.stride) if rf else "",
                         sum(prod(s) for s in params) if params is not None else "",
                         sum(prod(s) for s in node.meta.get("stat_params", [])),
+                        sum(prod(s) for s in node.meta.get("blobs", [])) * BYTES_PER_ELEMENT,
                         c.get("macs", ""), c.get("flops", ""), c.get("activation_bytes", "")])
         t = totals(graph)
-        w.writerow(["TOTAL", "", "", "", "", "", "", t["params"], t["stat_params"], t["macs"], t["flops"],
-                    t["activation_bytes"]])
+        w.writerow(["TOTAL", "", "", "", "", "", "", t["params"], t["stat_params"],
+                    (t["params"] + t["stat_params"]) * BYTES_PER_ELEMENT, t["macs"], t["flops"], t["activation_bytes"]])
         return buf.getvalue()
     if fmt == "markdown":
         def esc(s):

@@ -89,6 +89,7 @@ def test_summary_json_contract(capsys):
     conv2 = next(layer for layer in doc["layers"] if layer["name"] == "conv2")
     assert {"name", "type", "bottoms", "tops", "params", "param_count", "macs", "flops"} <= set(conv2)
     assert conv2["params"] == [[256, 48, 5, 5], [256]] and conv2["param_count"] == 307_456
+    assert conv2["param_blobs"][1] == {"shape": [256], "count": 256, "bytes": 1024, "learnable": True}
     assert conv2["macs"] == 10 * 256 * 27 * 27 * 48 * 25
     t = doc["totals"]
     assert set(t) == {"params", "stat_params", "macs", "flops", "activation_bytes"}
@@ -102,6 +103,8 @@ def test_summary_csv_markdown_and_output_file(capsys, tmp_path):
     g = netdef.compile("resnet18")
     assert int(rows[-1]["params"]) == sum(int(r["params"] or 0) for r in rows[:-1])
     assert len(rows) == len(g.nodes) + 1
+    bn = next(r for r in rows if r["type"] == "BatchNorm")
+    assert bn["params"] == "0" and int(bn["stat_params"]) == 2 * 64 + 1 and int(bn["param_bytes"]) == 4 * 129
     code, out, _ = run(capsys, "summary", "resnet18", "--format", "markdown")
     assert out.splitlines()[2].startswith("| layer | type |") and "- parameters:" in out
     target = tmp_path / "s.json"

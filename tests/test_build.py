@@ -189,3 +189,14 @@ def test_compile_never_raises():
     assert g.diagnostics.has_errors and g.nodes == []
     g = netdef.compile(str(ZOO / "bvlc_alexnet" / "solver.prototxt"))
     assert [d.code for d in g.diagnostics][-1] == "E300"
+
+
+def test_large_net_analysis_is_fast():
+    import time
+    parsed = netdef.load(str(ZOO / "inception_resnet_v2" / "deploy.prototxt"))
+    netdef.compile(parsed)  # warm imports
+    t = time.perf_counter()
+    g = netdef.compile(parsed)
+    elapsed = time.perf_counter() - t
+    assert len(g.nodes) > 900 and not g.diagnostics.has_errors
+    assert elapsed < 1.0, f"{elapsed:.2f}s for {len(g.nodes)} layers"

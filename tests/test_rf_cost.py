@@ -205,3 +205,24 @@ def test_shared_parameters_counted_once():
                        inputs={"pair_data": (64, 2, 28, 28), "sim": (64,)})
     one_branch = netdef.compile(str(ZOO / "bvlc_siamese" / "mnist_siamese.prototxt"))
     assert totals(g)["params"] == totals(one_branch)["params"]
+
+
+BUNDLED_PUBLISHED = {  # published learnable-parameter counts cited in each bundled file's header
+    "lenet": 431_080, "mlp": 669_706, "alexnet": 60_965_224, "vgg16": 138_357_544, "vgg19": 143_667_240,
+    "googlenet": 6_998_552, "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_096,
+    "resnet101": 44_549_160, "resnet152": 60_192_808, "densenet121": 7_978_856, "squeezenet1_0": 1_248_424,
+    "squeezenet1_1": 1_235_496, "mobilenet_v1": 4_231_976,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_PUBLISHED))
+def test_bundled_nets_match_published_counts(name):
+    g = netdef.compile(name)
+    assert not g.diagnostics.has_errors
+    assert all("shape" in v.meta for v in g.values)
+    assert totals(g)["params"] == BUNDLED_PUBLISHED[name]
+
+
+def test_inception_v3_train_graph_with_auxiliary_head():
+    # torchvision's Inception-v3 count (27,161,264) includes the auxiliary classifier.
+    assert totals(netdef.compile("inception_v3", phase="TRAIN"))["params"] == 27_161_264

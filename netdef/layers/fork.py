@@ -143,6 +143,8 @@ class PriorBox(Layer):
             bad(node, "prior_box_param has no min_size", p.span(), code=codes.BAD_PARAM)
         ratios = [1.0]
         for ar in p.all("aspect_ratio"):
+            if not isinstance(ar, (int, float)) or ar <= 0:
+                bad(node, f"aspect_ratio must be a positive number, got {ar!r}", p.span("aspect_ratio"))
             if all(abs(ar - r) >= 1e-6 for r in ratios):
                 ratios.append(ar)
                 if p.get("flip"):

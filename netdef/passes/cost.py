@@ -25,7 +25,10 @@ def run(graph) -> None:
             continue
         in_shapes = [v.meta["shape"] for v in node.inputs]
         out_shapes = [v.meta["shape"] for v in node.outputs]
-        c = dict(impl.cost(node, in_shapes, out_shapes))
+        try:
+            c = dict(impl.cost(node, in_shapes, out_shapes))
+        except (ArithmeticError, ValueError, TypeError, IndexError, KeyError):
+            continue
         in_place = node.meta.get("in_place", [False] * len(node.outputs))
         c["activation_bytes"] = sum(prod(s) * BYTES_PER_ELEMENT for s, ip in zip(out_shapes, in_place) if not ip)
         node.meta["cost"] = c

@@ -78,6 +78,9 @@ def run(graph) -> None:
                     elif isinstance(s, str):
                         diags.add(codes.INPUT_SHAPE_NEEDED.at(node.top_span(v.top_index), blob=v.name, why=s))
                     else:
+                        err = _count_error(node, f"top '{v.name}'", s)
+                        if err:
+                            raise err
                         v.meta["shape"] = tuple(s)
                 _params(node, impl, in_shapes, diags, owners)
                 continue
@@ -88,12 +91,23 @@ def run(graph) -> None:
                 if any(d < 0 for d in s):
                     raise LayerError(codes.BAD_GEOMETRY.at(node.span, message=f"layer '{node.name}': the output "
                                                                               f"shape {fmt_shape(s)} is negative"))
+                err = _count_error(node, f"top '{v.name}'", s)
+                if err:
+                    raise err
             _params(node, impl, in_shapes, diags, owners)
             for v, s in zip(node.outputs, out):
                 v.meta["shape"] = tuple(s)
             impl.lint(node, in_shapes, out, diags)
         except LayerError as e:
             diags.add(e.diagnostic)
+            for v in node.outputs:
+                v.meta.pop("shape", None)
+        except (ArithmeticError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+            # A layer rule that did not anticipate these values: say so at the layer instead of
+            # failing the whole analysis (compile never raises for bad input).
+            diags.add(codes.BAD_PARAM.at(node.span, notes=["this is a gap in netdef's checks; please report it"],
+                                         message=f"layer '{node.name}' ({node.type}) cannot be set up with these "
+                                                 f"parameters: {type(e).__name__}: {e}"))
             for v in node.outputs:
                 v.meta.pop("shape", None)
 
@@ -108,6 +122,21 @@ def run(graph) -> None:
             diags.add(codes.UNKNOWN_INPUT_OPTION.at(None, blob=name, notes=notes))
 
 
+# Blob::Reshape: `CHECK_LE(shape[i], INT_MAX / count_) << "blob size exceeds INT_MAX"`. Caffe's
+# blobs count elements in an int, so no blob (data or parameter) holds more than this.
+INT_MAX = 2**31 - 1
+
+
+def _count_error(node, what: str, shape) -> "LayerError | None":
+    n = prod(shape)
+    if n <= INT_MAX:
+        return None
+    return LayerError(codes.BAD_GEOMETRY.at(
+        node.span, notes=["Caffe's Blob::Reshape refuses it: 'blob size exceeds INT_MAX'"],
+        message=f"layer '{node.name}': {what} would have shape {fmt_shape(shape)}, {n:,} elements; "
+                f"a Caffe blob holds at most {INT_MAX:,}"))
+
+
 def _override_note(node) -> str:
     tops = ", ".join(f"--input {v.name}=..." for v in node.outputs)
     return f"to analyse past it, give its tops' shapes: {tops}" if node.outputs else \
@@ -116,6 +145,10 @@ def _override_note(node) -> str:
 
 def _params(node, impl, in_shapes, diags, owners) -> None:
     blobs = [tuple(s) for s in impl.param_shapes(node, in_shapes)]
+    for i, b in enumerate(blobs):
+        err = _count_error(node, f"parameter blob {i}", b)
+        if err:
+            raise err
     stats = impl.stat_blobs(node)
     node.meta["blobs"] = blobs
     node.meta["params"] = [s for i, s in enumerate(blobs) if i not in stats]
