@@ -57,10 +57,19 @@ _V1_TYPES = {
 
 # A buffer the size of the file is allocated up front; refuse files that cannot fit.
 def _memory_limit() -> int:
+    """The memory this process may use: physical memory, or less under `ulimit -v`."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 1 << 40
+        limit = 1 << 40
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            limit = min(limit, soft)
+    except (ImportError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        pass
+    return limit
 
 
 class _Corrupt(Exception):
@@ -436,8 +445,16 @@ def check_filler(shape, fp: pb.FillerParameter) -> None:
     kind = fp.type
     if kind not in FILLERS:
         raise KeyError(kind)
-    if math.prod(shape) == 0:
+    count = math.prod(shape)
+    if count == 0:
         raise FillerError("the blob is empty")
+    # Filling draws float64 values (8 bytes each) and casts them to float32 (4 more): a blob
+    # whose filling cannot fit is refused here, at its layer, rather than dying of MemoryError
+    # (or the OOM killer) halfway through writing the output.
+    need, limit = count * 12, _memory_limit() // 2
+    if need > limit:
+        raise FillerError(f"filling its {count:,} values needs {need / 2**30:.1f} GiB of memory, more than "
+                          f"the {limit / 2**30:.1f} GiB netdef allows itself (half of what this process may use)")
     if kind == "gaussian":
         if fp.std <= 0:
             raise FillerError(f"std must be positive, got {fp.std:g} (caffe_rng_gaussian)")
