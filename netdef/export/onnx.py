@@ -369,7 +369,8 @@ class Exporter:
             notes = [f"'{b}' becomes an output of the exported graph" for b in dict.fromkeys(dangling)]
             self.diags.add(codes.EXPORT_DROPPED.at(node.span, layer=node.name, type=node.type, notes=notes))
         if not outputs:
-            raise DiagnosticError(list(self.diags) + [codes.EXPORT_EMPTY.at(None, net=graph.name or "the net")])
+            where = graph.parsed.loc.span if graph.parsed is not None else None  # the whole file: 1:1
+            raise DiagnosticError(list(self.diags) + [codes.EXPORT_EMPTY.at(where, net=graph.name or "the net")])
         self._finish_io(input_values, outputs)
 
     def _finish_io(self, input_values, outputs):
