@@ -169,7 +169,10 @@ class Pooling(Layer):
                 start = (o - 1) * g.stride[i] - g.pad[i]
                 detail = (f"it covers {start}..{last_end - 1} but the input{' plus padding' if g.pad[i] else ''} "
                           f"ends at {size + g.pad[i] - 1}")
-                diags.add(codes.POOL_OVERHANG.at(node.span, layer=node.name, axis=axis, detail=detail,
+                pp = node.param.pooling_param
+                field = "kernel_size" if pp.HasField("kernel_size") else ("kernel_h" if i == 0 else "kernel_w")
+                diags.add(codes.POOL_OVERHANG.at(node.field_span("pooling_param", field), layer=node.name, axis=axis,
+                                                 detail=detail,
                                                  notes=["exporters must reproduce this with ceil_mode=1"]))
 
     def to_onnx(self, node, g):
