@@ -5,7 +5,9 @@ NetState meets (StateMeetsRule below); then layers are connected in file order. 
 name a blob some earlier layer (or a net input) produced. A top that repeats bottom i at the same
 index i is an in-place write and makes a new version of that blob; any other top whose name
 already exists is an error ("Duplicate blobs produced by multiple sources"). Net outputs are the
-blob versions nobody consumes.
+blob versions nobody consumes. A loss layer written without a top gets an anonymous one
+("(automatic)", Value.meta["automatic"]), as Caffe's AutoTopBlobs does: it is in node.outputs
+but neither readable by name nor a net output.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from .ir import Graph, NetState, Node, Value
 from .proto import pb
 
 _PHASE_NAMES = {pb.TRAIN: "TRAIN", pb.TEST: "TEST"}
+# The name Net::AppendTop gives a top the layer did not write (AutoTopBlobs).
+AUTOMATIC_TOP = "(automatic)"
 
 
 def state_meets_rule(state: NetState, rule) -> bool:
@@ -138,13 +142,21 @@ def build(parsed, phase: str = "TEST", stages=(), level: int = 0, inputs: dict |
             latest[t] = v
             g.values.append(v)
             node.outputs.append(v)
+        impl = node.impl
+        if impl is not None and impl.auto_tops:
+            # Net::Init: max(MinTopBlobs, ExactNumTopBlobs) tops, the missing ones appended
+            # without a name map, so no later layer can read them and they are no net output.
+            for j in range(len(lp.top), impl.count_limits(node)[1][0]):
+                v = Value(AUTOMATIC_TOP, 0, node, j)
+                v.meta["automatic"] = True
+                node.outputs.append(v)
+                in_place.append(False)
         node.meta["in_place"] = in_place
         g.nodes.append(node)
-        impl = node.impl
         if impl is not None and (impl.source or (impl.opaque and not lp.bottom)):
             g.inputs.extend(node.outputs)
 
-    g.outputs = [v for v in g.values if not v.consumers]
+    g.outputs = [v for v in g.values if not v.consumers]  # automatic tops are not in g.values
     if not g.nodes and len(msg.layer):
         diags.add(codes.NO_LAYERS.at(None, state=str(state),
                                      notes=["every layer's include/exclude rules exclude it; check --phase, "

@@ -172,7 +172,7 @@ def _rows(graph) -> list[list[str]]:
         params = node.meta.get("params")
         pc = sum(prod(s) for s in params) if params is not None else None
         stat = sum(prod(s) for s in node.meta.get("stat_params", []))
-        flow = f"{', '.join(node.param.bottom)} -> {', '.join(node.param.top)}".strip()
+        flow = f"{', '.join(node.param.bottom)} -> {', '.join(v.name for v in node.outputs)}".strip()
         first = node.outputs[0] if node.outputs else None
         rows.append([
             node.name, node.type, flow,

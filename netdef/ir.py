@@ -14,6 +14,7 @@ Documented meta keys (passes write them; nothing else should be assumed):
   Value.meta["shape"]     tuple[int, ...]      the blob shape, as Caffe's Reshape computes it
   Value.meta["rf"]        RF | None             receptive field on the net input's spatial axes
   Value.meta["undefined"] True                  a bottom that no earlier layer produced
+  Value.meta["automatic"] True                  a loss top Caffe adds when none is written (AutoTopBlobs)
   Node.meta["blobs"]      list[tuple]           every parameter blob shape, in Caffe's blob order
   Node.meta["params"]     list[tuple]           the learnable ones (what a solver updates)
   Node.meta["stat_params"] list[tuple]          statistics (BatchNorm mean/variance/factor)

@@ -200,3 +200,35 @@ def test_large_net_analysis_is_fast():
     elapsed = time.perf_counter() - t
     assert len(g.nodes) > 900 and not g.diagnostics.has_errors
     assert elapsed < 1.0, f"{elapsed:.2f}s for {len(g.nodes)} layers"
+
+
+def test_loss_layers_get_an_automatic_top(capsys):
+    # Caffe's LossLayer::AutoTopBlobs: a loss written without a top gets one anonymous
+    # "(automatic)" top (Net::Init's AppendTop with no name map), which holds the loss but is
+    # neither a net output nor readable by later layers. Accuracy is no LossLayer: it needs a top.
+    text = ('layer { name: "in" type: "Input" top: "x" top: "y" input_param { shape { dim: 4 dim: 3 } shape { dim: 4 } } }\n'
+            'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "y" }\n'
+            'layer { name: "e" type: "EuclideanLoss" bottom: "x" bottom: "x" }\n'
+            'layer { name: "r" type: "ReLU" bottom: "x" top: "r" }\n')
+    g = _compile(text)
+    assert not g.diagnostics.has_errors, [d.render() for d in g.diagnostics]
+    for name in ("loss", "e"):
+        (top,) = g.node(name).outputs
+        assert top.name == "(automatic)" and top.meta["shape"] == () and top.meta.get("automatic")
+    assert [v.name for v in g.outputs] == ["r"]  # anonymous tops are no net outputs
+    assert g.blob("(automatic)") is None
+    g = _compile(text + 'layer { name: "acc" type: "Accuracy" bottom: "x" bottom: "y" }\n')
+    assert [d.message for d in g.diagnostics if d.code == "E315"] == \
+        ["a Accuracy layer takes 1 to 2 tops, but layer 'acc' has 0"]
+    # A later layer cannot read the anonymous top.
+    g = _compile(text + 'layer { name: "s" type: "Silence" bottom: "(automatic)" }\n')
+    assert [d.code for d in g.diagnostics if d.is_error] == ["E301"]
+
+
+@pytest.mark.parametrize("solver", ["bvlc_v0_format/lenet_solver.prototxt",
+                                    "bvlc_finetune_pascal_detection/pascal_finetune_solver.prototxt"])
+def test_zoo_solvers_with_topless_losses(capsys, solver):
+    from netdef.cli import main
+    code = main(["solver", str(ZOO / solver)])
+    out, err = capsys.readouterr()
+    assert code == 0 and "E315" not in err and "error[" not in err and "Traceback" not in err

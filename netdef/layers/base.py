@@ -79,6 +79,7 @@ class Layer:
     sink = False                    # consumes blobs and produces nothing (Silence, HDF5Output)
     opaque = None                   # why netdef cannot infer its tops (Python, data-dependent sizes)
     loss = False                    # top 0 has loss_weight 1 by default
+    auto_tops = False               # Caffe's AutoTopBlobs: missing tops are made, anonymous
     elementwise = False             # output i has the shape of input 0 and the same RF
 
     # -- parameters ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Losses, Accuracy and sinks (Silence, HDF5Output).
 
 Caffe's LossLayer writes a scalar (shape ()), and its first top carries loss_weight 1 unless the
-layer says otherwise. SoftmaxWithLoss and InfogainLoss may add a second top: the softmax
+layer says otherwise; with no top written, Net::Init makes an anonymous one (AutoTopBlobs). SoftmaxWithLoss and InfogainLoss may add a second top: the softmax
 probabilities (bottom 0's shape). Accuracy's optional second top is per-class accuracy.
 """
 from __future__ import annotations
@@ -14,6 +14,9 @@ SCALAR = ()
 
 class Loss(Layer):
     loss = True
+    # LossLayer::AutoTopBlobs: a loss written without a top still gets its scalar, in a blob
+    # Net::Init names "(automatic)" and keeps out of the blobs later layers may read.
+    auto_tops = True
     bottoms = (2, 2)
 
     def infer_shapes(self, node, in_shapes):

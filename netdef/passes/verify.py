@@ -46,7 +46,8 @@ def _range(lo, hi) -> str:
 
 def _check_counts(node, diags) -> None:
     (bmin, bmax), (tmin, tmax) = node.impl.count_limits(node)
-    nb, nt = len(node.param.bottom), len(node.param.top)
+    # Layer::CheckBlobCounts runs on the top vector after Net::Init added automatic tops.
+    nb, nt = len(node.param.bottom), len(node.outputs)
     if nb < bmin or (bmax is not None and nb > bmax):
         diags.add(codes.BLOB_COUNT.at(node.span, type=node.type, expected=_range(bmin, bmax), what="bottoms",
                                       layer=node.name, got=nb))
