@@ -219,10 +219,18 @@ def _parse_int(text: str) -> int | None:
             return None
         v = int(body, 8)  # C++ and protobuf read a leading 0 as octal
     elif body.isdigit():
-        v = int(body)
+        # Python refuses to convert more than 4300 decimal digits (a guard against quadratic
+        # time); a number of more than 40 digits is past every integer field's range anyway,
+        # and any value past 2^128 says so.
+        v = int(body) if len(body) <= 40 else 1 << 140
     else:
         return None
     return -v if neg else v
+
+
+def _short(text: str) -> str:
+    """A value as written, cut down for a one-line message."""
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
 
 
 def _parse_float(text: str) -> float:
@@ -244,9 +252,12 @@ class Ident(str):
 def _suggest(name: str, allowed) -> list[str]:
     """Did-you-mean candidates: a case-insensitive match, else the closest names, keeping only
     those about as close as the best one (kernal_size suggests kernel_size, not kernel_w)."""
-    same_case = [a for a in allowed if a.lower() == name.lower()]
+    lower = name.lower()
+    same_case = [a for a in allowed if a.lower() == lower]
     if same_case:
         return same_case
+    if len(name) > 2 * max(map(len, allowed), default=0):
+        return []  # nothing can be close, and difflib's cost grows with the name's length
     scored = sorted(((difflib.SequenceMatcher(None, name, a).ratio(), a) for a in allowed), reverse=True)
     if not scored or scored[0][0] < 0.6:
         return []
@@ -308,6 +319,11 @@ class MessageFiller:
         fork = fork_of_field(frame.type_name, name)
         if fork:
             self.diags.add(codes.FORK_FIELD.at(span, field=name, message=frame.type_name, fork=fork))
+            return
+        if self.diags.full and self.diags.errors:
+            # Past --max-errors the diagnostic is only counted: skip the suggestions, which
+            # cost the most (a file of 100,000 misspelt fields took minutes).
+            self.diags.add(codes.UNKNOWN_FIELD.at(span, field=name, message=frame.type_name))
             return
         allowed = sorted(frame.table)
         notes = []
@@ -374,7 +390,8 @@ class MessageFiller:
                     return self._wrong(info, span, _describe(kind, text))
                 tname, lo, hi = info.int_range
                 if not lo <= v <= hi:
-                    self.diags.add(codes.OUT_OF_RANGE.at(span.get(), value=text, field=info.name, type=tname, lo=lo, hi=hi))
+                    self.diags.add(codes.OUT_OF_RANGE.at(span.get(), value=_short(text), field=info.name, type=tname,
+                                                         lo=lo, hi=hi))
                     return None
                 return v
             if k == "b":
@@ -388,12 +405,12 @@ class MessageFiller:
                     if text in info.enum_names:
                         return info.enum_names[text]
                     names = list(info.enum_names)
-                    close = _suggest(text, names)
+                    close = _suggest(text, names) if not (self.diags.full and self.diags.errors) else []
                     notes = [] if close and len(names) > 12 else \
                         [f"{info.fd.enum_type.name} values: " + ", ".join(names)]
                     if close:
                         notes.insert(0, "did you mean " + " or ".join(f"'{c}'" for c in close) + "?")
-                    self.diags.add(codes.UNKNOWN_ENUM.at(span.get(), notes=notes, value=text,
+                    self.diags.add(codes.UNKNOWN_ENUM.at(span.get(), notes=notes, value=_short(text),
                                                          enum=info.fd.enum_type.name, field=info.name))
                     return None
                 if kind == "NUMBER":
@@ -402,7 +419,7 @@ class MessageFiller:
                         return v
                     names = ", ".join(f"{n} ({v})" for n, v in info.enum_names.items())
                     self.diags.add(codes.UNKNOWN_ENUM.at(span.get(), notes=[f"{info.fd.enum_type.name} values: {names}"],
-                                                         value=text, enum=info.fd.enum_type.name, field=info.name))
+                                                         value=_short(text), enum=info.fd.enum_type.name, field=info.name))
                     return None
                 return self._wrong(info, span, _describe(kind, text))
             if k in "sy":
@@ -442,6 +459,8 @@ class MessageFiller:
             return -math.inf if value[1].value.lower().startswith("inf") else "-" + value[1].value
         text = value.value
         if value.type == "NUMBER":
+            if len(text) > 40:  # kept as written, so that `netdef fmt` gives it back unchanged
+                return Ident(text)
             v = _parse_int(text)
             if v is not None:
                 return v
