@@ -51,6 +51,8 @@ def pool(g, x: str, y: str, method: int, kernel, stride, pad, in_hw, out_hw, tag
     if any(c is not None for c in crops):
         x = _crop_hw(g, x, crops, f"{tag}_crop")
     common = dict(kernel_shape=list(kernel), strides=list(stride))
+    if any(e >= k for e, k in zip(ends, kernel)):
+        return _pool_explicit(g, x, y, method, kernel, stride, pad, ends, in_hw, out_hw, tag)
     if method == P.MAX:
         # MaxPool ignores padding as Caffe does; the end padding only adds Caffe's overhang.
         return g.op("MaxPool", [x], y, pads=[pad[0], pad[1], ends[0], ends[1]], **common)
@@ -72,6 +74,28 @@ def pool(g, x: str, y: str, method: int, kernel, stride, pad, in_hw, out_hw, tag
             padded = _crop_hw(g, padded, crops2, f"{tag}_crop2")
         return g.op("AveragePool", [padded], y, pads=[0, 0, ends2[0], ends2[1]], count_include_pad=0, **common)
     return g.op("AveragePool", [x], y, pads=[0, 0, ends[0], ends[1]], count_include_pad=0, **common)
+
+
+def _pool_explicit(g, x, y, method, kernel, stride, pad, ends, in_hw, out_hw, tag):
+    """Windows that lie wholly past the input (stride larger than the kernel, with the
+    round-up): ONNX pools refuse padding as large as the kernel, so the padding is made
+    explicit. Caffe's MAX of an empty window is -FLT_MAX, its initial value; its AVE divides a
+    zero sum by the clipped window size, which the correction map below reproduces."""
+    P = pb.PoolingParameter
+    pads = g.ints([0, 0, pad[0], pad[1], 0, 0, ends[0], ends[1]], f"{tag}_pads")
+    fill = float(-np.finfo(np.float32).max) if method == P.MAX else 0.0
+    padded = g.op("Pad", [x, pads, g.const(fill, f"{tag}_fill")], g.tmp(f"{tag}_pad"), mode="constant")
+    common = dict(kernel_shape=list(kernel), strides=list(stride))
+    if method == P.MAX:
+        return g.op("MaxPool", [padded], y, **common)
+    avg = g.op("AveragePool", [padded], g.tmp(f"{tag}_kxk_mean"), **common)
+    sizes = []
+    for i in range(2):
+        start = np.arange(out_hw[i]) * stride[i] - pad[i]
+        sizes.append(np.minimum(start + kernel[i], in_hw[i] + pad[i]) - start)
+    with np.errstate(divide="ignore"):
+        correction = (kernel[0] * kernel[1]) / np.outer(sizes[0], sizes[1]).astype(np.float64)
+    return g.op("Mul", [avg, g.const(correction, f"{tag}_divisor")], y)
 
 
 def _crop_hw(g, x, crops, tag):
