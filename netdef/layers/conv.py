@@ -78,6 +78,12 @@ def _geometry(node, shape) -> Geometry:
             field = {"kernel size": "kernel_size", "stride": "stride", "dilation": "dilation"}[name]
             bad(node, f"{name} must be positive, got {_list(vals)}",
                 node.field_span("convolution_param", field), notes=["every axis needs a value of at least 1"])
+        if any(v > 2**31 - 1 for v in vals):
+            # BaseConvolutionLayer copies the uint32 fields into int blobs: 2^31 and more turn
+            # negative and fail its CHECK_GT(..., 0).
+            field = {"kernel size": "kernel_size", "stride": "stride", "dilation": "dilation"}[name]
+            bad(node, f"{name} must be at most 2147483647, got {_list(vals)}",
+                node.field_span("convolution_param", field), notes=["Caffe holds it in an int"])
     return Geometry(axis, kernel, stride, pad, dilation)
 
 
