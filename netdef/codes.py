@@ -142,3 +142,6 @@ COUNT_MISMATCH = Code("E409", "{message}")
 BAD_RANK = Code("E410", "layer '{layer}' ({type}) needs a {need} bottom, but '{blob}' has shape {shape}")
 POOL_OVERHANG = _w("W411", "the last window of pooling layer '{layer}' runs past the input edge on the {axis} axis ({detail}); Caffe clips it")
 RF_DISAGREE = _w("W412", "the inputs of layer '{layer}' disagree on the receptive field's {what} ({detail})")
+
+# --- analysis follow-ups (netdef/layers, netdef/passes) ---------------------------------
+PARAM_IGNORED = _w("W413", "{message}")

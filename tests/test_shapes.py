@@ -310,3 +310,74 @@ def test_data_layer_needs_input_option():
     assert g.blob("label").meta["shape"] == (64,)
     g = netdef.compile(path, phase="TRAIN", inputs={"data": (64, 1, 28, 28)})
     assert g.blob("loss").meta["shape"] == () and g.blob("ip2").meta["shape"] == (64, 10)
+
+
+# Data layers against their Caffe setup code. ImageData (image_data_layer.cpp): exactly 2 tops;
+# ReadImageToCVMat(..., is_color) decides the channels (force_color/force_gray only reach
+# encoded Datum entries in data_transformer.cpp); new_height and new_width together or not at
+# all; batch_size > 0; InferBlobShape's CHECK_GE(img_height, crop_size). BaseDataLayer builds a
+# DataTransformer, whose constructor refuses mean_file with mean_value. WindowData:
+# CHECK_GT(crop_size, 0), 2 tops. DummyData: 0, 1 or one data_filler per top. Data: load_batch's
+# CHECK(batch->data_.count()) needs a batch_size.
+_IMG = 'layer { name: "d" type: "ImageData" top: "data" top: "label" %s image_data_param { source: "l.txt" %s } }'
+
+
+@pytest.mark.parametrize("transform,image,want", [
+    ("", "new_height: 32 new_width: 48", (1, 3, 32, 48)),
+    ("", "is_color: false batch_size: 8 new_height: 32 new_width: 48", (8, 1, 32, 48)),
+    ("transform_param { force_color: true }", "is_color: false new_height: 5 new_width: 5", (1, 1, 5, 5)),
+    ("transform_param { force_gray: true crop_size: 4 }", "new_height: 5 new_width: 5", (1, 3, 4, 4)),
+    ("transform_param { crop_size: 7 }", "batch_size: 2", (2, 3, 7, 7)),
+    ("transform_param { crop_size: 5 mean_value: 1 mean_value: 2 mean_value: 3 }", "new_height: 5 new_width: 5",
+     (1, 3, 5, 5)),
+])
+def test_image_data_shapes(transform, image, want):
+    g = _compile_text(_IMG % (transform, image))
+    assert not g.diagnostics.has_errors, [d.render() for d in g.diagnostics]
+    assert g.blob("data").meta["shape"] == want and g.blob("label").meta["shape"] == (want[0],)
+    forced = [d for d in g.diagnostics if d.code == "W413"]
+    if "force_" in transform:
+        (d,) = forced
+        assert "is_color" in d.message
+        assert (_IMG % (transform, image))[:d.span.start].endswith(transform[transform.index("force_"):].split()[0] + " ")
+    else:
+        assert not forced
+
+
+@pytest.mark.parametrize("text,code,words,at", [
+    (_IMG % ("", "new_height: 32"), "E404", "new_height and new_width", "new_height"),
+    (_IMG % ("", "new_width: 32"), "E404", "new_height and new_width", "new_width"),
+    (_IMG % ("", "batch_size: 0 new_height: 4 new_width: 4"), "E404", "batch_size must be positive", "batch_size"),
+    (_IMG % ("transform_param { crop_size: 33 }", "new_height: 32 new_width: 40"), "E404",
+     "crop_size 33 is larger than the 32x40 image", "crop_size"),
+    (_IMG % ("transform_param { mean_value: 1 mean_value: 2 }", "new_height: 4 new_width: 4"), "E404",
+     "2 mean_value(s) for 3 channels", "mean_value"),
+    (_IMG % ('transform_param { mean_file: "m.binaryproto" mean_value: 1 }', "new_height: 4 new_width: 4"), "E404",
+     "mean_file and mean_value", "mean_value"),
+    ('layer { name: "d" type: "ImageData" top: "data" image_data_param { source: "l.txt" } }', "E315",
+     "takes 2 tops", "layer"),
+    ('layer { name: "d" type: "Data" top: "data" top: "label" transform_param { mean_file: "m" mean_value: 1 } '
+     'data_param { source: "db" batch_size: 4 } }', "E404", "mean_file and mean_value", "mean_value"),
+    ('layer { name: "d" type: "Data" top: "data" top: "label" data_param { source: "db" } }', "E403",
+     "batch_size of layer 'd' is not set", "data_param"),
+    ('layer { name: "w" type: "WindowData" top: "data" top: "label" window_data_param { source: "w.txt" batch_size: 2 } }',
+     "E403", "crop_size of layer 'w' is not set", "layer"),
+    ('layer { name: "w" type: "WindowData" top: "data" transform_param { crop_size: 227 } '
+     'window_data_param { source: "w.txt" batch_size: 2 } }', "E315", "takes 2 tops", "layer"),
+    ('layer { name: "x" type: "DummyData" top: "a" top: "b" top: "c" dummy_data_param { shape { dim: 2 } '
+     'data_filler { type: "constant" } data_filler { type: "gaussian" } } }', "E404", "2 data_filler", "data_filler"),
+])
+def test_data_layer_setup_checks(text, code, words, at):
+    g = _compile_text(text)
+    d = _one(g, code)
+    assert words in d.message, d.message
+    # A block's span starts at its name, a scalar's at its value.
+    here, before = text[d.span.start:], text[:d.span.start].rstrip()
+    assert here.startswith(at) or before.endswith(at + ":"), (here[:20], at)
+
+
+def test_data_layer_both_force_flags_warn():
+    g = _compile_text('layer { name: "d" type: "Data" top: "data" top: "label" transform_param { force_color: true '
+                      'force_gray: true } data_param { source: "db" batch_size: 4 } }', inputs={"data": (4, 3, 8, 8)})
+    d = _one(g, "W413")
+    assert "force_color and force_gray" in d.message and not g.diagnostics.has_errors

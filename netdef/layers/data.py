@@ -2,7 +2,10 @@
 
 A data layer's top shape follows from its parameters where Caffe's setup does not need the data
 itself: Input and DummyData give shapes, MemoryData gives all four sizes, ImageData gives the
-channels (is_color) and, with new_height/new_width or a crop, the spatial size. Data reads its
+channels (is_color alone: force_color/force_gray are for a Data layer's encoded entries) and,
+with new_height/new_width or a crop, the spatial size. The setup CHECKs Caffe would fail on are
+errors here (new_height without new_width, a crop larger than the resized image, WindowData
+without a crop_size, mean_file with mean_value). Data reads its
 channel count from the database, HDF5Data everything but the batch from its files: netdef says
 so, and `--input NAME=N,C,H,W` supplies the shape. Labels are (batch_size,) as in Caffe master.
 """
@@ -66,6 +69,9 @@ class DummyData(Source):
     def source_shapes(self, node):
         dp = node.param.dummy_data_param
         n = len(node.outputs)
+        if len(dp.data_filler) not in (0, 1, n):
+            bad(node, f"{len(dp.data_filler)} data_filler blocks for {n} tops", ("dummy_data_param", "data_filler"),
+                notes=["give no data_filler (zeros), one shared by every top, or one per top"])
         legacy = [list(dp.num), list(dp.channels), list(dp.height), list(dp.width)]
         span = node.field_span("dummy_data_param")
         if any(legacy):
@@ -82,8 +88,21 @@ class DummyData(Source):
         return [_shape(dp.shape[0 if len(dp.shape) == 1 else i]) for i in range(n)]
 
 
+class BaseData(Source):
+    """Caffe's BaseDataLayer: its LayerSetUp builds a DataTransformer from transform_param."""
+
+    def check(self, node, diags):
+        tp = node.param.transform_param
+        if tp.HasField("mean_file") and tp.mean_value:
+            # DataTransformer's constructor: CHECK_EQ(mean_value_size(), 0) with a mean_file.
+            diags.add(codes.BAD_PARAM.at(node.field_span("transform_param", "mean_value"),
+                                         notes=["give the mean as a file or as values, not both"],
+                                         message=f"layer '{node.name}': transform_param sets both mean_file and "
+                                                 "mean_value"))
+
+
 @register("MemoryData")
-class MemoryData(Source):
+class MemoryData(BaseData):
     param = "memory_data_param"
     tops = (2, 2)
 
@@ -103,27 +122,84 @@ def _crop(node) -> int:
 
 
 @register("ImageData")
-class ImageData(Source):
+class ImageData(BaseData):
     param = "image_data_param"
+    tops = (2, 2)  # ExactNumTopBlobs 2: the images and their labels
+
+    @staticmethod
+    def channels(node) -> int:
+        # ReadImageToCVMat(path, new_height, new_width, is_color) decodes in colour or in grey;
+        # transform_param's force_color/force_gray only reach encoded Datum entries (Data).
+        return 3 if node.param.image_data_param.is_color else 1
+
+    def check(self, node, diags):
+        super().check(node, diags)
+        ip = node.param.image_data_param
+        tp = node.param.transform_param
+        name = node.name
+        if bool(ip.new_height) != bool(ip.new_width):
+            given, missing = ("new_height", "new_width") if ip.new_height else ("new_width", "new_height")
+            diags.add(codes.BAD_PARAM.at(node.field_span("image_data_param", given),
+                                         notes=[f"set {missing} too (resize to new_height x new_width), or neither "
+                                                "(keep each image's size)"],
+                                         message=f"layer '{name}': {given} is set without {missing}; Caffe needs "
+                                                 "new_height and new_width set together"))
+        if ip.batch_size == 0:
+            diags.add(codes.BAD_PARAM.at(node.field_span("image_data_param", "batch_size"),
+                                         message=f"layer '{name}': batch_size must be positive, got 0"))
+        size = (ip.new_height, ip.new_width) if ip.new_height and ip.new_width else None
+        crop = tp.crop_size
+        if crop and size and crop > min(size):
+            # DataTransformer::InferBlobShape: CHECK_GE(img_height, crop_size), same for the width.
+            diags.add(codes.BAD_PARAM.at(node.field_span("transform_param", "crop_size"),
+                                         notes=[f"crop_size can be at most {min(size)} here"],
+                                         message=f"layer '{name}': crop_size {crop} is larger than the "
+                                                 f"{size[0]}x{size[1]} image new_height/new_width resize to"))
+        channels = self.channels(node)
+        if len(tp.mean_value) not in (0, 1, channels):
+            first_extra = channels if len(tp.mean_value) > channels else 0
+            diags.add(codes.BAD_PARAM.at(node.field_span("transform_param", "mean_value", first_extra),
+                                         notes=["give one mean_value for every channel, or one shared by all"],
+                                         message=f"layer '{name}': {len(tp.mean_value)} mean_value(s) for {channels} "
+                                                 f"channels (is_color: {'true' if ip.is_color else 'false'})"))
+        for flag in ("force_color", "force_gray"):
+            if getattr(tp, flag):
+                diags.add(codes.PARAM_IGNORED.at(
+                    node.field_span("transform_param", flag),
+                    notes=["force_color/force_gray apply to encoded entries of a Data layer's database"],
+                    message=f"layer '{name}': {flag} has no effect on ImageData; image_data_param's is_color "
+                            f"decides the channels ({channels} here)"))
 
     def source_shapes(self, node):
         ip = node.param.image_data_param
-        tp = node.param.transform_param
         batch = ip.batch_size
-        channels = 3 if (ip.is_color or tp.force_color) and not tp.force_gray else 1
         crop = _crop(node)
         if crop:
-            data = (batch, channels, crop, crop)
+            data = (batch, self.channels(node), crop, crop)
         elif ip.new_height and ip.new_width:
-            data = (batch, channels, ip.new_height, ip.new_width)
+            data = (batch, self.channels(node), ip.new_height, ip.new_width)
         else:
             data = "the image size comes from the first image file (no new_height/new_width or crop_size)"
         return _with_label(node, data, batch)
 
 
 @register("Data")
-class Data(Source):
+class Data(BaseData):
     param = "data_param"
+
+    def check(self, node, diags):
+        super().check(node, diags)
+        if not node.param.data_param.batch_size:
+            # DataParameter.batch_size has no default; load_batch's CHECK(batch->data_.count())
+            # fails on the empty batch.
+            diags.add(codes.MISSING_PARAM.at(node.field_span("data_param"), what="batch_size", layer=node.name,
+                                             type=node.type, notes=["batch_size is the number of items per batch"]))
+        tp = node.param.transform_param
+        if tp.force_color and tp.force_gray:
+            diags.add(codes.PARAM_IGNORED.at(
+                node.field_span("transform_param", "force_gray"),
+                notes=["Caffe refuses encoded entries with both set and ignores both for raw ones"],
+                message=f"layer '{node.name}': force_color and force_gray are both set; keep one"))
 
     def source_shapes(self, node):
         batch = node.param.data_param.batch_size
@@ -135,8 +211,19 @@ class Data(Source):
 
 
 @register("WindowData")
-class WindowData(Source):
+class WindowData(BaseData):
     param = "window_data_param"
+    tops = (2, 2)  # ExactNumTopBlobs 2: the warped windows and their labels
+
+    def check(self, node, diags):
+        super().check(node, diags)
+        if not _crop(node):
+            # WindowDataLayer::DataLayerSetUp: CHECK_GT(crop_size, 0): every window is warped
+            # to crop_size x crop_size.
+            diags.add(codes.MISSING_PARAM.at(node.field_span("transform_param", "crop_size"), what="crop_size",
+                                             layer=node.name, type=node.type,
+                                             notes=["write transform_param { crop_size: N }, the size every window "
+                                                    "is warped to"]))
 
     def source_shapes(self, node):
         batch = node.param.window_data_param.batch_size
