@@ -910,3 +910,47 @@ def _roi_pooling(ctx, layer, bottoms, params):
                 if he > hs and we > ws:
                     out[r, :, i, j] = x[b, :, hs:he, ws:we].max(axis=(1, 2))
     return [out]
+
+
+@op("Interp")
+def _interp(ctx, layer, bottoms, params):
+    # PSPNet's InterpLayer: crop by pad_beg/pad_end (<= 0), then caffe_cpu_interp2, which
+    # samples input (in - 1) / (out - 1) * o (corners to corners) bilinearly.
+    x = bottoms[0]
+    beg = int(ctx.fork_param("interp_param", "pad_beg", 0))
+    end = int(ctx.fork_param("interp_param", "pad_end", 0))
+    if beg > 0 or end > 0:
+        ctx.fail("pad_beg/pad_end must be <= 0")
+    x = x[:, :, -beg:x.shape[2] + end, -beg:x.shape[3] + end]
+    eff = list(x.shape[2:])
+    zoom = ctx.fork_param("interp_param", "zoom_factor", None)
+    shrink = ctx.fork_param("interp_param", "shrink_factor", None)
+    height = ctx.fork_param("interp_param", "height", None)
+    width = ctx.fork_param("interp_param", "width", None)
+    if shrink is not None and zoom is None:
+        out = [(e - 1) // int(shrink) + 1 for e in eff]
+    elif zoom is not None and shrink is None:
+        out = [e + (e - 1) * (int(zoom) - 1) for e in eff]
+    elif height is not None and width is not None:
+        out = [int(height), int(width)]
+    elif zoom is not None and shrink is not None:
+        out = [(e - 1) // int(shrink) + 1 for e in eff]
+        out = [o + (o - 1) * (int(zoom) - 1) for o in out]
+    elif len(bottoms) > 1:
+        out = list(bottoms[1].shape[2:4])
+    else:
+        ctx.fail("no output size")
+
+    def axis(n_in, n_out):
+        r = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        pos = r * np.arange(n_out)
+        i0 = pos.astype(np.int64)
+        step = (i0 < n_in - 1).astype(np.int64)
+        lam = pos - i0
+        return i0, i0 + step, lam
+
+    h0, h1, lh = axis(eff[0], out[0])
+    w0, w1, lw = axis(eff[1], out[1])
+    top = x[:, :, h0][:, :, :, w0] * (1 - lw) + x[:, :, h0][:, :, :, w1] * lw
+    bot = x[:, :, h1][:, :, :, w0] * (1 - lw) + x[:, :, h1][:, :, :, w1] * lw
+    return [top * (1 - lh)[:, None] + bot * lh[:, None]]

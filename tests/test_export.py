@@ -335,3 +335,25 @@ def test_roi_pooling_matches_the_reference(tmp_path):
     report = verify(_write(tmp_path, ROI_NET), inputs={"data": x, "rois": rois})
     assert [c.layer for c in report.comparisons] == ["roi_pool"]
     assert report.first_bad is None and report.comparisons[0].error < 1e-6
+
+
+INTERP_NET = """
+name: "interp"
+layer { name: "data" type: "Input" top: "data" top: "ref"
+        input_param { shape { dim: 2 dim: 3 dim: 7 dim: 9 } shape { dim: 1 dim: 1 dim: 5 dim: 4 } } }
+layer { name: "zoom" type: "Interp" bottom: "data" top: "zoom" interp_param { zoom_factor: 3 } }
+layer { name: "shrink" type: "Interp" bottom: "data" top: "shrink" interp_param { shrink_factor: 2 pad_beg: -1 pad_end: -1 } }
+layer { name: "hw" type: "Interp" bottom: "data" top: "hw" interp_param { height: 11 width: 1 } }
+layer { name: "like" type: "Interp" bottom: "data" bottom: "ref" top: "like" }
+"""
+
+
+def test_interp_matches_the_reference(tmp_path):
+    # PSPNet's Interp (no conformance data: the oracle lacks it): the export's Resize against
+    # the reference's caffe_cpu_interp2, for every way of giving the size, a crop, a 1-wide output.
+    from netdef.export.verify import verify
+    x = np.random.default_rng(1).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    report = verify(_write(tmp_path, INTERP_NET), inputs={"data": x})
+    assert [(c.layer, c.shape) for c in report.comparisons] == [
+        ("zoom", (2, 3, 19, 25)), ("shrink", (2, 3, 3, 4)), ("hw", (2, 3, 11, 1)), ("like", (2, 3, 5, 4))]
+    assert report.first_bad is None

@@ -303,15 +303,20 @@ class Interp(Layer):
         """ONNX Resize, linear, align_corners (caffe_cpu_interp2 maps corner to corner)."""
         out = g.out_shape(0)
         p = ForkParams(node, "interp_param", {"pad_beg": 0, "pad_end": 0})
-        if p.get("pad_beg") or p.get("pad_end"):
-            g.fail("Interp with pad_beg/pad_end is not lowered")
+        beg, end = int(p.get("pad_beg")), int(p.get("pad_end"))
+        x = g.x(0)
+        if beg or end:
+            # pad_beg/pad_end <= 0 crop the input before resizing.
+            h, w = g.in_shape(0)[2:]
+            x = g.op("Slice", [x, g.ints([-beg, -beg], "crop_starts"), g.ints([h + end, w + end], "crop_ends"),
+                               g.ints([2, 3], "crop_axes")], g.tmp("cropped"))
         # PSPNet's caffe_cpu_interp2 maps corners to corners: (in - 1) / (out - 1).
         sizes = g.ints(list(out), "sizes")
         if any(g.out_dyn(0)):
             shp = g.op("Shape", [g.x(0)], g.tmp("shape"))
             nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
             sizes = g.op("Concat", [nc, g.ints(list(out[2:]), "hw")], g.tmp("sizes"), axis=0)
-        g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="linear", coordinate_transformation_mode="align_corners")
+        g.op("Resize", [x, "", "", sizes], g.y(0), mode="linear", coordinate_transformation_mode="align_corners")
 
 
 @register("ReLU6")
