@@ -15,6 +15,10 @@ class InnerProduct(Layer):
             diags.add(codes.MISSING_PARAM.at(node.field_span("inner_product_param"), what="num_output",
                                              layer=node.name, type=node.type,
                                              notes=["num_output is the number of outputs"]))
+        elif ip.num_output == 0:
+            # Caffe takes it, then its weight filler CHECK-fails on the empty (0, K) blob.
+            diags.add(codes.BAD_PARAM.at(node.field_span("inner_product_param", "num_output"),
+                                         message=f"layer '{node.name}': num_output must be positive, got 0"))
 
     def axis(self, node, shape) -> int:
         ip = node.param.inner_product_param
