@@ -58,9 +58,11 @@ def _report(graph, args, only_gaps: bool = True) -> int:
     """Print errors (and the warnings that explain missing results) to stderr; the exit code."""
     diags = graph.diagnostics
     if not graph.nodes and diags.has_errors:
-        raise DiagnosticError(list(diags))
+        raise DiagnosticError(diags)  # the collector itself: the CLI says how many were cut
     shown = [d for d in diags if d.is_error or not only_gaps or d.code in _EXPLAINS_GAPS]
     print_diagnostics(shown)
+    if diags.dropped:
+        sys.stderr.write(f"note: {diags.dropped} more diagnostics not shown (--max-errors)\n")
     hidden = len(diags) - len(shown)
     if hidden:
         sys.stderr.write(f"note: {hidden} more warning(s); run 'netdef check {args.file}' to see them\n")
@@ -255,6 +257,11 @@ def cmd_summary(args) -> int:
     code = _report(graph, args)
     text = summary_text(graph, args.format)
     if args.output:
+        if code:
+            # A failed run leaves the previous output as it was; the partial table is shown.
+            sys.stderr.write(f"netdef summary: {args.output} not written: the net has errors\n")
+            sys.stdout.write(text)
+            return code
         write_atomic(args.output, text)
     else:
         sys.stdout.write(text)
