@@ -140,7 +140,7 @@ CROP_OUT_OF_BOUNDS = Code("E407", "{message}")
 BAD_AXIS = Code("E408", "{message}")
 COUNT_MISMATCH = Code("E409", "{message}")
 BAD_RANK = Code("E410", "layer '{layer}' ({type}) needs a {need} bottom, but '{blob}' has shape {shape}")
-POOL_OVERHANG = _w("W411", "the last window of pooling layer '{layer}' runs past the input edge on the {axis} axis ({detail}); Caffe clips it")
+POOL_OVERHANG = _w("W411", "the last window of pooling layer '{layer}' runs past the input edge {where} ({detail}); Caffe clips it")
 RF_DISAGREE = _w("W412", "the inputs of layer '{layer}' disagree on the receptive field's {what} ({detail})")
 
 # --- analysis follow-ups (netdef/layers, netdef/passes) ---------------------------------

@@ -279,9 +279,31 @@ def test_python_layer_is_described_and_input_option_continues():
 
 
 def test_pool_overhang_warning():
+    # 8 -> ceil((8 - 3) / 2) + 1 = 4 outputs; the last window starts at 3 * 2 = 6 and covers 6..8,
+    # one past the last input row 7. One warning per layer, naming the axes.
     g = _net('layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }')
-    d = _one(g, "W411")
-    assert "runs past the input edge" in d.message and not g.diagnostics.has_errors
+    assert _codes(g) == ["W411"] and not g.diagnostics.has_errors
+    assert next(iter(g.diagnostics)).message == (
+        "the last window of pooling layer 'p' runs past the input edge on both axes (it covers 6..8 but the input "
+        "ends at 7); Caffe clips it")
+    # 8 x 9: only the height overhangs (the width's last window covers 6..8 of 0..8).
+    g = _net('layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }',
+             shape="1 dim: 3 dim: 8 dim: 9")
+    (d,) = [x for x in g.diagnostics if x.code == "W411"]
+    assert "on the height axis (it covers 6..8 but the input ends at 7)" in d.message
+    # 8 x 10 with kernel 3x4: both axes, each with its own coordinates.
+    g = _net('layer { name: "p" type: "Pooling" bottom: "data" top: "p" '
+             'pooling_param { pool: MAX kernel_h: 3 kernel_w: 4 stride: 2 } }', shape="1 dim: 3 dim: 8 dim: 11")
+    (d,) = [x for x in g.diagnostics if x.code == "W411"]
+    assert "on both axes (height: it covers 6..8 but the input ends at 7; width: it covers 8..11 but the input " \
+           "ends at 10)" in d.message, d.message
+
+
+def test_googlenet_pool_overhang_once_per_layer(capsys):
+    from netdef.cli import main
+    assert main(["check", "googlenet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning[W411]") == 4 and err.count("on both axes") == 4
 
 
 def test_shared_param_shapes_must_agree():

@@ -162,18 +162,27 @@ class Pooling(Layer):
         g = geometry(node, in_shapes[0])
         if g.global_:
             return
+        over = []  # (axis, where the last window lies, where the input ends)
         for i, axis in enumerate(("height", "width")):
             size, o = in_shapes[0][2 + i], out_shapes[0][2 + i]
             last_end = (o - 1) * g.stride[i] - g.pad[i] + g.kernel[i]
             if last_end > size + g.pad[i]:
                 start = (o - 1) * g.stride[i] - g.pad[i]
-                detail = (f"it covers {start}..{last_end - 1} but the input{' plus padding' if g.pad[i] else ''} "
-                          f"ends at {size + g.pad[i] - 1}")
-                pp = node.param.pooling_param
-                field = "kernel_size" if pp.HasField("kernel_size") else ("kernel_h" if i == 0 else "kernel_w")
-                diags.add(codes.POOL_OVERHANG.at(node.field_span("pooling_param", field), layer=node.name, axis=axis,
-                                                 detail=detail,
-                                                 notes=["exporters must reproduce this with ceil_mode=1"]))
+                over.append((axis, f"it covers {start}..{last_end - 1} but the input"
+                                   f"{' plus padding' if g.pad[i] else ''} ends at {size + g.pad[i] - 1}"))
+        if not over:
+            return
+        # One warning per layer: a square pool on a square map overhangs on both axes alike.
+        if len(over) == 1:
+            where, detail = f"on the {over[0][0]} axis", over[0][1]
+        elif over[0][1] == over[1][1]:
+            where, detail = "on both axes", over[0][1]
+        else:
+            where, detail = "on both axes", "; ".join(f"{axis}: {d}" for axis, d in over)
+        pp = node.param.pooling_param
+        field = "kernel_size" if pp.HasField("kernel_size") else ("kernel_h" if over[0][0] == "height" else "kernel_w")
+        diags.add(codes.POOL_OVERHANG.at(node.field_span("pooling_param", field), layer=node.name, where=where,
+                                         detail=detail, notes=["exporters must reproduce this with ceil_mode=1"]))
 
     def to_onnx(self, node, g):
         """ONNX MaxPool / AveragePool with Caffe's geometry (see lower.pool)."""
