@@ -787,7 +787,8 @@ def _reduction(ctx, layer, bottoms, params):
 
 # --- recurrent -------------------------------------------------------------------------------
 
-def _sigmoid(x):
+def _logistic(x):
+    # LSTMUnit's sigmoid: 1 / (1 + exp(-x)).
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -823,9 +824,9 @@ def _recurrent(ctx, layer, bottoms, params):
         cont_t = cont[t].reshape(n, 1)
         gate = (h * cont_t) @ w_h.T + x_t[t] + s_t                      # h_conted, W_hc h, sums
         if lstm:
-            i = _sigmoid(gate[:, :h_dim])
-            f = np.where(cont_t == 0, 0.0, cont_t * _sigmoid(gate[:, h_dim:2 * h_dim]))   # LSTMUnit
-            o = _sigmoid(gate[:, 2 * h_dim:3 * h_dim])
+            i = _logistic(gate[:, :h_dim])
+            f = np.where(cont_t == 0, 0.0, cont_t * _logistic(gate[:, h_dim:2 * h_dim]))   # LSTMUnit
+            o = _logistic(gate[:, 2 * h_dim:3 * h_dim])
             g = np.tanh(gate[:, 3 * h_dim:])
             c = f * c + i * g
             h = o * np.tanh(c)

@@ -215,7 +215,6 @@ class Exporter:
         self._dyn = dyn or {}
         self.nodes = []
         self.inits: list[Init] = []
-        self._init_names: set[str] = set()
         self.node_names: set[str] = set()
         self.used: set[str] = set()
         self._names: dict[int, str] = {}
@@ -266,7 +265,6 @@ class Exporter:
 
     def add_init(self, base: str, shape, dtype, make) -> str:
         name = self.unique(base)
-        self._init_names.add(name)
         self.inits.append(Init(name, tuple(int(d) for d in shape), np.dtype(dtype), make))
         return name
 
