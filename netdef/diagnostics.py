@@ -118,6 +118,12 @@ def _snippet(span: Span) -> list[str]:
     return [f" {gutter} | {shown_text}", f" {pad} | {' ' * caret_at}^{'~' * (width - 1)}"]
 
 
+def byte_span(path: str, offset: int = 0) -> Span:
+    """A place in a binary file: rendered `path:1:<offset + 1>:`, without a snippet."""
+    from .source import BinarySource
+    return Span(BinarySource(path), offset, offset + 1)
+
+
 class DiagnosticError(Exception):
     """Raised when a stage cannot go on; carries every diagnostic collected so far."""
 

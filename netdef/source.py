@@ -136,3 +136,19 @@ class Source:
     @property
     def line_count(self) -> int:
         return len(self._line_starts())
+
+
+class BinarySource(Source):
+    """A binary file (a .caffemodel), for diagnostics: it has no lines, so a position is
+    shown as line 1 and column offset + 1, i.e. `model.caffemodel:1:513:` is byte 512."""
+
+    __slots__ = ()
+
+    def __init__(self, path: str):
+        super().__init__("", path)
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        return 1, max(0, offset) + 1
+
+    def line_text(self, line: int) -> str:
+        return ""
