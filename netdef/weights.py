@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import codes
-from .diagnostics import Diagnostics, DiagnosticError, Span
+from .diagnostics import Diagnostics, DiagnosticError, Span, byte_span
 from .proto import pb
 
 # --- reading ---------------------------------------------------------------------------------
@@ -234,6 +234,9 @@ def _decode_blob(buf, start: int, end: int) -> tuple[np.ndarray, bool]:
         # Blob::FromProto: unset legacy dimensions are 0. With neither form the blob has no
         # axes and one value: Blob::ToProto writes no `shape` at all for PReLU's shared slope.
         shape = [d or 0 for d in legacy] if is_legacy else []
+    if len(shape) > 32:
+        # Blob::Reshape: CHECK_LE(shape.size(), kMaxBlobAxes), which is 32.
+        raise _Corrupt(start, f"a blob has {len(shape)} axes; Caffe's blobs have at most 32")
     if any(d < 0 for d in shape):
         raise _Corrupt(start, f"a blob has a negative dimension {tuple(shape)}")
     count = math.prod(shape)
@@ -290,10 +293,16 @@ def parse_caffemodel(data, path: str = "<weights>") -> WeightSet:
     views into `data` where the bytes allow it. Raises DiagnosticError (E502) when corrupt."""
     buf = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
     ws = WeightSet(path)
+    kinds = set()
     try:
         for number, wire, v in _fields(buf, 0, len(buf)):
             if number in (_NET_LAYER, _NET_LAYERS):
                 _expect(wire, _LEN, "a layer", 0)
+                kinds.add(number)
+                if len(kinds) == 2:
+                    # UpgradeV1Net: LOG(FATAL) "Refusing to upgrade inconsistent NetParameter input".
+                    raise _Corrupt(v[0], "it holds both 'layer' (current) and 'layers' (V1) entries, "
+                                         "which Caffe refuses to load")
                 lw = _decode_layer(buf, v[0], v[1], v1=number == _NET_LAYERS)
                 # Caffe copies every source layer in turn, so of two with one name the last wins.
                 ws.layers.pop(lw.name, None)
@@ -305,9 +314,10 @@ def parse_caffemodel(data, path: str = "<weights>") -> WeightSet:
             hint = " (this is an HDF5 file; netdef reads binary protobuf .caffemodel files only)"
         elif head and all(32 <= c < 127 or c in (9, 10, 13) for c in head):
             hint = " (it looks like text: is it a .prototxt?)"
-        raise DiagnosticError([codes.WEIGHTS_CORRUPT.at(None, path=path, why=f"{e.why} at byte {e.pos}{hint}")]) from None
+        raise DiagnosticError([codes.WEIGHTS_CORRUPT.at(byte_span(path, e.pos), path=path,
+                                                        why=f"{e.why} at byte {e.pos}{hint}")]) from None
     if not ws.layers and len(buf):
-        raise DiagnosticError([codes.WEIGHTS_CORRUPT.at(None, path=path, why="it holds no layers")])
+        raise DiagnosticError([codes.WEIGHTS_CORRUPT.at(byte_span(path), path=path, why="it holds no layers")])
     return ws
 
 
@@ -319,21 +329,21 @@ def read_caffemodel(path: str) -> WeightSet:
         if os.path.isdir(path):
             raise IsADirectoryError(21, "it is a directory")
     except OSError as e:
-        raise DiagnosticError([codes.WEIGHTS_UNREADABLE.at(None, path=path, why=e.strerror or str(e))]) from None
+        raise DiagnosticError([codes.WEIGHTS_UNREADABLE.at(byte_span(path), path=path, why=e.strerror or str(e))]) from None
     if size == 0:
-        raise DiagnosticError([codes.WEIGHTS_CORRUPT.at(None, path=path, why="the file is empty")])
+        raise DiagnosticError([codes.WEIGHTS_CORRUPT.at(byte_span(path), path=path, why="the file is empty")])
     limit = _memory_limit()
     if size > limit:
         raise DiagnosticError([codes.WEIGHTS_UNREADABLE.at(
-            None, path=path, why=f"it is {size / 2**30:.1f} GiB, more than this machine's {limit / 2**30:.1f} GiB of memory")])
+            byte_span(path), path=path, why=f"it is {size / 2**30:.1f} GiB, more than this machine's {limit / 2**30:.1f} GiB of memory")])
     buf = bytearray(size)
     try:
         with open(path, "rb") as f:
             got = f.readinto(buf)
     except OSError as e:
-        raise DiagnosticError([codes.WEIGHTS_UNREADABLE.at(None, path=path, why=e.strerror or str(e))]) from None
+        raise DiagnosticError([codes.WEIGHTS_UNREADABLE.at(byte_span(path), path=path, why=e.strerror or str(e))]) from None
     if got != size:
-        raise DiagnosticError([codes.WEIGHTS_UNREADABLE.at(None, path=path, why="the file changed while being read")])
+        raise DiagnosticError([codes.WEIGHTS_UNREADABLE.at(byte_span(path), path=path, why="the file changed while being read")])
     return parse_caffemodel(buf, path)
 
 
@@ -402,7 +412,7 @@ def bind(specs, weights: WeightSet, diags: Diagnostics) -> dict[str, list[np.nda
             out[spec.name] = arrays
     for lw in weights:
         if lw.name not in wanted and lw.blobs:
-            diags.add(codes.WEIGHTS_EXTRA.at(None, path=weights.path, layer=lw.name, type=lw.type or "?",
+            diags.add(codes.WEIGHTS_EXTRA.at(byte_span(weights.path), path=weights.path, layer=lw.name, type=lw.type or "?",
                                              count=len(lw.blobs)))
     return out
 
