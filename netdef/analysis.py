@@ -68,20 +68,56 @@ def compile(path_or_parsed, phase: str = "TEST", stages=(), level: int = 0, inpu
 class SizeScan:
     """Which input heights/widths a net accepts (see valid_sizes)."""
 
-    def __init__(self, inputs, declared, modes, fixed, skipped):
+    def __init__(self, inputs, declared, modes, fixed, skipped, derived=(), held=(), unchecked=()):
         self.inputs = inputs        # names of the spatial inputs that were varied
         self.declared = declared    # their declared (H, W)
         self.modes = modes          # {"height" | "width" | "square": [(lo, hi), ...]}
         self.fixed = fixed          # layers whose parameter shapes depend on the input size
         self.skipped = skipped      # layers netdef cannot analyse (their constraints are unknown)
+        self.derived = list(derived)      # [(input, [comparison layers reading it])]: labels
+        self.held = list(held)            # [(input, (H, W))]: trunk inputs of another declared size
+        self.unchecked = list(unchecked)  # comparison layers left out because they read a label
+
+
+def _compares(node) -> bool:
+    """Losses and Accuracy compare a prediction with a label, whose size is the data's business."""
+    impl = node.impl
+    return impl is not None and (impl.loss or impl.compares)
+
+
+def scan_inputs(graph):
+    """Split the net's spatial inputs (N, C, H, W, ...) for the size scan.
+
+    varied:  inputs some layer other than a loss, Accuracy or Silence reads (the images the
+             trunk computes on) whose declared H x W is the first such input's: they take each
+             size together.
+    held:    trunk inputs declared at another size: kept at it (no rule says how they scale).
+    derived: inputs read only by losses and Accuracy (and Silence): label maps. Their size
+             must follow the prediction's, whatever it is, so they are not varied and the
+             layers comparing them are not checked; holding a 388x388 label fixed would make
+             every U-Net tile but 572x572 "invalid"."""
+    spatial = [v for v in graph.inputs if v.meta.get("shape") is not None and len(v.meta["shape"]) >= 4]
+    trunk, derived = [], []
+    for v in spatial:
+        readers = [n for n in v.consumers if n.type != "Silence"]
+        if readers and all(_compares(n) for n in readers):
+            derived.append((v, readers))
+        elif readers:
+            trunk.append(v)
+    if not trunk:
+        return [], [], derived
+    declared = tuple(trunk[0].meta["shape"][-2:])
+    varied = [v for v in trunk if tuple(v.meta["shape"][-2:]) == declared]
+    held = [v for v in trunk if tuple(v.meta["shape"][-2:]) != declared]
+    return varied, held, derived
 
 
 def valid_sizes(graph: Graph, lo: int, hi: int) -> SizeScan:
-    """Re-run shape inference with the spatial inputs' height, width, or both set to every
-    size in [lo, hi]. A size is valid when every layer sets up (Concat, Eltwise and Crop align,
-    no window is larger than its input) and every parameter blob keeps the shape it has at the
-    declared size: InnerProduct's weights fix its input count, so nets with one accept only the
-    sizes that reproduce it.
+    """Re-run shape inference with the varied inputs' height, width, or both set to every size
+    in [lo, hi] (scan_inputs says which inputs vary). A size is valid when every layer sets up
+    (Concat, Eltwise and Crop align, no window is larger than its input) and every parameter
+    blob keeps the shape it has at the declared size: InnerProduct's weights fix its input
+    count, so nets with one accept only the sizes that reproduce it.
 
     All sizes run together, layer by layer, as classes of sizes that have produced the same
     shapes so far: once two sizes agree on every blob a later layer still reads, their futures
@@ -89,13 +125,17 @@ def valid_sizes(graph: Graph, lo: int, hi: int) -> SizeScan:
     scan costs about as much as a handful of ordinary shape passes."""
     from .layers import LayerError
 
-    spatial = [v for v in graph.inputs if v.meta.get("shape") is not None and len(v.meta["shape"]) >= 4]
+    spatial, held, derived = scan_inputs(graph)
     if not spatial:
-        return SizeScan([], None, {}, [], [])
+        return SizeScan([], None, {}, [], [], [(v.name, [n.name for n in r]) for v, r in derived])
     declared = tuple(spatial[0].meta["shape"][-2:])
+    labels = {id(v) for v, _ in derived}
+    unchecked = [n for n in graph.nodes if _compares(n) and any(id(v) in labels for v in n.inputs)]
+    left_out = {id(n) for n in unchecked}
     fixed: dict[str, str] = {}
     nodes = [n for n in graph.nodes
-             if n.impl is not None and not n.impl.opaque and not n.impl.source and not n.meta.get("invalid")]
+             if n.impl is not None and not n.impl.opaque and not n.impl.source and not n.meta.get("invalid")
+             and id(n) not in left_out]
     skipped = [n.name for n in graph.nodes if n.impl is None or n.impl.opaque or n.meta.get("invalid")]
     last_use: dict[int, int] = {}
     for i, n in enumerate(nodes):
@@ -158,7 +198,9 @@ def valid_sizes(graph: Graph, lo: int, hi: int) -> SizeScan:
         sizes = [(s, s if mode != "width" else declared[0], s if mode != "height" else declared[1])
                  for s in range(lo, hi + 1)]
         modes[mode] = _ranges(scan(sizes))
-    return SizeScan([v.name for v in spatial], declared, modes, sorted(fixed.items()), skipped)
+    return SizeScan([v.name for v in spatial], declared, modes, sorted(fixed.items()), skipped,
+                    [(v.name, [n.name for n in r]) for v, r in derived],
+                    [(v.name, tuple(v.meta["shape"][-2:])) for v in held], [n.name for n in unchecked])
 
 
 def _ranges(values: list[int]) -> list[tuple[int, int]]:

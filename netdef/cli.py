@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table")
 
     p = add("sizes")
+    p.description = (
+        "The input heights and widths for which the whole net is valid: every layer sets up (Concat, Eltwise "
+        "and Crop line up, no window is larger than its input) and layers with size-dependent parameters "
+        "(InnerProduct) keep their shapes. The inputs the net's layers compute on are varied together (those "
+        "declared at the first one's size; others are held at theirs). Inputs read only by loss and Accuracy "
+        "layers, such as label maps, are derived: not varied, since their size must follow the prediction's, "
+        "and the layers comparing them are not checked.")
     _file(p)
     _net_options(p)
     p.add_argument("--range", default="1:1024", metavar="MIN:MAX", help="input heights/widths to try (default 1:1024)")

@@ -344,6 +344,12 @@ def cmd_sizes(args) -> int:
         names = ", ".join(f"{n} ({t})" for n, t in scan.fixed)
         lines.append(f"fixed-size layers: {names}: their parameter shapes depend on the input size, so only "
                      "sizes that give them their declared input are valid")
+    for name, readers in scan.derived:
+        lines.append(f"derived: {name} (read only by loss and Accuracy layers "
+                     f"{', '.join(repr(r) for r in readers)}): not varied; its size must follow the prediction's, "
+                     "so those layers are not checked")
+    for name, (hh, ww) in scan.held:
+        lines.append(f"held: {name} at its declared {hh}x{ww} (it differs from {scan.inputs[0]}'s)")
     if scan.skipped:
         lines.append(f"note: {len(scan.skipped)} layer(s) netdef cannot analyse are not checked "
                      f"(from '{scan.skipped[0]}')")

@@ -161,3 +161,69 @@ def test_missing_file_and_solver(capsys):
     assert code == 1 and "E100" in err
     code, _, err = run(capsys, "check", str(ZOO / "bvlc_alexnet" / "solver.prototxt"))
     assert code == 1 and "E300" in err
+
+
+def _unet_accepts(s: int) -> bool:
+    """U-Net's size arithmetic written out by hand with Caffe's rules: an unpadded 3x3
+    convolution takes 2 pixels (the kernel must fit), a 2x2/2 max pool rounds up
+    (ceil((s - 2) / 2) + 1 = ceil(s / 2), no clipping without padding), a 2x2/2 up-convolution
+    doubles, and Crop needs offset + the expanded size <= the contracting map."""
+    def two_convs(x):
+        for _ in range(2):
+            if x is None or x < 3:
+                return None
+            x -= 2
+        return x
+    skips, x = [], s
+    for _ in range(4):
+        x = two_convs(x)
+        if x is None or x < 2:
+            return False
+        skips.append(x)
+        x = -(-x // 2)
+    x = two_convs(x)
+    for offset, skip in zip((4, 16, 40, 88), reversed(skips)):
+        if x is None or offset + 2 * x > skip:
+            return False
+        x = two_convs(2 * x)
+    return x is not None
+
+
+def test_sizes_unet_varies_the_image_and_derives_the_label(capsys):
+    # The 388x388 label map is read only by the loss and Accuracy: its size follows the net's
+    # output, so the scan varies the 572x572 tile alone and leaves those two layers unchecked.
+    code, out, _ = run(capsys, "sizes", "unet", "--range", "1:700")
+    assert code == 0
+    want = [s for s in range(1, 701) if _unet_accepts(s)]
+    # Caffe's rounding-up pools and fixed-offset crops accept every tile from 173 up, not only
+    # the paper's seamless sizes (572, 556, ...): the crops then cut off-centre.
+    assert 572 in want and 172 not in want and 173 in want
+    ranges = []
+    for s in want:
+        if ranges and ranges[-1][1] == s - 1:
+            ranges[-1][1] = s
+        else:
+            ranges.append([s, s])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
+    lines = out.splitlines()
+    assert lines[0] == "inputs data: declared 572x572; sizes tried 1-700"
+    assert f"square (H = W):     {text}" in lines
+    assert f"height (width 572): {text}" in lines and f"width (height 572): {text}" in lines
+    assert any(line.startswith("derived: label (read only by loss and Accuracy layers 'loss', 'accuracy')")
+               for line in lines), out
+    code, out, _ = run(capsys, "sizes", "--help")
+    assert code == 0 and "read only by loss and" in " ".join(out.split())
+
+
+def test_sizes_fcn8s_derives_the_label(capsys):
+    code, out, _ = run(capsys, "sizes", "fcn8s", "--range", "1:64")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "inputs data: declared 500x500; sizes tried 1-64"
+    assert any(line.startswith("derived: label ") for line in lines), out
+    square = next(line for line in lines if line.startswith("square"))
+    # independently of the scan: the ordinary shape pass at sizes the scan accepts and refuses
+    # sets up every layer before the loss (whose label is a separate, fixed-size input)
+    for size in (1, 17, 64):
+        g = netdef.compile("fcn8s", inputs={"data": (1, 3, size, size), "label": (1, 1, size, size)})
+        assert not g.diagnostics.has_errors and g.blob("score").meta["shape"] == (1, 21, size, size)
+    assert square == "square (H = W):     1-64"

@@ -80,6 +80,7 @@ class Layer:
     opaque = None                   # why netdef cannot infer its tops (Python, data-dependent sizes)
     loss = False                    # top 0 has loss_weight 1 by default
     auto_tops = False               # Caffe's AutoTopBlobs: missing tops are made, anonymous
+    compares = False                # compares a prediction with labels, as losses do (Accuracy)
     elementwise = False             # output i has the shape of input 0 and the same RF
 
     # -- parameters ------------------------------------------------------------------------

@@ -115,6 +115,7 @@ class ContrastiveLoss(Loss):
 @register("Accuracy")
 class Accuracy(Layer):
     param = "accuracy_param"
+    compares = True
     bottoms = (2, 2)
     tops = (1, 2)
 
