@@ -16,7 +16,7 @@ from .cli import print_diagnostics
 from .diagnostics import DiagnosticError, UsageError
 from .ir import fmt_num
 from .outputs import write_atomic
-from .passes.cost import BYTES_PER_ELEMENT, totals
+from .passes.cost import BYTES_PER_ELEMENT, samples, totals
 from .layers.base import prod
 
 # Warnings that explain why a summary is incomplete; the others are for `netdef check`.
@@ -128,7 +128,8 @@ def cmd_check(args) -> int:
 def summary_json(graph) -> dict:
     """The stable JSON form of `netdef summary` (see the README of the analysis)."""
     t = totals(graph)
-    batch = graph.batch_size or 1
+    per = samples(graph)
+    batch = per.size
     blobs = {}
     for name in graph.blob_names:
         v = graph.blob(name)
@@ -159,8 +160,11 @@ def summary_json(graph) -> dict:
         "blobs": blobs,
         "layers": layers,
         "totals": t,
-        "batch_size": graph.batch_size,
+        # batch_size counts samples: axis 1 of time-major (T, N, ...) nets, axis 0 otherwise.
+        "batch_size": per.size if graph.batch_size is not None else None,
+        "batch_axis": per.axis,
         "per_sample": {k: t[k] // batch for k in ("macs", "flops", "activation_bytes")},
+        "per_sample_is": per.what,
     }
 
 
@@ -189,13 +193,17 @@ def _rows(graph) -> list[list[str]]:
 
 def _totals_lines(graph) -> list[str]:
     t = totals(graph)
-    batch = graph.batch_size or 1
+    per = samples(graph)
+    batch = per.size
     lines = [f"parameters: {t['params']:,} learnable ({_bytes(t['params'] * BYTES_PER_ELEMENT)})"
              + (f", {t['stat_params']:,} BatchNorm statistics" if t["stat_params"] else "")]
-    lines.append(f"batch {batch}: {_si(t['macs'])} MACs, {_si(t['flops'])} FLOPs, "
+    what = f"{batch} sequences x {per.steps} time steps" if per.steps is not None else str(batch)
+    lines.append(f"batch {what}: {_si(t['macs'])} MACs, {_si(t['flops'])} FLOPs, "
                  f"activations {_bytes(t['activation_bytes'])}")
     if batch != 1:
-        lines.append(f"per sample: {_si(t['macs'] / batch)} MACs, {_si(t['flops'] / batch)} FLOPs, "
+        # Say what a sample is where it is not one item of axis 0.
+        label = f"per sample ({per.what})" if per.steps is not None else "per sample"
+        lines.append(f"{label}: {_si(t['macs'] / batch)} MACs, {_si(t['flops'] / batch)} FLOPs, "
                      f"activations {_bytes(t['activation_bytes'] / batch)}")
     unknown = [n.name for n in graph.nodes if n.meta.get("unknown") or (n.outputs and "cost" not in n.meta)]
     if unknown:

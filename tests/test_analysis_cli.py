@@ -227,3 +227,26 @@ def test_sizes_fcn8s_derives_the_label(capsys):
         g = netdef.compile("fcn8s", inputs={"data": (1, 3, size, size), "label": (1, 1, size, size)})
         assert not g.diagnostics.has_errors and g.blob("score").meta["shape"] == (1, 21, size, size)
     assert square == "square (H = W):     1-64"
+
+
+def test_per_sample_of_a_time_major_net(capsys):
+    # Caffe's LSTM reads (T, N, ...) blobs: the CharLSTM's 50x32 inputs are 50 time steps of 32
+    # streams, so a sample is one 50-step sequence and the totals divide by 32, not by 50.
+    code, out, _ = run(capsys, "summary", "lstm", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["inputs"]["input_chars"] == [50, 32]
+    assert doc["batch_size"] == 32 and doc["batch_axis"] == 1
+    macs = sum(layer["macs"] or 0 for layer in doc["layers"])
+    assert doc["totals"]["macs"] == macs and doc["per_sample"]["macs"] == macs // 32
+    assert "sequence" in doc["per_sample_is"] and "axis 1" in doc["per_sample_is"]
+    code, out, _ = run(capsys, "summary", "lstm")
+    lines = out.splitlines()
+    per = next(line for line in lines if line.startswith("per sample"))
+    assert per.startswith("per sample (one sequence of 50 time steps; N = 32 is axis 1 of the time-major blobs "
+                          "LSTM 'lstm1' reads):"), per
+    assert f"{macs / 32 / 1e6:.2f}M MACs" in per
+    assert any(line.startswith("batch 32 sequences x 50 time steps: ") for line in lines)
+    # a net without recurrent layers keeps axis 0
+    code, out, _ = run(capsys, "summary", ALEXNET, "--format", "json")
+    doc = json.loads(out)
+    assert doc["batch_size"] == 10 and doc["batch_axis"] == 0 and "axis 0" in doc["per_sample_is"]

@@ -81,6 +81,7 @@ class Layer:
     loss = False                    # top 0 has loss_weight 1 by default
     auto_tops = False               # Caffe's AutoTopBlobs: missing tops are made, anonymous
     compares = False                # compares a prediction with labels, as losses do (Accuracy)
+    time_major = False              # reads (T, N, ...) blobs: the batch is axis 1 (RNN, LSTM)
     elementwise = False             # output i has the shape of input 0 and the same RF
 
     # -- parameters ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from .base import Layer, bad, count, fmt_shape, register
 
 class Recurrent(Layer):
     param = "recurrent_param"
+    time_major = True
     states = 1        # recurrent state blobs (h; LSTM adds c)
     gates = 1         # rows of W_x* per output unit (LSTM: 4 gates)
 
@@ -182,6 +183,7 @@ class LSTMUnit(Layer):
 
     bottoms = (3, 3)
     tops = (2, 2)
+    time_major = True
 
     def infer_shapes(self, node, in_shapes):
         c, x, cont = in_shapes

@@ -9,6 +9,8 @@ memory and counts nothing.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..layers.base import prod
 
 BYTES_PER_ELEMENT = 4  # Caffe's float blobs
@@ -60,3 +62,33 @@ def totals(graph) -> dict:
         if v.producer is None and v.meta.get("shape") is not None:
             act += prod(v.meta["shape"]) * BYTES_PER_ELEMENT
     return {"params": params, "stat_params": stat, "macs": macs, "flops": flops, "activation_bytes": act}
+
+
+@dataclass(frozen=True)
+class Samples:
+    """What the per-sample figures divide by."""
+
+    size: int            # samples in one forward pass
+    axis: int            # the axis of the input blobs that counts them
+    steps: int | None    # time steps per sample (time-major nets)
+    layer: str | None    # the recurrent layer that says the net is time-major
+
+    @property
+    def what(self) -> str:
+        if self.steps is not None:
+            return (f"one sequence of {self.steps} time steps; N = {self.size} is axis 1 of the time-major blobs "
+                    f"{self.layer} reads")
+        return f"one item; N = {self.size} is axis 0 of the inputs"
+
+
+def samples(graph) -> Samples:
+    """Caffe's recurrent layers read time-major blobs, (T, N, ...) with cont (T, N): there a
+    sample is one of the N sequences, and every layer's work (the Embed and InnerProduct over
+    all T x N positions too) belongs to the N of them. Elsewhere the batch is axis 0 of the
+    inputs."""
+    for node in graph.nodes:
+        if node.impl is not None and node.impl.time_major and node.inputs:
+            shape = node.inputs[0].meta.get("shape")
+            if shape is not None and len(shape) >= 2 and shape[1] > 0:
+                return Samples(shape[1], 1, shape[0], f"{node.type} '{node.name}'")
+    return Samples(graph.batch_size or 1, 0, None, None)
