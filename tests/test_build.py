@@ -232,3 +232,13 @@ def test_zoo_solvers_with_topless_losses(capsys, solver):
     code = main(["solver", str(ZOO / solver)])
     out, err = capsys.readouterr()
     assert code == 0 and "E315" not in err and "error[" not in err and "Traceback" not in err
+
+
+def test_fork_losses_are_loss_layers_too():
+    # py-faster-rcnn's SmoothL1LossLayer and SSD's MultiBoxLossLayer derive from LossLayer, so
+    # they inherit AutoTopBlobs: written without a top, they still get their scalar.
+    g = _compile('layer { name: "in" type: "Input" top: "x" top: "y" input_param { shape { dim: 4 dim: 8 } } }\n'
+                 'layer { name: "l1" type: "SmoothL1Loss" bottom: "x" bottom: "y" }\n')
+    assert [d.code for d in g.diagnostics if d.is_error] == []
+    (top,) = g.node("l1").outputs
+    assert top.name == "(automatic)" and top.meta["shape"] == ()

@@ -417,6 +417,7 @@ class ROIPooling(Layer):
 @register("SmoothL1Loss")
 class SmoothL1Loss(Layer):
     loss = True
+    auto_tops = True  # a LossLayer subclass in its fork
     bottoms = (2, 4)
 
     def infer_shapes(self, node, in_shapes):
@@ -433,6 +434,7 @@ class SmoothL1Loss(Layer):
 @register("MultiBoxLoss")
 class MultiBoxLoss(Layer):
     loss = True
+    auto_tops = True  # a LossLayer subclass in its fork
     bottoms = (4, 4)
 
     def infer_shapes(self, node, in_shapes):
