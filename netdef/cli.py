@@ -10,6 +10,7 @@ DiagnosticError / CliError / UsageError for failures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -221,6 +222,26 @@ def print_diagnostics(diags, stream=None, warnings: str = "show") -> tuple[int, 
     return n_err, n_warn
 
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised where the program is, so that a half-written output's
+    temporary file is removed on the way out (netdef.outputs)."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated(signal.Signals(signum).name)
+
+
+def _catch_termination() -> dict:
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        try:
+            previous[sig] = signal.signal(sig, _terminate)
+        except (TypeError, ValueError, OSError):  # not the main thread, or not POSIX
+            pass
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
@@ -228,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `netdef summary x | head` ends quietly
     except (AttributeError, ValueError):
         pass
+    previous = _catch_termination()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -261,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("netdef: interrupted\n")
         return 1
+    except _Terminated as e:
+        sys.stderr.write(f"netdef: terminated by {e.args[0]}\n")
+        return 1
     except RecursionError:
         if debug:
             raise
@@ -279,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"netdef: internal error: {type(e).__name__}: {e}\n"
                          "This is a bug in netdef; run with --debug for the traceback and report it.\n")
         return 1
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(TypeError, ValueError, OSError):
+                signal.signal(sig, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,38 +1,71 @@
 """Writing output files atomically: a failed or interrupted run leaves any previous file intact.
 
 Everything is written to a temporary file in the destination's directory and renamed over the
-destination only once complete (rename is atomic on POSIX within one file system).
+destination only once complete (rename is atomic on POSIX within one file system). A failure or
+an interruption (Ctrl-C, SIGTERM, SIGHUP: the CLI turns them into exceptions) removes the
+temporary file; only SIGKILL, which no process survives, can leave a `.netdef-*` file behind,
+and even then the destination is either the old file or the new one, never half of one.
+
+Two kinds of destination are not replaced: a symbolic link is followed (the file it points to
+is replaced, the link stays), and a device, pipe or terminal (`-o /dev/null`, `-o /dev/stdout`)
+is written in place: renaming a file over it would replace the device node itself.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 
 from .diagnostics import CliError
 
 
+def _special(path: str) -> bool:
+    """An existing destination that is neither a regular file nor a directory."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def check_writable(path: str) -> None:
     """Fail early, with a one-line diagnostic, when `path` cannot be written."""
     path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
+    real = os.path.realpath(path)
+    d = os.path.dirname(real)
+    if os.path.isdir(real):
         raise CliError(f"cannot write {path}: it is a directory")
+    if _special(real):
+        if not os.access(real, os.W_OK):
+            raise CliError(f"cannot write {path}: permission denied")
+        return
     if not os.path.isdir(d):
         raise CliError(f"cannot write {path}: directory {d} does not exist")
     if not os.access(d, os.W_OK):
         raise CliError(f"cannot write {path}: directory {d} is not writable")
-    if os.path.exists(path) and not os.access(path, os.W_OK):
+    if os.path.exists(real) and not os.access(real, os.W_OK):
         raise CliError(f"cannot write {path}: permission denied")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = ""):
-    """Yields a temporary path beside `path`; renames it over `path` if the block succeeds."""
+    """Yields a temporary path beside `path`; renames it over `path` if the block succeeds.
+    An OSError inside the block (disk full, ...) becomes a one-line CliError."""
     path = os.fspath(path)
     check_writable(path)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".netdef-", suffix=suffix or os.path.splitext(path)[1], dir=d)
+    real = os.path.realpath(path)
+    if _special(real):
+        try:
+            yield real
+        except OSError as e:
+            raise CliError(f"cannot write {path}: {e.strerror or e}") from None
+        return
+    d = os.path.dirname(real)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".netdef-", suffix=suffix or os.path.splitext(real)[1], dir=d)
+    except OSError as e:  # a directory that says it is writable and is not (/proc, a full disk)
+        raise CliError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     try:
         yield tmp
@@ -40,10 +73,12 @@ def atomic_path(path: str, suffix: str = ""):
             raise CliError(f"cannot write {path}: nothing was produced")
         mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        os.replace(tmp, real)
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise CliError(f"cannot write {path}: {e.strerror or e}") from None
         raise
 
 
@@ -51,11 +86,8 @@ def write_atomic(path: str, data: bytes | str) -> None:
     if isinstance(data, str):
         data = data.encode("utf-8")
     with atomic_path(path) as tmp:
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-        except OSError as e:
-            raise CliError(f"cannot write {path}: {e.strerror or e}") from None
+        with open(tmp, "wb") as f:
+            f.write(data)
 
 
 def _umask() -> int:
