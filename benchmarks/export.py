@@ -5,10 +5,9 @@ against a reference converter's model of the same files.
 
 1. `netdef init` writes ResNet-152 weights from the bundled library definition (the same layer
    names as ../shared/zoo/resnet152/deploy.prototxt, which is what gets exported, but with
-   fillers: the zoo's deploy files have none, so their weights would all be 0). Caffe
-   zero-fills BatchNorm statistics, which makes every BatchNorm divide by sqrt(eps) and the
-   net overflow; the script then sets mean 0, variance 1, factor 1 (rewriting the file with
-   netdef.weights) so that both converters see a well-defined net.
+   fillers: the zoo's deploy files have none, so their weights would all be 0). BatchNorm
+   statistics come out neutral (mean 0, variance 1, factor 1; Caffe would zero-fill them and
+   the net would overflow), so both converters see a well-defined net.
 2. A fresh process exports it (`netdef.export.onnx.export(...).write`), reporting wall time,
    its resident memory after imports and its peak (VmHWM), against the weights' size.
 3. ResNet-50 (the zoo's deploy definition, weights made the same way) is exported by netdef and
@@ -38,28 +37,12 @@ ZOO = ROOT.parent / "shared" / "zoo"
 sys.path.insert(0, str(ROOT))
 
 
-def neutral_batchnorm(src: str, dst: str) -> int:
-    """Copy a .caffemodel with every BatchNorm's statistics set to mean 0, variance 1, factor 1."""
-    from netdef.weights import read_caffemodel, write_caffemodel
-    ws = read_caffemodel(src)
-    layers = []
-    for lw in ws:
-        blobs = lw.blobs
-        if lw.type == "BatchNorm":
-            blobs = [np.zeros_like(blobs[0]), np.ones_like(blobs[1]), np.ones_like(blobs[2])]
-        layers.append((lw.name, lw.type, blobs))
-    return write_caffemodel(dst, "net", layers)
-
-
 def init_weights(name: str, out: str) -> float:
     """`netdef init` on the bundled library net `name` (same layer names as the zoo's deploy
     file, but with fillers: the deploy files have none, which would make every weight 0)."""
     from netdef.cli import main
-    raw = out + ".raw"
-    if main(["init", name, "-o", raw, "--seed", "0", "--input", "data=1,3,224,224", "--input", "label=1"]) != 0:
+    if main(["init", name, "-o", out, "--seed", "0", "--input", "data=1,3,224,224", "--input", "label=1"]) != 0:
         raise SystemExit(f"netdef init failed for {name}")
-    neutral_batchnorm(raw, out)
-    os.unlink(raw)
     return os.path.getsize(out)
 
 

@@ -132,10 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for filler initialisation without --weights")
 
     p = add("init")
+    p.description = (
+        "Weights for a net as a freshly constructed Caffe net would have them, each blob from its layer's "
+        "filler (the values are drawn from NumPy's generator, seeded by --seed and the layer's name: Caffe's "
+        "distributions, not Caffe's numbers), written as a .caffemodel Caffe loads. One difference: BatchNorm's "
+        "statistics, which Caffe zero-fills (making every BatchNorm divide by sqrt(eps) and deep nets overflow to "
+        "NaN), start neutral: mean 0, variance 1, moving-average factor 1. Export without --weights uses the same "
+        "values.")
     _file(p)
     _net_options(p)
     p.add_argument("-o", "--output", required=True, help="OUT.caffemodel")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed for the fillers (default 0)")
 
     for name in ("run", "bench"):
         p = add(name)

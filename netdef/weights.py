@@ -11,6 +11,16 @@ way.
     ws["conv1"].blobs[0].shape                            # (96, 3, 11, 11)
     arrays = bind(specs, ws, diags)                       # name -> arrays, shape-checked
     write_caffemodel(path, "net", [("conv1", "Convolution", [w, b]), ...])
+
+Without a .caffemodel, every blob comes from its layer's filler, as in a freshly constructed
+Caffe net, with one deliberate difference: statistics. BatchNorm's mean, variance and
+moving-average factor have no filler in Caffe (BatchNormLayer::LayerSetUp zero-fills them), and
+with a factor of 0 Caffe's forward pass reads mean 0 and variance 0, so every BatchNorm divides
+its input by sqrt(eps): x316 per layer at eps 1e-5, which overflows float32 within a few
+layers and leaves deep nets (ResNet, Inception-v3, DenseNet, MobileNet) printing NaN. netdef
+initialises statistics neutral instead: mean 0, variance 1, factor 1, so an untrained
+BatchNorm computes x / sqrt(1 + eps). `netdef init` writes them so; trained weights replace
+them wherever the file has the layer.
 """
 from __future__ import annotations
 
@@ -358,6 +368,7 @@ class ParamSpec:
     shapes: list[tuple[int, ...]]
     fillers: list[pb.FillerParameter | None] = field(default_factory=list)
     filler_spans: list[Span | None] = field(default_factory=list)
+    stats: frozenset[int] = frozenset()     # which blobs are statistics (Layer.stat_blobs)
 
 
 def _fmt_shape(s) -> str:
@@ -548,14 +559,27 @@ class Lazy:
         return self._make()
 
 
+# The neutral value of each statistics blob (see the module's docstring), by layer type and
+# blob index: BatchNorm's mean, variance and factor; the PSPNet fork's BN keeps its running
+# mean and variance after its slope and bias.
+NEUTRAL_STATISTICS = {"BatchNorm": {0: 0.0, 1: 1.0, 2: 1.0}, "BN": {2: 0.0, 3: 1.0}}
+
+
+def _constant(value: float) -> pb.FillerParameter:
+    return pb.FillerParameter(type="constant", value=value)
+
+
 def init_layer(spec: ParamSpec, seed: int, diags: Diagnostics, lazy: bool = False):
     """A layer's blobs from its fillers (arrays, or Lazy blobs with lazy=True); None after
-    reporting a filler Caffe would reject. A blob without a filler is zero, as Caffe's layer
-    setup leaves BatchNorm's statistics."""
+    reporting a filler Caffe would reject. Statistics blobs are neutral (NEUTRAL_STATISTICS);
+    any other blob without a filler is zero."""
     out = []
+    neutral = NEUTRAL_STATISTICS.get(spec.type, {})
     for i, shape in enumerate(spec.shapes):
         shape = tuple(int(d) for d in shape)
         fp = spec.fillers[i] if i < len(spec.fillers) else None
+        if i in spec.stats and i in neutral:
+            fp = _constant(neutral[i])
         span = (spec.filler_spans[i] if i < len(spec.filler_spans) else None) or spec.span
         if fp is None:
             make = (lambda shape=shape: np.zeros(shape, np.float32))

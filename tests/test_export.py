@@ -357,3 +357,47 @@ def test_interp_matches_the_reference(tmp_path):
     assert [(c.layer, c.shape) for c in report.comparisons] == [
         ("zoom", (2, 3, 19, 25)), ("shrink", (2, 3, 3, 4)), ("hw", (2, 3, 11, 1)), ("like", (2, 3, 5, 4))]
     assert report.first_bad is None
+
+
+# --- the bundled library without weights --------------------------------------------------------
+
+def _bundled_nets():
+    import contextlib
+    import io
+    from netdef.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["list"]) == 0
+    return [line.split()[1] for line in out.getvalue().splitlines() if line.startswith("net ")]
+
+
+def _with_batchnorm():
+    import netdef
+    return [n for n in _bundled_nets() if any(layer.type == "BatchNorm" for layer in netdef.load(n).message.layer)]
+
+
+BN_NETS = _with_batchnorm()
+
+
+def test_the_library_has_batchnorm_nets():
+    assert {"resnet18", "resnet152", "mobilenet_v1", "inception_v3", "densenet121"} <= set(BN_NETS)
+
+
+@pytest.mark.parametrize("net", BN_NETS)
+def test_batchnorm_nets_run_finite_without_weights(tmp_path, net, capsys):
+    # Caffe's zero statistics would divide by sqrt(eps) at every BatchNorm and overflow; the
+    # neutral ones netdef fills keep every output finite.
+    from netdef.cli import main
+    from netdef.export.runtime import Session, random_inputs
+    model = tmp_path / f"{net}.onnx"
+    try:
+        assert main(["export", net, "-o", str(model), "--batch", "1"]) == 0
+        sess = Session(str(model), "cpu")
+        outs = sess.run(random_inputs(sess, seed=0))
+        for name, arr in outs.items():
+            assert np.isfinite(arr).all(), f"{net}: output {name} has {np.count_nonzero(~np.isfinite(arr))} non-finite values"
+        capsys.readouterr()
+        assert main(["run", str(model), "--provider", "cpu"]) == 0
+        assert "nan" not in capsys.readouterr().out
+    finally:
+        model.unlink(missing_ok=True)

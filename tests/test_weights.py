@@ -305,6 +305,44 @@ def test_fillers_are_deterministic_per_layer():
     lazy = init_layer(spec, 7, Diagnostics(), lazy=True)
     assert lazy[0].shape == (3, 4)
     np.testing.assert_array_equal(lazy[0](), a)
-    # A blob with no filler (BatchNorm statistics) starts at zero, as Caffe's setup leaves it.
-    arrays = init_layer(ParamSpec("bn", "BatchNorm", None, [(3,), (3,), (1,)], [None, None, None]), 0, Diagnostics())
+    # A blob with no filler that is not a statistic starts at zero.
+    arrays = init_layer(ParamSpec("x", "BN", None, [(1, 3, 1, 1)] * 2, [None, None]), 0, Diagnostics())
     assert all(not a.any() for a in arrays)
+
+
+BN_NET = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 5 } } }
+layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" batch_norm_param { eps: 0.01 } }
+layer { name: "fork_bn" type: "BN" bottom: "data" top: "fork_bn"
+        bn_param { slope_filler { type: "constant" value: 2 } bias_filler { type: "constant" value: 0.5 } momentum: 0.9 } }
+"""
+
+
+def test_statistics_start_neutral(tmp_path, capsys):
+    # Caffe zero-fills BatchNorm's statistics (mean, variance, factor), and with factor 0 its
+    # forward divides by sqrt(eps). netdef init writes mean 0, variance 1, factor 1 instead;
+    # the PSPNet fork's BN gets running mean 0, variance 1 after its filled slope and bias.
+    from netdef.cli import main
+    net = tmp_path / "bn.prototxt"
+    net.write_text(BN_NET)
+    out = tmp_path / "w.caffemodel"
+    assert main(["init", str(net), "-o", str(out)]) == 0
+    ws = read_caffemodel(out)
+    mean, var, factor = ws["bn"].blobs
+    assert mean.tolist() == [0, 0, 0] and var.tolist() == [1, 1, 1] and factor.tolist() == [1]
+    slope, bias, rmean, rvar = (b.ravel().tolist() for b in ws["fork_bn"].blobs)
+    assert (slope, bias, rmean, rvar) == ([2] * 3, [0.5] * 3, [0] * 3, [1] * 3)
+    # What the export computes with them, without a .caffemodel: x / sqrt(1 + eps).
+    import onnxruntime as ort
+    from netdef.export.onnx import export
+    net.write_text(BN_NET.split('layer { name: "fork_bn"')[0])
+    sess = ort.InferenceSession(export(str(net)).to_bytes(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"data": x})[0], x / np.sqrt(1.01), rtol=1e-6)
+
+
+def test_init_help_documents_the_statistics(capsys):
+    from netdef.cli import main
+    assert main(["init", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "BatchNorm's statistics" in text and "start neutral: mean 0, variance 1" in text

@@ -636,7 +636,8 @@ def param_specs(graph):
         if not shapes:
             continue
         fillers = list(n.impl.filler_params(n)) if n.impl is not None else []
-        specs.append(ParamSpec(n.name, n.type, n.span, shapes, fillers))
+        stats = frozenset(n.impl.stat_blobs(n)) if n.impl is not None else frozenset()
+        specs.append(ParamSpec(n.name, n.type, n.span, shapes, fillers, stats=stats))
     return specs
 
 
