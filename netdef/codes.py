@@ -145,3 +145,6 @@ RF_DISAGREE = _w("W412", "the inputs of layer '{layer}' disagree on the receptiv
 
 # --- analysis follow-ups (netdef/layers, netdef/passes) ---------------------------------
 PARAM_IGNORED = _w("W413", "{message}")
+
+# --- export follow-ups: running models (netdef/export/runtime.py, verify.py) ---------------
+OUTPUT_NOT_FINITE = _w("W517", "output '{output}' holds {detail} of its {total} values")

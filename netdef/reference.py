@@ -159,9 +159,10 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
         ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None))
         with np.errstate(all="ignore"):
             outs = fn(ctx, layer, bottoms, params)
-        if len(outs) != len(layer.top):
-            ctx.fail(f"computes {len(outs)} output(s) but has {len(layer.top)} top(s)")
-        outs = [np.asarray(o, dtype=np.float32) for o in outs]
+            if len(outs) != len(layer.top):
+                ctx.fail(f"computes {len(outs)} output(s) but has {len(layer.top)} top(s)")
+            # Past float32's range is Inf, as in Caffe's float blobs: not worth a RuntimeWarning.
+            outs = [np.asarray(o, dtype=np.float32) for o in outs]
         for top, value in zip(layer.top, outs):
             blobs[top] = value
         yield Step(layer.name, t, list(layer.bottom), list(layer.top), outs)

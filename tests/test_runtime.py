@@ -192,3 +192,62 @@ def test_init_errors(tmp_path, capsys):
     assert main(["init", str(data), "-o", str(out)]) == 1
     assert "error[E516]" in capsys.readouterr().err
     assert main(["init", str(data), "-o", str(out), "--input", "data=2,3"]) == 0
+
+
+# --- NaN and Inf in the outputs --------------------------------------------------------------
+
+NAN_NET = """
+name: "nan"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 12 } } }
+layer { name: "log" type: "Log" bottom: "data" top: "log" }
+layer { name: "prob" type: "Softmax" bottom: "log" top: "prob" }
+layer { name: "inf" type: "Exp" bottom: "data" top: "inf" exp_param { scale: 1000 } }
+"""
+
+
+def _counts(x):
+    """NaN and Inf counts of what the net computes, in NumPy."""
+    with np.errstate(all="ignore"):
+        logs = np.log(x)
+        e = np.exp(logs - logs.max(axis=1, keepdims=True))
+        prob = e / e.sum(axis=1, keepdims=True)
+        inf = np.exp(np.float32(1000) * x)
+    return int(np.isnan(prob).sum()), int(np.isinf(inf).sum())
+
+
+def test_run_warns_about_nan_and_inf_instead_of_printing_them(tmp_path, capsys):
+    net = tmp_path / "nan.prototxt"
+    net.write_text(NAN_NET)
+    x = np.random.default_rng(3).standard_normal((2, 12)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    nan, inf = _counts(x)
+    assert 0 < nan <= 24 and 0 < inf < 24
+    assert main(["run", str(net), "--input-file", f"data={tmp_path / 'x.npy'}", "--provider", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "output prob: (2, 12) float32" in out and "top-" not in out and not re.search(r": -?(nan|inf)\b", out)
+    assert f"nan.prototxt:5:1: warning[W517]: output 'prob' holds {nan:,} NaN of its 24 values" in err
+    assert f"nan.prototxt:6:1: warning[W517]: output 'inf' holds {inf:,} Inf of its 24 values" in err
+    assert err.count("note: its top-k scores are not shown") == 2      # both look like (N, K) scores
+    # An .onnx model: the warning names the file; finite outputs still get their top-k.
+    model = tmp_path / "nan.onnx"
+    assert main(["export", str(net), "-o", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(model), "--input-file", f"data={tmp_path / 'x.npy'}", "--provider", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert f"nan.onnx:1:1: warning[W517]: output 'prob' holds {nan:,} NaN of its 24 values" in err
+    np.save(tmp_path / "pos.npy", (np.abs(x) + 0.5) / 100)          # log and exp stay finite
+    assert main(["run", str(model), "--input-file", f"data={tmp_path / 'pos.npy'}", "--provider", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "top-5 [1]:" in out and "W517" not in err
+
+
+def test_bench_and_verify_warn_about_nan(tmp_path, capsys):
+    net = tmp_path / "nan.prototxt"
+    net.write_text(NAN_NET)
+    assert main(["bench", str(net), "--runs", "2", "--warmup", "0", "--provider", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "throughput" in out and "warning[W517]: output 'prob' holds" in err and "output 'inf' holds" in err
+    # verify: both sides compute the same NaN, so they agree, but the outputs are still flagged.
+    assert main(["verify", str(net)]) == 0
+    out, err = capsys.readouterr()
+    assert "nan.prototxt:5:1: warning[W517]: output 'prob'" in err and "nan.prototxt:6:1: warning[W517]: output 'inf'" in err

@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from ..diagnostics import CliError, UsageError
+from .. import codes
+from ..diagnostics import CliError, UsageError, byte_span
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -239,26 +240,51 @@ def classifier_scores(arr: np.ndarray) -> np.ndarray | None:
     return arr.reshape(arr.shape[0], arr.shape[1])
 
 
+def nonfinite_outputs(outs: dict[str, np.ndarray], where, notes=()) -> dict:
+    """Output name -> a W517 warning, for every float output holding NaN or Inf;
+    `where(name)` is the output's Span."""
+    found = {}
+    for name, arr in outs.items():
+        if not np.issubdtype(np.asarray(arr).dtype, np.floating):
+            continue
+        nan = int(np.count_nonzero(np.isnan(arr)))
+        inf = int(np.count_nonzero(np.isinf(arr)))
+        if not nan and not inf:
+            continue
+        detail = " and ".join(part for n, part in ((nan, f"{nan:,} NaN"), (inf, f"{inf:,} Inf")) if n)
+        found[name] = codes.OUTPUT_NOT_FINITE.at(where(name), output=name, detail=detail, total=f"{arr.size:,}",
+                                                 notes=list(notes))
+    return found
+
+
 # --- model from a file: .onnx as is, a definition exported first ------------------------------
 
-def model_from_args(args, batch=None) -> tuple[bytes, str]:
-    """The ONNX bytes to run and a label. Definitions are exported with the same options."""
+def model_from_args(args, batch=None):
+    """(ONNX bytes, label, where): the model to run, and where(output name) -> the Span that
+    defines that output (the layer producing it; the file itself for an .onnx model).
+    Definitions are exported with the same options."""
     path = args.file
     if path.endswith(".onnx"):
         if getattr(args, "weights", None):
             raise UsageError("--weights applies to network definitions; an .onnx model carries its weights")
         try:
             with open(path, "rb") as f:
-                return f.read(), path
+                return f.read(), path, lambda name: byte_span(path)
         except OSError as e:
             raise CliError(f"cannot read {path}: {e.strerror or e}") from None
     from .onnx import export_from_args
     exported = export_from_args(args, batch=batch)
-    return exported.to_bytes(), path
+    graph = exported.exporter.graph
+
+    def where(name):
+        v = graph.blob(name) if name in graph.blob_names else None
+        return v.producer.span if v is not None and v.producer is not None else None
+    return exported.to_bytes(), path, where
 
 
 def cmd_run(args) -> int:
-    model, label = model_from_args(args)
+    from ..cli import print_diagnostics
+    model, label, where = model_from_args(args)
     sess = Session(model, args.provider)
     feed = load_input_files(args.input_files, sess)
     feed, randomised = complete_feed(sess, feed, args.seed)
@@ -271,10 +297,13 @@ def cmd_run(args) -> int:
     for name, arr in feed.items():
         tag = " (random)" if name in randomised else ""
         out.write(f"input  {name}: {_shape(arr)} {arr.dtype}{tag}\n")
+    bad = nonfinite_outputs(outs, where)
     for name, arr in outs.items():
         out.write(f"output {name}: {_shape(arr)} {arr.dtype}\n")
         scores = classifier_scores(arr)
-        if scores is not None and args.top > 0:
+        if scores is not None and args.top > 0 and name in bad:
+            bad[name].notes.append("its top-k scores are not shown")
+        elif scores is not None and args.top > 0:
             k = min(args.top, scores.shape[1])
             for i, row in enumerate(scores[:4]):
                 order = np.argsort(-row.astype(np.float64), kind="stable")[:k]
@@ -283,6 +312,8 @@ def cmd_run(args) -> int:
             if scores.shape[0] > 4:
                 out.write(f"  ... ({scores.shape[0] - 4} more)\n")
     out.write(f"latency: {dt * 1e3:.3f} ms\n")
+    out.flush()
+    print_diagnostics(bad.values())
     return 0
 
 
@@ -311,7 +342,8 @@ def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: in
 
 
 def cmd_bench(args) -> int:
-    model, label = model_from_args(args, batch=args.batch)
+    from ..cli import print_diagnostics
+    model, label, where = model_from_args(args, batch=args.batch)
     sess = Session(model, args.provider)
     if args.batch is not None:
         if args.batch < 1:
@@ -322,10 +354,15 @@ def cmd_bench(args) -> int:
                 raise CliError(f"input '{a.name}' has a fixed batch of {d}; export with --batch dynamic "
                                f"(or --batch {args.batch}) to bench batch {args.batch}")
     feed = random_inputs(sess, args.seed, args.batch)
+    # One untimed run whose outputs are looked at: timing a model that computes NaN is
+    # rarely what was meant.
+    bad = nonfinite_outputs(sess.run(feed), where)
     r = bench(sess, feed, args.runs, args.warmup)
     out = sys.stdout
     out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
     out.write(f"batch {r['batch']}, {r['runs']} runs after {args.warmup} warm-up\n")
     out.write("latency ms: " + "  ".join(f"{k} {r[k] * 1e3:.3f}" for k in ("mean", "min", "p50", "p90", "p99", "max")) + "\n")
     out.write(f"throughput: {r['throughput']:.1f} samples/s\n")
+    out.flush()
+    print_diagnostics(bad.values())
     return 0

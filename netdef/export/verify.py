@@ -26,9 +26,10 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
         return 0.0
     with np.errstate(invalid="ignore"):
         diff = np.abs(a - b)
-    both_nan = np.isnan(a) & np.isnan(b)
-    if both_nan.any():
-        diff = np.where(both_nan, 0.0, diff)
+    # NaN on both sides, or the same infinity (inf - inf is NaN), is agreement.
+    same = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
+    if same.any():
+        diff = np.where(same, 0.0, diff)
     finite = np.abs(b[np.isfinite(b)])
     scale = max(1.0, float(finite.max()) if finite.size else 1.0)
     worst = float(np.nanmax(diff)) if diff.size else 0.0
@@ -53,6 +54,7 @@ class Report:
     skipped: list[str]
     stopped: str | None          # why the reference stopped early, if it did
     provider: str
+    nonfinite: dict              # model output -> W517 warning, for outputs holding NaN or Inf
 
 
 def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
@@ -85,7 +87,7 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
            input_shapes: dict | None = None, diags: Diagnostics | None = None) -> Report:
     from ..reference import ReferenceError, trace
     from .onnx import Exporter, Exported, compile_for_export, graph_weights
-    from .runtime import Session
+    from .runtime import Session, nonfinite_outputs
 
     diags = diags if diags is not None else Diagnostics()
     graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes)
@@ -106,6 +108,11 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
             v = graph.blob(arg.name)
             feed[arg.name] = rng.standard_normal(tuple(v.meta["shape"])).astype(np.float32)
     onnx_out = sess.run(feed)
+
+    def where(name):
+        v = graph.blob(name) if name in graph.blob_names else None
+        return v.producer.span if v is not None and v.producer is not None else None
+    nonfinite = nonfinite_outputs({o.name: onnx_out[o.name] for o in exported.skeleton.graph.output}, where)
 
     ref_inputs = dict(feed)
     for v in graph.inputs:                 # data layers' tops the export left out (labels)
@@ -132,7 +139,7 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
                     first_bad = c
     except ReferenceError as e:
         stopped = str(e)
-    return Report(comparisons, first_bad, skipped, stopped, sess.provider)
+    return Report(comparisons, first_bad, skipped, stopped, sess.provider, nonfinite)
 
 
 def cmd_verify(args) -> int:
@@ -161,6 +168,8 @@ def cmd_verify(args) -> int:
         out.write(f"not in the exported graph (folded): {len(report.skipped)} blobs\n")
     if report.stopped:
         diags.add(codes.VERIFY_INCOMPLETE.at(None, why=report.stopped))
+    for d in report.nonfinite.values():
+        diags.add(d)
     if report.first_bad is not None:
         c = report.first_bad
         diags.add(codes.VERIFY_MISMATCH.at(c.span, layer=c.layer, type=c.type, top=c.top,
