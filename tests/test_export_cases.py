@@ -41,20 +41,8 @@ def test_reference(case):
         assert rel_error(blobs[name], stored[name]) < TOL, name
 
 
-# SSD's NormalizeLayer keeps a shared scale as a blob with no axes (vector<int>(0)), as Caffe
-# saved it here; netdef's analysis (layers/fork.py Normalize.param_shapes) says (1,), so the
-# stored weights are refused as mis-shaped. Strict: this starts failing once that is fixed.
-KNOWN = {"normalize_shared": "analysis gives Normalize's shared scale shape (1,), Caffe ()"}
-
-
-def _case_param(case):
-    if case.name in KNOWN:
-        return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=KNOWN[case.name]))
-    return case
-
-
 @pytest.mark.parametrize("fold", [True, False], ids=["fold", "nofold"])
-@pytest.mark.parametrize("case", [_case_param(c) for c in CASES], ids=lambda p: p.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
 def test_export(case, fold):
     import onnxruntime as ort
     ex = export(str(case / "net.prototxt"), _weights(case), fold=fold)
@@ -83,3 +71,19 @@ def test_init_is_what_caffe_loaded(tmp_path):
     out = tmp_path / "w.caffemodel"
     assert main(["init", str(case / "net.prototxt"), "-o", str(out), "--seed", "7"]) == 0
     assert out.read_bytes() == (case / "weights.caffemodel").read_bytes()
+
+
+def test_normalize_shared_scale_has_no_axes(tmp_path):
+    # SSD's NormalizeLayer keeps a shared scale as a blob with no axes (vector<int>(0)), as Caffe
+    # saved it in normalize_shared: the analysis and `netdef init` say the same.
+    import netdef
+    from netdef.cli import main
+    case = DATA / "normalize_shared"
+    [stored] = read_caffemodel(case / "weights.caffemodel")["norm"].blobs
+    assert stored.shape == ()
+    graph = netdef.compile(str(case / "net.prototxt"))
+    assert [tuple(s) for s in graph.node("norm").meta["blobs"]] == [()]
+    out = tmp_path / "w.caffemodel"
+    assert main(["init", str(case / "net.prototxt"), "-o", str(out)]) == 0
+    [made] = read_caffemodel(out)["norm"].blobs
+    assert made.shape == () and float(made) == 3.0          # its constant filler

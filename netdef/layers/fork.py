@@ -98,7 +98,8 @@ class Normalize(Layer):
 
     def param_shapes(self, node, in_shapes):
         p = ForkParams(node, "norm_param", _NORMALIZE)
-        return [(1,)] if p.get("channel_shared") else [(in_shapes[0][1],)]
+        # SSD's NormalizeLayer makes a shared scale a blob with no axes (vector<int>(0)).
+        return [()] if p.get("channel_shared") else [(in_shapes[0][1],)]
 
     def filler_params(self, node):
         p = ForkParams(node, "norm_param", _NORMALIZE)
