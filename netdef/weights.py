@@ -705,8 +705,15 @@ def write_caffemodel(path: str, net_name: str, layers) -> int:
 
 def cmd_init(args) -> int:
     """Filler-initialised weights for a net, written as a .caffemodel Caffe can load."""
+    from .export.report import reporting
+
+    return reporting(_init)(args)
+
+
+def _init(args) -> int:
     from .cli import print_diagnostics
     from .export.onnx import compile_for_export, param_specs, parse_input_shapes
+    from .export.report import print_report
     from .outputs import check_writable
 
     check_writable(args.output)
@@ -726,7 +733,7 @@ def cmd_init(args) -> int:
                 raise DiagnosticError(list(diags))
             yield node.name, node.type, arrays
 
-    print_diagnostics(diags)
+    print_report(diags, args)
     diags = Diagnostics(args.max_errors)
     n = write_caffemodel(args.output, graph.name, layers())
     print_diagnostics(diags)

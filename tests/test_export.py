@@ -401,3 +401,62 @@ def test_batchnorm_nets_run_finite_without_weights(tmp_path, net, capsys):
         assert "nan" not in capsys.readouterr().out
     finally:
         model.unlink(missing_ok=True)
+
+
+# --- which diagnostics the model commands show --------------------------------------------------
+
+NOISY_NET = """name: "noisy"
+layer { name: "data" type: "Input" top: "data" top: "label"
+        input_param { shape { dim: 2 dim: 3 dim: 6 dim: 6 } shape { dim: 2 } } }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc" inner_product_param { num_output: 4 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+"""
+
+
+@pytest.mark.parametrize("argv", [["export", "-o", "{tmp}/m.onnx"], ["init", "-o", "{tmp}/w.caffemodel"],
+                                  ["run", "--provider", "cpu"], ["bench", "--runs", "1", "--provider", "cpu"],
+                                  ["verify"]], ids=lambda a: a[0])
+def test_model_commands_leave_analysis_warnings_to_check(tmp_path, capsys, argv):
+    from netdef.cli import main
+    net = _write(tmp_path, NOISY_NET)
+    assert main(["check", net]) == 0
+    assert capsys.readouterr().err.count("warning[W411]") == 1       # pool1's window overhangs
+    assert main([argv[0], net] + [a.format(tmp=tmp_path) for a in argv[1:]]) == 0
+    err = capsys.readouterr().err
+    assert "W411" not in err
+    assert err.endswith(f"note: 1 analysis warning not shown; 'netdef check {net}' lists them\n")
+    if argv[0] != "init":                                 # the export's own warning stays
+        assert "net.prototxt:6:1: warning[W511]: layer 'loss' (SoftmaxWithLoss) is for training only" in err
+
+
+def test_failures_leave_analysis_warnings_to_check(tmp_path, capsys):
+    from netdef.cli import main
+    net = _write(tmp_path, NOISY_NET + 'layer { name: "cols" type: "Im2col" bottom: "data" top: "cols" '
+                                       'convolution_param { kernel_size: 3 } }\n')
+    assert main(["export", net, "-o", str(tmp_path / "m.onnx"), "--phase", "TRAIN", "--input", "data=2,3,6,6"]) == 1
+    err = capsys.readouterr().err
+    assert "net.prototxt:7:1: error[E510]: layer 'cols' (Im2col)" in err and "W411" not in err
+    assert err.endswith("note: 1 analysis warning not shown; "
+                        f"'netdef check {net} --phase TRAIN --input data=2,3,6,6' lists them\n")
+    assert not (tmp_path / "m.onnx").exists()
+    # An analysis error: shown, with the warnings that matter and the count of the others.
+    bad = _write(tmp_path, NOISY_NET.replace('bottom: "pool" top: "fc"', 'bottom: "pool5" top: "fc"'), "bad.prototxt")
+    assert main(["verify", bad]) == 1
+    err = capsys.readouterr().err
+    assert "bad.prototxt:5:" in err and "error[E301]" in err and "W411" not in err
+    assert err.endswith(f"note: 1 analysis warning not shown; 'netdef check {bad}' lists them\n")
+
+
+def test_warnings_that_bear_on_the_model_are_shown(tmp_path, capsys):
+    # A fork field the export ignores (W202) and a layer name used twice (W310: weights are
+    # matched by name) are shown; the overhang Caffe clips (W411) is not.
+    from netdef.cli import main
+    net = _write(tmp_path, NOISY_NET.replace("stride: 2 }", "stride: 2 ceil_mode: true }")
+                 + 'layer { name: "fc" type: "ReLU" bottom: "fc" top: "fc" }\n')
+    assert main(["export", net, "-o", str(tmp_path / "m.onnx")]) == 0
+    err = capsys.readouterr().err
+    assert "net.prototxt:4:" in err and "warning[W202]: 'ceil_mode' is not a BVLC Caffe field" in err
+    assert "warning[W310]: layer name 'fc' is used more than once" in err
+    assert "W411" not in err and err.endswith("note: 1 analysis warning not shown; "
+                                              f"'netdef check {net}' lists them\n")

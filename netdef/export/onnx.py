@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import codes
 from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
+from .report import reporting
 
 OPSETS = range(13, 22)
 DEFAULT_OPSET = 17
@@ -704,18 +705,20 @@ def parse_input_shapes(specs) -> dict:
 
 
 def export_from_args(args, batch=None, **overrides) -> Exported:
-    """Export with the network-state options every net command shares."""
-    from ..cli import print_diagnostics
+    """Export with the network-state options every net command shares; prints the
+    diagnostics worth showing (report.print_report)."""
+    from .report import print_report
     kw = dict(opset=getattr(args, "opset", DEFAULT_OPSET), fp16=getattr(args, "fp16", False),
               fp16_io=getattr(args, "fp16_io", False), fold=getattr(args, "fold", True),
               seed=getattr(args, "seed", 0), phase=args.phase, stages=tuple(args.stage), level=args.level,
               inputs=parse_input_shapes(args.inputs), max_errors=getattr(args, "max_errors", 100))
     kw.update(overrides)
     ex = export(args.file, getattr(args, "weights", None), batch=parse_batch(batch), **kw)
-    print_diagnostics(ex.diagnostics)
+    print_report(ex.diagnostics, args)
     return ex
 
 
+@reporting
 def cmd_export(args) -> int:
     from ..outputs import check_writable
     check_writable(args.output)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import codes
 from ..diagnostics import CliError, UsageError, byte_span
+from .report import reporting
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -282,6 +283,7 @@ def model_from_args(args, batch=None):
     return exported.to_bytes(), path, where
 
 
+@reporting
 def cmd_run(args) -> int:
     from ..cli import print_diagnostics
     model, label, where = model_from_args(args)
@@ -341,6 +343,7 @@ def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: in
             "throughput": float(batch / t.mean())}
 
 
+@reporting
 def cmd_bench(args) -> int:
     from ..cli import print_diagnostics
     model, label, where = model_from_args(args, batch=args.batch)

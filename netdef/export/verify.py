@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import codes
 from ..diagnostics import DiagnosticError, Diagnostics
+from .report import print_report, reporting
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -142,8 +143,8 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     return Report(comparisons, first_bad, skipped, stopped, sess.provider, nonfinite)
 
 
+@reporting
 def cmd_verify(args) -> int:
-    from ..cli import print_diagnostics
     from .onnx import parse_input_shapes
     from .runtime import read_input_files
 
@@ -176,7 +177,7 @@ def cmd_verify(args) -> int:
                                            error=f"{c.error:.3g}", tolerance=f"{args.tolerance:g}",
                                            notes=["the layers before it agree; this layer's lowering or its "
                                                   "reference implementation is wrong"]))
-    print_diagnostics(diags)
+    print_report(diags, args)
     if report.first_bad is not None or diags.has_errors:
         return 1
     if not report.comparisons:
