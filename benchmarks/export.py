@@ -1,7 +1,7 @@
-"""Export cost for ResNet-152 with weights, and onnxruntime latency of netdef's ResNet-50
-against a reference converter's model of the same files.
+"""Export cost for ResNet-152 with weights and for VGG-16 with filler weights, and
+onnxruntime latency of netdef's ResNet-50 against a reference converter's model of the same files.
 
-    python3 benchmarks/export.py [--runs N] [--reference-dir DIR] [--keep DIR]
+    python3 benchmarks/export.py [--runs N] [--fill-runs N] [--reference-dir DIR] [--keep DIR]
 
 1. `netdef init` writes ResNet-152 weights from the bundled library definition (the same layer
    names as ../shared/zoo/resnet152/deploy.prototxt, which is what gets exported, but with
@@ -10,6 +10,8 @@ against a reference converter's model of the same files.
    the net would overflow), so both converters see a well-defined net.
 2. A fresh process exports it (`netdef.export.onnx.export(...).write`), reporting wall time,
    its resident memory after imports and its peak (VmHWM), against the weights' size.
+   Then `netdef export vgg16 -o OUT` without weights (138M filler values, 553 MB written),
+   --fill-runs times in fresh processes: wall time of the whole command and peak memory.
 3. ResNet-50 (the zoo's deploy definition, weights made the same way) is exported by netdef and
    by caffe2onnx 2.0.1 from PyPI (installed with `pip install --target`, run with the
    pure-Python protobuf because its generated code predates protobuf 4); both models run in
@@ -62,6 +64,27 @@ n = ex.write(sys.argv[3])
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "rss_after_imports": base, "peak": rss('VmHWM:'), "bytes": n}))
 """
+
+
+_CHILD_CLI = r"""
+import sys
+from netdef.cli import main
+code = main(sys.argv[1:])
+peak = next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM:'))
+print(peak, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def measure_cli(argv: list[str]) -> dict:
+    """One netdef command in a fresh process: wall time (interpreter start included), peak RSS."""
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", _CHILD_CLI, *argv], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    dt = time.perf_counter() - t
+    if r.returncode:
+        raise SystemExit(r.stderr)
+    return {"seconds": dt, "peak": int(r.stderr.strip().splitlines()[-1])}
 
 
 def measure_export(prototxt: str, weights: str, out: str) -> dict:
@@ -156,6 +179,7 @@ def latency(models: dict[str, str], provider: str, runs: int, batch: int = 1, ch
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--fill-runs", type=int, default=5, help="fresh-process runs of 'netdef export vgg16'")
     ap.add_argument("--reference-dir", default=os.path.join(tempfile.gettempdir(), "netdef-bench-caffe2onnx"))
     ap.add_argument("--keep", default=None, help="keep the models and weights in this directory")
     args = ap.parse_args()
@@ -171,6 +195,13 @@ def main() -> None:
     print(f"ResNet-152 export: {m['seconds']:.2f} s; weights {size / 2**20:.0f} MiB; "
           f"RSS after imports {m['rss_after_imports'] / 2**20:.0f} MiB, peak {m['peak'] / 2**20:.0f} MiB "
           f"(+{extra / 2**20:.0f} MiB = {extra / size:.2f}x the weights; peak/weights {m['peak'] / size:.2f}x)")
+
+    vgg = os.path.join(work, "vgg16.onnx")
+    fills = [measure_cli(["export", "vgg16", "-o", vgg]) for _ in range(args.fill_runs)]
+    secs = sorted(f["seconds"] for f in fills)
+    print(f"VGG-16 export with fillers ({args.fill_runs} runs): median {np.median(secs):.2f} s, min {secs[0]:.2f} s; "
+          f"peak RSS {max(f['peak'] for f in fills) / 2**20:.0f} MiB; file {os.path.getsize(vgg) / 2**20:.0f} MiB")
+    os.unlink(vgg)
 
     r50 = str(ZOO / "resnet50/deploy.prototxt")
     w50 = os.path.join(work, "resnet50.caffemodel")
