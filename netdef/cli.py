@@ -235,18 +235,38 @@ class _Terminated(BaseException):
 
 
 def _terminate(signum, frame):
-    raise _Terminated(signal.Signals(signum).name)
+    from . import outputs
+    name = signal.Signals(signum).name
+    # Recorded as well as raised: an exception raised while a C extension module initialises
+    # (numpy.random is imported lazily) can be swallowed, and the rename must still not happen.
+    outputs.interrupted = name
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise _Terminated(name)
 
 
 def _catch_termination() -> dict:
+    from . import outputs
+    outputs.interrupted = None
     previous = {}
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         try:
+            if sig == signal.SIGINT and signal.getsignal(sig) is not signal.default_int_handler:
+                continue  # ignored (a background job) or handled by whoever called main()
             previous[sig] = signal.signal(sig, _terminate)
         except (TypeError, ValueError, OSError):  # not the main thread, or not POSIX
             pass
     return previous
+
+
+def _stopped_by(name: str) -> str:
+    return "netdef: interrupted\n" if name == "SIGINT" else f"netdef: terminated by {name}\n"
+
+
+def _interrupted() -> str | None:
+    from . import outputs
+    return outputs.interrupted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,14 +285,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         module, func, _ = COMMANDS[args.command]
         handler = getattr(importlib.import_module(module), func)
-        if args.max_file_size is None:
-            return int(handler(args) or 0)
         from . import source
-        saved, source.MAX_SOURCE_BYTES = source.MAX_SOURCE_BYTES, args.max_file_size
+        saved = source.MAX_SOURCE_BYTES
+        if args.max_file_size is not None:
+            source.MAX_SOURCE_BYTES = args.max_file_size
         try:
-            return int(handler(args) or 0)
+            code = int(handler(args) or 0)
         finally:
             source.MAX_SOURCE_BYTES = saved
+        if _interrupted():  # a signal whose exception a library swallowed
+            sys.stderr.write(_stopped_by(_interrupted()))
+            return 1
+        return code
     except UsageError as e:
         sys.stderr.write(f"{e}\nTry 'netdef --help'.\n")
         return 2
@@ -288,10 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"netdef: error: {e}\n")
         return 1
     except KeyboardInterrupt:
-        sys.stderr.write("netdef: interrupted\n")
+        sys.stderr.write(_stopped_by(_interrupted() or "SIGINT"))
         return 1
     except _Terminated as e:
-        sys.stderr.write(f"netdef: terminated by {e.args[0]}\n")
+        sys.stderr.write(_stopped_by(e.args[0]))
         return 1
     except RecursionError:
         if debug:

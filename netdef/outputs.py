@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 
 from .diagnostics import CliError
+
+# The name of a signal (SIGINT, SIGTERM, SIGHUP) received during this run, set by the command
+# line's handlers: checked before the final rename, because the exception such a signal raises
+# can be swallowed by library code it lands in (a C extension's module initialisation).
+interrupted: str | None = None
 
 
 def _special(path: str) -> bool:
@@ -62,22 +67,30 @@ def atomic_path(path: str, suffix: str = ""):
             raise CliError(f"cannot write {path}: {e.strerror or e}") from None
         return
     d = os.path.dirname(real)
+    suffix = suffix or os.path.splitext(real)[1]
+    tmp = None
+    # The temporary name is chosen before the file exists, so that an interruption at any
+    # moment after it is created (a signal lands between two bytecodes) still removes it.
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".netdef-", suffix=suffix or os.path.splitext(real)[1], dir=d)
-    except OSError as e:  # a directory that says it is writable and is not (/proc, a full disk)
-        raise CliError(f"cannot write {path}: {e.strerror or e}") from None
-    os.close(fd)
-    try:
+        while True:
+            tmp = os.path.join(d, f".netdef-{secrets.token_hex(8)}{suffix}")
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                break
+            except FileExistsError:
+                continue
         yield tmp
+        if interrupted:
+            raise KeyboardInterrupt(interrupted)
         if not os.path.exists(tmp):
             raise CliError(f"cannot write {path}: nothing was produced")
-        mode = 0o666 & ~_umask()
-        os.chmod(tmp, mode)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, real)
     except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError):  # a directory that says it is writable and is not, a full disk
             raise CliError(f"cannot write {path}: {e.strerror or e}") from None
         raise
 
