@@ -187,7 +187,9 @@ class Schedule:
         """Iterations in (0, stop) where a stepped schedule's rate changes, with the new rate."""
         p = self.params
         if self.policy.name == "step":
-            cands = np.arange(p.stepsize, stop, p.stepsize, dtype=np.int64)[:limit] if p.stepsize > 0 else []
+            # Bounded before it is made: stepsize 1 and max_iter 2^31 would be a 16 GiB arange.
+            cands = np.arange(p.stepsize, min(stop, p.stepsize * (limit + 1)), p.stepsize, dtype=np.int64) \
+                if p.stepsize > 0 else []
         elif self.policy.name == "multistep":
             cands = np.array([t for t in p.steps_at if 0 < t < stop][:limit], dtype=np.int64)
         else:
@@ -700,14 +702,19 @@ def cmd_lr(args) -> int:
         plot_schedule(args.plot, parsed, schedule, start, stop)
     out = sys.stdout
     if args.format == "json":
-        points = []
+        head = json.dumps({"file": parsed.source.path, "lr_policy": msg.lr_policy, "type": type_name(msg),
+                           "base_lr": _json_float(F32(msg.base_lr)), "max_iter": msg.max_iter,
+                           "change_points": [{"iter": t, "lr": _json_float(v)}
+                                             for t, v in schedule.change_points(stop)]}, indent=1)
+        # The points are streamed a chunk at a time, as the TSV is: max_iter can be 2^31.
+        out.write(head[:-2] + ',\n "points": [')
+        first = True
         for it, r in schedule.chunks(start, stop, step):
-            points += [{"iter": int(i), "lr": _json_float(v)} for i, v in zip(it.tolist(), r.tolist())]
-        json.dump({"file": parsed.source.path, "lr_policy": msg.lr_policy, "type": type_name(msg),
-                   "base_lr": _json_float(F32(msg.base_lr)), "max_iter": msg.max_iter,
-                   "change_points": [{"iter": t, "lr": _json_float(v)} for t, v in schedule.change_points(stop)],
-                   "points": points}, out, indent=1)
-        out.write("\n")
+            items = [f'{{"iter": {i}, "lr": {json.dumps(_json_float(v))}}}' for i, v in zip(it.tolist(), r.tolist())]
+            if items:
+                out.write(("\n  " if first else ",\n  ") + ",\n  ".join(items))
+                first = False
+        out.write("\n ]\n}\n")
         return 0
     for it, r in schedule.chunks(start, stop, step):
         out.write("".join(f"{i}\t{fmt_rate(v)}\n" for i, v in zip(it.tolist(), r.tolist())))
