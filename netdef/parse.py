@@ -90,10 +90,35 @@ class _Machine:
                     a[sym] = (False, (len(arg.expansion), cb, str(arg.origin.name)))
             self.actions[state] = a
             self.goto[state] = g
+        self.fused_in_place = self._fused_in_place_states()
+
+    def _fused_in_place_states(self) -> frozenset:
+        """States where a SCALAR_FIELD token leaves the parse stack as it found it.
+
+        In a state s reached on `items`, shifting SCALAR_FIELD and then reducing
+        `field: SCALAR_FIELD` and `items: items field` pops back to the state below s and goes
+        to s again. So for the commonest token the driver can run the callback and skip the
+        shift and both reductions. The tables are checked, not assumed: a state qualifies only
+        if those are the only actions the two intermediate states have."""
+        fast = set()
+        for s, acts in self.actions.items():
+            shift = acts.get("SCALAR_FIELD")
+            if not shift or not shift[0]:
+                continue
+            t_acts = self.actions[shift[1]].values()
+            if not t_acts or any(a[0] or a[1][0] != 1 or a[1][2] != "field" for a in t_acts):
+                continue
+            u = self.goto[s].get("field")
+            u_acts = self.actions[u].values() if u is not None else ()
+            if u_acts and all(not a[0] and a[1][0] == 2 and a[1][2] == "items" and a[1][1] is None
+                              for a in u_acts):
+                fast.add(s)
+        return frozenset(fast)
 
     def run(self, text: str) -> None:
         actions, goto = self.actions, self.goto
         punctuation = _PUNCTUATION
+        fused_in_place, filler, store = self.fused_in_place, _filler, _filler._store_scalar
         states = [self.start]
         values: list = []
         for m in self.pattern.finditer(text):
@@ -117,8 +142,11 @@ class _Machine:
                     tok = tok[0] if kind == "SCALAR_FIELD" else Tok(kind, m.group(kind), m.start(kind), m.end())
                     raise _SyntaxError(tok, tok.start_pos, self._expected(states[-1]))
                 if act[0]:
-                    states.append(act[1])
-                    values.append(tok)
+                    if kind == "SCALAR_FIELD" and states[-1] in fused_in_place:
+                        store(filler.stack[-1], tok[0], tok[1], False)
+                    else:
+                        states.append(act[1])
+                        values.append(tok)
                     break
                 n, cb, origin = act[1]
                 if n:
