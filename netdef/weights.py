@@ -36,6 +36,8 @@ import numpy as np
 from . import codes
 from .diagnostics import Diagnostics, DiagnosticError, Span, byte_span
 from .proto import pb
+from .wire import FIXED32 as _FIXED32, FIXED64 as _FIXED64, LEN as _LEN, VARINT as _VARINT
+from .wire import encode_varint, field_key, len_prefix
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -48,7 +50,6 @@ _V0_NAME, _V0_TYPE, _V0_BLOBS = 1, 2, 50
 _BLOB_NUM, _BLOB_CHANNELS, _BLOB_HEIGHT, _BLOB_WIDTH = 1, 2, 3, 4
 _BLOB_DATA, _BLOB_DOUBLE, _BLOB_SHAPE, _SHAPE_DIM = 5, 8, 7, 1
 
-_VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 
 # V1 `layers { type: CONVOLUTION }` enum names -> current type strings (UpgradeV1LayerType).
 _V1_TYPES = {
@@ -640,35 +641,14 @@ def resolve_weights(specs, weights: WeightSet | None, seed: int, diags: Diagnost
 
 # --- writing ---------------------------------------------------------------------------------
 
-def _enc_varint(v: int) -> bytes:
-    v &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _key(number: int, wire: int) -> bytes:
-    return _enc_varint(number << 3 | wire)
-
-
-def _len_field(number: int, payload_len: int) -> bytes:
-    return _key(number, _LEN) + _enc_varint(payload_len)
-
-
 def _blob_parts(arr: np.ndarray) -> tuple[bytes, np.ndarray, int, bytes]:
     """(bytes before the floats, the floats, payload length, bytes after) of one BlobProto."""
-    dims = b"".join(_enc_varint(int(d)) for d in arr.shape)
-    shape_msg = _len_field(_SHAPE_DIM, len(dims)) + dims if arr.shape else b""
+    dims = b"".join(encode_varint(int(d)) for d in arr.shape)
+    shape_msg = len_prefix(_SHAPE_DIM, len(dims)) + dims if arr.shape else b""
     data = np.ascontiguousarray(arr, dtype="<f4").reshape(-1)
     # Field order as protobuf writes it: data (5) before shape (7).
-    head = _len_field(_BLOB_DATA, data.nbytes) if data.size else b""
-    tail = _len_field(_BLOB_SHAPE, len(shape_msg)) + shape_msg
+    head = len_prefix(_BLOB_DATA, data.nbytes) if data.size else b""
+    tail = len_prefix(_BLOB_SHAPE, len(shape_msg)) + shape_msg
     return head, data, len(head) + data.nbytes + len(tail), tail
 
 
@@ -685,15 +665,15 @@ def write_caffemodel(path: str, net_name: str, layers) -> int:
 
         if net_name:
             name = net_name.encode("utf-8")
-            put(_len_field(1, len(name)) + name)
+            put(len_prefix(1, len(name)) + name)
         for lname, ltype, arrays in layers:
             parts = [_blob_parts(np.asarray(a)) for a in arrays]
             nb, tb = lname.encode("utf-8"), ltype.encode("utf-8")
-            head = _len_field(_LAYER_NAME, len(nb)) + nb + _len_field(_LAYER_TYPE, len(tb)) + tb
-            blob_total = sum(len(_len_field(_LAYER_BLOBS, n)) + n for _, _, n, _ in parts)
-            put(_len_field(_NET_LAYER, len(head) + blob_total) + head)
+            head = len_prefix(_LAYER_NAME, len(nb)) + nb + len_prefix(_LAYER_TYPE, len(tb)) + tb
+            blob_total = sum(len(len_prefix(_LAYER_BLOBS, n)) + n for _, _, n, _ in parts)
+            put(len_prefix(_NET_LAYER, len(head) + blob_total) + head)
             for h, data, n, tail in parts:
-                put(_len_field(_LAYER_BLOBS, n))
+                put(len_prefix(_LAYER_BLOBS, n))
                 put(h)
                 if data.size:
                     put(memoryview(data).cast("B"))

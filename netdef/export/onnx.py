@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import codes
 from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
+from ..wire import encode_varint, field_key
 from .report import reporting
 
 OPSETS = range(13, 22)
@@ -464,13 +465,13 @@ class Exported:
         total = len(graph_bytes)
         for init in self.inits:
             head = self._init_header(init)
-            raw_key = _key(9, 2) + _varint(init.nbytes)
+            raw_key = field_key(9, 2) + encode_varint(init.nbytes)
             body = len(head) + len(raw_key) + init.nbytes
-            outer = _key(5, 2) + _varint(body)
+            outer = field_key(5, 2) + encode_varint(body)
             heads.append((outer + head + raw_key, init))
             total += len(outer) + body
         yield model.SerializeToString()
-        yield _key(7, 2) + _varint(total)
+        yield field_key(7, 2) + encode_varint(total)
         yield graph_bytes
         for head, init in heads:
             yield head
@@ -526,22 +527,6 @@ class Exported:
             if nm in present:
                 out[key] = nm
         return out
-
-
-def _key(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def _version() -> str:
