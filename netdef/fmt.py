@@ -223,7 +223,7 @@ def cmd_fmt(args) -> int:
 
     from .cli import print_diagnostics
     from .library import resolve
-    from .outputs import check_writable, write_atomic
+    from .outputs import check_writable, write_or_print
     from .parse import parse_file
 
     if args.output:
@@ -241,8 +241,5 @@ def cmd_fmt(args) -> int:
         sys.stderr.write(f"netdef fmt: kept {len(kept)} field(s) that BVLC Caffe does not define, "
                          f"at the end of their blocks: {names}\n")
     text = format_message(parsed.message, extras=parsed.loc)
-    if args.output:
-        write_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
+    write_or_print(args.output, text)
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import secrets
 import stat
 
@@ -107,3 +108,11 @@ def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def write_or_print(path: str | None, text: str) -> None:
+    """Text to `path` atomically, or to standard output when no path is given."""
+    if path:
+        write_atomic(path, text)
+    else:
+        sys.stdout.write(text)

@@ -671,7 +671,7 @@ def cmd_upgrade(args) -> int:
     from . import load
     from .cli import print_diagnostics
     from .fmt import format_message
-    from .outputs import check_writable, write_atomic
+    from .outputs import check_writable, write_or_print
 
     if args.output:
         check_writable(args.output)
@@ -685,8 +685,5 @@ def cmd_upgrade(args) -> int:
     if not any(d.code == codes.UPGRADED.id for d in parsed.diagnostics) and parsed.message is not None:
         sys.stderr.write(f"netdef upgrade: {parsed.source.path} is already in the current format\n")
     text = format_message(parsed.message, extras=parsed.loc)
-    if args.output:
-        write_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
+    write_or_print(args.output, text)
     return 0
