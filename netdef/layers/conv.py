@@ -247,7 +247,16 @@ def deconv_rf(rf: RF, g: Geometry) -> RF:
 
 
 def _divisors(n: int) -> str:
-    ds = [d for d in range(1, n + 1) if n % d == 0]
+    # Up to sqrt(n) only: num_output can be 2^32 - 1, and a loop to n took minutes.
+    small, large = [], []
+    d = 1
+    while d * d <= n:
+        if n % d == 0:
+            small.append(d)
+            if d != n // d:
+                large.append(n // d)
+        d += 1
+    ds = small + large[::-1]
     if len(ds) > 8:
         ds = ds[:4] + ["..."] + ds[-2:]
     return ", ".join(str(d) for d in ds)
