@@ -210,6 +210,8 @@ def fmt_rate(x: float) -> str:
 
 def _num(x: float) -> str:
     """A float32 field value in its shortest form (0.1, not 0.10000000149)."""
+    if x is None:  # the JSON summary's null: an infinite or NaN value (momentum: -inf)
+        return "non-finite"
     x = float(x)
     if math.isnan(x) or math.isinf(x):
         return str(x)
