@@ -148,3 +148,6 @@ PARAM_IGNORED = _w("W413", "{message}")
 
 # --- export follow-ups: running models (netdef/export/runtime.py, verify.py) ---------------
 OUTPUT_NOT_FINITE = _w("W517", "output '{output}' holds {detail} of its {total} values")
+
+# --- robustness follow-ups (hostile input found by tests/robustness, benchmarks/fuzz.py) -------
+SAME_NAME_PARAMS = Code("E520", "layer '{layer}' ({type}) has the name of another layer with parameters ({other}, line {line}); weights are matched to layers by name, so netdef cannot give each its own")
