@@ -616,14 +616,23 @@ def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, 
 
 def param_specs(graph):
     from ..weights import ParamSpec
-    specs = []
+    specs, owners, clashes = [], {}, []
     for n in graph.nodes:
         shapes = [tuple(s) for s in n.meta.get("blobs") or []]
         if not shapes:
             continue
+        # Blobs are keyed by layer name (as in a .caffemodel): two layers with parameters and
+        # one name would receive each other's arrays (a BatchNorm got a Convolution's).
+        first = owners.setdefault(n.name, n)
+        if first is not n:
+            clashes.append(codes.SAME_NAME_PARAMS.at(
+                n.span, layer=n.name, type=n.type, other=first.type, line=first.span.line if first.span else "?",
+                related=[(first.span, "the other layer")] if first.span else [], notes=["rename one of them"]))
         fillers = list(n.impl.filler_params(n)) if n.impl is not None else []
         stats = frozenset(n.impl.stat_blobs(n)) if n.impl is not None else frozenset()
         specs.append(ParamSpec(n.name, n.type, n.span, shapes, fillers, stats=stats))
+    if clashes:
+        raise DiagnosticError(clashes)
     return specs
 
 
