@@ -128,6 +128,10 @@ INT_MAX = 2**31 - 1
 
 
 def _count_error(node, what: str, shape) -> "LayerError | None":
+    if any(d < 0 for d in shape):  # a DummyData shape, say: Blob::Reshape CHECK_GE(shape[i], 0)
+        return LayerError(codes.BAD_GEOMETRY.at(
+            node.span, message=f"layer '{node.name}': {what} would have shape {fmt_shape(shape)}, "
+                               "with a negative dimension"))
     n = prod(shape)
     if n <= INT_MAX:
         return None
