@@ -42,8 +42,14 @@ HOSTILE = [
     "input", "input_dim", "net", "base_lr", "lr_policy", "max_iter", "python_param",
 ]
 
+# Numbers a field can be given that keep the syntax valid: the semantic attacks.
+NUMBERS = ["0", "-1", "1", "2", "3", "7", "-7", "65536", "2147483647", "2147483648", "4294967295", "4294967296",
+           "9223372036854775807", "-2147483648", "1e9", "-1e-9", "0.5", "nan", "inf", "-inf", "1e400"]
+
+# The first ten break the text; the last three keep it parseable (a value, a blob name or a
+# field name changes), so that the later stages (graph, shapes, export) see the damage.
 OPS = ("delete", "duplicate", "swap", "replace", "insert", "truncate", "bytes", "dup_block",
-       "deep", "flip")
+       "deep", "flip", "number", "string", "field")
 
 
 def tokens(text: str) -> list[str]:
@@ -103,6 +109,18 @@ def apply(text: str, ops) -> bytes:
             if b:
                 lo, hi = b
                 toks[hi:hi] = ["\n"] + toks[lo:hi] * rng.choice((1, 2, 10))
+        elif name in ("number", "string", "field"):
+            want = {"number": lambda t: t[:1].isdigit() or t[:2] in ("-0", "-1", "-2", "-3", "-4", "-5", "-6", "-7",
+                                                                         "-8", "-9"),
+                    "string": lambda t: t[:1] in "\"'" and len(t) > 1,
+                    "field": lambda t: t[:1].isalpha() or t[:1] == "_"}[name]
+            where = [k for k, t in enumerate(toks) if want(t)]
+            if where:
+                k = rng.choice(where)
+                if name == "number":
+                    toks[k] = rng.choice(NUMBERS)
+                else:  # another string or name of the same file: blob names, types, fields mixed up
+                    toks[k] = toks[rng.choice(where)]
         elif name == "deep":
             depth = rng.choice((65, 200, 10_000))
             toks.insert(i, "x {" * depth + "}" * depth)
@@ -119,8 +137,11 @@ def apply(text: str, ops) -> bytes:
 
 
 def random_ops(rng: random.Random, k: int | None = None):
-    k = k or rng.randint(1, 4)
-    return [(rng.choice(OPS), rng.randrange(2**32), rng.choice(HOSTILE)) for _ in range(k)]
+    """One to four mutations; half the time only the kinds that keep the text parseable, so
+    that the graph, shape and export stages get as much damage to chew on as the parser."""
+    k = k or rng.choice((1, 1, 1, 2, 2, 3, 4))
+    pool = OPS[-3:] if rng.random() < 0.5 else OPS
+    return [(rng.choice(pool), rng.randrange(2**32), rng.choice(HOSTILE)) for _ in range(k)]
 
 
 # --- running the command line in-process ------------------------------------------------------

@@ -98,6 +98,11 @@ CASES = {
     "crop_bigger_than_the_bottom": (net(pool("small", "kernel_size: 2 stride: 2"),
                                         'layer { name: "c" type: "Crop" bottom: "small" bottom: "data" top: "c" '
                                         'crop_param { axis: 2 } }'), [("E407", 3, ["'c'"])]),
+    # Found by benchmarks/fuzz.py: listing num_output's divisors hung; a negative DummyData dim.
+    "num_output_2_32_with_group": (net(conv("g", "num_output: 4294967295 kernel_size: 3 group: 2")),
+                                   [("E405", 2, ["'g'", "4294967295"])]),
+    "dummy_data_negative_dim": ('layer { name: "d" type: "DummyData" top: "d" dummy_data_param { '
+                                'shape { dim: 10 dim: -2147483648 dim: 2 } } }\n', [("E402", 1, ["'d'", "negative"])]),
     "layer_without_tops": (net('layer { name: "relu" type: "ReLU" bottom: "data" }'), [("E315", 2, ["'relu'", "0"])]),
     "eltwise_coeff_count": (net('layer { name: "e" type: "Eltwise" ' + 'bottom: "data" ' * 1000 +
                                 'top: "e" eltwise_param { coeff: 1 coeff: 2 } }'), [("E404", 2, ["1000"])]),
@@ -201,3 +206,41 @@ def test_nesting_just_under_the_limit_formats(tmp_path):
     again.write_text(r.out)
     assert cli_ok("fmt", again).out == r.out
     assert run_cli(["fmt", str(tmp_path / "deep63.prototxt")]).code == 0
+
+
+def test_layers_with_parameters_sharing_a_name(tmp_path):
+    """Weights are matched by layer name: two layers with parameters and one name would get
+    each other's blobs (a BatchNorm received a Convolution's and crashed folding)."""
+    path = tmp_path / "twins.prototxt"
+    path.write_text(net(conv("twin", "num_output: 6 kernel_size: 1"),
+                        'layer { name: "twin" type: "BatchNorm" bottom: "twin" top: "twin" }'))
+    assert cli_ok("check", path).code == 0  # W310 only: Caffe builds this net
+    for argv in (["export", "-o", tmp_path / "x.onnx"], ["init", "-o", tmp_path / "x.caffemodel"], ["verify"]):
+        r = cli_ok(argv[0], path, *argv[1:], files=[path])
+        assert r.code == 1 and re.search(rf"^{re.escape(str(path))}:3:1: error\[E520\]: layer 'twin' \(BatchNorm\)",
+                                         r.err, re.M), r.err
+
+
+def test_non_finite_solver_values_are_shown(tmp_path):
+    (tmp_path / "net.prototxt").write_text(net(conv("c", "num_output: 2 kernel_size: 1")))
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\nmax_iter: 10\n'
+                      'momentum: -inf\nweight_decay: 1e400\n')
+    for fmt in ("text", "json"):
+        r = cli_ok("solver", solver, "--format", fmt)
+        assert r.code == 0 and "W612" in r.err
+    assert "non-finite" in cli_ok("solver", solver).out
+
+
+def test_huge_iteration_counts_stay_bounded(tmp_path):
+    """stepsize 1 with max_iter 2^31 - 1: the change points and the JSON points are not
+    materialised (they were: 16 GiB, then out of memory)."""
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "step"\nstepsize: 1\ngamma: 0.99\n'
+                      'max_iter: 2147483647\n')
+    (tmp_path / "net.prototxt").write_text(net(conv("c", "num_output: 2 kernel_size: 1")))
+    t0 = time.perf_counter()
+    assert cli_ok("solver", solver).code == 0
+    r = cli_ok("lr", solver, "--format", "json", "--iters", "0:2147483647:100000000")
+    assert r.code == 0 and '"iter": 2100000000' in r.out
+    assert time.perf_counter() - t0 < 20
