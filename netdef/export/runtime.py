@@ -196,7 +196,12 @@ def read_input_files(specs: list[str]) -> dict[str, np.ndarray]:
         if not sep or not name or not path:
             raise UsageError(f"--input-file expects NAME=FILE.npy, got '{spec}'")
         try:
-            arr = np.load(path, allow_pickle=False)
+            # Mapped first: a header that declares more data than the file holds is refused
+            # ("mmap length is greater than file size") instead of allocated (a 200-byte
+            # file can declare petabytes); the copy is then the size of the file's own data.
+            arr = np.load(path, allow_pickle=False, mmap_mode="r")
+            if isinstance(arr, np.memmap):
+                arr = np.array(arr)
         except (OSError, ValueError, EOFError) as e:
             raise CliError(f"cannot read {path}: {e}") from None
         if not isinstance(arr, np.ndarray):
