@@ -207,3 +207,34 @@ def test_random_and_corrupted_bytes(data):
     for lw in ws:
         for b in lw.blobs:
             assert b.dtype == np.float32 and b.ndim <= 32
+
+
+def test_hostile_npy_and_onnx_inputs(tmp_path):
+    """`run` reads .onnx models and .npy arrays: garbage is a one-line failure, a pickle is
+    never unpickled, and a header declaring petabytes is never allocated."""
+    import struct
+
+    model = tmp_path / "m.onnx"
+    assert cli_ok("export", NET, "-o", model).code == 0
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((2, 3, 11, 13), np.float32))
+    pickled = tmp_path / "pickled.npy"
+    np.save(pickled, np.array([{"run": "me"}], dtype=object), allow_pickle=True)
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000, 1000), }"
+    header += " " * (118 - len(header)) + "\n"
+    huge = tmp_path / "huge.npy"
+    huge.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(64))
+    assert cli_ok("run", model, "--input-file", f"data={good}").code == 0
+    for path, words in ((pickled, "Python objects"), (huge, "greater than file size")):
+        r = run_cli_plain(["run", str(model), "--input-file", f"data={path}"])
+        assert r.code == 1 and r.err.startswith(f"netdef: error: cannot read {path}") and words in r.err, r.err
+    for data in (b"", model.read_bytes()[:300], bytes(range(256)) * 4):
+        bad = tmp_path / "bad.onnx"
+        bad.write_bytes(data)
+        r = run_cli_plain(["run", str(bad)])
+        assert r.code == 1 and r.err.startswith("netdef: error: onnxruntime cannot load the model"), r.err
+
+
+def run_cli_plain(argv):
+    from fuzzlib import run_cli
+    return run_cli(argv)
