@@ -2,6 +2,7 @@
 through the command line in-process, checked against the contract of tests/robustness.
 
     python3 benchmarks/fuzz.py --minutes 30 [--workers 2] [--seed 1] [--out /tmp/fuzz]
+    python3 benchmarks/fuzz.py --bounds          # the time/memory bounds at the size limit
 
 Each worker draws a zoo file (or a conformance .caffemodel), applies one to four mutations
 (tests/robustness/fuzzlib.py: token deletions, duplications, swaps, hostile replacements,
@@ -133,8 +134,63 @@ def worker(args) -> dict:
             "violations": found, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+BOUNDS_CHILD = """import resource, sys, time
+from netdef.cli import main
+t0 = time.perf_counter()
+code = main(sys.argv[1:])
+sys.stderr.write("BOUNDS %.3f %d\\n" % (time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+sys.exit(code)
+"""
+
+
+def bounds(out: Path) -> int:
+    """The stated bounds, measured: each command on a valid net just under the 8 MiB limit
+    (and at 1 MiB), in a fresh process under a 2 GiB address-space limit; a 100 MB file."""
+    import subprocess
+
+    sys.path.insert(0, str(HERE.parent / "tests" / "robustness"))
+    from test_robust_limits import big_net
+
+    from netdef.source import MAX_SOURCE_BYTES
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    rows = []
+    for label, size in (("1 MiB", 1 << 20), ("8 MiB", MAX_SOURCE_BYTES - 4096)):
+        path = out / f"bounds_{size}.prototxt"
+        path.write_text(big_net(size))
+        layers = path.read_text().count("layer {")
+        for cmd in (["check"], ["summary"], ["rf"], ["fmt"], ["upgrade"], ["draw", "-o", str(out / "b.dot")],
+                    ["init", "-o", str(out / "b.caffemodel")], ["export", "-o", str(out / "b.onnx")]):
+            t0 = time.perf_counter()
+            r = subprocess.run([sys.executable, "-c", BOUNDS_CHILD, cmd[0], str(path), *cmd[1:]],
+                               capture_output=True, text=True, preexec_fn=limit, timeout=600)
+            wall = time.perf_counter() - t0
+            m = re.search(r"BOUNDS ([\d.]+) (\d+)", r.stderr)
+            rows.append((label, layers, cmd[0], r.returncode, wall, float(m.group(1)) if m else None,
+                         int(m.group(2)) / 1024 if m else None))
+            print(f"{label:>6} {layers:>6} layers  {cmd[0]:<8} exit {r.returncode}  {wall:6.1f} s wall "
+                  f"(in main {rows[-1][5] or 0:6.1f} s)  peak {rows[-1][6] or 0:6.0f} MB", flush=True)
+    huge = out / "huge.prototxt"
+    with open(huge, "wb") as f:
+        block = b'layer { name: "r" type: "ReLU" bottom: "data" top: "data" }\n' * (1 << 14)
+        while f.tell() < 100 * 2**20:
+            f.write(block)
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", BOUNDS_CHILD, "check", str(huge)], capture_output=True, text=True,
+                       preexec_fn=limit, timeout=600)
+    m = re.search(r"BOUNDS ([\d.]+) (\d+)", r.stderr)
+    print(f"100 MB file: exit {r.returncode} in {time.perf_counter() - t0:.2f} s wall, peak {int(m.group(2)) / 1024:.0f} MB; "
+          + r.stderr.splitlines()[0])
+    huge.unlink()
+    (out / "bounds.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bounds", action="store_true", help="measure the time/memory bounds instead of fuzzing")
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
@@ -143,6 +199,8 @@ def main() -> int:
     args = ap.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="netdef-fuzz-"))
     out.mkdir(parents=True, exist_ok=True)
+    if args.bounds:
+        return bounds(out)
     deadline = time.time() + args.minutes * 60
     t0 = time.time()
     jobs = [(args.seed * 1000 + i, deadline, args.time_limit, out) for i in range(args.workers)]
