@@ -60,7 +60,7 @@ def learning_rates(solver, iters):
     parsed = load_solver(os.fspath(solver)) if isinstance(solver, str) or hasattr(solver, "__fspath__") else solver
     check_fields(parsed.message, parsed.loc, parsed.diagnostics)
     if parsed.diagnostics.has_errors:
-        raise DiagnosticError(list(parsed.diagnostics))
+        raise DiagnosticError(parsed.diagnostics)
     return Schedule(parsed.message).rates(iters)
 
 
