@@ -170,7 +170,8 @@ def valid_sizes(graph: Graph, lo: int, hi: int) -> SizeScan:
                     if "blobs" in node.meta and [tuple(b) for b in impl.param_shapes(node, ins)] != node.meta["blobs"]:
                         fixed.setdefault(node.name, node.type)
                         continue
-                except LayerError:
+                except (LayerError, ArithmeticError, ValueError, TypeError, IndexError, KeyError, AttributeError):
+                    # As the shapes pass: a rule that cannot take these values rules the size out.
                     continue
                 for v, sh in zip(node.outputs, out):
                     if last_use.get(id(v), -1) > i:

@@ -50,7 +50,7 @@ def _int(node, params, name):
     v = params.get(name)
     try:
         return int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: scale: -inf
         bad(node, f"{params.field}.{name} must be an integer, got {v!r}", params.span(name))
 
 
