@@ -244,3 +244,14 @@ def test_huge_iteration_counts_stay_bounded(tmp_path):
     r = cli_ok("lr", solver, "--format", "json", "--iters", "0:2147483647:100000000")
     assert r.code == 0 and '"iter": 2100000000' in r.out
     assert time.perf_counter() - t0 < 20
+
+
+def test_fork_layer_values_that_are_not_numbers(tmp_path):
+    """An Upsample (fork) scale of -inf: a located error in check, and the size scan rules
+    sizes out instead of crashing on int(-inf)."""
+    path = tmp_path / "up.prototxt"
+    path.write_text(net('layer { name: "up" type: "Upsample" bottom: "data" top: "up" upsample_param { scale: -inf } }'))
+    for argv in (["check"], ["sizes", "--range", "1:16"], ["summary"]):
+        r = cli_ok(argv[0], path, *argv[1:], files=[path])
+        assert r.code == 1 and re.search(rf"{re.escape(str(path))}:2:1: error\[E404\]: .*must be an integer, got -inf",
+                                         r.err), r.err
