@@ -38,6 +38,11 @@ def parse_input_option(text: str) -> tuple[str, tuple[int, ...]]:
         raise UsageError(f"--input {text}: dimensions must be whole numbers, separated by commas") from None
     if not shape or any(d < 0 for d in shape):
         raise UsageError(f"--input {text}: give one or more dimensions, none negative")
+    count = 1
+    for d in shape:
+        count *= d
+    if len(shape) > 32 or count > 2**31 - 1:  # Blob::Reshape: kMaxBlobAxes, INT_MAX elements
+        raise UsageError(f"--input {text}: a Caffe blob has at most 32 axes and 2,147,483,647 elements")
     return name, shape
 
 
