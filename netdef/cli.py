@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="store weights and compute in float16 (inputs and outputs stay float32)")
     p.add_argument("--fp16-io", action="store_true", help="with --fp16: float16 inputs and outputs too")
     p.add_argument("--no-fold", dest="fold", action="store_false", help="keep BatchNorm/Scale as separate nodes")
-    p.add_argument("--seed", type=int, default=0, help="seed for filler initialisation without --weights")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for filler initialisation without --weights")
 
     p = add("init")
     p.description = (
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     _file(p)
     _net_options(p)
     p.add_argument("-o", "--output", required=True, help="OUT.caffemodel")
-    p.add_argument("--seed", type=int, default=0, help="seed for the fillers (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for the fillers (default 0)")
 
     for name in ("run", "bench"):
         p = add(name)
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         _net_options(p)
         p.add_argument("--weights", help="trained weights for a network definition")
         p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="auto")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=_seed, default=0)
         if name == "run":
             p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
                            help="feed this array to an input (random data otherwise)")
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feed this array to an input (random data otherwise)")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest max|a-b| / max(1, max|b|) accepted per blob (default 1e-4)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--no-fold", dest="fold", action="store_false",
                    help="keep BatchNorm/Scale as separate nodes, so that their outputs are compared too")
     p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
@@ -189,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("list")
     return parser
+
+
+def _seed(text: str) -> int:
+    # numpy's SeedSequence takes non-negative integers only (-1 was an internal error).
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2**64:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2^64 - 1, got '{text}'")
+    return seed
 
 
 def _megabytes(text: str) -> int:
