@@ -3,7 +3,7 @@
     python3 benchmarks/analysis.py [--repeat N] [--sizes 1000,10000,50000]
 
 Prints the best-of-N time of netdef.compile on an already parsed definition for
-Inception-ResNet-v2 (about 1000 layers, the largest real definition in ../shared/zoo) and for
+Inception-ResNet-v2 (about 1000 layers, the largest real definition in tests/data/zoo) and for
 synthetic residual nets of 1k, 10k and 50k layers, with the time per layer and the ratio to the
 smallest synthetic net: linear cost shows as a time ratio close to the layer ratio.
 """
@@ -18,7 +18,7 @@ import netdef
 from netdef.parse import NET, parse_text
 from netdef.source import Source
 
-ZOO = Path(__file__).resolve().parent.parent.parent / "shared" / "zoo"
+ZOO = Path(__file__).resolve().parent.parent / "tests" / "data" / "zoo"
 
 
 def synthetic(n_layers: int) -> str:

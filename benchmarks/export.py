@@ -4,7 +4,7 @@ onnxruntime latency of netdef's ResNet-50 against a reference converter's model 
     python3 benchmarks/export.py [--runs N] [--fill-runs N] [--reference-dir DIR] [--keep DIR]
 
 1. `netdef init` writes ResNet-152 weights from the bundled library definition (the same layer
-   names as ../shared/zoo/resnet152/deploy.prototxt, which is what gets exported, but with
+   names as tests/data/zoo/resnet152/deploy.prototxt, which is what gets exported, but with
    fillers: the zoo's deploy files have none, so their weights would all be 0). BatchNorm
    statistics come out neutral (mean 0, variance 1, factor 1; Caffe would zero-fill them and
    the net would overflow), so both converters see a well-defined net.
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-ZOO = ROOT.parent / "shared" / "zoo"
+ZOO = ROOT / "tests" / "data" / "zoo"
 sys.path.insert(0, str(ROOT))
 
 

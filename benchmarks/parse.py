@@ -24,7 +24,7 @@ from netdef.parse import NET, parse_text
 from netdef.proto import pb
 from netdef.source import Source
 
-ZOO = Path(__file__).resolve().parent.parent.parent / "shared" / "zoo"
+ZOO = Path(__file__).resolve().parent.parent / "tests" / "data" / "zoo"
 
 
 def best_of(fn, repeat: int) -> float:

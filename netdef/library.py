@@ -1,12 +1,10 @@
-"""The bundled library: prototxts/ and solvers/ beside the package, usable by bare name."""
+"""The bundled library: netdef/data/prototxts/ and netdef/data/solvers/, usable by bare name."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NETS = ROOT / "prototxts"
-SOLVERS = ROOT / "solvers"
+from .resources import NETS, SOLVERS
 
 
 def nets() -> dict[str, Path]:

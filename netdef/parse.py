@@ -21,12 +21,13 @@ import lark
 from . import codes
 from .diagnostics import Diagnostics, Span
 from .proto import pb
+from .resources import GRAMMAR
 from .source import Source
 from lark.parsers.lalr_analysis import Shift
 
 from .transform import Loc, MessageFiller, Tok, _Abort
 
-GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "prototxt.lark"
+GRAMMAR_PATH = GRAMMAR
 
 NET = "net"
 SOLVER = "solver"

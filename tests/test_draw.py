@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ZOO
+from conftest import LIBRARY_NETS, LIBRARY_SOLVERS, REPO, ZOO
 from netdef.cli import main
 from netdef.parse import NET, parse_file, sniff_kind
 from netdef.source import Source
@@ -117,7 +117,7 @@ def test_collapse_by_prefix(tmp_path):
 @pytest.mark.parametrize("fmt,magic", [("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF"), ("svg", b"<?xml")])
 def test_rendered_formats(fmt, magic, tmp_path):
     out = tmp_path / f"lenet.{fmt}"
-    assert main(["draw", str(REPO / "prototxts" / "lenet.prototxt"), "-o", str(out)]) in (0, 1)
+    assert main(["draw", str(LIBRARY_NETS / "lenet.prototxt"), "-o", str(out)]) in (0, 1)
     data = out.read_bytes()
     assert data.startswith(magic) and len(data) > 1000
 
@@ -173,7 +173,7 @@ def test_unknown_format(tmp_path, capsys):
 
 def test_not_a_net(tmp_path, capsys):
     out = tmp_path / "a.svg"
-    assert main(["draw", str(REPO / "solvers" / "lenet_solver.prototxt"), "-o", str(out)]) == 1
+    assert main(["draw", str(LIBRARY_SOLVERS / "lenet_solver.prototxt"), "-o", str(out)]) == 1
     assert "E300" in capsys.readouterr().err and not out.exists()
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import CONFORMANCE, SHARED
+from conftest import case_file, CONFORMANCE, DATA
 
 from netdef import codes
 from netdef.diagnostics import DiagnosticError
@@ -19,7 +19,7 @@ from netdef.export.verify import rel_error, with_every_value
 
 TOL = 1e-4
 LAYER_CASES = sorted(p.parent for p in CONFORMANCE.glob("layers/*/net.prototxt"))
-NET_CASES = sorted(p.parent for p in CONFORMANCE.glob("nets/*/io.npz"))
+NET_CASES = sorted(p.parent for p in CONFORMANCE.glob("nets/*/blobs.json"))
 
 
 def _weights(case):
@@ -68,12 +68,12 @@ def test_layer_case(case, fold):
 @pytest.mark.parametrize("case", NET_CASES, ids=lambda p: p.name)
 def test_net_case(case, fold):
     meta = json.loads((case / "blobs.json").read_text())
-    ex = export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), fold=fold)
+    ex = export(str(DATA / meta["prototxt"]), str(case_file(case, "weights.caffemodel")), fold=fold)
     if not fold and not any(n.type in ("BatchNorm", "Scale") for n in ex.exporter.graph.nodes):
         # Nothing to fold: both exports are the same model, which the fold run checks.
-        assert ex.to_bytes() == export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel")).to_bytes()
+        assert ex.to_bytes() == export(str(DATA / meta["prototxt"]), str(case_file(case, "weights.caffemodel"))).to_bytes()
         return
-    io = np.load(case / "io.npz")
+    io = np.load(case_file(case, "io.npz"))
     feed = {k: io[k] for k in meta["inputs"]}
     values = run_every_value(ex, feed)
     for name in meta["outputs"]:
@@ -96,8 +96,8 @@ def test_net_case(case, fold):
 def test_folding_removes_batchnorm_and_scale():
     case = CONFORMANCE / "nets/mobilenet_v1"
     meta = json.loads((case / "blobs.json").read_text())
-    ops_fold = [n.op_type for n in export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel")).skeleton.graph.node]
-    ops_keep = [n.op_type for n in export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"),
+    ops_fold = [n.op_type for n in export(str(DATA / meta["prototxt"]), str(case_file(case, "weights.caffemodel"))).skeleton.graph.node]
+    ops_keep = [n.op_type for n in export(str(DATA / meta["prototxt"]), str(case_file(case, "weights.caffemodel")),
                                           fold=False).skeleton.graph.node]
     assert "BatchNormalization" not in ops_fold and "Mul" not in ops_fold
     assert ops_keep.count("BatchNormalization") == ops_fold.count("Conv") - 1   # all but the classifier
@@ -132,7 +132,7 @@ def _check_and_compare_shapes(ex, with_weights=True):
 def test_checker_and_shape_inference_agree(case):
     if case.parent.name == "nets":
         meta = json.loads((case / "blobs.json").read_text())
-        ex = export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), fold=False)
+        ex = export(str(DATA / meta["prototxt"]), str(case_file(case, "weights.caffemodel")), fold=False)
     else:
         ex = export(str(case / "net.prototxt"), _weights(case), fold=False)
     assert _check_and_compare_shapes(ex) >= len(ex.skeleton.graph.output)
@@ -195,9 +195,9 @@ def test_names_follow_the_definition():
 def test_fp16(tmp_path):
     case = CONFORMANCE / "nets/squeezenet_v1.1"
     meta = json.loads((case / "blobs.json").read_text())
-    io = np.load(case / "io.npz")
+    io = np.load(case_file(case, "io.npz"))
     for fp16_io in (False, True):
-        ex = export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), fp16=True, fp16_io=fp16_io,
+        ex = export(str(DATA / meta["prototxt"]), str(case_file(case, "weights.caffemodel")), fp16=True, fp16_io=fp16_io,
                     batch=2)
         model = ex.model()
         onnx.checker.check_model(model, full_check=True)
@@ -215,15 +215,15 @@ def test_fp16(tmp_path):
 def test_dynamic_and_fixed_batch():
     case = CONFORMANCE / "nets/mobilenet_v1"
     meta = json.loads((case / "blobs.json").read_text())
-    io = np.load(case / "io.npz")
+    io = np.load(case_file(case, "io.npz"))
     x = np.concatenate([io["data"]] * 3)
     x[1] *= 0.5
-    dyn = _session(export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), batch="dynamic").to_bytes())
+    dyn = _session(export(str(DATA / meta["prototxt"]), str(case_file(case, "weights.caffemodel")), batch="dynamic").to_bytes())
     assert dyn.get_inputs()[0].shape[0] == "batch"
     three = dyn.run(None, {"data": x})[0]
     one = dyn.run(None, {"data": x[:1]})[0]
     assert rel_error(one, io["prob"]) < TOL and rel_error(three[2:], io["prob"]) < TOL
-    fixed = _session(export(str(SHARED / meta["prototxt"]), str(case / "weights.caffemodel"), batch=3).to_bytes())
+    fixed = _session(export(str(DATA / meta["prototxt"]), str(case_file(case, "weights.caffemodel")), batch=3).to_bytes())
     assert fixed.get_inputs()[0].shape == [3, 3, 224, 224]
     assert rel_error(fixed.run(None, {"data": x})[0], three) < 1e-5
 
@@ -282,7 +282,7 @@ def test_cli_export_and_atomic_failure(tmp_path, capsys):
     from netdef.cli import main
     case = CONFORMANCE / "layers/conv_group"
     out = tmp_path / "m.onnx"
-    assert main(["export", str(case / "net.prototxt"), "--weights", str(case / "weights.caffemodel"),
+    assert main(["export", str(case / "net.prototxt"), "--weights", str(case_file(case, "weights.caffemodel")),
                  "-o", str(out), "--opset", "15", "--batch", "dynamic"]) == 0
     assert "wrote" in capsys.readouterr().out
     model = onnx.load(str(out))
@@ -308,7 +308,7 @@ def test_public_api(tmp_path):
     import netdef
     case = CONFORMANCE / "layers/prelu"
     out = tmp_path / "m.onnx"
-    ex = netdef.export_onnx(str(case / "net.prototxt"), netdef.read_weights(str(case / "weights.caffemodel")),
+    ex = netdef.export_onnx(str(case / "net.prototxt"), netdef.read_weights(str(case_file(case, "weights.caffemodel"))),
                             output=str(out), opset=18, batch="dynamic")
     model = onnx.load(str(out))
     assert model.SerializeToString() == ex.model().SerializeToString()

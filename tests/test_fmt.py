@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import netdef
-from conftest import REPO, ZOO
+from conftest import LIBRARY_NETS, LIBRARY_SOLVERS, REPO, ZOO
 from netdef.cli import main
 from netdef.fmt import format_double, format_float32, format_message
 from netdef.parse import parse_file, parse_text
@@ -17,7 +17,7 @@ from netdef.proto import pb
 from netdef.source import Source
 
 ZOO_FILES = sorted(p for p in ZOO.glob("*/*") if p.suffix in (".prototxt", ".pt", ".proto", ".txt"))
-LIBRARY = sorted((REPO / "prototxts").glob("*.prototxt")) + sorted((REPO / "solvers").glob("*.prototxt"))
+LIBRARY = sorted(LIBRARY_NETS.glob("*.prototxt")) + sorted(LIBRARY_SOLVERS.glob("*.prototxt"))
 # Files that are not valid definitions, and what netdef says about them: fmt refuses them.
 NOT_FORMATTABLE = {"labelmap_voc.prototxt": "E209", "lenet_stepearly_solver.prototxt": "E201"}
 

@@ -1,4 +1,4 @@
-"""The bundled library (prototxts/, solvers/), through the command line, by bare name.
+"""The bundled library (netdef/data/prototxts/, netdef/data/solvers/), through the command line, by bare name.
 
 Every net checks clean with a pinned set of warnings, its summary table is a snapshot, its
 learnable parameter count equals a published figure (or, where none is published, a count
@@ -23,13 +23,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import LIBRARY_NETS, LIBRARY_SOLVERS, REPO
 from netdef import layers
 from netdef.cli import main
 
-NETS = sorted(p.stem for p in (REPO / "prototxts").glob("*.prototxt"))
-SOLVERS = sorted(p.stem for p in (REPO / "solvers").glob("*.prototxt"))
-GENERATORS = sorted(p.name for p in (REPO / "prototxts" / "gen").glob("[a-z]*.py"))
+NETS = sorted(p.stem for p in LIBRARY_NETS.glob("*.prototxt"))
+SOLVERS = sorted(p.stem for p in LIBRARY_SOLVERS.glob("*.prototxt"))
+GENERATORS = sorted(p.name for p in (REPO / "tools" / "gen").glob("[a-z]*.py"))
 SNAPSHOTS = REPO / "tests" / "snapshots" / "library"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"
 
@@ -58,7 +58,7 @@ def test_the_library_is_complete():
 
 # W411 (a pooling window hangs past the edge; Caffe rounds up and clips it) is the design of
 # these nets: 3x3/2 pools on even sizes, as the published Caffe models have them. Each pool
-# warns once, on both axes. See prototxts/README.md.
+# warns once, on both axes. See netdef/data/prototxts/README.md.
 W411_POOLS = {
     "googlenet": ["pool1/3x3_s2", "pool2/3x3_s2", "pool3/3x3_s2", "pool4/3x3_s2"],
     "resnet18": ["pool1"], "resnet34": ["pool1"], "resnet50": ["pool1"], "resnet101": ["pool1"],
@@ -89,7 +89,7 @@ def test_check_is_clean(checks, net):
 
 
 # Only the siamese pair database and the LSTM's HDF5 files keep their shapes to themselves
-# (see prototxts/README.md); every other TRAIN phase is as fully known as its TEST phase.
+# (see netdef/data/prototxts/README.md); every other TRAIN phase is as fully known as its TEST phase.
 TRAIN_SHAPE_UNKNOWN = {"siamese": ["pair_data"], "lstm": ["cont", "input_chars", "target_chars"]}
 
 
@@ -425,7 +425,7 @@ def test_exports_and_runs(tmp_path, net):
 
 @pytest.mark.parametrize("script", GENERATORS)
 def test_generator_reproduces_its_files(script):
-    done = subprocess.run([sys.executable, str(REPO / "prototxts" / "gen" / script), "--check"],
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "gen" / script), "--check"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
@@ -539,7 +539,7 @@ def test_list_shows_every_net_and_solver_with_its_title():
     assert {n for n, (k, _) in rows.items() if k == "net"} == set(NETS)
     assert {n for n, (k, _) in rows.items() if k == "solver"} == set(SOLVERS)
     # each file opens with a one-line title, set off from the rest of its header
-    for kind, folder, names in (("net", "prototxts", NETS), ("solver", "solvers", SOLVERS)):
+    for kind, folder, names in (("net", LIBRARY_NETS, NETS), ("solver", LIBRARY_SOLVERS, SOLVERS)):
         for name in names:
-            first, second = (REPO / folder / f"{name}.prototxt").read_text().splitlines()[:2]
+            first, second = (folder / f"{name}.prototxt").read_text().splitlines()[:2]
             assert first == f"# {rows[name][1]}" and len(first) <= 80 and second == "#", name

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import CONFORMANCE, SHARED
+from conftest import case_file, CONFORMANCE, DATA
 
 import netdef
 from netdef.proto import pb
@@ -16,7 +16,7 @@ from netdef.weights import read_caffemodel
 
 TOL = 1e-4
 LAYER_CASES = sorted(p.parent for p in CONFORMANCE.glob("layers/*/net.prototxt"))
-NET_CASES = sorted(p.parent for p in CONFORMANCE.glob("nets/*/io.npz"))
+NET_CASES = sorted(p.parent for p in CONFORMANCE.glob("nets/*/blobs.json"))
 
 
 def rel_err(a, b) -> float:
@@ -27,7 +27,7 @@ def rel_err(a, b) -> float:
 
 
 def _weights(case):
-    path = case / "weights.caffemodel"
+    path = case_file(case, "weights.caffemodel") if case.parent.name == "nets" else case / "weights.caffemodel"
     return {lw.name: lw.blobs for lw in read_caffemodel(path)} if path.exists() else {}
 
 
@@ -48,8 +48,8 @@ def test_layer_case(case):
 @pytest.mark.parametrize("case", NET_CASES, ids=lambda p: p.name)
 def test_net_case(case):
     meta = json.loads((case / "blobs.json").read_text())
-    parsed = netdef.load(str(SHARED / meta["prototxt"]))
-    io = np.load(case / "io.npz")
+    parsed = netdef.load(str(DATA / meta["prototxt"]))
+    io = np.load(case_file(case, "io.npz"))
     # Samples are independent at TEST time: two of the batch keep the test fast and still
     # cover every layer; the stored statistics need the whole batch, so only shapes are
     # compared for the intermediate blobs.
@@ -68,8 +68,8 @@ def test_net_case_statistics_full_batch():
     # statistics Caffe recorded.
     case = CONFORMANCE / "nets/bvlc_cifar10_cifar10_full"
     meta = json.loads((case / "blobs.json").read_text())
-    parsed = netdef.load(str(SHARED / meta["prototxt"]))
-    io = np.load(case / "io.npz")
+    parsed = netdef.load(str(DATA / meta["prototxt"]))
+    io = np.load(case_file(case, "io.npz"))
     blobs = forward(parsed.message, _weights(case), {k: io[k] for k in meta["inputs"]})
     checked = 0
     for name, stats in meta["blobs"].items():

@@ -3,7 +3,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import CONFORMANCE
+from conftest import case_file, CONFORMANCE
 
 from netdef.cli import main
 from netdef.export.runtime import cuda_status
@@ -121,7 +121,7 @@ def test_verify_agrees(name, fold, capsys):
     case = CONFORMANCE / "layers" / name
     argv = ["verify", str(case / "net.prototxt")]
     if (case / "weights.caffemodel").exists():
-        argv += ["--weights", str(case / "weights.caffemodel")]
+        argv += ["--weights", str(case_file(case, "weights.caffemodel"))]
     assert main(argv + ([] if fold else ["--no-fold"])) == 0
     out = capsys.readouterr().out
     n = int(re.search(r"compared (\d+) blobs", out).group(1))

@@ -1,5 +1,5 @@
 """Shapes against real Caffe: every blob and parameter blob of every conformance case and every
-zoo definition Caffe could load (../shared/conformance), plus each shape rule's diagnostics."""
+zoo definition Caffe could load (tests/data/conformance), plus each shape rule's diagnostics."""
 import json
 import os
 

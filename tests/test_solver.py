@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ZOO
+from conftest import LIBRARY_SOLVERS, REPO, ZOO
 from netdef.cli import main
 from netdef.diagnostics import Diagnostics
 from netdef.solver import check_fields, load_solver, plan_nets
@@ -326,7 +326,7 @@ def test_zoo_solvers(path):
     assert _codes(path) == ZOO_EXPECTED.get(name, ["W623"])
 
 
-BUNDLED = sorted((REPO / "solvers").glob("*.prototxt"))
+BUNDLED = sorted(LIBRARY_SOLVERS.glob("*.prototxt"))
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
@@ -433,7 +433,7 @@ def test_invalid_solver_has_no_summary(capsys):
 
 
 def test_bad_input_option(capsys):
-    assert main(["solver", str(REPO / "solvers" / "lenet_solver.prototxt"), "--input", "data=a,b"]) == 2
+    assert main(["solver", str(LIBRARY_SOLVERS / "lenet_solver.prototxt"), "--input", "data=a,b"]) == 2
     assert "--input data=a,b: dimensions must be whole numbers" in capsys.readouterr().err
 
 

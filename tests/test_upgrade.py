@@ -1,7 +1,7 @@
 """V0/V1 nets and old solvers upgrade exactly as Caffe's upgrade tools do.
 
-Oracles: ../shared/conformance/upgrade (upgrade_net_proto_text / upgrade_solver_proto_text
-output for the zoo's old files), ../shared/conformance/zoo_shapes.json (the layer list Caffe
+Oracles: tests/data/conformance/upgrade (upgrade_net_proto_text / upgrade_solver_proto_text
+output for the zoo's old files), tests/data/conformance/zoo_shapes.json (the layer list Caffe
 built after its own upgrade), and, for the padding layer no zoo file has, the behaviour
 Caffe's own test_upgrade_proto.cpp (PaddingLayerUpgradeTest.TestTwoTops) pins down.
 """

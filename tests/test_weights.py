@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import CONFORMANCE
+from conftest import CONFORMANCE, large_file
 
 from netdef import codes
 from netdef.diagnostics import DiagnosticError, Diagnostics
@@ -36,7 +36,7 @@ def test_reads_what_caffe_saved(path):
 
 
 def test_blobs_are_views_of_one_buffer():
-    ws = read_caffemodel(CONFORMANCE / "nets/squeezenet_v1.1/weights.caffemodel")
+    ws = read_caffemodel(large_file("nets/squeezenet_v1.1/weights.caffemodel"))
     bases = {id(b.base if b.base is not None else b) for lw in ws for b in lw.blobs}
     # numpy wraps the bytearray once per frombuffer call; what matters is that no blob owns data.
     assert all(not b.flags.owndata for lw in ws for b in lw.blobs)
@@ -116,12 +116,11 @@ def test_missing_layers_fall_back_to_fillers():
     assert [d.code for d in diags] == [codes.WEIGHTS_MISSING.id]
 
 
-GOOGLENET = CONFORMANCE / "nets/bvlc_googlenet/weights.caffemodel"
 
 
 @pytest.mark.parametrize("cut", [1, 7, 100, 1000, 123457, -5, -1])
 def test_truncated_files_are_diagnosed(tmp_path, cut):
-    data = GOOGLENET.read_bytes()
+    data = large_file("nets/bvlc_googlenet/weights.caffemodel").read_bytes()
     bad = tmp_path / "cut.caffemodel"
     bad.write_bytes(data[:cut] if cut > 0 else data[:len(data) + cut])
     with pytest.raises(DiagnosticError) as e:

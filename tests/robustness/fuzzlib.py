@@ -21,7 +21,7 @@ from pathlib import Path
 
 from netdef.cli import main
 
-ZOO = Path(__file__).resolve().parents[3] / "shared" / "zoo"
+ZOO = Path(__file__).resolve().parents[1] / "data" / "zoo"
 
 # The lexical pieces of the text format, as a mutator sees them: whitespace and comments are
 # kept as tokens so that a mutated file is still a file (joined back, nothing is lost).
