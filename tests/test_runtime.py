@@ -106,6 +106,9 @@ def test_providers_without_error_spam(softmax_model, capfd):
     out, err = capfd.readouterr()
     assert f"provider: {'cuda' if usable else 'cpu'}" in out
     assert "[E:onnxruntime" not in err
+    if not usable:
+        # 'auto' falling back to the CPU is the ordinary case there: nothing about CUDA is said.
+        assert "cuda" not in (out + err).lower()
 
 
 def test_weights_option_needs_a_definition(softmax_model, capsys):

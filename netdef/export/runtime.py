@@ -120,6 +120,7 @@ class Session:
         if provider not in ("cpu", "cuda", "auto"):
             raise UsageError(f"unknown provider '{provider}' (allowed: cpu, cuda, auto)")
         self.note = ""
+        self.cpu_fallback = ""
         use_cuda = False
         if provider in ("cuda", "auto"):
             ok, why = cuda_status()
@@ -128,7 +129,9 @@ class Session:
             elif provider == "cuda":
                 raise CliError(f"the CUDA provider is not usable here: {why}")
             else:
-                self.note = f"CUDA not used: {why}"
+                # 'auto' on a machine without a usable GPU is the ordinary case, not a problem to
+                # report: the reason is kept (cuda_status()) but nothing is printed.
+                self.cpu_fallback = why
         providers = [PROVIDERS["cuda"], PROVIDERS["cpu"]] if use_cuda else [PROVIDERS["cpu"]]
         if isinstance(model, (str, os.PathLike)):
             try:
