@@ -39,11 +39,10 @@ def ir_version_for(opset: int) -> int:
     """The oldest IR version that knows `opset` (onnx.helper.VERSION_TABLE). Newer onnx
     releases stamp their own, newer IR, which older runtimes (onnxruntime 1.31 included)
     refuse; the oldest one that carries the opset loads everywhere the opset does."""
-    from onnx import helper
-    for _release, ir, op, *_ in helper.VERSION_TABLE:
-        if op >= opset:
-            return ir
-    raise UsageError(f"opset {opset} is newer than this onnx package knows")
+    from .onnx_proto import IR_VERSION_FOR_OPSET
+    if opset not in IR_VERSION_FOR_OPSET:
+        raise UsageError(f"opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
+    return IR_VERSION_FOR_OPSET[opset]
 
 
 class LowerError(Exception):
@@ -146,7 +145,7 @@ class Lowering:
     def op(self, op_type: str, inputs, outputs=None, name: str | None = None, **attrs):
         """Add one node; returns its output name (or the list, for several outputs). The first
         node a layer adds is named after the layer, the others `layer/op`."""
-        from onnx import helper
+        from . import onnx_proto as helper
         if outputs is None:
             outputs = [self.tmp(op_type.lower())]
         elif isinstance(outputs, str):
@@ -182,7 +181,7 @@ class Lowering:
         return self.op("Reshape", [x, self.ints(self.reshape_target(shape, dyn), "shape")], out)
 
     def cast_float(self, x: str, out=None) -> str:
-        from onnx import TensorProto
+        from .onnx_proto import TensorProto
         return self.op("Cast", [x], out, to=TensorProto.FLOAT16 if self.fp16 else TensorProto.FLOAT)
 
     def fail(self, why: str, span=None, notes=()):
@@ -374,7 +373,8 @@ class Exporter:
         self._finish_io(input_values, outputs)
 
     def _finish_io(self, input_values, outputs):
-        from onnx import TensorProto, helper
+        from . import onnx_proto as helper
+        from .onnx_proto import TensorProto
         ftype = TensorProto.FLOAT16 if self.fp16 else TensorProto.FLOAT
         io_type = TensorProto.FLOAT16 if self.fp16_io else TensorProto.FLOAT
 
@@ -438,7 +438,7 @@ def _lowering_for(node):
 
 class Exported:
     def __init__(self, ex: Exporter, name: str):
-        from onnx import helper
+        from . import onnx_proto as helper
         self.exporter = ex
         self.diagnostics = ex.diags
         graph = helper.make_graph(ex.nodes, name or "net", ex.inputs, ex.outputs)
@@ -448,7 +448,8 @@ class Exported:
         self.inits = ex.inits
 
     def _init_header(self, init: Init) -> bytes:
-        from onnx import TensorProto, helper
+        from . import onnx_proto as helper
+        from .onnx_proto import TensorProto
         t = TensorProto(name=init.name, data_type=helper.np_dtype_to_tensor_dtype(init.dtype))
         t.dims.extend(init.shape)
         return t.SerializeToString()
@@ -484,15 +485,15 @@ class Exported:
         return b"".join(bytes(c) for c in self.chunks())
 
     def model(self, with_weights: bool = True):
-        """The model as an onnx.ModelProto. with_weights=False declares the float weights as
+        """The model as an onnx.ModelProto (this imports onnx; `skeleton` is netdef's own
+        message of the same schema). with_weights=False declares the float weights as
         typed graph inputs instead (shape constants stay): the structure and every shape
         without the data, for checking or inspecting large nets cheaply."""
         import onnx
         if with_weights:
             return onnx.load_from_string(self.to_bytes())
         from onnx import helper, numpy_helper
-        m = type(self.skeleton)()
-        m.CopyFrom(self.skeleton)
+        m = onnx.load_from_string(self.skeleton.SerializeToString())
         for init in self.inits:
             if init.dtype == np.int64 or math.prod(init.shape) <= 16:
                 t = numpy_helper.from_array(np.asarray(init.make(), init.dtype).reshape(init.shape), init.name)

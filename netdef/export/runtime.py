@@ -69,7 +69,8 @@ def _options(ort):
 
 
 def _probe_model() -> bytes:
-    from onnx import TensorProto, helper
+    from . import onnx_proto as helper
+    from .onnx_proto import TensorProto
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])

@@ -61,7 +61,8 @@ class Report:
 def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
     """The model's bytes with every value it still computes as an extra output, and the map
     from IR values (by id) to those ONNX names."""
-    from onnx import TensorProto, helper
+    from . import onnx_proto as helper
+    from .onnx_proto import TensorProto
     graph = exported.exporter.graph
     names = exported.value_map()
     skel = exported.skeleton.graph
