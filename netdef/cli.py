@@ -183,9 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("lr")
     _file(p, "a solver definition or a bundled solver's name")
-    p.add_argument("--iters", default=None, metavar="START:STOP[:STEP]", help="iterations (default 0:max_iter)")
+    p.add_argument("--iters", default=None, metavar="START:STOP[:STEP]",
+                   help="every iteration in this range (default: the change points and a sample of 0:max_iter)")
+    p.add_argument("--all", action="store_true", help="every iteration from 0 to max_iter")
     p.add_argument("--format", choices=["tsv", "json"], default="tsv")
-    p.add_argument("--plot", metavar="OUT.png|svg", help="also draw the schedule")
+    p.add_argument("--plot", metavar="OUT.svg|png|pdf", help="also draw the schedule (with matplotlib)")
+    p.add_argument("--log", action="store_true", help="with --plot: a logarithmic learning-rate axis")
 
     add("list")
     return parser
