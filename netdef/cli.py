@@ -157,8 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--top", type=int, default=5, help="top-k classes to print for classifier outputs")
         else:
             p.add_argument("--batch", type=int, default=None)
-            p.add_argument("--runs", type=int, default=50)
-            p.add_argument("--warmup", type=int, default=5)
+            p.add_argument("--runs", type=int, default=50, help="at most this many timed runs (default 50)")
+            p.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
+                           help="stop the warm-up, and the timed runs, after this long (default 10; "
+                                "at least one timed run)")
+            p.add_argument("--warmup", type=int, default=5, help="untimed runs first, reported apart (default 5)")
+            p.add_argument("--threads", type=int, default=None, metavar="N",
+                           help="onnxruntime's intra-op threads (default: its own choice)")
 
     p = add("verify")
     _file(p)

@@ -91,6 +91,43 @@ def test_bench(tmp_path, softmax_model, capsys):
     assert "batch 4," in capsys.readouterr().out
 
 
+def test_bench_runs_duration_threads_and_warmup(softmax_model, capsys, monkeypatch):
+    _, model = softmax_model
+    capsys.readouterr()
+    assert main(["bench", str(model), "--runs", "3", "--warmup", "2", "--duration", "60", "--provider", "cpu",
+                 "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 2, 3 runs after 2 warm-up\n" in out and "1 thread(s)" in out
+    assert re.search(r"warm-up \(not in the statistics\): first run [0-9.]+ ms, 2 more: mean [0-9.]+ ms", out)
+    # --duration stops the timed runs (and the warm-up) early; one timed run at least
+    assert main(["bench", str(model), "--runs", "1000", "--warmup", "1000", "--duration", "1e-9",
+                 "--provider", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 2, 1 runs after 1 warm-up (--duration 1e-09 s reached; 1000 asked)" in out
+    assert "stopped at --duration" in out
+    for bad in (["--duration", "0"], ["--duration", "nan"], ["--threads", "0"]):
+        assert main(["bench", str(model), "--runs", "1", "--provider", "cpu"] + bad) == 2, bad
+    # progress lines come from netdef.progress (silenced by -q, shown on a terminal only)
+    from netdef import progress
+    seen = []
+
+    class Recorder(progress.Progress):
+        def update(self, n=1, detail=""):
+            seen.append(self.label)
+            super().update(n, detail)
+    monkeypatch.setattr(progress, "Progress", Recorder)
+    assert main(["bench", str(model), "--runs", "2", "--warmup", "1", "--provider", "cpu"]) == 0
+    assert seen == ["bench: warm-up", "bench", "bench"]
+
+
+def test_run_latency_is_from_warm_runs(softmax_model, capsys):
+    _, model = softmax_model
+    capsys.readouterr()
+    assert main(["run", str(model), "--provider", "cpu"]) == 0
+    assert re.search(r"latency: [0-9.]+ ms \(median of 10 warm run\(s\); the first, cold run: [0-9.]+ ms\)",
+                     capsys.readouterr().out)
+
+
 def test_providers_without_error_spam(softmax_model, capfd):
     _, model = softmax_model
     capfd.readouterr()

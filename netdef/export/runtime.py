@@ -62,9 +62,11 @@ def _quiet_native_stderr():
             captured["text"] = tmp.read().decode("utf-8", "replace")
 
 
-def _options(ort):
+def _options(ort, threads: int | None = None):
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
     return so
 
 
@@ -116,8 +118,10 @@ def _strip_ansi(s: str) -> str:
 class Session:
     """An onnxruntime session on the provider asked for: cpu, cuda (fails if unusable), auto."""
 
-    def __init__(self, model, provider: str = "auto"):
+    def __init__(self, model, provider: str = "auto", threads: int | None = None):
         ort = _ort()
+        if threads is not None and threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {threads}")
         if provider not in ("cpu", "cuda", "auto"):
             raise UsageError(f"unknown provider '{provider}' (allowed: cpu, cuda, auto)")
         self.note = ""
@@ -142,7 +146,7 @@ class Session:
                 raise CliError(f"cannot read {os.fspath(model)}: {e.strerror or e}") from None
         with _quiet_native_stderr():
             try:
-                self.sess = ort.InferenceSession(model, _options(ort), providers=providers)
+                self.sess = ort.InferenceSession(model, _options(ort, threads), providers=providers)
             except Exception as e:  # noqa: BLE001 - onnxruntime raises several types
                 raise CliError(f"onnxruntime cannot load the model: {_first_line(e)}") from None
         self.provider = "cuda" if self.sess.get_providers()[0] == PROVIDERS["cuda"] else "cpu"
@@ -292,6 +296,9 @@ def model_from_args(args, batch=None):
     return exported.to_bytes(), path, where
 
 
+RUN_WARM_RUNS = 10
+
+
 @reporting
 def cmd_run(args) -> int:
     from ..cli import print_diagnostics
@@ -299,10 +306,11 @@ def cmd_run(args) -> int:
     sess = Session(model, args.provider)
     feed = load_input_files(args.input_files, sess)
     feed, randomised = complete_feed(sess, feed, args.seed)
-    sess.run(feed)                                    # warm-up: first runs allocate
     t0 = time.perf_counter()
-    outs = sess.run(feed)
-    dt = time.perf_counter() - t0
+    outs = sess.run(feed)                             # the cold run: first runs allocate
+    cold = time.perf_counter() - t0
+    # Latency from warm runs: up to RUN_WARM_RUNS of them, within about a second.
+    warm = timed_runs(sess, feed, RUN_WARM_RUNS, duration=1.0, label="run")
     out = sys.stdout
     out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
     for name, arr in feed.items():
@@ -322,7 +330,8 @@ def cmd_run(args) -> int:
                 out.write(f"  top-{k} [{i}]: {pairs}\n")
             if scores.shape[0] > 4:
                 out.write(f"  ... ({scores.shape[0] - 4} more)\n")
-    out.write(f"latency: {dt * 1e3:.3f} ms\n")
+    out.write(f"latency: {float(np.median(warm)) * 1e3:.3f} ms (median of {len(warm)} warm run(s); "
+              f"the first, cold run: {cold * 1e3:.3f} ms)\n")
     out.flush()
     print_diagnostics(bad.values())
     return 0
@@ -332,21 +341,40 @@ def _shape(arr) -> str:
     return "(" + ", ".join(str(d) for d in arr.shape) + ")"
 
 
-def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: int = 5) -> dict:
-    """Latency statistics (seconds) over `runs` timed runs after `warmup` untimed ones."""
+def timed_runs(sess: Session, feed: dict[str, np.ndarray], runs: int, duration: float | None = None,
+               label: str = "") -> list[float]:
+    """Up to `runs` timed runs (seconds each), stopping early once `duration` seconds have
+    passed (always at least one run); a progress line on a terminal when `label` is given."""
+    from ..progress import Progress
+    names = [o.name for o in sess.outputs]
+    times: list[float] = []
+    start = time.perf_counter()
+    with Progress(label, total=runs) if label else contextlib.nullcontext() as p:
+        for _ in range(runs):
+            if duration is not None and times and time.perf_counter() - start >= duration:
+                break
+            t0 = time.perf_counter()
+            sess.sess.run(names, feed)
+            times.append(time.perf_counter() - t0)
+            if p is not None:
+                p.update()
+    return times
+
+
+def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: int = 5,
+          duration: float | None = None) -> dict:
+    """Latency statistics (seconds) over up to `runs` timed runs after up to `warmup` untimed
+    ones; each phase stops early after `duration` seconds (at least one timed run)."""
     if runs < 1 or warmup < 0:
         raise UsageError("--runs must be at least 1 and --warmup at least 0")
-    names = [o.name for o in sess.outputs]
-    for _ in range(warmup):
-        sess.sess.run(names, feed)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.sess.run(names, feed)
-        times.append(time.perf_counter() - t0)
-    t = np.asarray(times)
+    if duration is not None and not 0 < duration < float("inf"):
+        raise UsageError(f"--duration must be a positive number of seconds, got {duration}")
+    warm = timed_runs(sess, feed, warmup, duration, "bench: warm-up") if warmup else []
+    t = np.asarray(timed_runs(sess, feed, runs, duration, "bench"))
     batch = next((v.shape[0] for v in feed.values() if v.ndim), 1)
-    return {"runs": runs, "batch": int(batch), "mean": float(t.mean()), "min": float(t.min()),
+    return {"runs": int(len(t)), "requested_runs": runs, "stopped_by_duration": bool(len(t) < runs),
+            "warmup_runs": len(warm), "warmup": [float(w) for w in warm],
+            "batch": int(batch), "mean": float(t.mean()), "min": float(t.min()),
             "p50": float(np.percentile(t, 50)), "p90": float(np.percentile(t, 90)),
             "p99": float(np.percentile(t, 99)), "max": float(t.max()),
             "throughput": float(batch / t.mean())}
@@ -356,7 +384,7 @@ def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: in
 def cmd_bench(args) -> int:
     from ..cli import print_diagnostics
     model, label, where = model_from_args(args, batch=args.batch)
-    sess = Session(model, args.provider)
+    sess = Session(model, args.provider, args.threads)
     if args.batch is not None:
         if args.batch < 1:
             raise UsageError("--batch must be at least 1")
@@ -368,11 +396,19 @@ def cmd_bench(args) -> int:
     feed = random_inputs(sess, args.seed, args.batch)
     # One untimed run whose outputs are looked at: timing a model that computes NaN is
     # rarely what was meant.
+    t0 = time.perf_counter()
     bad = nonfinite_outputs(sess.run(feed), where)
-    r = bench(sess, feed, args.runs, args.warmup)
+    cold = time.perf_counter() - t0
+    r = bench(sess, feed, args.runs, args.warmup, args.duration)
     out = sys.stdout
-    out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
-    out.write(f"batch {r['batch']}, {r['runs']} runs after {args.warmup} warm-up\n")
+    out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "")
+              + (f", {args.threads} thread(s)" if args.threads else "") + "\n")
+    w = r["warmup"]
+    out.write(f"warm-up (not in the statistics): first run {cold * 1e3:.3f} ms" + (
+        f", {len(w)} more: mean {np.mean(w) * 1e3:.3f} ms, last {w[-1] * 1e3:.3f} ms" if w else "") +
+        (f"; stopped at --duration {args.duration:g} s" if len(w) < args.warmup else "") + "\n")
+    stopped = f" (--duration {args.duration:g} s reached; {args.runs} asked)" if r["stopped_by_duration"] else ""
+    out.write(f"batch {r['batch']}, {r['runs']} runs after {len(w)} warm-up{stopped}\n")
     out.write("latency ms: " + "  ".join(f"{k} {r[k] * 1e3:.3f}" for k in ("mean", "min", "p50", "p90", "p99", "max")) + "\n")
     out.write(f"throughput: {r['throughput']:.1f} samples/s\n")
     out.flush()
