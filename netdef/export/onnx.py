@@ -474,12 +474,17 @@ class Exported:
         yield model.SerializeToString()
         yield field_key(7, 2) + encode_varint(total)
         yield graph_bytes
-        for head, init in heads:
-            yield head
-            arr = np.asarray(init.make(), dtype=init.dtype.newbyteorder("<"), order="C")
-            if arr.shape != init.shape:
-                raise AssertionError(f"initializer {init.name}: shape {arr.shape}, expected {init.shape}")
-            yield memoryview(arr).cast("B")
+        from ..progress import Progress
+        # Weights are made (filled or converted) here, one tensor at a time: the long part of
+        # exporting a large net, so a progress line on a terminal.
+        with Progress("export: weights", total=len(heads)) as prog:
+            for head, init in heads:
+                yield head
+                arr = np.asarray(init.make(), dtype=init.dtype.newbyteorder("<"), order="C")
+                if arr.shape != init.shape:
+                    raise AssertionError(f"initializer {init.name}: shape {arr.shape}, expected {init.shape}")
+                yield memoryview(arr).cast("B")
+                prog.update(detail=init.name)
 
     def to_bytes(self) -> bytes:
         return b"".join(bytes(c) for c in self.chunks())
