@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
                            help="feed this array to an input (random data otherwise)")
             p.add_argument("--top", type=int, default=5, help="top-k classes to print for classifier outputs")
+            p.add_argument("--labels", metavar="FILE", help="class names for top-k, one per line (line k: class k)")
         else:
             p.add_argument("--batch", type=int, default=None)
             p.add_argument("--runs", type=int, default=50, help="at most this many timed runs (default 50)")

@@ -591,12 +591,55 @@ def _need_shapes(graph, what: str) -> None:
                 v.producer.span if v.producer is not None else None, blob=v.name, what=what, notes=notes)])
 
 
+def deploy_view(parsed, phase="TEST", stages=(), level=0):
+    """(parsed, notes): the net without the layers a deploy graph leaves out (losses, Accuracy,
+    Silence, ...; is_training_only), removed before analysis, so that the labels they compare
+    with the prediction need no shape and an input of another batch or size does not fail in
+    a loss layer. W511 warnings for the layers removed. The net as it is when a kept layer
+    reads what a removed one computes (nothing is removed then)."""
+    import dataclasses
+
+    from ..build import build
+    from ..transform import Loc
+    graph = build(parsed, phase, stages, level, diagnostics=Diagnostics())
+    dropped = [n for n in graph.nodes if is_training_only(n)]
+    if not dropped or graph.diagnostics.has_errors:
+        return parsed, []
+    gone = {id(v) for n in dropped for v in n.outputs}
+    if any(id(v) in gone for n in graph.nodes if not is_training_only(n) for v in n.inputs):
+        return parsed, []
+    drop = {n.index for n in dropped}
+    msg = type(parsed.message)()
+    msg.CopyFrom(parsed.message)
+    del msg.layer[:]
+    msg.layer.extend(lp for i, lp in enumerate(parsed.message.layer) if i not in drop)
+    loc = parsed.loc
+    if loc is not None:
+        new = Loc(loc.source, loc.name_start, loc.head_end)
+        new.end, new.extra, new.fields = loc.end, loc.extra, dict(loc.fields)
+        if "layer" in new.fields:
+            new.fields["layer"] = [e for i, e in enumerate(new.fields["layer"]) if i not in drop]
+        loc = new
+    kept_reads = {id(v) for n in graph.nodes if not is_training_only(n) for v in n.inputs}
+    notes = [codes.EXPORT_DROPPED.at(n.span, layer=n.name, type=n.type, notes=[
+        f"'{v.name}' becomes an output of the exported graph" for v in dict.fromkeys(n.inputs)
+        if v.producer is not None and not is_training_only(v.producer) and id(v) not in kept_reads
+        and not getattr(v.producer.impl, "source", False) and v.producer.type != "Input"])
+        for n in dropped]
+    return dataclasses.replace(parsed, message=msg, loc=loc), notes
+
+
 def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, inputs=None, max_errors=100,
-                       what: str = "exported"):
+                       what: str = "exported", deploy: bool = False):
     """(graph, dyn): the analysed graph at the requested batch, and for a dynamic batch which
-    dimension of every value follows it (found by analysing the net at two batch sizes)."""
+    dimension of every value follows it (found by analysing the net at two batch sizes).
+    deploy: analyse deploy_view(parsed) (its W511 warnings join the graph's diagnostics)."""
     parsed = _load(source, max_errors)
+    dropped = []
+    if deploy and getattr(parsed, "kind", None) == "net" and parsed.syntax_ok:
+        parsed, dropped = deploy_view(parsed, phase, stages, level)
     graph = _compile(parsed, phase, stages, level, inputs, max_errors)
+    graph.diagnostics.extend(dropped)
     _need_shapes(graph, what)
     dyn = {}
     if batch is None:
@@ -617,6 +660,7 @@ def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, 
         raise UsageError(f"--batch must be a positive number or 'dynamic', got {batch}")
     if graph.batch_size != int(batch):
         graph = _compile(parsed, phase, stages, level, _with_batch(graph, inputs, int(batch)), max_errors)
+        graph.diagnostics.extend(dropped)
     return graph, dyn
 
 
@@ -660,13 +704,14 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
 
 def export(source, weights=None, *, opset: int = DEFAULT_OPSET, batch=None, fp16: bool = False,
            fp16_io: bool = False, fold: bool = True, seed: int = 0, phase: str = "TEST", stages=(),
-           level: int = 0, inputs: dict | None = None, max_errors: int = 100) -> Exported:
+           level: int = 0, inputs: dict | None = None, max_errors: int = 100, deploy: bool = False) -> Exported:
     """A definition (path, bundled name or parsed) with weights (.caffemodel path, WeightSet, or
-    None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError."""
+    None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError.
+    deploy: analyse the net without its training-only layers (compile_for_export)."""
     if opset not in OPSETS:
         raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
     graph, dyn = compile_for_export(source, batch=batch, phase=phase, stages=stages, level=level,
-                                    inputs=inputs, max_errors=max_errors)
+                                    inputs=inputs, max_errors=max_errors, deploy=deploy)
     diags = Diagnostics(max_errors)
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags, lazy=True)

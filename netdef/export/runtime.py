@@ -218,11 +218,28 @@ def read_input_files(specs: list[str]) -> dict[str, np.ndarray]:
     return feed
 
 
-def load_input_files(specs: list[str], sess: Session) -> dict[str, np.ndarray]:
-    """`NAME=FILE.npy` pairs, checked against the model's inputs (name, rank, fixed dims)."""
+def array_batch(arrays: dict[str, np.ndarray]) -> int | None:
+    """The batch the input arrays give (their first dimension, which they must share); None
+    without arrays. A definition is analysed and exported at this batch."""
+    sizes = {name: int(a.shape[0]) for name, a in arrays.items() if a.ndim}
+    if not sizes:
+        return None
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"'{n}' {b}" for n, b in sizes.items())
+        raise CliError(f"the input arrays disagree on the batch (their first dimension): {shown}")
+    name, batch = next(iter(sizes.items()))
+    if batch < 1:
+        raise CliError(f"the array for '{name}' is empty (its first dimension is 0)")
+    return batch
+
+
+def load_input_files(specs, sess: Session) -> dict[str, np.ndarray]:
+    """`NAME=FILE.npy` pairs (or the arrays read_input_files made of them), checked against the
+    model's inputs (name, rank, fixed dims)."""
     by_name = {a.name: a for a in sess.inputs}
     feed = {}
-    for name, arr in read_input_files(specs).items():
+    arrays = specs if isinstance(specs, dict) else read_input_files(specs)
+    for name, arr in arrays.items():
         if name not in by_name:
             raise CliError(f"the model has no input '{name}' (its inputs: {', '.join(by_name)})")
         arg = by_name[name]
@@ -287,7 +304,9 @@ def model_from_args(args, batch=None):
         except OSError as e:
             raise CliError(f"cannot read {path}: {e.strerror or e}") from None
     from .onnx import export_from_args
-    exported = export_from_args(args, batch=batch)
+    # The deploy view: losses and Accuracy are left out before the analysis, so that a batch
+    # or an input size of one's own does not fail in a layer that the model does not run.
+    exported = export_from_args(args, batch=batch, deploy=True)
     graph = exported.exporter.graph
 
     def where(name):
@@ -302,9 +321,12 @@ RUN_WARM_RUNS = 10
 @reporting
 def cmd_run(args) -> int:
     from ..cli import print_diagnostics
-    model, label, where = model_from_args(args)
+    arrays = read_input_files(args.input_files)
+    labels = read_labels(args.labels) if args.labels else None
+    # A definition is exported at the arrays' batch: one 1x1x28x28 image runs through lenet as is.
+    model, label, where = model_from_args(args, batch=None if args.file.endswith(".onnx") else array_batch(arrays))
     sess = Session(model, args.provider)
-    feed = load_input_files(args.input_files, sess)
+    feed = load_input_files(arrays, sess)
     feed, randomised = complete_feed(sess, feed, args.seed)
     t0 = time.perf_counter()
     outs = sess.run(feed)                             # the cold run: first runs allocate
@@ -324,9 +346,13 @@ def cmd_run(args) -> int:
             bad[name].notes.append("its top-k scores are not shown")
         elif scores is not None and args.top > 0:
             k = min(args.top, scores.shape[1])
+            if labels is not None and len(labels) != scores.shape[1]:
+                raise CliError(f"{args.labels} has {len(labels)} class name(s), but output '{name}' scores "
+                               f"{scores.shape[1]} classes")
             for i, row in enumerate(scores[:4]):
                 order = np.argsort(-row.astype(np.float64), kind="stable")[:k]
-                pairs = ", ".join(f"{int(j)}: {float(row[j]):.4g}" for j in order)
+                pairs = ", ".join(f"{int(j)}{f' {labels[j]}' if labels is not None else ''}: {float(row[j]):.4g}"
+                                  for j in order)
                 out.write(f"  top-{k} [{i}]: {pairs}\n")
             if scores.shape[0] > 4:
                 out.write(f"  ... ({scores.shape[0] - 4} more)\n")
@@ -335,6 +361,21 @@ def cmd_run(args) -> int:
     out.flush()
     print_diagnostics(bad.values())
     return 0
+
+
+def read_labels(path: str) -> list[str]:
+    """--labels FILE: one class name per line (line k names class k); blank lines at the end
+    are ignored. Names are shown as text: control characters are escaped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read the labels file {path}: {getattr(e, 'strerror', None) or e}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise CliError(f"the labels file {path} has no class names")
+    return ["".join(c if c.isprintable() else repr(c)[1:-1] for c in line.strip()) for line in lines]
 
 
 def _shape(arr) -> str:

@@ -92,7 +92,10 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     from .runtime import Session, nonfinite_outputs
 
     diags = diags if diags is not None else Diagnostics()
-    graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes)
+    from .runtime import array_batch
+    # The batch comes from the input arrays when given; losses and Accuracy are left out first.
+    graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes,
+                                  batch=array_batch(inputs or {}), deploy=True)
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags)
     ex = Exporter(graph, blobs, fold=fold, diags=diags)
