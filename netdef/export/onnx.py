@@ -592,11 +592,12 @@ def _need_shapes(graph, what: str) -> None:
 
 
 def deploy_view(parsed, phase="TEST", stages=(), level=0):
-    """(parsed, notes): the net without the layers a deploy graph leaves out (losses, Accuracy,
-    Silence, ...; is_training_only), removed before analysis, so that the labels they compare
-    with the prediction need no shape and an input of another batch or size does not fail in
-    a loss layer. W511 warnings for the layers removed. The net as it is when a kept layer
-    reads what a removed one computes (nothing is removed then)."""
+    """(parsed, notes, orphans): the net without the layers a deploy graph leaves out (losses,
+    Accuracy, Silence, ...; is_training_only), removed before analysis, so that the labels they
+    compare with the prediction need no shape and an input of another batch or size does not
+    fail in a loss layer. notes: W511 warnings for the layers removed; orphans: the blobs only
+    they read (labels), whose 'never used' warnings say nothing about the deploy graph. The net
+    as it is when a kept layer reads what a removed one computes (nothing is removed then)."""
     import dataclasses
 
     from ..build import build
@@ -604,10 +605,10 @@ def deploy_view(parsed, phase="TEST", stages=(), level=0):
     graph = build(parsed, phase, stages, level, diagnostics=Diagnostics())
     dropped = [n for n in graph.nodes if is_training_only(n)]
     if not dropped or graph.diagnostics.has_errors:
-        return parsed, []
+        return parsed, [], set()
     gone = {id(v) for n in dropped for v in n.outputs}
     if any(id(v) in gone for n in graph.nodes if not is_training_only(n) for v in n.inputs):
-        return parsed, []
+        return parsed, [], set()
     drop = {n.index for n in dropped}
     msg = type(parsed.message)()
     msg.CopyFrom(parsed.message)
@@ -626,20 +627,52 @@ def deploy_view(parsed, phase="TEST", stages=(), level=0):
         if v.producer is not None and not is_training_only(v.producer) and id(v) not in kept_reads
         and not getattr(v.producer.impl, "source", False) and v.producer.type != "Input"])
         for n in dropped]
-    return dataclasses.replace(parsed, message=msg, loc=loc), notes
+    orphans = {v.name for n in dropped for v in n.inputs if id(v) not in kept_reads}
+    return dataclasses.replace(parsed, message=msg, loc=loc), notes, orphans
+
+
+def batch_of_arrays(graph, shapes: dict) -> int | None:
+    """The batch that input arrays of these shapes give the net: the first dimension of the
+    arrays for inputs whose declared first dimension is the net's batch (an ROI list's row
+    count is not a batch), which must agree. None when no such array is given."""
+    batch = graph.batch_size
+    found = {}
+    for v in graph.inputs:
+        declared = v.meta.get("shape")
+        given = shapes.get(v.name)
+        if declared and given and declared[0] == batch and len(given) == len(declared):
+            found[v.name] = int(given[0])
+    if len(set(found.values())) > 1:
+        shown = ", ".join(f"'{n}' {b}" for n, b in found.items())
+        raise CliError(f"the input arrays disagree on the batch (their first dimension): {shown}")
+    b = next(iter(found.values()), None)
+    if b is not None and b < 1:
+        raise CliError(f"the array for '{next(iter(found))}' is empty (its first dimension is 0)")
+    return b
 
 
 def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, inputs=None, max_errors=100,
-                       what: str = "exported", deploy: bool = False):
+                       what: str = "exported", deploy: bool = False, batch_from: dict | None = None):
     """(graph, dyn): the analysed graph at the requested batch, and for a dynamic batch which
     dimension of every value follows it (found by analysing the net at two batch sizes).
-    deploy: analyse deploy_view(parsed) (its W511 warnings join the graph's diagnostics)."""
+    deploy: analyse deploy_view(parsed) (its W511 warnings join the graph's diagnostics).
+    batch_from: {input name: shape} of the arrays to be fed; without `batch`, the batch they
+    give (batch_of_arrays)."""
     parsed = _load(source, max_errors)
-    dropped = []
+    dropped, orphans = [], set()
     if deploy and getattr(parsed, "kind", None) == "net" and parsed.syntax_ok:
-        parsed, dropped = deploy_view(parsed, phase, stages, level)
-    graph = _compile(parsed, phase, stages, level, inputs, max_errors)
-    graph.diagnostics.extend(dropped)
+        parsed, dropped, orphans = deploy_view(parsed, phase, stages, level)
+
+    def _compile_view(inputs):
+        graph = _compile(parsed, phase, stages, level, inputs, max_errors)
+        if orphans:
+            graph.diagnostics.items = [d for d in graph.diagnostics if not (
+                d.code == codes.UNUSED_TOP.id and any(d.message.startswith(f"top '{b}' ") for b in orphans))]
+        graph.diagnostics.extend(dropped)
+        return graph
+    graph = _compile_view(inputs)
+    if batch is None and batch_from:
+        batch = batch_of_arrays(graph, batch_from)
     _need_shapes(graph, what)
     dyn = {}
     if batch is None:
@@ -659,8 +692,7 @@ def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, 
     if int(batch) < 1:
         raise UsageError(f"--batch must be a positive number or 'dynamic', got {batch}")
     if graph.batch_size != int(batch):
-        graph = _compile(parsed, phase, stages, level, _with_batch(graph, inputs, int(batch)), max_errors)
-        graph.diagnostics.extend(dropped)
+        graph = _compile_view(_with_batch(graph, inputs, int(batch)))
     return graph, dyn
 
 
@@ -704,14 +736,15 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
 
 def export(source, weights=None, *, opset: int = DEFAULT_OPSET, batch=None, fp16: bool = False,
            fp16_io: bool = False, fold: bool = True, seed: int = 0, phase: str = "TEST", stages=(),
-           level: int = 0, inputs: dict | None = None, max_errors: int = 100, deploy: bool = False) -> Exported:
+           level: int = 0, inputs: dict | None = None, max_errors: int = 100, deploy: bool = False,
+           batch_from: dict | None = None) -> Exported:
     """A definition (path, bundled name or parsed) with weights (.caffemodel path, WeightSet, or
     None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError.
-    deploy: analyse the net without its training-only layers (compile_for_export)."""
+    deploy, batch_from: see compile_for_export."""
     if opset not in OPSETS:
         raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
     graph, dyn = compile_for_export(source, batch=batch, phase=phase, stages=stages, level=level,
-                                    inputs=inputs, max_errors=max_errors, deploy=deploy)
+                                    inputs=inputs, max_errors=max_errors, deploy=deploy, batch_from=batch_from)
     diags = Diagnostics(max_errors)
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags, lazy=True)

@@ -218,21 +218,6 @@ def read_input_files(specs: list[str]) -> dict[str, np.ndarray]:
     return feed
 
 
-def array_batch(arrays: dict[str, np.ndarray]) -> int | None:
-    """The batch the input arrays give (their first dimension, which they must share); None
-    without arrays. A definition is analysed and exported at this batch."""
-    sizes = {name: int(a.shape[0]) for name, a in arrays.items() if a.ndim}
-    if not sizes:
-        return None
-    if len(set(sizes.values())) > 1:
-        shown = ", ".join(f"'{n}' {b}" for n, b in sizes.items())
-        raise CliError(f"the input arrays disagree on the batch (their first dimension): {shown}")
-    name, batch = next(iter(sizes.items()))
-    if batch < 1:
-        raise CliError(f"the array for '{name}' is empty (its first dimension is 0)")
-    return batch
-
-
 def load_input_files(specs, sess: Session) -> dict[str, np.ndarray]:
     """`NAME=FILE.npy` pairs (or the arrays read_input_files made of them), checked against the
     model's inputs (name, rank, fixed dims)."""
@@ -290,10 +275,11 @@ def nonfinite_outputs(outs: dict[str, np.ndarray], where, notes=()) -> dict:
 
 # --- model from a file: .onnx as is, a definition exported first ------------------------------
 
-def model_from_args(args, batch=None):
+def model_from_args(args, batch=None, arrays=None):
     """(ONNX bytes, label, where): the model to run, and where(output name) -> the Span that
     defines that output (the layer producing it; the file itself for an .onnx model).
-    Definitions are exported with the same options."""
+    Definitions are exported with the same options, at the batch of the input `arrays`
+    given (see onnx.batch_of_arrays) unless `batch` is."""
     path = args.file
     if path.endswith(".onnx"):
         if getattr(args, "weights", None):
@@ -306,7 +292,8 @@ def model_from_args(args, batch=None):
     from .onnx import export_from_args
     # The deploy view: losses and Accuracy are left out before the analysis, so that a batch
     # or an input size of one's own does not fail in a layer that the model does not run.
-    exported = export_from_args(args, batch=batch, deploy=True)
+    exported = export_from_args(args, batch=batch, deploy=True,
+                                batch_from={n: a.shape for n, a in (arrays or {}).items()})
     graph = exported.exporter.graph
 
     def where(name):
@@ -324,7 +311,7 @@ def cmd_run(args) -> int:
     arrays = read_input_files(args.input_files)
     labels = read_labels(args.labels) if args.labels else None
     # A definition is exported at the arrays' batch: one 1x1x28x28 image runs through lenet as is.
-    model, label, where = model_from_args(args, batch=None if args.file.endswith(".onnx") else array_batch(arrays))
+    model, label, where = model_from_args(args, arrays=arrays)
     sess = Session(model, args.provider)
     feed = load_input_files(arrays, sess)
     feed, randomised = complete_feed(sess, feed, args.seed)

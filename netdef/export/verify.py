@@ -92,10 +92,9 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     from .runtime import Session, nonfinite_outputs
 
     diags = diags if diags is not None else Diagnostics()
-    from .runtime import array_batch
     # The batch comes from the input arrays when given; losses and Accuracy are left out first.
     graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes,
-                                  batch=array_batch(inputs or {}), deploy=True)
+                                  deploy=True, batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags)
     ex = Exporter(graph, blobs, fold=fold, diags=diags)
