@@ -3,8 +3,8 @@
 The messages are netdef's own generated classes for ONNX's schema (netdef/proto/netdef_onnx.proto:
 the same field names and numbers, so the bytes are those of an onnx.ModelProto). The builders
 below behave like the onnx.helper functions of the same names, for the cases netdef uses:
-`import onnx` costs about 1.7 s (it loads ml_dtypes' extension module), twenty times the
-rest of a small export. onnx itself is still what the tests use to check the models.
+`import onnx` costs about 1.7 s (it loads ml_dtypes' extension module), about five times
+all the rest of a small export. onnx itself is still what the tests use to check the models.
 """
 from __future__ import annotations
 
