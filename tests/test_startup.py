@@ -179,3 +179,12 @@ def test_value_info_matches_onnx_helper(shape):
     ours = onnx_proto.make_tensor_value_info("x", onnx_proto.TensorProto.FLOAT16, shape)
     theirs = helper.make_tensor_value_info("x", TensorProto.FLOAT16, shape)
     assert ours.SerializeToString() == theirs.SerializeToString()
+
+
+def test_onnx_schema_code_is_regenerated(tmp_path):
+    """netdef_onnx_pb2.py is what protoc makes of netdef_onnx.proto (the command in its header)."""
+    protoc = pytest.importorskip("grpc_tools.protoc", reason="grpcio-tools is not installed")
+    proto_dir = REPO / "netdef" / "proto"
+    assert protoc.main(["grpc_tools.protoc", f"-I{proto_dir}", f"--python_out={tmp_path}",
+                        str(proto_dir / "netdef_onnx.proto")]) == 0
+    assert (tmp_path / "netdef_onnx_pb2.py").read_bytes() == (proto_dir / "netdef_onnx_pb2.py").read_bytes()
