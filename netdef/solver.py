@@ -662,7 +662,11 @@ def load_solver(path: str, max_errors: int = 100):
 
     source = Source.from_path(resolve(path))
     if sniff_kind(source.text) == NET:
-        # Parsed as a solver, a net would be a hundred 'unknown field' errors: say what it is.
+        # Parsed as a solver, a net would be a hundred 'unknown field' errors: say what it is
+        # (after its syntax errors, if it has any: those are what to fix first).
+        as_net = parse_text(source, NET, max_errors)
+        if not as_net.syntax_ok:
+            raise DiagnosticError(list(as_net.diagnostics))
         m = _NET_KEYS.search(source.text)
         at = m.start(1) if m.group(1) else m.start()
         word = m.group(1) or "name"
