@@ -15,7 +15,7 @@ from .analysis import compile as compile_net, valid_sizes
 from .cli import print_diagnostics
 from .diagnostics import DiagnosticError, UsageError
 from .ir import fmt_num
-from .outputs import write_atomic
+from .outputs import write_atomic, write_or_print
 from .passes.cost import BYTES_PER_ELEMENT, samples, totals
 from .layers.base import prod
 
@@ -107,25 +107,51 @@ def _rf_short(rf) -> str:
 # --- check ----------------------------------------------------------------------------------
 
 def cmd_check(args) -> int:
+    from . import cli
     graph = _graph(args)
     diags = list(graph.diagnostics)
     errors = [d for d in diags if d.is_error]
     warnings = [d for d in diags if d.severity == "warning"]
     failed = bool(errors) or (args.warnings == "error" and bool(warnings))
+    shown = [d for d in diags if args.warnings != "hide" or d.severity != "warning"]
+    output = getattr(args, "output", None)
+    if args.format in ("github", "sarif"):
+        write_or_print(output, cli.render_ci(args.format, shown))
+        return 1 if failed else 0
     if args.format == "json":
-        shown = [d for d in diags if args.warnings != "hide" or d.severity != "warning"]
-        doc = {"file": args.file, "ok": not failed, "errors": len(errors), "warnings": len(warnings),
-               "layers": len(graph.nodes), "diagnostics": [d.to_json() for d in shown]}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        doc = {"file": display_name(args.file), "ok": not failed, "errors": graph.diagnostics.error_count,
+               "warnings": len(warnings), "layers": len(graph.nodes), "dropped": graph.diagnostics.dropped,
+               "diagnostics": [d.to_json() for d in shown]}
+        cli.emit_json(args, doc, output)
+        return 1 if failed else 0
+    if output:
+        # The text report goes to the file, uncoloured, as it would to a pipe.
+        lines = [d.render() for d in shown]
+        if graph.diagnostics.dropped:
+            lines.append(f"note: {graph.diagnostics.dropped} more diagnostics not shown (--max-errors)")
+        lines.append(_check_verdict(args, graph, errors, warnings, failed))
+        write_atomic(output, "\n".join(lines) + "\n")
         return 1 if failed else 0
     print_diagnostics(graph.diagnostics, warnings=args.warnings)
     if failed:
-        why = f"{len(errors)} error(s)" if errors else f"{len(warnings)} warning(s) treated as errors (-W error)"
-        sys.stderr.write(f"{args.file}: {why}, {len(warnings)} warning(s)\n")
+        sys.stderr.write(_check_verdict(args, graph, errors, warnings, failed) + "\n")
         return 1
-    note = f", {len(warnings)} warning(s)" if warnings else ""
-    sys.stdout.write(f"{args.file}: ok ({len(graph.nodes)} layers in {graph.state}{note})\n")
+    cli.info(_check_verdict(args, graph, errors, warnings, failed))
     return 0
+
+
+def _check_verdict(args, graph, errors, warnings, failed) -> str:
+    name = display_name(args.file)
+    if failed:
+        why = f"{len(errors)} error(s)" if errors else f"{len(warnings)} warning(s) treated as errors (-W error)"
+        return f"{name}: {why}, {len(warnings)} warning(s)"
+    note = f", {len(warnings)} warning(s)" if warnings else ""
+    return f"{name}: ok ({len(graph.nodes)} layers in {graph.state}{note})"
+
+
+def display_name(path: str) -> str:
+    """How a FILE argument is named in messages ('-' is standard input)."""
+    return "<stdin>" if path == "-" else path
 
 
 # --- summary --------------------------------------------------------------------------------
