@@ -368,7 +368,7 @@ def emit_json(args, doc: dict, path: str | None = None) -> None:
     out.update(doc)
     if "diagnostics" not in doc:
         out["diagnostics"] = [d.to_json() for d in collected]
-    text = json.dumps(out, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    text = json.dumps(_finite(out), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if path:
         from .outputs import write_atomic
         write_atomic(path, text)
@@ -382,6 +382,17 @@ def render_ci(fmt: str, diags) -> str:
     if fmt == "github":
         return "".join(github_annotation(d) + "\n" for d in diags)
     return json.dumps(sarif_log(diags, _version()), indent=2, ensure_ascii=False) + "\n"
+
+
+def _finite(obj):
+    """NaN and infinities are not JSON: they become null."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _failure_json(args, diags=(), error: str | None = None, code: int = 1) -> None:

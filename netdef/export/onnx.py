@@ -636,7 +636,8 @@ def param_specs(graph):
     return specs
 
 
-def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None, lazy: bool = False) -> dict:
+def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None, lazy: bool = False,
+                  allow_missing_weights: bool = False) -> dict:
     """Every layer's blobs for `graph`: from a .caffemodel path or WeightSet, else fillers
     (weights.Lazy blobs, made when written, with lazy=True)."""
     from ..weights import WeightSet, read_caffemodel, resolve_weights
@@ -646,7 +647,7 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
         ws = read_caffemodel(weights)
     elif weights is not None and not isinstance(weights, WeightSet):
         raise TypeError("weights must be a path or a WeightSet")
-    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy)
+    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy, allow_missing=allow_missing_weights)
     if diags.has_errors:
         raise DiagnosticError(list(diags))
     return blobs
@@ -654,16 +655,18 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
 
 def export(source, weights=None, *, opset: int = DEFAULT_OPSET, batch=None, fp16: bool = False,
            fp16_io: bool = False, fold: bool = True, seed: int = 0, phase: str = "TEST", stages=(),
-           level: int = 0, inputs: dict | None = None, max_errors: int = 100) -> Exported:
+           level: int = 0, inputs: dict | None = None, max_errors: int = 100,
+           allow_missing_weights: bool = False) -> Exported:
     """A definition (path, bundled name or parsed) with weights (.caffemodel path, WeightSet, or
-    None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError."""
+    None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError, also when the
+    weights lack a layer with parameters (unless allow_missing_weights: fillers for it)."""
     if opset not in OPSETS:
         raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
     graph, dyn = compile_for_export(source, batch=batch, phase=phase, stages=stages, level=level,
                                     inputs=inputs, max_errors=max_errors)
     diags = Diagnostics(max_errors)
     diags.extend(graph.diagnostics)
-    blobs = graph_weights(graph, weights, seed, diags, lazy=True)
+    blobs = graph_weights(graph, weights, seed, diags, lazy=True, allow_missing_weights=allow_missing_weights)
     ex = Exporter(graph, blobs, opset=opset, fp16=fp16, fp16_io=fp16_io, fold=fold, dyn=dyn, diags=diags)
     ex.build()
     return Exported(ex, graph.name)
@@ -705,7 +708,8 @@ def export_from_args(args, batch=None, **overrides) -> Exported:
     kw = dict(opset=getattr(args, "opset", DEFAULT_OPSET), fp16=getattr(args, "fp16", False),
               fp16_io=getattr(args, "fp16_io", False), fold=getattr(args, "fold", True),
               seed=getattr(args, "seed", 0), phase=args.phase, stages=tuple(args.stage), level=args.level,
-              inputs=parse_input_shapes(args.inputs), max_errors=getattr(args, "max_errors", 100))
+              inputs=parse_input_shapes(args.inputs), max_errors=getattr(args, "max_errors", 100),
+              allow_missing_weights=getattr(args, "allow_missing_weights", False))
     kw.update(overrides)
     ex = export(args.file, getattr(args, "weights", None), batch=parse_batch(batch), **kw)
     print_report(ex.diagnostics, args)
