@@ -735,5 +735,10 @@ def _init(args) -> int:
     n = write_caffemodel(args.output, graph.name, layers())
     print_diagnostics(diags)
     count = sum(math.prod(s) for spec in specs.values() for s in spec.shapes)
-    sys.stdout.write(f"wrote {args.output}: {len(specs)} layers with parameters, {count:,} values, {n / 1e6:.1f} MB\n")
+    from . import cli
+    if cli.json_mode:
+        cli.emit_json(args, {"ok": True, "wrote": args.output, "bytes": n, "layers_with_parameters": len(specs),
+                             "values": count, "seed": args.seed})
+        return 0
+    cli.info(f"wrote {args.output}: {len(specs)} layers with parameters, {count:,} values, {n / 1e6:.1f} MB")
     return 0

@@ -723,6 +723,12 @@ def cmd_export(args) -> int:
     ex = export_from_args(args, batch=args.batch)
     n = ex.write(args.output)
     g = ex.skeleton.graph
-    sys.stdout.write(f"wrote {args.output}: opset {ex.exporter.opset}, {len(g.node)} nodes, "
-                     f"{len(ex.inits)} initializers, {n / 1e6:.1f} MB\n")
+    from .. import cli
+    if cli.json_mode:
+        cli.emit_json(args, {"ok": True, "wrote": args.output, "bytes": n, "opset": ex.exporter.opset,
+                             "nodes": len(g.node), "initializers": len(ex.inits),
+                             "inputs": [i.name for i in g.input], "outputs": [o.name for o in g.output]})
+        return 0
+    cli.info(f"wrote {args.output}: opset {ex.exporter.opset}, {len(g.node)} nodes, "
+             f"{len(ex.inits)} initializers, {n / 1e6:.1f} MB")
     return 0
