@@ -446,6 +446,33 @@ class Exported:
                                           opset_imports=[helper.make_opsetid("", ex.opset)])
         self.skeleton.ir_version = ir_version_for(ex.opset)
         self.inits = ex.inits
+        self._add_value_info()
+        for key, value in model_metadata(ex).items():
+            self.skeleton.metadata_props.add(key=key, value=value)
+
+    def _add_value_info(self) -> None:
+        """A value_info entry (type and shape, batch symbolic where dynamic) for every Caffe
+        blob that is an intermediate value of the model, so that viewers (Netron) and tools
+        show the shapes between layers without running shape inference."""
+        from onnx import TensorProto, helper
+        ex = self.exporter
+        graph = self.skeleton.graph
+        io = {v.name for v in graph.input} | {v.name for v in graph.output}
+        values = {}
+        for node in ex.graph.nodes:
+            for v in node.outputs:
+                values[id(v)] = v
+        for v in ex.graph.inputs:
+            values[id(v)] = v
+        elem = TensorProto.FLOAT16 if ex.fp16 else TensorProto.FLOAT
+        seen = set()
+        for key, name in self.value_map().items():
+            v = values.get(key)
+            if v is None or name in io or name in seen or v.meta.get("shape") is None:
+                continue
+            seen.add(name)
+            dims = [("batch" if d else int(n)) for n, d in zip(v.meta["shape"], ex.dyn_of(v))]
+            graph.value_info.append(helper.make_tensor_value_info(name, elem, dims))
 
     def _init_header(self, init: Init) -> bytes:
         from onnx import TensorProto, helper
@@ -532,6 +559,49 @@ class Exported:
 def _version() -> str:
     from .. import __version__
     return __version__
+
+
+def model_metadata(ex: "Exporter") -> dict[str, str]:
+    """metadata_props of an exported model: where it came from and what its inputs expect.
+
+    netdef.source, netdef.version; caffe.net, caffe.phase; caffe.inputs (JSON: the Caffe input
+    blobs, by name, with their shapes); caffe.transform_param (JSON, where the net's data layers
+    have one: layer -> the fields set). Caffe's DataTransformer computes each input value as
+    (pixel - mean) * scale, after cropping to crop_size (BVLC/caffe src/caffe/data_transformer.cpp,
+    DataTransformer::Transform): the exported model starts after that step, so whoever feeds it
+    must do the same, with these numbers."""
+    import json
+    graph = ex.graph
+    meta = {"netdef.version": _version()}
+    if graph.parsed is not None:
+        meta["netdef.source"] = graph.parsed.source.path
+    if graph.name:
+        meta["caffe.net"] = graph.name
+    meta["caffe.phase"] = graph.state.phase if hasattr(graph.state, "phase") else str(graph.state)
+    inputs = [{"name": i.name, "shape": [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]}
+              for i in ex.inputs]
+    meta["caffe.inputs"] = json.dumps(inputs)
+    from ..fmt import format_float32
+
+    def plain(value):
+        # float32 fields as their shortest decimal (1/255 as 0.003921569, not 0.0039215688593685627)
+        return float(format_float32(value)) if isinstance(value, float) else value
+
+    transforms = {}
+    for node in graph.nodes:
+        if not node.param.HasField("transform_param"):
+            continue
+        tp = node.param.transform_param
+        fields = {}
+        for fd, value in tp.ListFields():
+            scalar = isinstance(value, (str, bytes, int, float, bool))
+            fields[fd.name] = plain(value) if scalar else [plain(x) for x in value]
+        fields.setdefault("scale", plain(tp.scale))
+        fields["tops"] = list(node.param.top)
+        transforms[node.name] = fields
+    if transforms:
+        meta["caffe.transform_param"] = json.dumps(transforms)
+    return meta
 
 
 # --- the driver ------------------------------------------------------------------------------
