@@ -327,6 +327,7 @@ def print_diagnostics(diags, stream=None, warnings: str | None = None) -> tuple[
     -W: hidden with -W hide, counted for the exit code with -W error."""
     global _warnings_shown
     stream = stream or sys.stderr
+    explicit = warnings is not None
     warnings = warnings or warnings_mode
     n_err = n_warn = 0
     for d in diags:
@@ -344,7 +345,14 @@ def print_diagnostics(diags, stream=None, warnings: str | None = None) -> tuple[
     dropped = getattr(diags, "dropped", 0)
     if dropped:
         note("note: {dropped} more diagnostics not shown (--max-errors)".format(dropped=dropped), stream)
+    if n_warn and warnings == "error" and not explicit:
+        # Stop here, before the command writes anything: -W error makes a warning fatal.
+        raise WarningsAsErrors(n_warn)
     return n_err, n_warn
+
+
+class WarningsAsErrors(Exception):
+    """-W error and a warning was shown: the run fails (exit 1) before writing its output."""
 
 
 def note(text: str, stream=None) -> None:
@@ -498,13 +506,15 @@ def main(argv: list[str] | None = None) -> int:
         if _interrupted():  # a signal whose exception a library swallowed
             sys.stderr.write(_stopped_by(_interrupted()))
             return 1
-        if code == 0 and warnings_mode == "error" and _warnings_shown and args.command != "check":
-            sys.stderr.write(f"netdef {args.command}: {_warnings_shown} warning(s) treated as errors (-W error)\n")
-            return 1
         return code
     except UsageError as e:
         sys.stderr.write(f"{e}\nTry 'netdef --help'.\n")
         return 2
+    except WarningsAsErrors as e:
+        if json_mode and args is not None:
+            _failure_json(args)
+        sys.stderr.write(f"netdef {args.command}: {e.args[0]} warning(s) treated as errors (-W error)\n")
+        return 1
     except DiagnosticError as e:
         if json_mode and args is not None:
             _failure_json(args, e.diagnostics)
