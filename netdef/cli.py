@@ -61,7 +61,6 @@ quiet = False          # -q: diagnostics and results only
 warnings_mode = "show"  # -W
 json_mode = False      # --format json: diagnostics are gathered for the JSON document
 collected: list = []   # the diagnostics gathered in json_mode
-_warnings_shown = 0
 
 
 def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
@@ -325,7 +324,6 @@ def print_diagnostics(diags, stream=None, warnings: str | None = None) -> tuple[
     """Render diagnostics to stderr (in colour when the run has it; gathered for the JSON
     document instead with --format json); returns (errors, warnings) counted. Warnings follow
     -W: hidden with -W hide, counted for the exit code with -W error."""
-    global _warnings_shown
     stream = stream or sys.stderr
     explicit = warnings is not None
     warnings = warnings or warnings_mode
@@ -335,7 +333,6 @@ def print_diagnostics(diags, stream=None, warnings: str | None = None) -> tuple[
             n_warn += 1
             if warnings == "hide":
                 continue
-            _warnings_shown += 1
         elif d.is_error:
             n_err += 1
         if json_mode:
@@ -480,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     previous = _catch_termination()
     saved_state = _set_state(color=False, quiet=False, warnings_mode="show", json_mode=False, collected=[],
-                             _warnings_shown=0, progress_quiet=False)
+                             progress_quiet=False)
     args = None
     try:
         parser = build_parser()
