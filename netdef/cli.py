@@ -111,7 +111,33 @@ def _allow_missing(p: argparse.ArgumentParser) -> None:
                         "(an error otherwise)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unbuilt:
+    """Stands for a subcommand's parser that is not built: declaring options on it does nothing."""
+
+    def _ignore(self, *args, **kwargs):
+        return self
+
+    add_argument = add_argument_group = _ignore
+
+
+def _command_in(argv) -> str | None:
+    """The subcommand named on a command line (the first word that is one, skipping the
+    values of the global options that take one); None when there is none."""
+    takes_value = {"--max-errors", "--max-file-size", "--color", "--colour"}
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in takes_value:
+            skip = True
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line's parser; with `only`, the other subcommands are declared
+    without their options (building all of them is a third of a short command's start-up)."""
     parser = _Parser(prog="netdef", description="A compiler for Caffe network and solver definitions.",
                      epilog="Exit codes: 0 success, 1 the input has errors (or an output could not be written), "
                             "2 the command line is wrong, 3 internal error (a bug in netdef).")
@@ -123,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name):
         p = sub.add_parser(name, help=COMMANDS[name][2], description=COMMANDS[name][2])
+        if only is not None and name != only:
+            return _Unbuilt()
         _global_options(p, top=False)
         if name != "list":
             _warnings_option(p)
@@ -480,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
                              progress_quiet=False)
     args = None
     try:
-        parser = build_parser()
+        parser = build_parser(_command_in(argv))
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help(sys.stderr)
