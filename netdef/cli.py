@@ -194,10 +194,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = add("fmt")
     _file(p, "a network or solver definition")
     p.add_argument("-o", "--output", help="write here instead of standard output")
+    _format_option(p, what="; json: the text in a document")
 
     p = add("upgrade")
     _file(p, "a V0/V1 network definition or an old solver")
     p.add_argument("-o", "--output", help="write here instead of standard output")
+    _format_option(p, what="; json: the text in a document")
 
     p = add("draw")
     _file(p)
@@ -482,6 +484,22 @@ def _interrupted() -> str | None:
     return outputs.interrupted
 
 
+_PRINTS_TEXT = {"fmt", "upgrade"}  # commands whose result is a definition's text
+
+
+def _text_as_json(handler, args) -> int:
+    """fmt and upgrade with --format json: what they print, in a document."""
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = int(handler(args) or 0)
+    output = getattr(args, "output", None)
+    emit_json(args, {"ok": code == 0, "file": "<stdin>" if args.file == "-" else args.file,
+                     "wrote": output if output and code == 0 else None,
+                     "text": buf.getvalue() if not output else None})
+    return code
+
+
 def _set_state(**values) -> dict:
     """Set this module's run state (and netdef.progress.quiet); returns the previous values."""
     from . import progress
@@ -525,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_file_size is not None:
             source.MAX_SOURCE_BYTES = args.max_file_size
         try:
-            code = int(handler(args) or 0)
+            if json_mode and args.command in _PRINTS_TEXT:
+                code = _text_as_json(handler, args)
+            else:
+                code = int(handler(args) or 0)
         finally:
             source.MAX_SOURCE_BYTES = saved
         if _interrupted():  # a signal whose exception a library swallowed

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from conftest import CONFORMANCE
+from conftest import CONFORMANCE, ZOO
 from netdef import cli, progress
 
 CONV = str(CONFORMANCE / "layers" / "conv_basic" / "net.prototxt")
@@ -93,9 +93,8 @@ def test_every_command_takes_the_shared_options():
         assert {"--debug", "--max-errors", "--max-file-size", "--color", "-q", "--quiet"} <= opts, name
         if name != "list":
             assert {"-W", "--warnings"} <= opts, name
-        if name not in ("fmt", "upgrade"):  # they print definitions, not reports (see the README)
-            fmt = next(a for a in p._actions if "--format" in a.option_strings)
-            assert {"text", "json"} <= set(fmt.choices), name
+        fmt = next(a for a in p._actions if "--format" in a.option_strings)
+        assert {"text", "json"} <= set(fmt.choices), name
 
 
 @pytest.mark.parametrize("argv", [
@@ -335,6 +334,8 @@ SCHEMAS = {
     "export": doc_schema("export", ["wrote", "bytes", "opset", "nodes"], bytes=INT, nodes=INT),
     "init": doc_schema("init", ["wrote", "bytes", "values"], bytes=INT, values=INT),
     "draw": doc_schema("draw", ["wrote", "format", "layers", "layers_in_error"], layers=INT),
+    "fmt": doc_schema("fmt", ["file", "text", "wrote"], text={"type": ["string", "null"]}),
+    "upgrade": doc_schema("upgrade", ["file", "text", "wrote"], text={"type": ["string", "null"]}),
 }
 
 
@@ -352,6 +353,8 @@ SCHEMAS = {
     ("export", ["export", CONV, "-o", "{tmp}/m.onnx"]),
     ("init", ["init", CONV, "-o", "{tmp}/w.caffemodel"]),
     ("draw", ["draw", CONV, "-o", "{tmp}/d.dot"]),
+    ("fmt", ["fmt", CONV]),
+    ("upgrade", ["upgrade", str(ZOO / "bvlc_v1_format" / "lenet.prototxt")]),
 ])
 def test_json_of_every_command_follows_its_schema(capsys, tmp_path, command, argv):
     argv = [a.format(tmp=tmp_path) for a in argv]
@@ -362,6 +365,17 @@ def test_json_of_every_command_follows_its_schema(capsys, tmp_path, command, arg
     bad = validate(doc, SCHEMAS[command])
     assert not bad, bad
     assert "warning[" not in err and "error[" not in err  # diagnostics are in the document
+
+
+def test_fmt_json_holds_the_text(capsys, tmp_path):
+    code, text, _ = run(capsys, "fmt", CONV)
+    code, out, _ = run(capsys, "fmt", CONV, "--format", "json")
+    assert code == 0 and json.loads(out)["text"] == text
+    target = tmp_path / "up.prototxt"
+    code, out, _ = run(capsys, "upgrade", ZOO / "bvlc_v1_format" / "lenet.prototxt", "-o", target, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["wrote"] == str(target) and doc["text"] is None
+    assert target.read_text().startswith('name: "LeNet"\nlayer {')
 
 
 def test_json_numbers_not_prose(capsys):
