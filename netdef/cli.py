@@ -117,7 +117,8 @@ class _Unbuilt:
     def _ignore(self, *args, **kwargs):
         return self
 
-    add_argument = add_argument_group = _ignore
+    def __getattr__(self, name):  # add_argument, add_argument_group, set_defaults, ...
+        return self._ignore
 
 
 def _command_in(argv) -> str | None:
@@ -602,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         # Exit 3, not 1: a script must be able to tell "the input has errors" from "netdef broke".
+        if json_mode and args is not None:
+            with contextlib.suppress(Exception):
+                _failure_json(args, error=f"internal error: {type(e).__name__}: {e}", code=3)
         sys.stderr.write(f"netdef: internal error: {type(e).__name__}: {e}\n"
                          "This is a bug in netdef; run with --debug for the traceback and report it.\n")
         return 3

@@ -238,7 +238,8 @@ def test_internal_error_in_a_real_command_exits_3(capsys, monkeypatch):
     code, out, err = run(capsys, "summary", "lenet")
     assert code == 3 and "internal error: KeyError" in err and "Traceback" not in err
     code, out, err = run(capsys, "summary", "lenet", "--format", "json")
-    assert code == 3
+    doc = json.loads(out)
+    assert code == 3 and doc["exit_code"] == 3 and doc["error"] == "internal error: KeyError: 'injected'"
     # errors in the input stay 1, command-line mistakes 2
     assert run(capsys, "check", "/nonexistent.prototxt")[0] == 1
     assert run(capsys, "check", "lenet", "--color", "sometimes")[0] == 2
