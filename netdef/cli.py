@@ -579,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         if json_mode and args is not None:
             _failure_json(args, error=str(e))
-        sys.stderr.write(f"netdef: error: {e}\n")
+        label = "\x1b[1;31merror\x1b[0m" if color else "error"
+        sys.stderr.write(f"netdef: {label}: {e}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write(_stopped_by(_interrupted() or "SIGINT"))

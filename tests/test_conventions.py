@@ -164,6 +164,14 @@ def test_colour_switches(capsys, broken, monkeypatch, plain_env, env, flag, colo
         assert "\x1b[1;36mnote\x1b[0m:" in err
 
 
+def test_colour_of_a_one_line_failure(capsys, tmp_path, plain_env):
+    target = tmp_path / "missing" / "x.onnx"
+    code, _, err = run(capsys, "export", "lenet", "-o", target, "--color", "always")
+    assert code == 1 and err.startswith("netdef: \x1b[1;31merror\x1b[0m: cannot write")
+    code, _, err = run(capsys, "export", "lenet", "-o", target)
+    assert code == 1 and err.startswith("netdef: error: cannot write")
+
+
 def test_colour_of_a_warning_is_yellow(capsys, tmp_path, monkeypatch, plain_env):
     p = tmp_path / "w.prototxt"
     p.write_text(WARNS)
