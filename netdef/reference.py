@@ -360,7 +360,9 @@ def _pooling(ctx, layer, bottoms, params):
     y = pool2d(x, p.pool, kernel, stride, pad, p.round_mode)
     outs = [y]
     if len(layer.top) > 1:
-        ctx.fail("the pooling mask top is not computed by the reference")
+        if p.pool != pb.PoolingParameter.MAX:
+            ctx.fail("only MAX pooling has a mask top")
+        outs.append(max_pool_mask(x, kernel, stride, pad, y.shape[2:]))
     return outs
 
 
@@ -956,3 +958,166 @@ def _interp(ctx, layer, bottoms, params):
     top = x[:, :, h0][:, :, :, w0] * (1 - lw) + x[:, :, h0][:, :, :, w1] * lw
     bot = x[:, :, h1][:, :, :, w0] * (1 - lw) + x[:, :, h1][:, :, :, w1] * lw
     return [top * (1 - lh)[:, None] + bot * lh[:, None]]
+
+
+@op("DepthwiseConvolution")
+def _depthwise_convolution(ctx, layer, bottoms, params):
+    # yonghenglh6/DepthwiseConvolution: a ConvolutionLayer whose forward uses channel c's
+    # kernel for output c: Caffe's convolution when group = channels = num_output.
+    p = layer.convolution_param
+    c = bottoms[0].shape[1]
+    if not p.group == c == p.num_output:
+        ctx.fail(f"group {p.group} and num_output {p.num_output} must equal the {c} channels")
+    return _convolution(ctx, layer, bottoms, params)
+
+
+@op("ConvolutionDepthwise")
+def _convolution_depthwise(ctx, layer, bottoms, params):
+    # conv_dw_layer.cpp (MobileNet forks): out[n, c] = sum over the window of w[c] * x[n, c],
+    # for every channel of the bottom, zero outside the input; num_output and group unread.
+    x = bottoms[0]
+    p = layer.convolution_param
+
+    def pair(rep, h, w, default):
+        if p.HasField(h) and p.HasField(w):
+            return [getattr(p, h), getattr(p, w)]
+        vals = list(getattr(p, rep))
+        return [default] * 2 if not vals else ([vals[0]] * 2 if len(vals) == 1 else vals[:2])
+
+    kh, kw = pair("kernel_size", "kernel_h", "kernel_w", 0)
+    sh, sw = pair("stride", "stride_h", "stride_w", 1)
+    ph, pw = pair("pad", "pad_h", "pad_w", 0)
+    dil = list(p.dilation) or [1]
+    dh, dw = (dil[0], dil[0]) if len(dil) == 1 else dil[:2]
+    n, c, h, w = x.shape
+    oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
+    ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+    wt = params[0].reshape(c, kh, kw)
+    xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    y = np.zeros((n, c, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            win = xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+            y += win * wt[:, i, j].reshape(1, c, 1, 1)
+    if p.bias_term:
+        y += params[1].reshape(1, c, 1, 1)
+    return [y]
+
+
+@op("Upsample")
+def _upsample(ctx, layer, bottoms, params):
+    # SegNet's UpsampleLayer::Forward_cpu: a zero top; each bottom value goes to the index its
+    # mask holds within the channel's plane (in order, so a repeated index keeps the last).
+    # With one bottom (YOLOv3 ports): top (h, w) = bottom (h / scale, w / scale).
+    x = bottoms[0]
+    n, c, h, w = x.shape
+    uh = ctx.fork_param("upsample_param", "upsample_h", None)
+    uw = ctx.fork_param("upsample_param", "upsample_w", None)
+    scale = int(ctx.fork_param("upsample_param", "scale", 2))
+    sh = int(ctx.fork_param("upsample_param", "scale_h", scale))
+    sw = int(ctx.fork_param("upsample_param", "scale_w", scale))
+    if uh is not None and uw is not None:
+        oh, ow = int(uh), int(uw)
+    else:
+        oh = h * sh - int(bool(ctx.fork_param("upsample_param", "pad_out_h", False)))
+        ow = w * sw - int(bool(ctx.fork_param("upsample_param", "pad_out_w", False)))
+    if len(bottoms) == 1:
+        rows = np.arange(oh) // sh
+        cols = np.arange(ow) // sw
+        if rows.max() >= h or cols.max() >= w:
+            ctx.fail("the output reads past the input")
+        return [x[:, :, rows][:, :, :, cols]]
+    mask = bottoms[1].reshape(n, c, h * w).astype(np.int64)
+    if mask.min() < 0 or mask.max() >= oh * ow:
+        ctx.fail(f"a mask index is outside the {oh} x {ow} output")
+    out = np.zeros((n, c, oh * ow))
+    vals = x.reshape(n, c, h * w)
+    for i in range(n):
+        for j in range(c):
+            out[i, j, mask[i, j]] = vals[i, j]   # NumPy assigns in order: the last write wins
+    return [out.reshape(n, c, oh, ow)]
+
+
+@op("BN")
+def _bn(ctx, layer, bottoms, params):
+    # Fork BN layers. yjxiong/caffe (PSPNet; bn_param with slope_filler/bias_filler/eps):
+    # slope * (x - mean) / sqrt(var + eps) + bias with the stored mean and variance at test
+    # time. SegNet's bn_layer.cpp: INFERENCE: scale * x + shift; LEARN (the default): the
+    # batch's mean and E[x^2] - mean^2 over (N, H, W), + 1e-9, then scale and shift.
+    x = bottoms[0]
+    block = (ctx.extra.get("bn_param") or [{}])[-1]
+    psp = isinstance(block, dict) and any(k in block for k in ("slope_filler", "momentum", "frozen", "eps"))
+    scale, shift = params[0].reshape(1, -1, 1, 1), params[1].reshape(1, -1, 1, 1)
+    if psp:
+        eps = float(ctx.fork_param("bn_param", "eps", 1e-5))
+        mean, var = params[2].reshape(1, -1, 1, 1), params[3].reshape(1, -1, 1, 1)
+        return [scale * (x - mean) / np.sqrt(var + eps) + shift]
+    mode = str(ctx.fork_param("bn_param", "bn_mode", "LEARN"))
+    if mode in ("INFERENCE", "1"):
+        return [scale * x + shift]
+    mean = x.mean(axis=(0, 2, 3), keepdims=True)
+    var = (x * x).mean(axis=(0, 2, 3), keepdims=True) - mean * mean
+    return [(x - mean) / np.sqrt(var + 1e-9) * scale + shift]
+
+
+@op("Mish")
+def _mish(ctx, layer, bottoms, params):
+    # MishLayer (Caffe forks; ncnn's mish.cpp alike): softplus is x above 20, exp(x) below -20.
+    x = bottoms[0]
+    sp = np.where(x > 20, x, np.where(x < -20, np.exp(x), np.log1p(np.exp(np.minimum(x, 20)))))
+    return [x * np.tanh(sp)]
+
+
+@op("Reorg")
+def _reorg(ctx, layer, bottoms, params):
+    # gklz1982/caffe-yolov2 ReorgLayer with darknet's reorg_cpu, written as its index loops
+    # over flat arrays (forward = reverse): independent of the reshape/transpose in the export.
+    x = bottoms[0]
+    s = ctx.fork_param("reorg_param", "stride", None)
+    if s is None:
+        ctx.fail("reorg_param has no stride")
+    s = int(s)
+    reverse = bool(ctx.fork_param("reorg_param", "reverse", False))
+    b, c, h, w = x.shape
+    out_c = c // (s * s)
+    k, j, i = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+    c2, offset = k % out_c, k // out_c
+    w2, h2 = i * s + offset % s, j * s + offset // s
+    in_index = (i + w * (j + h * k)).ravel()
+    out_index = (w2 + w * s * (h2 + h * s * c2)).ravel()
+    src = x.reshape(b, -1)
+    out = np.empty_like(src)
+    if reverse:
+        out[:, out_index] = src[:, in_index]
+        return [out.reshape(b, out_c, h * s, w * s)]
+    out[:, in_index] = src[:, out_index]
+    return [out.reshape(b, c * s * s, h // s, w // s)]
+
+
+@op("Axpy")
+def _axpy(ctx, layer, bottoms, params):
+    # hujie-frank/SENet AxpyLayer::Forward_cpu: top = y, then top[n, c] += a[n, c] * x[n, c].
+    a, x, y = bottoms
+    return [y + a.reshape(x.shape[0], x.shape[1], *([1] * (x.ndim - 2))) * x]
+
+
+def max_pool_mask(x: np.ndarray, kernel, stride, pad, out_hw) -> np.ndarray:
+    """PoolingLayer's MAX mask top: for each window (clipped to the input) the index h * W + w
+    of its first maximum in row-major order (Caffe replaces the best only on a strict `>`)."""
+    n, c, h, w = x.shape
+    oh, ow = out_hw
+    best = np.full((n, c, oh, ow), -np.inf)
+    index = np.full((n, c, oh, ow), -1.0)
+    hs = np.arange(oh) * stride[0] - pad[0]
+    ws = np.arange(ow) * stride[1] - pad[1]
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            rows, cols = hs + i, ws + j
+            rv = (rows >= 0) & (rows < h) & (rows < hs + kernel[0])
+            cv = (cols >= 0) & (cols < w)
+            vals = x[:, :, np.clip(rows, 0, h - 1)][:, :, :, np.clip(cols, 0, w - 1)]
+            ok = np.outer(rv, cv)[None, None] & (vals > best)
+            best = np.where(ok, vals, best)
+            index = np.where(ok, (np.clip(rows, 0, h - 1)[:, None] * w + np.clip(cols, 0, w - 1)[None, :])[None, None],
+                             index)
+    return index

@@ -188,11 +188,13 @@ class Pooling(Layer):
         """ONNX MaxPool / AveragePool with Caffe's geometry (see lower.pool)."""
         from ..export import lower as ops
         from ..proto import pb
-        if g.n_out > 1:
-            g.fail("the second top (the max-pooling mask) has no ONNX equivalent in Caffe's index format")
         shape = g.in_shape(0)
         geo = geometry(node, shape)
         pp = node.param.pooling_param
+        if g.n_out > 1:
+            # The MAX mask top, which SegNet's Upsample reads (see resize.max_pool_mask).
+            from .resize import max_pool_mask
+            return max_pool_mask(g, node, geo.kernel, geo.stride, geo.pad, shape[2:], g.out_shape(0)[2:])
         if geo.global_ and pp.pool != pb.PoolingParameter.STOCHASTIC:
             g.op("GlobalMaxPool" if pp.pool == pb.PoolingParameter.MAX else "GlobalAveragePool", [g.x(0)], g.y(0))
             return

@@ -250,3 +250,106 @@ class BatchReindex(Layer):
     def infer_shapes(self, node, in_shapes):
         need_rank(node, in_shapes[1], 1, blob_index=1)
         return [(in_shapes[1][0],) + tuple(in_shapes[0][1:])]
+
+
+# --- rearrangements of Caffe forks ----------------------------------------------------------
+
+@register("ShuffleChannel")
+class ShuffleChannel(Layer):
+    """ShuffleNet's channel shuffle: channels seen as a (group, C/group) matrix, transposed.
+    farmingyard/ShuffleNet shuffle_channel_layer.cpp (Resize_cpu: a group x C/group transpose of
+    each sample's planes); ShuffleChannelParameter { group = 1 [default = 1] }."""
+
+    elementwise = True
+    origin = "the MobileNet/ShuffleNet Caffe forks"
+    checked_against = "farmingyard/ShuffleNet src/caffe/layers/shuffle_channel_layer.cpp"
+
+    def groups(self, node) -> int:
+        from .fork import ForkParams, _int
+        return _int(node, ForkParams(node, "shuffle_channel_param", {"group": 1}), "group")
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        if len(shape) < 2:
+            need_rank(node, shape, 2, exact=False)
+        g = self.groups(node)
+        if g < 1 or shape[1] % g:
+            bad(node, f"{shape[1]} channels of '{node.inputs[0].name}' {fmt_shape(shape)} do not split into "
+                      f"{g} groups", node.span, notes=["group must be positive and divide the channel count"])
+        return [shape]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """Reshape to (N, group, C/group, ...), swap the two, reshape back."""
+        groups = self.groups(node)
+        n, c, *rest = g.in_shape(0)
+        dyn = g.in_dyn(0)
+        a = g.reshape(g.x(0), [n, groups, c // groups, *rest], [dyn[0], False, False] + [False] * len(rest))
+        t = g.op("Transpose", [a], g.tmp("transpose"), perm=[0, 2, 1] + list(range(3, 3 + len(rest))))
+        g.reshape(t, g.out_shape(0), g.out_dyn(0), g.y(0))
+
+
+@register("Reorg")
+class Reorg(Layer):
+    """YOLOv2's passthrough. gklz1982/caffe-yolov2 src/caffe/layers/reorg_layer.cpp: stride is
+    required (CHECK has_stride), not in place; top (N, C*s*s, H/s, W/s), or with reverse
+    (N, C/(s*s), H*s, W*s). Its reorg_cpu is darknet's: the input's memory read as
+    (C/(s*s), H*s, W*s) planes and each s x s cell spread over s*s channel blocks, which is not a
+    space-to-depth of the input as laid out. ReorgParameter { stride = 1; reverse = 2 [false] }."""
+
+    origin = "YOLO ports of Caffe"
+    checked_against = ("gklz1982/caffe-yolov2 src/caffe/layers/reorg_layer.cpp and its reorg_cpu "
+                       "(util/math_functions.cpp); the fork's caffe.proto ReorgParameter")
+
+    def params(self, node):
+        from .fork import ForkParams, _int
+        p = ForkParams(node, "reorg_param", {"reverse": False})
+        if not p.has("stride"):
+            bad(node, "reorg_param has no stride", p.span(),
+                notes=["the Reorg layer of the YOLOv2 forks requires reorg_param { stride: N }"])
+        s = _int(node, p, "stride")
+        if s < 1:
+            bad(node, f"reorg stride must be positive, got {s}", p.span("stride"))
+        return s, bool(p.get("reverse"))
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 4)
+        if node.inputs[0] is node.outputs[0] or node.inputs[0].name == node.outputs[0].name:
+            bad(node, "Reorg does not allow in-place computation", node.span)
+        s, reverse = self.params(node)
+        n, c, h, w = shape
+        if reverse:
+            if c % (s * s):
+                bad(node, f"{c} channels are not a multiple of stride^2 = {s * s}", node.span)
+            return [(n, c // (s * s), h * s, w * s)]
+        # reorg_cpu reads the bottom as C/(s*s) planes of (H*s, W*s): C and the size must divide.
+        if c % (s * s) or h % s or w % s:
+            bad(node, f"the bottom {fmt_shape(shape)} does not divide by stride {s}: the channels must be a "
+                      f"multiple of {s * s} and the height and width of {s}", node.span, code=codes.BAD_GEOMETRY)
+        return [(n, c * s * s, h // s, w // s)]
+
+    def receptive_field(self, node, in_rfs):
+        return [None]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """Reshapes and a Transpose reproducing reorg_cpu's index map."""
+        s, reverse = self.params(node)
+        n, c, h, w = g.in_shape(0)
+        oc = c // (s * s)
+        dyn0 = g.in_dyn(0)[0]
+        if reverse:
+            # top[c2, j*s + dy, i*s + dx] = bottom[(dy*s + dx)*oc + c2, j, i]
+            a = g.reshape(g.x(0), [n, s, s, oc, h, w], [dyn0] + [False] * 5)
+            t = g.op("Transpose", [a], g.tmp("transpose"), perm=[0, 3, 4, 1, 5, 2])
+        else:
+            # The top, as a (C, H, W) array: top[(dy*s + dx)*oc + c2, j, i] = the bottom read as
+            # (oc, H*s, W*s) at [c2, j*s + dy, i*s + dx]; then that memory is (C*s*s, H/s, W/s).
+            a = g.reshape(g.x(0), [n, oc, h, s, w, s], [dyn0] + [False] * 5)
+            t = g.op("Transpose", [a], g.tmp("transpose"), perm=[0, 3, 5, 1, 2, 4])
+        g.reshape(t, g.out_shape(0), g.out_dyn(0), g.y(0))
