@@ -81,10 +81,13 @@ class Upsample(Layer):
         (output o copies input floor(o / scale))."""
         n, c, h, w = g.in_shape(0)
         oh, ow = g.out_shape(0)[2:]
+        dynamic = any(g.in_dyn(0))
         if g.n_in == 1:
-            sizes = g.op("Concat", [g.op("Slice", [g.op("Shape", [g.x(0)], g.tmp("shape")), g.ints([0], "s0"),
-                                                    g.ints([2], "s2")], g.tmp("nc")),
-                                    g.ints([oh, ow], "hw")], g.tmp("sizes"), axis=0)
+            sizes = g.ints([n, c, oh, ow], "sizes")
+            if dynamic:
+                sizes = g.op("Concat", [g.op("Slice", [g.op("Shape", [g.x(0)], g.tmp("shape")), g.ints([0], "s0"),
+                                                        g.ints([2], "s2")], g.tmp("nc")),
+                                        g.ints([oh, ow], "hw")], g.tmp("sizes"), axis=0)
             g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="nearest",
                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
             return
@@ -92,9 +95,11 @@ class Upsample(Layer):
         flat = g.op("Reshape", [g.x(0), g.ints([0, 0, -1], "flat")], g.tmp("values"))
         idx = g.op("Cast", [g.op("Reshape", [g.x(1), g.ints([0, 0, -1], "flat_mask")], g.tmp("mask"))],
                    g.tmp("index"), to=TensorProto.INT64)
-        shp = g.op("Shape", [flat], g.tmp("shape"))
-        nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
-        zshape = g.op("Concat", [nc, g.ints([oh * ow], "plane")], g.tmp("zeros_shape"), axis=0)
+        zshape = g.ints([n, c, oh * ow], "zeros_shape")
+        if dynamic:
+            shp = g.op("Shape", [flat], g.tmp("shape"))
+            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
+            zshape = g.op("Concat", [nc, g.ints([oh * ow], "plane")], g.tmp("zeros_shape"), axis=0)
         zeros = g.op("ConstantOfShape", [zshape], g.tmp("zeros"))
         if g.ex.fp16:
             zeros = g.op("Cast", [zeros], g.tmp("zeros16"), to=TensorProto.FLOAT16)
