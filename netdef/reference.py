@@ -87,6 +87,12 @@ class _Ctx:
     def fail(self, why: str):
         raise ReferenceError(self.layer.name, self.layer.type, why)
 
+    def sub_field(self, message: str, name: str, default):
+        """A fork field inside a BVLC parameter block (C3D's kernel_depth in convolution_param)."""
+        sub = self.loc.msg(message) if getattr(self, "loc", None) is not None else None
+        vals = sub.extra.get(name) if sub is not None else None
+        return vals[-1] if vals else default
+
 
 # --- which layers run (Net::FilterNet / StateMeetsRule) ---------------------------------------
 
@@ -157,6 +163,7 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
         params = [np.asarray(w, dtype=np.float64) for w in weights.get(layer.name, [])]
         layer_loc = layer_locs[index] if index < len(layer_locs) else None
         ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None))
+        ctx.loc = layer_loc
         with np.errstate(all="ignore"):
             outs = fn(ctx, layer, bottoms, params)
             if len(outs) != len(layer.top):
@@ -1121,3 +1128,68 @@ def max_pool_mask(x: np.ndarray, kernel, stride, pad, out_hw) -> np.ndarray:
             index = np.where(ok, (np.clip(rows, 0, h - 1)[:, None] * w + np.clip(cols, 0, w - 1)[None, :])[None, None],
                              index)
     return index
+
+
+def _c3d_geometry(ctx, message):
+    # facebook/C3D: kernel_size/stride/pad for height and width, kernel_depth/temporal_stride/
+    # temporal_pad (convolution only) for the length.
+    p = getattr(ctx.layer, message)
+    if message == "convolution_param":
+        k, s, pd = (p.kernel_size[0] if len(p.kernel_size) else 0), (p.stride[0] if len(p.stride) else 1), \
+            (p.pad[0] if len(p.pad) else 0)
+        tp = int(ctx.sub_field(message, "temporal_pad", 0))
+    else:
+        k, s, pd, tp = p.kernel_size, p.stride, p.pad, 0
+    kd = int(ctx.sub_field(message, "kernel_depth", 1))
+    ts = int(ctx.sub_field(message, "temporal_stride", 1))
+    return (kd, k, k), (ts, s, s), (tp, pd, pd)
+
+
+@op("Convolution3D")
+def _convolution3d(ctx, layer, bottoms, params):
+    # facebook/C3D convolution3d_layer.cpp: vol2col then one gemm per filter group, each group
+    # over all C channels; bias (1, 1, 1, 1, num_output).
+    x = bottoms[0]
+    kernel, stride, pad = _c3d_geometry(ctx, "convolution_param")
+    w = params[0]
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in pad])
+    out = [(xp.shape[2 + i] - kernel[i]) // stride[i] + 1 for i in range(3)]
+    y = np.zeros((x.shape[0], w.shape[0], *out))
+    for a in range(kernel[0]):
+        for b in range(kernel[1]):
+            for c in range(kernel[2]):
+                win = xp[:, :, a:a + (out[0] - 1) * stride[0] + 1:stride[0], b:b + (out[1] - 1) * stride[1] + 1:stride[1],
+                         c:c + (out[2] - 1) * stride[2] + 1:stride[2]]
+                y += np.einsum("nclhw,oc->nolhw", win, w[:, :, a, b, c])
+    if layer.convolution_param.bias_term:
+        y += params[1].reshape(1, -1, 1, 1, 1)
+    return [y]
+
+
+@op("Pooling3D")
+def _pooling3d(ctx, layer, bottoms, params):
+    # facebook/C3D pooling3d_layer.cpp, written as its loops over output cells.
+    x = bottoms[0]
+    kernel, stride, pad = _c3d_geometry(ctx, "pooling_param")
+    is_max = layer.pooling_param.pool == pb.PoolingParameter.MAX
+    n, c, L, H, W = x.shape
+    size = (L, H, W)
+    out = [-(-(size[i] + 2 * pad[i] - kernel[i]) // stride[i]) + 1 for i in range(3)]
+    y = np.zeros((n, c, *out))
+    for pl in range(out[0]):
+        for ph in range(out[1]):
+            for pw in range(out[2]):
+                lo, hi = [], []
+                for i, o in enumerate((pl, ph, pw)):
+                    start = o * stride[i] - pad[i]
+                    end = min(start + kernel[i], size[i] + pad[i])
+                    lo.append(start)
+                    hi.append(end)
+                area = (hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2])
+                sl = tuple(slice(max(lo[i], 0), min(hi[i], size[i])) for i in range(3))
+                win = x[(slice(None), slice(None)) + sl]
+                if is_max:
+                    y[:, :, pl, ph, pw] = win.max(axis=(2, 3, 4)) if win.size else -FLT_MAX
+                else:
+                    y[:, :, pl, ph, pw] = win.sum(axis=(2, 3, 4)) / area
+    return [y]

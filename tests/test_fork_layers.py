@@ -249,3 +249,87 @@ def test_cli_check_export_verify(tmp_path, capsys, text):
     assert main(["export", path, "-o", str(tmp_path / "m.onnx")]) == 0
     assert main(["verify", path]) == 0
     capsys.readouterr()
+
+
+# --- C3D: Convolution3D / Pooling3D, and the V1 enum types of forks ---------------------------------
+
+C3D = _net((1, 3, 5, 7, 6), """
+layer { name: "conv" type: "Convolution3D" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1 kernel_depth: 3 temporal_pad: 1 temporal_stride: 2 } }
+layer { name: "pool" type: "Pooling3D" bottom: "conv" top: "pool"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 kernel_depth: 2 temporal_stride: 2 } }
+layer { name: "ave" type: "Pooling3D" bottom: "conv" top: "ave"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 kernel_depth: 1 temporal_stride: 1 } }
+""")
+
+
+def test_c3d_shapes_and_blobs():
+    shapes, g = _shapes(C3D)
+    # length (5 + 2 - 3) / 2 + 1 = 3; height 7, width 6 (pad 1, kernel 3).
+    assert shapes["conv"] == (1, 4, 3, 7, 6)
+    assert g.node("conv").meta["blobs"] == [(4, 3, 3, 3, 3), (1, 1, 1, 1, 4)]
+    # ceil((3 - 2) / 2) + 1 = 2; ceil((7 - 2) / 2) + 1 = 4; ceil((6 - 2) / 2) + 1 = 3 (no clip).
+    assert shapes["pool"] == (1, 4, 2, 4, 3)
+    assert shapes["ave"] == (1, 4, 3, 4, 4)
+
+
+def test_c3d_export_matches_reference(tmp_path):
+    report = _verify(tmp_path, C3D)
+    assert [c.layer for c in report.comparisons] == ["conv", "pool", "ave"]
+
+
+def test_c3d_average_divisor_by_hand():
+    # AVE over a length-1, 3-wide row with pad 1, kernel 3, stride 2: windows [-1, 2) and [1, 4)
+    # clipped to the padded frame [-1, 4): both divide by 3 (padding counts).
+    text = _net((1, 1, 1, 1, 3), 'layer { name: "p" type: "Pooling3D" bottom: "data" top: "p" '
+                                 'pooling_param { pool: AVE kernel_size: 1 stride: 1 } }\n')
+    assert _ref(text, np.ones((1, 1, 1, 1, 3), np.float32))["p"].shape == (1, 1, 1, 1, 3)
+    text = _net((1, 1, 1, 3, 3), 'layer { name: "p" type: "Pooling3D" bottom: "data" top: "p" '
+                                 'pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }\n')
+    out = _ref(text, np.ones((1, 1, 1, 3, 3), np.float32))["p"]
+    # Window rows [-1, 2) and [1, 4)->[1, 4) clipped at 3 + 1: 2 of 3 rows real, then 2 of 3.
+    assert out.ravel().tolist() == pytest.approx([4 / 9] * 4)
+
+
+V1_FORKS = """name: "v1forks"
+input: "data" input_shape { dim: 1 dim: 3 dim: 4 dim: 8 dim: 8 }
+layers { name: "conv" type: CONVOLUTION3D bottom: "data" top: "conv"
+  convolution_param { num_output: 2 kernel_size: 3 pad: 1 kernel_depth: 3 temporal_pad: 1 } }
+layers { name: "pool" type: POOLING3D bottom: "conv" top: "pool"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 kernel_depth: 2 temporal_stride: 2 } }
+"""
+
+V1_DEEPLAB = """name: "deeplab"
+layers { name: "data" type: IMAGE_SEG_DATA top: "data" top: "label" }
+layers { name: "interp" type: INTERP bottom: "data" top: "up" interp_param { zoom_factor: 2 } }
+layers { name: "pad" type: PADDING bottom: "up" top: "padded" }
+layers { name: "acc" type: SEG_ACCURACY bottom: "up" bottom: "label" top: "acc" }
+layers { name: "out" type: MAT_WRITE bottom: "up" }
+layers { name: "v" type: VIDEO_DATA top: "clip" }
+"""
+
+
+def test_v1_fork_types_upgrade_with_a_warning(tmp_path, capsys):
+    path = _write(tmp_path, V1_FORKS)
+    assert main(["check", path]) == 0
+    err = capsys.readouterr().err
+    assert "W215" in err and "'CONVOLUTION3D' is not a BVLC Caffe V1 layer type" in err and "facebook/C3D" in err
+    assert main(["upgrade", path]) == 0
+    out = capsys.readouterr().out
+    assert 'type: "Convolution3D"' in out and 'type: "Pooling3D"' in out and "kernel_depth: 3" in out
+    shapes, _ = _shapes(out)
+    assert shapes["pool"] == (1, 2, 2, 4, 4)
+    assert main(["verify", path]) == 0
+
+
+def test_v1_deeplab_types(tmp_path, capsys):
+    path = _write(tmp_path, V1_DEEPLAB)
+    code = main(["check", path, "--input", "data=1,3,5,5", "--input", "label=1,1,9,9", "--input", "clip=1,3,2,4,4"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    for name, v2 in [("IMAGE_SEG_DATA", "ImageSegData"), ("INTERP", "Interp"), ("PADDING", "Padding"),
+                     ("SEG_ACCURACY", "SegAccuracy"), ("MAT_WRITE", "MatWrite"), ("VIDEO_DATA", "VideoData")]:
+        assert f"'{name}' is not a BVLC Caffe V1 layer type" in err and f'upgraded to type "{v2}"' in err
+    assert "E204" not in err
+    g = netdef.compile(path, inputs={"data": (1, 3, 5, 5), "label": (1, 1, 9, 9), "clip": (1, 3, 2, 4, 4)})
+    assert g.blob("up").meta["shape"] == (1, 3, 9, 9)

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 from .. import codes
 from ..ir import RF
-from .base import Layer, bad, canonical_axis, fmt_shape, prod, register, window_rf
+from .base import Layer, bad, canonical_axis, fmt_shape, need_rank, prod, register, window_rf
 
 # BaseConvolutionLayer's kDefaultStride, kDefaultPad, kDefaultDilation.
 DEFAULT_STRIDE = 1
@@ -353,7 +353,6 @@ class ConvolutionDepthwise(Layer):
 
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
-        from .base import need_rank
         need_rank(node, shape, 4)
         g = self.geometry(node)
         out = [shape[0], shape[1]]
@@ -395,3 +394,111 @@ class ConvolutionDepthwise(Layer):
         ins = [g.x(0), g.param(0, "weight")] + ([g.param(1, "bias")] if g.n_blobs > 1 else [])
         g.op("Conv", ins, g.y(0), kernel_shape=list(geo.kernel), strides=list(geo.stride),
              pads=list(geo.pad) * 2, dilations=list(geo.dilation), group=c)
+
+
+# --- C3D's 3-D convolution -------------------------------------------------------------------
+
+C3D_ORIGIN = "the C3D fork of Caffe (facebook/C3D)"
+
+
+def c3d_field(node, message: str, name: str, default: int) -> int:
+    """A C3D field inside convolution_param / pooling_param (a fork field of a BVLC message,
+    kept in that block's extra). C3D's caffe.proto was not in the stored sources: the defaults
+    used (kernel_depth 1, temporal_stride 1, temporal_pad 0, filter_group 1) are the values that
+    leave the temporal axis as a plain 2-D layer would, as C3D's own nets assume."""
+    sub = node.loc.msg(message) if node.loc is not None else None
+    vals = sub.extra.get(name) if sub is not None else None
+    if not vals:
+        return default
+    v = vals[-1]
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        bad(node, f"{message}.{name} must be a non-negative integer, got {v!r}", node.field_span(message))
+    return v
+
+
+def c3d_geometry(node, message: str, pad_ok=True):
+    """(kernel, stride, pad) as (length, height, width), C3D style: kernel_size/stride/pad are one
+    value for height and width; kernel_depth/temporal_stride/temporal_pad for the length."""
+    p = getattr(node.param, message)
+    if message == "convolution_param":
+        k = p.kernel_size[0] if len(p.kernel_size) else None
+        s = p.stride[0] if len(p.stride) else 1
+        pd = p.pad[0] if len(p.pad) else 0
+    else:
+        k = p.kernel_size if p.HasField("kernel_size") else None
+        s, pd = p.stride, p.pad
+    if k is None or k <= 0:
+        bad(node, "kernel_size must be given and positive", node.field_span(message))
+    kd = c3d_field(node, message, "kernel_depth", 1)
+    ts = c3d_field(node, message, "temporal_stride", 1)
+    tp = c3d_field(node, message, "temporal_pad", 0) if message == "convolution_param" else 0
+    if kd <= 0 or ts <= 0 or s <= 0:
+        bad(node, "kernel_depth, temporal_stride and stride must be positive", node.field_span(message))
+    return (kd, k, k), (ts, s, s), (tp, pd, pd)
+
+
+@register("Convolution3D")
+class Convolution3D(Layer):
+    """C3D's 3-D convolution on (N, C, L, H, W). facebook/C3D C3D-v1.0/src/caffe/layers/
+    convolution3d_layer.cpp: out = (size + 2 pad - kernel) / stride + 1 on each axis (the
+    length with kernel_depth, temporal_pad, temporal_stride); weight (num_output, C,
+    kernel_depth, k, k), bias (1, 1, 1, 1, num_output). Its filter_group splits the output
+    filters only (each group still reads all C channels), so the result is one plain 3-D
+    convolution whatever filter_group says."""
+
+    param = "convolution_param"
+    origin = C3D_ORIGIN
+    checked_against = "facebook/C3D C3D-v1.0/src/caffe/layers/convolution3d_layer.cpp (read from a stored copy)"
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 5)
+        kernel, stride, pad = c3d_geometry(node, "convolution_param")
+        cp = node.param.convolution_param
+        if not cp.num_output:
+            bad(node, "num_output must be positive", node.field_span("convolution_param"))
+        groups = c3d_field(node, "convolution_param", "filter_group", 1)
+        if groups <= 0 or cp.num_output % groups:
+            bad(node, f"filter_group {groups} does not divide num_output {cp.num_output}",
+                node.field_span("convolution_param"), code=codes.BAD_GROUP)
+        out = [shape[0], cp.num_output]
+        for i, name in enumerate(("length", "height", "width")):
+            size = shape[2 + i] + 2 * pad[i]
+            if kernel[i] > size:
+                bad(node, f"kernel {kernel[i]} is larger than the padded input {name} {size}",
+                    node.field_span("convolution_param"), code=codes.BAD_GEOMETRY)
+            out.append((size - kernel[i]) // stride[i] + 1)
+        return [tuple(out)]
+
+    def param_shapes(self, node, in_shapes):
+        kernel, _, _ = c3d_geometry(node, "convolution_param")
+        cp = node.param.convolution_param
+        w = (cp.num_output, in_shapes[0][1], *kernel)
+        return [w, (1, 1, 1, 1, cp.num_output)] if cp.bias_term else [w]
+
+    def filler_params(self, node):
+        cp = node.param.convolution_param
+        return [cp.weight_filler, cp.bias_filler] if cp.bias_term else [cp.weight_filler]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        kernel, stride, pad = c3d_geometry(node, "convolution_param")
+        n = len(rf.size)
+        return [window_rf(rf, kernel[-n:], stride[-n:], pad[-n:])]
+
+    def cost(self, node, in_shapes, out_shapes):
+        kernel, _, _ = c3d_geometry(node, "convolution_param")
+        macs = prod(out_shapes[0]) * in_shapes[0][1] * prod(kernel)
+        bias = prod(out_shapes[0]) if node.param.convolution_param.bias_term else 0
+        return {"macs": macs, "flops": 2 * macs + bias}
+
+    def to_onnx(self, node, g):
+        """ONNX Conv with a 3-D kernel; the (1, 1, 1, 1, num_output) bias as a vector."""
+        kernel, stride, pad = c3d_geometry(node, "convolution_param")
+        cp = node.param.convolution_param
+        ins = [g.x(0), g.param(0, "weight")]
+        if cp.bias_term:
+            ins.append(g.param(1, "bias", (cp.num_output,)))
+        g.op("Conv", ins, g.y(0), kernel_shape=list(kernel), strides=list(stride), pads=list(pad) * 2)
