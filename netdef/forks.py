@@ -66,7 +66,7 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("V1LayerParameter", "interp_param"): DEEPLAB,
     ("LayerParameter", "center_loss_param"): CENTERLOSS,
     ("LayerParameter", "margin_inner_product_param"): SPHEREFACE,
-    ("LayerParameter", "image_labelmap_data_param"): HED,
+    ("LayerParameter", "largemargin_inner_product_param"): "the L-Softmax fork of Caffe (wy1iu/LargeMargin_Softmax_Loss)",
 }
 
 # V1 `layers { type: NAME }` enum values that only forks define, and the V2 type string their

@@ -30,10 +30,13 @@ TRAINING_ONLY = frozenset({
     "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
     "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
     "HDF5Output",
+    # Training-only layers of forks: SphereFace's MarginInnerProduct (its output depends on the
+    # labels and the iteration), center loss, DeepLab's SegAccuracy and MatWrite.
+    "MarginInnerProduct", "CenterLoss", "SegAccuracy", "MatWrite",
 })
 DATA_LAYERS = frozenset({
     "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData", "AnnotatedData",
-    "VideoData", "DenseImageData", "Python",
+    "VideoData", "DenseImageData", "Python", "ImageLabelmapData", "ImageSegData",
 })
 
 
@@ -164,6 +167,7 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
         layer_loc = layer_locs[index] if index < len(layer_locs) else None
         ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None))
         ctx.loc = layer_loc
+        ctx.net, ctx.index, ctx.phase_value = net, index, (ph, level, tuple(stages))
         with np.errstate(all="ignore"):
             outs = fn(ctx, layer, bottoms, params)
             if len(outs) != len(layer.top):
@@ -1193,3 +1197,99 @@ def _pooling3d(ctx, layer, bottoms, params):
                 else:
                     y[:, :, pl, ph, pw] = win.sum(axis=(2, 3, 4)) / area
     return [y]
+
+
+def _coord_map(layer):
+    """(scale, shift) per spatial axis of a layer's map from bottom to top coordinates, as the
+    FCN/HED coordinate maps define them: convolution and pooling t = (b - ((k - 1) d / 2 - p)) / s,
+    deconvolution the inverse, Crop/AutoCrop t = b - offset; anything else the identity."""
+    from fractions import Fraction as F
+    t = layer.type
+    if t in ("Convolution", "Deconvolution"):
+        p = layer.convolution_param
+        def pick(rep, h, w, default):
+            if p.HasField(h) or p.HasField(w):
+                return [getattr(p, h), getattr(p, w)]
+            vals = list(rep)
+            return [default] * 2 if not vals else ([vals[0]] * 2 if len(vals) == 1 else vals[:2])
+        k = pick(p.kernel_size, "kernel_h", "kernel_w", 1)
+        s = pick(p.stride, "stride_h", "stride_w", 1)
+        pad = pick(p.pad, "pad_h", "pad_w", 0)
+        d = list(p.dilation) or [1]
+        d = [d[0]] * 2 if len(d) == 1 else d[:2]
+        maps = [(F(1, s[i]), (F(pad[i]) - F((k[i] - 1) * d[i], 2)) / s[i]) for i in range(2)]
+        if t == "Deconvolution":
+            maps = [(1 / a, -b / a) for a, b in maps]
+        return maps
+    if t == "Pooling":
+        p = layer.pooling_param
+        if p.global_pooling:
+            return None
+        k = [p.kernel_h, p.kernel_w] if (p.HasField("kernel_h") or p.HasField("kernel_w")) else [p.kernel_size] * 2
+        s = [p.stride_h, p.stride_w] if (p.HasField("stride_h") or p.HasField("stride_w")) else [p.stride] * 2
+        pad = [p.pad_h, p.pad_w] if (p.HasField("pad_h") or p.HasField("pad_w")) else [p.pad] * 2
+        return [(F(1, s[i]), (F(pad[i]) - F(k[i] - 1, 2)) / s[i]) for i in range(2)]
+    if t == "Crop":
+        p = layer.crop_param
+        offs = list(p.offset)
+        ax = p.axis if p.axis >= 0 else 4 + p.axis
+        o = [0, 0]
+        for i in range(2):
+            if 2 + i >= ax:
+                o[i] = offs[0] if len(offs) == 1 else (offs[2 + i - ax] if offs else 0)
+        return [(F(1), F(-o[i])) for i in range(2)]
+    return [(F(1), F(0)), (F(1), F(0))]
+
+
+@op("AutoCrop")
+def _auto_crop(ctx, layer, bottoms, params):
+    # The HED coordinate-map crop (crop_layer.cpp, "an add for HED"; AutoCrop): walk back along
+    # first bottoms from bottom 0, then from bottom 1 to the first blob on that path; compose
+    # the layers' coordinate maps; the bottom-0-to-bottom-1 map must be 1:1 with a shift <= 0.
+    from fractions import Fraction as F
+    net, upto = ctx.net, ctx.index
+    ph, level, stages = ctx.phase_value
+    producer = {}
+    layers = {}
+    for i, l in enumerate(net.layer[:upto]):
+        if not included(l, ph, level, stages):
+            continue
+        layers[i] = l
+        for top in l.top:
+            producer.setdefault(top, i)       # the first producer: in-place layers are skipped
+    a, b = layer.bottom[0], layer.bottom[1]
+    path = [a]
+    while a in producer and layers[producer[a]].bottom:
+        a = layers[producer[a]].bottom[0]
+        path.append(a)
+    inter = b
+    while inter not in path:
+        if inter not in producer or not layers[producer[inter]].bottom:
+            ctx.fail("cannot align apparently disconnected blobs")
+        inter = layers[producer[inter]].bottom[0]
+
+    def to_inter(blob):
+        # Map from `blob` coordinates to `inter` coordinates: invert each layer's bottom-to-top map.
+        maps = [(F(1), F(0)), (F(1), F(0))]
+        while blob != inter:
+            lyr = layers[producer[blob]]
+            cm = _coord_map(lyr)
+            if cm is None:
+                ctx.fail(f"layer '{lyr.name}' has no coordinate map")
+            # x_bottom = (x_top - shift) / scale, composed after the maps so far.
+            maps = [((m[0]) / c[0], (m[1] - c[1]) / c[0]) for m, c in zip(maps, cm)]
+            blob = lyr.bottom[0]
+        return maps
+
+    m0, m1 = to_inter(layer.bottom[0]), to_inter(layer.bottom[1])
+    offs = []
+    for i in range(2):
+        if m0[i][0] != m1[i][0]:
+            ctx.fail("only 1:1 crops are supported (the bottoms have different scales)")
+        off = (m1[i][1] - m0[i][1]) / m0[i][0]
+        if off.denominator != 1 or off < 0:
+            ctx.fail(f"the crop offset {off} is not a non-negative integer")
+        offs.append(int(off))
+    x, ref = bottoms
+    h, w = ref.shape[2:4]
+    return [x[:, :, offs[0]:offs[0] + h, offs[1]:offs[1] + w]]

@@ -333,3 +333,94 @@ def test_v1_deeplab_types(tmp_path, capsys):
     assert "E204" not in err
     g = netdef.compile(path, inputs={"data": (1, 3, 5, 5), "label": (1, 1, 9, 9), "clip": (1, 3, 2, 4, 4)})
     assert g.blob("up").meta["shape"] == (1, 3, 9, 9)
+
+
+# --- HED: AutoCrop and ImageLabelmapData -------------------------------------------------------------
+
+HED = _net((1, 3, 20, 22), """
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 4 kernel_size: 3 pad: 35 } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "score" type: "Convolution" bottom: "pool1" top: "score" convolution_param { num_output: 1 kernel_size: 1 } }
+layer { name: "up" type: "Deconvolution" bottom: "score" top: "up" convolution_param { num_output: 1 kernel_size: 4 stride: 2 bias_term: false } }
+layer { name: "crop" type: "AutoCrop" bottom: "up" bottom: "data" top: "crop" }
+""")
+
+
+def test_auto_crop_offset_from_the_coordinate_maps(tmp_path):
+    shapes, g = _shapes(HED)
+    # conv1 (pad 35): 20 + 70 - 2 = 88 x 90; pool: 44 x 45; up: (44 - 1) * 2 + 4 = 90 x 92.
+    assert shapes["up"] == (1, 1, 90, 92) and shapes["crop"] == (1, 1, 20, 22)
+    # Position 0 of `up` sits at input coordinate -35 (conv1's padding); the HED coordinate map
+    # gives 35 (+ (3 - 1)/2 for conv1's kernel, + 1/2 for the pool, - 3/2 for the deconvolution):
+    # -35 + 1 + 0.5 - 1.5 = -35, so the crop starts at row and column 35.
+    assert g.node("crop").impl.offsets(g.node("crop")) == (35, 35)
+    x = RNG.standard_normal((1, 3, 20, 22)).astype(np.float32)
+    report = _verify(tmp_path, HED, x)
+    assert [c.layer for c in report.comparisons][-1] == "crop"
+    b = _ref(HED, x, {name: [np.asarray(a) for a in arrs] for name, arrs in _weights_of(tmp_path).items()})
+    assert np.array_equal(b["crop"], b["up"][:, :, 35:55, 35:57])
+
+
+def _weights_of(tmp_path):
+    from netdef.export.onnx import compile_for_export, graph_weights
+    graph, _ = compile_for_export(str(tmp_path / "net.prototxt"))
+    blobs = graph_weights(graph)
+    return {k: [f() if callable(f) else f for f in v] for k, v in blobs.items()}
+
+
+def test_auto_crop_misaligned_is_refused(tmp_path, capsys):
+    # A 3-wide deconvolution kernel puts `up`'s position 0 at -34.5: no integer crop aligns it.
+    bad = HED.replace("kernel_size: 4 stride: 2", "kernel_size: 3 stride: 2")
+    shapes, g = _shapes(bad)
+    why = g.node("crop").impl.offsets(g.node("crop"))
+    assert isinstance(why, str)
+    path = _write(tmp_path, bad)
+    assert main(["export", path, "-o", str(tmp_path / "m.onnx")]) == 1
+    assert "crop offset" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+LABELMAP = """name: "hed_train"
+layer { name: "data" type: "ImageLabelmapData" top: "data" top: "label"
+        image_data_param { source: "train_pair.lst" batch_size: 2 new_height: 32 new_width: 40 } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 1 kernel_size: 1 } }
+layer { name: "loss" type: "SigmoidCrossEntropyLoss" bottom: "conv" bottom: "label" top: "loss" }
+"""
+
+
+def test_image_labelmap_data_shapes():
+    shapes, _ = _shapes(LABELMAP)
+    assert shapes["data"] == (2, 3, 32, 40) and shapes["label"] == (2, 1, 32, 40)
+    no_size = LABELMAP.replace(" new_height: 32 new_width: 40", "")
+    g = netdef.compile(parse_text(Source(no_size, "t.prototxt"), "net"))
+    assert g.blob("data").meta.get("shape") is None and not g.diagnostics.has_errors
+
+
+# --- training-only losses of forks: MarginInnerProduct, CenterLoss ----------------------------------
+
+FACE = _net((4, 8, 3, 3), """
+layer { name: "label" type: "Input" top: "label" input_param { shape { dim: 4 } } }
+layer { name: "fc5" type: "InnerProduct" bottom: "data" top: "fc5" inner_product_param { num_output: 16 } }
+layer { name: "fc6" type: "MarginInnerProduct" bottom: "fc5" bottom: "label" top: "fc6" top: "lambda"
+        margin_inner_product_param { num_output: 10 type: QUADRUPLE weight_filler { type: "xavier" }
+        base: 1000 gamma: 0.12 power: 1 lambda_min: 5 iteration: 0 } }
+layer { name: "softmax_loss" type: "SoftmaxWithLoss" bottom: "fc6" bottom: "label" top: "softmax_loss" }
+layer { name: "center_loss" type: "CenterLoss" bottom: "fc5" bottom: "label" top: "center_loss"
+        loss_weight: 0.008 center_loss_param { num_output: 10 center_filler { type: "xavier" } } }
+""")
+
+
+def test_training_only_face_losses(tmp_path, capsys):
+    shapes, g = _shapes(FACE)
+    assert shapes["fc6"] == (4, 10) and shapes["lambda"] == (1,) and shapes["center_loss"] == ()
+    assert g.node("fc6").meta["blobs"] == [(10, 16)]
+    assert g.node("center_loss").meta["blobs"] == [(10, 16)]
+    assert g.node("fc6").meta["cost"]["macs"] == 4 * 10 * 16
+    path = _write(tmp_path, FACE)
+    assert main(["export", path, "-o", str(tmp_path / "m.onnx")]) == 0
+    import onnx
+    m = onnx.load(str(tmp_path / "m.onnx"))
+    assert [o.name for o in m.graph.output] == ["fc5"]        # the features are the deployed output
+    assert main(["verify", path]) == 0
+    capsys.readouterr()
+    assert any("no num_output" in e for e in _errors(FACE.replace("num_output: 10 center_filler", "center_filler")))

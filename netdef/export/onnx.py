@@ -570,7 +570,8 @@ def is_training_only(node) -> bool:
     all carry a loss_weight is a loss computed by user code: left out too."""
     if node.type == "Python" and node.param.loss_weight and all(w != 0 for w in node.param.loss_weight):
         return True
-    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False))
+    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False)) \
+        or bool(getattr(node.impl, "training_only", False))
 
 
 def _need_shapes(graph, what: str) -> None:

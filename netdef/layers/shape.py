@@ -353,3 +353,74 @@ class Reorg(Layer):
             a = g.reshape(g.x(0), [n, oc, h, s, w, s], [dyn0] + [False] * 5)
             t = g.op("Transpose", [a], g.tmp("transpose"), perm=[0, 3, 5, 1, 2, 4])
         g.reshape(t, g.out_shape(0), g.out_dyn(0), g.y(0))
+
+
+@register("AutoCrop")
+class AutoCrop(Layer):
+    """HED-style crop whose offset the net's geometry decides. The AutoCrop layer of the HED
+    forks (auto_crop_layer.hpp: two bottoms, one top, coord_map (1, -crop)) is the coordinate-map
+    crop of the FCN "future" branch, as the HED Crop layer (crop_layer.cpp, "an add for HED")
+    does it: walk back from both bottoms along first bottoms to a common blob, compose each
+    layer's coordinate map, and require a 1:1 map whose shift is a non-positive integer; crop =
+    -shift. Top (N, C, H1, W1) from bottom 1; top[h, w] = bottom0[h + crop_h, w + crop_w].
+    netdef's receptive fields carry the same maps (each blob's position 0 centre and jump in
+    input coordinates), so crop = (centre1 - centre0) / jump."""
+
+    bottoms = (2, 2)
+    origin = "the HED forks of Caffe (s9xie/hed and ports)"
+    checked_against = ("auto_crop_layer.hpp of the HED forks and the HED crop_layer.cpp (coordinate-map "
+                       "crop), both read from stored copies")
+
+    def infer_shapes(self, node, in_shapes):
+        a, b = in_shapes
+        need_rank(node, a, 4)
+        need_rank(node, b, 4, 1)
+        if b[2] > a[2] or b[3] > a[3]:
+            bad(node, f"'{node.inputs[1].name}' {fmt_shape(b)} is larger than '{node.inputs[0].name}' "
+                      f"{fmt_shape(a)}: nothing to crop to", node.bottom_span(1), code=codes.SHAPE_MISMATCH)
+        return [(a[0], a[1], b[2], b[3])]
+
+    def offsets(self, node):
+        """(crop_h, crop_w) from the bottoms' receptive fields, or a string saying why not."""
+        from fractions import Fraction
+        r0, r1 = (v.meta.get("rf") for v in node.inputs)
+        if r0 is None or r1 is None or r0.whole or r1.whole or len(r0.size) < 2 or len(r1.size) < 2:
+            return "the bottoms' coordinate maps are unknown"
+        out = []
+        a, b = node.inputs[0].meta["shape"], node.inputs[1].meta["shape"]
+        for i in range(2):
+            if Fraction(r0.stride[i]) != Fraction(r1.stride[i]):
+                return f"the bottoms have different strides ({r0.stride[i]} and {r1.stride[i]}): only 1:1 crops exist"
+            off = (Fraction(r1.center[i]) - Fraction(r0.center[i])) / Fraction(r0.stride[i])
+            if off.denominator != 1 or off < 0:
+                return f"the crop offset would be {off}, not a non-negative integer"
+            if off + b[2 + i] > a[2 + i]:
+                return f"the crop at offset {off} runs past '{node.inputs[0].name}'"
+            out.append(int(off))
+        return tuple(out)
+
+    def lint(self, node, in_shapes, out_shapes, diags):
+        pass
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        offs = self.offsets(node)
+        if isinstance(offs, str):
+            return [None]
+        from ..ir import RF
+        center = tuple(rf.center[i] + offs[i] * rf.stride[i] if i < 2 else rf.center[i] for i in range(len(rf.size)))
+        return [RF(rf.size, rf.stride, center)]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """ONNX Slice at the offsets the receptive fields give."""
+        offs = self.offsets(node)
+        if isinstance(offs, str):
+            g.fail(offs)
+        h, w = g.out_shape(0)[2:]
+        g.op("Slice", [g.x(0), g.ints(list(offs), "starts"), g.ints([offs[0] + h, offs[1] + w], "ends"),
+                       g.ints([2, 3], "axes")], g.y(0))
