@@ -424,3 +424,13 @@ def test_training_only_face_losses(tmp_path, capsys):
     assert main(["verify", path]) == 0
     capsys.readouterr()
     assert any("no num_output" in e for e in _errors(FACE.replace("num_output: 10 center_filler", "center_filler")))
+
+
+def test_in_place_layer_on_the_net_input_exports(tmp_path):
+    # ShuffleNet v2's first layer is a BatchNorm in place on `data`: the exported model must not
+    # define `data` twice (onnxruntime refused it).
+    text = _net((1, 4, 6, 6), """
+layer { name: "data/bn" type: "BatchNorm" bottom: "data" top: "data" }
+layer { name: "shuffle" type: "ShuffleChannel" bottom: "data" top: "out" shuffle_channel_param { group: 2 } }
+""")
+    _verify(tmp_path, text)
