@@ -285,13 +285,18 @@ class BN(Layer):
     Forward at test time (alexgkendall/caffe-segnet src/caffe/layers/bn_layer.cpp): INFERENCE
     is scale * x + shift; LEARN, the default, normalises with the batch's own statistics in
     every phase (mean over N, H, W; variance E[x^2] - E[x]^2; + 1e-9), then scales and shifts.
-    yjxiong/caffe's bn_layer (PSPNet) at test time uses the stored mean and variance:
-    slope * (x - mean) / sqrt(var + eps) + bias."""
+    hszhao/PSPNet src/caffe/layers/bn_layer.cpp (commit c479f4fe, the yjxiong-style BN that
+    PSPNet's own deploy files use) at test time, or when frozen, uses the stored mean and
+    variance: slope * (x - mean) / sqrt(var + eps) + bias, blobs (1, C, 1, 1).
+    Not handled: wy1iu/LargeMargin_Softmax_Loss's BN, which has the same bn_param fields but
+    keeps (1, C) blobs and stores the inverse standard deviation in blob 3; the definition alone
+    cannot tell the two apart."""
 
     elementwise = True
     origin = "the SegNet fork (alexgkendall/caffe-segnet) and the PSPNet/yjxiong forks"
     checked_against = ("alexgkendall/caffe-segnet src/caffe/layers/bn_layer.cpp and caffe.proto; "
-                       "yjxiong/caffe caffe.proto BNParameter and bn_layer (as PSPNet uses it)")
+                       "hszhao/PSPNet src/caffe/layers/bn_layer.cpp (commit c479f4fe); yjxiong/caffe's "
+                       "BNParameter (slope_filler, bias_filler, momentum, eps 1e-5, frozen)")
 
     def pspnet_style(self, node) -> bool:
         raw = (node.extra.get("bn_param") or [{}])[-1]
