@@ -120,7 +120,7 @@ def test_summary_stops_at_unknown_layer_but_prints_what_came_before(capsys, tmp_
     p = tmp_path / "fork.prototxt"
     p.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
                  'layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 2 kernel_size: 3 } }\n'
-                 'layer { name: "r" type: "Reorg" bottom: "c" top: "r" }\n'
+                 'layer { name: "r" type: "Upsample2" bottom: "c" top: "r" }\n'
                  'layer { name: "after" type: "ReLU" bottom: "r" top: "after" }\n')
     code, out, err = run(capsys, "summary", str(p))
     assert code == 0 and "W306" in err and "YOLO" in err

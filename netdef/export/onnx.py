@@ -322,6 +322,9 @@ class Exporter:
         input_values = [v for v in graph.inputs if any(id(c) in self._kept_ids for c in v.consumers)]
         for v in input_values:
             self.name_of(v)
+        # An input keeps its blob's name in the model: no later value (an in-place layer on the
+        # input, as ShuffleNet's `data/bn`) may take it, or the model defines it twice.
+        self.used.update(v.name for v in input_values)
         folds = self._plan_folds(kept)
         absorbed = {id(a): f for f in folds.values() for a in f.absorbed}
         for f in folds.values():
@@ -640,7 +643,8 @@ def is_training_only(node) -> bool:
     all carry a loss_weight is a loss computed by user code: left out too."""
     if node.type == "Python" and node.param.loss_weight and all(w != 0 for w in node.param.loss_weight):
         return True
-    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False))
+    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False)) \
+        or bool(getattr(node.impl, "training_only", False))
 
 
 def _need_shapes(graph, what: str) -> None:
