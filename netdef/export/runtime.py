@@ -320,6 +320,8 @@ def cmd_run(args) -> int:
     cold = time.perf_counter() - t0
     # Latency from warm runs: up to RUN_WARM_RUNS of them, within about a second.
     warm = timed_runs(sess, feed, RUN_WARM_RUNS, duration=1.0, label="run")
+    if args.format == "json":
+        return _run_json(args, sess, label, feed, randomised, outs, where, float(np.median(warm)), cold, labels)
     out = sys.stdout
     out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
     for name, arr in feed.items():
@@ -365,6 +367,30 @@ def read_labels(path: str) -> list[str]:
     return ["".join(c if c.isprintable() else repr(c)[1:-1] for c in line.strip()) for line in lines]
 
 
+def _run_json(args, sess, label, feed, randomised, outs, where, dt, cold=None, labels=None) -> int:
+    from ..cli import emit_json, print_diagnostics
+    bad = nonfinite_outputs(outs, where)
+    print_diagnostics(bad.values())
+    outputs = []
+    for name, arr in outs.items():
+        rec = {"name": name, "shape": [int(d) for d in arr.shape], "dtype": str(arr.dtype), "top": None}
+        scores = classifier_scores(arr)
+        if scores is not None and args.top > 0 and name not in bad:
+            k = min(args.top, scores.shape[1])
+            if labels is not None and len(labels) != scores.shape[1]:
+                raise CliError(f"{args.labels} has {len(labels)} class name(s), but output '{name}' scores "
+                               f"{scores.shape[1]} classes")
+            rec["top"] = [[{"index": int(j), "score": float(row[j]),
+                            **({"label": labels[j]} if labels is not None else {})}
+                           for j in np.argsort(-row.astype(np.float64), kind="stable")[:k]] for row in scores]
+        outputs.append(rec)
+    emit_json(args, {"ok": True, "model": label, "provider": sess.provider, "provider_note": sess.note or None,
+                     "inputs": [{"name": n, "shape": [int(d) for d in a.shape], "dtype": str(a.dtype),
+                                 "random": n in randomised} for n, a in feed.items()],
+                     "outputs": outputs, "latency_s": dt, "cold_run_s": cold})
+    return 0
+
+
 def _shape(arr) -> str:
     return "(" + ", ".join(str(d) for d in arr.shape) + ")"
 
@@ -401,7 +427,7 @@ def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: in
     t = np.asarray(timed_runs(sess, feed, runs, duration, "bench"))
     batch = next((v.shape[0] for v in feed.values() if v.ndim), 1)
     return {"runs": int(len(t)), "requested_runs": runs, "stopped_by_duration": bool(len(t) < runs),
-            "warmup_runs": len(warm), "warmup": [float(w) for w in warm],
+            "warmup_runs": len(warm), "warmup_times": [float(w) for w in warm],
             "batch": int(batch), "mean": float(t.mean()), "min": float(t.min()),
             "p50": float(np.percentile(t, 50)), "p90": float(np.percentile(t, 90)),
             "p99": float(np.percentile(t, 99)), "max": float(t.max()),
@@ -428,10 +454,17 @@ def cmd_bench(args) -> int:
     bad = nonfinite_outputs(sess.run(feed), where)
     cold = time.perf_counter() - t0
     r = bench(sess, feed, args.runs, args.warmup, args.duration)
+    if args.format == "json":
+        from ..cli import emit_json
+        print_diagnostics(bad.values())
+        emit_json(args, {"ok": True, "model": label, "provider": sess.provider, "provider_note": sess.note or None,
+                         "warmup": r["warmup_runs"], "cold_run_s": cold, **r,
+                         "units": "seconds; throughput in samples per second"})
+        return 0
     out = sys.stdout
     out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "")
               + (f", {args.threads} thread(s)" if args.threads else "") + "\n")
-    w = r["warmup"]
+    w = r["warmup_times"]
     out.write(f"warm-up (not in the statistics): first run {cold * 1e3:.3f} ms" + (
         f", {len(w)} more: mean {np.mean(w) * 1e3:.3f} ms, last {w[-1] * 1e3:.3f} ms" if w else "") +
         (f"; stopped at --duration {args.duration:g} s" if len(w) < args.warmup else "") + "\n")
