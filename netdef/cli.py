@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "solver": ("netdef.solver", "cmd_solver", "check and summarise a solver definition"),
     "lr": ("netdef.solver", "cmd_lr", "the learning rate at each iteration, as Caffe computes it"),
     "list": ("netdef.library", "cmd_list", "the bundled library of networks and solvers"),
+    "lsp": ("netdef.lsp", "cmd_lsp", "a language server for editors (LSP over standard input and output)"),
 }
 
 
@@ -101,8 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--range", default="1:1024", metavar="MIN:MAX", help="input heights/widths to try (default 1:1024)")
 
     p = add("fmt")
-    _file(p, "a network or solver definition")
+    p.add_argument("file", nargs="+", help="network or solver definitions (several with --check or --diff)")
     p.add_argument("-o", "--output", help="write here instead of standard output")
+    p.add_argument("--check", action="store_true", help="write nothing; list the files that would change, exit 1 if any")
+    p.add_argument("--diff", action="store_true", help="write nothing; show the changes as a unified diff, exit 1 if any")
 
     p = add("upgrade")
     _file(p, "a V0/V1 network definition or an old solver")
@@ -188,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="OUT.png|svg", help="also draw the schedule")
 
     add("list")
+    add("lsp")
     return parser
 
 
