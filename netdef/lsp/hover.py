@@ -3,6 +3,8 @@ gave its output size, with its own numbers), a field (schema type, default, docu
 origin) and a blob name (who writes this version, who reads it, its shape)."""
 from __future__ import annotations
 
+import re
+
 from lsprotocol import types as t
 
 from ..ir import fmt_num
@@ -204,6 +206,26 @@ def blob_markdown(doc: Document, use) -> str:
     return "\n\n".join(parts)
 
 
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_FIELD_AFTER = re.compile(r"\s*:?\s*[{<]|\s*:")
+
+
+def _unknown_field(doc: Document, offset: int, chain) -> t.Hover | None:
+    """A field the schema lacks (a fork's, or a typo) is not in the Loc tree: find the word."""
+    text = doc.text
+    start = offset
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    m = _WORD.match(text, start)
+    if m is None or not chain or not _FIELD_AFTER.match(text, m.end()) or m.end() < offset:
+        return None
+    desc = chain[-1][2]
+    if desc is None:
+        return None
+    return t.Hover(t.MarkupContent(t.MarkupKind.Markdown, field_markdown(desc, m.group(0))),
+                   lsp_range(doc, m.start(), m.end()))
+
+
 def hover(doc: Document, offset: int) -> t.Hover | None:
     if doc.parsed is None:
         return None
@@ -213,7 +235,7 @@ def hover(doc: Document, offset: int) -> t.Hover | None:
                        lsp_range(doc, use.start, use.end))
     chain, field = doc.locate(offset)
     if field is None:
-        return None
+        return _unknown_field(doc, offset, chain)
     name, entry, desc = field
     if isinstance(entry, tuple):
         start, vstart, vend = entry
