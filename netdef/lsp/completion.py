@@ -9,6 +9,7 @@ can be written there.
 """
 from __future__ import annotations
 
+import bisect
 import re
 
 from lsprotocol import types as t
@@ -17,27 +18,81 @@ from ..forks import _FIELDS as FORK_FIELDS, fork_of_layer_type
 from .document import descriptor_of
 from .schema import field_detail, field_doc, type_name
 
-# Strings and comments are skipped whole; a `name {` (or `name: {`, `<`) opens a block and
-# `}` (`>`) closes one.
-_BLOCKS = re.compile(r"""#[^\n]*|"(?:[^"\\\n]|\\[^\n])*"|'(?:[^'\\\n]|\\[^\n])*'|\b([A-Za-z_]\w*)\s*:?\s*[{<]|[}>]""")
+# One pass over the text finds what completion needs: strings and comments are skipped whole; a
+# `name {` (or `name: {`, `<`) opens a block and `}` (`>`) closes one; a `top:` or `input:` string
+# names a blob.
+_SCAN = re.compile(r"""#[^\n]*|\b(top|input)\s*:\s*(?:"((?:[^"\\\n]|\\[^\n])*)"|'((?:[^'\\\n]|\\[^\n])*)')"""
+                   r"""|"(?:[^"\\\n]|\\[^\n])*"|'(?:[^'\\\n]|\\[^\n])*'|\b([A-Za-z_]\w*)\s*:?\s*[{<]|[}>]""")
 _VALUE = re.compile(r"""([A-Za-z_]\w*)\s*:\s*(["']?)([^"'\s{}:;,]*)$""")
 _NAME = re.compile(r"(?:^|[\s{};,])([A-Za-z_]\w*)?$")
-_TOPS = re.compile(r"""(?:#[^\n]*|"(?:[^"\\\n]|\\[^\n])*"|'(?:[^'\\\n]|\\[^\n])*'|\b(top|input)\s*:\s*(?:"((?:[^"\\\n]|\\[^\n])*)"|'((?:[^'\\\n]|\\[^\n])*)'))""")
+CHECKPOINT = 4096
+
+
+class Scan:
+    """The scan of one text up to some offset, with checkpoints (the open blocks every few KB,
+    at token boundaries), so that after an edit only the text from the last checkpoint before
+    it is scanned again: completion costs the same at the end of a 10,000-line file."""
+
+    def __init__(self):
+        self.text = ""
+        self.checkpoints: list[tuple[int, tuple, tuple, int]] = [(0, (), (), 0)]  # offset, names, starts, #blobs
+        self.blobs: list[tuple[int, str]] = []  # (offset, name) of every top:/input: string
+
+    def _common(self, text: str) -> int:
+        a, b = self.text, text
+        lo, hi = 0, min(len(a), len(b))
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if a[lo:mid] == b[lo:mid]:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def at(self, text: str, offset: int) -> tuple[list[str], list[int]]:
+        """The names of the blocks open at `offset`, outermost first, and where each starts."""
+        if text is not self.text:
+            same = self._common(text)
+            # A token that ended at `same` may have gone on in the old text: one character back.
+            keep = [c for c in self.checkpoints if c[0] < same] or [(0, (), (), 0)]
+            self.checkpoints = keep
+            self.text = text
+        i = bisect.bisect_right(self.checkpoints, offset, key=lambda c: c[0]) - 1
+        pos, names_t, starts_t, nblobs = self.checkpoints[max(i, 0)]
+        del self.blobs[nblobs:]
+        names, starts = list(names_t), list(starts_t)
+        nxt = pos + CHECKPOINT
+        last = self.checkpoints[-1][0]
+        for m in _SCAN.finditer(text, pos, offset):
+            if m.group(1) is not None:
+                self.blobs.append((m.start(), m.group(2) if m.group(2) is not None else m.group(3)))
+            elif m.group(4) is not None:
+                names.append(m.group(4))
+                starts.append(m.start())
+            elif m.group(0) in "}>" and names:
+                names.pop()
+                starts.pop()
+            e = m.end()
+            if e >= nxt:
+                if e > last:
+                    self.checkpoints.append((e, tuple(names), tuple(starts), len(self.blobs)))
+                    last = e
+                nxt = e + CHECKPOINT
+        return names, starts
+
+    def blobs_before(self, offset: int) -> list[str]:
+        seen: dict[str, None] = {}
+        for at, name in self.blobs:
+            if at >= offset:
+                break
+            seen.pop(name, None)
+            seen[name] = None
+        return list(seen)[::-1]  # the most recent first
 
 
 def block_path(text: str, offset: int) -> tuple[list[str], list[int]]:
     """The names of the blocks open at `offset`, outermost first, and where each starts."""
-    names: list[str] = []
-    starts: list[int] = []
-    for m in _BLOCKS.finditer(text, 0, offset):
-        name = m.group(1)
-        if name is not None:
-            names.append(name)
-            starts.append(m.start())
-        elif m.group(0) in "}>" and names:
-            names.pop()
-            starts.pop()
-    return names, starts
+    return Scan().at(text, offset)
 
 
 def descriptor_at(kind: str, names: list[str]):
@@ -94,15 +149,7 @@ def _layer_types(quote: str) -> list[t.CompletionItem]:
     return items
 
 
-def _blob_names(text: str, layer_start: int, quote: str) -> list[t.CompletionItem]:
-    seen: dict[str, int] = {}
-    for m in _TOPS.finditer(text, 0, layer_start):
-        if m.group(1) is None:
-            continue
-        name = m.group(2) if m.group(2) is not None else m.group(3)
-        seen.pop(name, None)
-        seen[name] = m.start()
-    names = list(seen)[::-1]  # the most recent first
+def _blob_names(names: list[str], quote: str) -> list[t.CompletionItem]:
     return [t.CompletionItem(label=n, kind=t.CompletionItemKind.Variable, detail="blob written above",
                              insert_text=_quoted(n, quote), sort_text=f"{i:06d}") for i, n in enumerate(names)]
 
@@ -119,7 +166,9 @@ def _policies() -> list[t.CompletionItem]:
     return items
 
 
-def complete(text: str, kind: str, offset: int) -> t.CompletionList:
+def complete(text: str, kind: str, offset: int, scan: Scan | None = None) -> t.CompletionList:
+    """Completion at `offset`; `scan` (a Scan kept for the document) makes repeated requests
+    on a large text cheap."""
     line_start = text.rfind("\n", 0, offset) + 1
     prefix = text[line_start:offset]
     if "#" in prefix:
@@ -127,7 +176,8 @@ def complete(text: str, kind: str, offset: int) -> t.CompletionList:
         from ..fmt import scan_comments
         if scan_comments(prefix):
             return t.CompletionList(False, [])
-    names, starts = block_path(text, offset)
+    scan = scan if scan is not None else Scan()
+    names, starts = scan.at(text, offset)
     desc = descriptor_at(kind, names)
     items: list[t.CompletionItem] = []
     m = _VALUE.search(prefix)
@@ -139,7 +189,7 @@ def complete(text: str, kind: str, offset: int) -> t.CompletionList:
         if desc.name == "LayerParameter" and field == "type":
             items = _layer_types(quote)
         elif desc.name in ("LayerParameter", "V1LayerParameter") and field == "bottom":
-            items = _blob_names(text, starts[-1] if starts else offset, quote)
+            items = _blob_names(scan.blobs_before(starts[-1] if starts else offset), quote)
         elif desc.name == "SolverParameter" and field == "lr_policy":
             items = _policies()
             if quote:

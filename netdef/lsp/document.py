@@ -60,6 +60,26 @@ def _units(ch: str) -> int:
     return 2 if ord(ch) > 0xFFFF else 1
 
 
+def units_to_chars(line: str, units: int) -> int:
+    """How many characters of a line `units` position units cover (clamped to the line)."""
+    if line.isascii() or ENCODING[0] == "utf-32":
+        return max(0, min(units, len(line)))
+    n = 0
+    for i, ch in enumerate(line):
+        if n >= units:
+            return i
+        n += _units(ch)
+    return len(line)
+
+
+def line_starts(text: str) -> list[int]:
+    """Offsets of the starts of the lines (as Source computes them, in C rather than a loop)."""
+    import numpy as np
+
+    nl = np.flatnonzero(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32) == 10)
+    return [0] + (nl + 1).tolist()
+
+
 def descriptor_of(kind: str):
     return (pb.SolverParameter if kind == SOLVER else pb.NetParameter).DESCRIPTOR
 
@@ -72,6 +92,7 @@ class Document:
         self.version = version
         self.raw = text
         self.source = Source(text, path)
+        self.source._starts = line_starts(self.source.text)
         self.text = self.source.text
         self.kind = NET
         self.parsed = None
@@ -81,6 +102,9 @@ class Document:
         self.blobs: list[BlobUse] = []
         self._blob_starts: list[int] = []
         self._sorted: dict[int, tuple] = {}
+        self.stages = None
+        self.spread: set = set()
+        self.incremental = False
         if analyse:
             self._analyse(max_errors)
 
@@ -95,11 +119,48 @@ class Document:
         if parsed.kind == SOLVER:
             self.diagnostics = self._solver_diagnostics(parsed, max_errors)
         else:
-            from ..analysis import compile as compile_net
-
-            self.graph = compile_net(parsed, max_errors=max_errors)
-            self.diagnostics = list(self.graph.diagnostics)
+            self._compile(parsed, max_errors)
         self._index()
+
+    def _compile(self, parsed, max_errors: int) -> None:
+        """netdef.analysis.compile (TEST phase, as `netdef check`), pass by pass, remembering
+        which diagnostics each stage made and what the build wrote into each node's and value's
+        meta: what netdef.lsp.incremental needs to re-analyse one layer's edit."""
+        import gc
+
+        from ..build import build
+        from ..ir import Graph
+        from ..passes import PIPELINE
+
+        diags = Diagnostics(max_errors)
+        diags.extend(parsed.diagnostics)
+        diags.dropped += getattr(parsed.diagnostics, "dropped", 0)
+        self.stages = None
+        if not parsed.syntax_ok:
+            self.graph = Graph(parsed.message.name, parsed=parsed, diagnostics=diags)
+            self.diagnostics = list(diags)
+            return
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            graph = build(parsed, "TEST", (), 0, None, diagnostics=diags)
+            marks = [len(parsed.diagnostics.items), len(diags.items)]
+            built = ({id(n): dict(n.meta) for n in graph.nodes},
+                     {id(v): dict(v.meta) for n in graph.nodes for v in n.outputs})
+            for p in PIPELINE:
+                p.run(graph)
+                marks.append(len(diags.items))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        self.graph = graph
+        self.diagnostics = list(diags)
+        # [parse+upgrade, build, verify, shapes, receptive field, cost] diagnostics, and the meta
+        # the build wrote.
+        items = diags.items
+        self.stages = ([items[a:b] for a, b in zip([0] + marks[:-1], marks)], built)
+        from .incremental import spread_blocks
+        self.spread = spread_blocks(parsed.loc)
 
     def _solver_diagnostics(self, parsed, max_errors: int) -> list:
         """What `netdef solver` reports about this file: its fields, and the nets it names
@@ -131,6 +192,10 @@ class Document:
             for node in self.graph.nodes:
                 if 0 <= node.index < len(self.layers) and self.layers[node.index].loc is node.loc:
                     self.layers[node.index].node = node
+        self._index_blobs()
+
+    def _index_blobs(self) -> None:
+        msg, loc = self.parsed.message, self.parsed.loc
         uses = []
         for j, e in enumerate(loc.fields.get("input", [])):
             if isinstance(e, tuple) and j < len(msg.input):
@@ -166,15 +231,7 @@ class Document:
             return len(self.text)
         start = starts[line]
         end = starts[line + 1] - 1 if line + 1 < len(starts) else len(self.text)
-        text = self.text[start:end]
-        if text.isascii() or ENCODING[0] == "utf-32":
-            return start + max(0, min(character, len(text)))
-        units = 0
-        for i, ch in enumerate(text):
-            if units >= character:
-                return start + i
-            units += _units(ch)
-        return end
+        return start + units_to_chars(self.text[start:end], character)
 
     # --- lookups --------------------------------------------------------------------------
 
