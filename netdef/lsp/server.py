@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -98,11 +99,16 @@ class NetdefServer(LanguageServer):
 def _analyse(uri: str, text: str, version, prev: Document | None = None) -> Document:
     if prev is not None and prev.stages is not None:
         from .incremental import reanalyse
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # as compile does: the graph is many small long-lived objects to rescan
         try:
             doc = reanalyse(prev, text, version)
         except Exception:  # noqa: BLE001 - then the full analysis below decides
             log.error("netdef: internal error in the incremental analysis of %s\n%s", uri, traceback.format_exc())
             doc = None
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         if doc is not None:
             return doc
     try:
