@@ -355,3 +355,31 @@ def test_the_command_line_lists_lsp(capsys):
     from netdef.cli import main
     assert main(["--help"]) == 0
     assert "lsp" in capsys.readouterr().out
+
+
+def test_edits_inside_a_layer_update_diagnostics_and_hovers(client):
+    """Edits inside one layer take the incremental path (netdef/lsp/incremental.py): the
+    results must be what a fresh analysis gives."""
+    uri, diags = open_doc(client, NET)
+    assert diags == []
+    line, col = position_of(NET, "kernel_size: 2", delta=len("kernel_size: "))
+    edit = {"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col + 1}},
+            "text": "9"}
+    client.change(uri, 2, edits=[edit])
+    [d] = client.diagnostics(uri, 2)
+    assert d["code"] == "E402" and "kernel 9 is larger than the padded input height 5 + 2 x 1 = 7" in d["message"], d
+    hline, hcol = position_of(NET, '"Pooling"', delta=2)
+    assert "out `pool1` | ?" in client.at("textDocument/hover", uri, hline, hcol)["contents"]["value"]
+    # Two changes in one notification, applied in order: text typed, then taken back.
+    client.change(uri, 3, edits=[{"range": edit["range"], "text": "2 stride_h: 2 stride_w: 1"},
+                                 {"range": {"start": {"line": line, "character": col + 1},
+                                            "end": {"line": line, "character": col + len("2 stride_h: 2 stride_w: 1")}},
+                                  "text": ""}])
+    assert client.diagnostics(uri, 3) == []
+    value = client.at("textDocument/hover", uri, hline, hcol)["contents"]["value"]
+    assert "out `pool1` | 1x4x3x3" in value
+    client.change(uri, 4, edits=[{"range": {"start": {"line": line, "character": col + 1},
+                                            "end": {"line": line, "character": col + 1}},
+                                  "text": " pad_h: 0 pad_w: 0"}])
+    [d] = client.diagnostics(uri, 4)  # pad and pad_h/pad_w together
+    assert d["code"].startswith("E") and "pad" in d["message"]
