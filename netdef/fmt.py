@@ -386,7 +386,7 @@ def format_parsed(parsed) -> str:
 
 
 def cmd_fmt(args) -> int:
-    """`netdef fmt FILE... [-o OUT] [--check] [--diff]`: each file in canonical form, in the
+    """`netdef fmt FILE [FILE...] [-o OUT] [--check] [--diff]`: each file in canonical form, in the
     format it is written in (V1 stays V1: `netdef upgrade` is the command that changes formats),
     comments kept. --check and --diff leave the files alone: they say which would change
     (--diff shows how, as a unified diff) and exit 1 when any would."""
@@ -398,7 +398,7 @@ def cmd_fmt(args) -> int:
     from .outputs import check_writable, write_or_print
     from .parse import parse_file
 
-    files = args.file if isinstance(args.file, list) else [args.file]
+    files = [args.file] + list(getattr(args, "more", None) or [])
     checking = getattr(args, "check", False) or getattr(args, "diff", False)
     if len(files) > 1 and not checking:
         raise UsageError("netdef fmt: several files can only be given with --check or --diff")
