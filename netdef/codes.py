@@ -148,6 +148,7 @@ RF_DISAGREE = _w("W412", "the inputs of layer '{layer}' disagree on the receptiv
 PARAM_IGNORED = _w("W413", "{message}")
 
 # --- export follow-ups: running models (netdef/export/runtime.py, verify.py) ---------------
+WEIGHTS_MISSING_STRICT = Code("E505", "layer '{layer}' has parameters, but {path} has no weights for it")
 OUTPUT_NOT_FINITE = _w("W517", "output '{output}' holds {detail} of its {total} values")
 
 # --- robustness follow-ups (hostile input found by tests/robustness, benchmarks/fuzz.py) -------
