@@ -638,14 +638,16 @@ def entry() -> None:
     quarter of the run (a parse leaves a million small objects); mypy exits the same way.
     Standard streams are flushed and atexit handlers run first."""
     code = main()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError as e:  # standard output on a full disk, say
-        with contextlib.suppress(OSError):
-            sys.stderr.write(f"netdef: error: cannot write the output: {e.strerror or e}\n")
-            sys.stderr.flush()
-        code = code or 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except ValueError:  # already closed (the language server closes its streams at exit)
+            pass
+        except OSError as e:  # standard output on a full disk, say
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(f"netdef: error: cannot write the output: {e.strerror or e}\n")
+                sys.stderr.flush()
+            code = code or 1
     import atexit
     atexit._run_exitfuncs()
     os._exit(code)
