@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "solver": ("netdef.solver", "cmd_solver", "check and summarise a solver definition"),
     "lr": ("netdef.solver", "cmd_lr", "the learning rate at each iteration, as Caffe computes it"),
     "list": ("netdef.library", "cmd_list", "the bundled library of networks and solvers"),
+    "view": ("netdef.view", "cmd_view", "one self-contained interactive HTML page of a net or solver"),
 }
 
 
@@ -188,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="OUT.png|svg", help="also draw the schedule")
 
     add("list")
+
+    p = add("view")
+    _file(p, "a network or solver definition, or a bundled name")
+    _net_options(p)
+    p.add_argument("-o", "--output", required=True, help="OUT.html")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
     return parser
 
 

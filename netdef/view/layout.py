@@ -222,7 +222,7 @@ def layout(graph, boxes, box_of, blocks, vids: dict, index: dict) -> dict:
                 if src_box is dst:
                     continue
                 src_where = where(src_box)
-            key = (src_where, dst_where, id(v), dst.id if src_where == dst_where else "")
+            key = (src_where, dst.id, id(v))  # one edge per blob and reading box
             if key in seen:
                 continue
             seen.add(key)
