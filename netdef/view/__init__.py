@@ -28,8 +28,8 @@ def asset(name: str) -> str:
     text = resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
     # Inlined into <script>/<style>: a closing tag inside would end the element early.
     lowered = text.lower()
-    if "</script" in lowered or "</style" in lowered or "<!--" in lowered:
-        raise RuntimeError(f"netdef/view/assets/{name} must not contain </script, </style or <!--")
+    if any(tag in lowered for tag in ("<script", "</script", "</style", "<!--")):
+        raise RuntimeError(f"netdef/view/assets/{name} must not contain <script, </script, </style or <!--")
     return text
 
 
@@ -218,7 +218,7 @@ def build(path: str, phase: str = "TEST", stages=(), level: int = 0, inputs=None
         doc = solver_doc(parsed, inputs)
         diags = parsed.diagnostics
         return page(doc, doc["name"]), list(diags), diags.has_errors
-    if not parsed.syntax_ok and not len(parsed.message.layer) and not len(parsed.message.input):
+    if not parsed.syntax_ok and not any(lp.type for lp in parsed.message.layer) and not len(parsed.message.input):
         raise DiagnosticError(parsed.diagnostics)
     doc, graphs = net_doc(parsed, phase, stages, level, inputs, max_errors)
     first = graphs[0]

@@ -1,6 +1,6 @@
 /* netdef view: the page's script (inlined into every page by netdef/view/__init__.py).
  *
- * Reads the page's data from <script type="application/json" id="netdef-data"> with JSON.parse
+ * Reads the page's data from the JSON script element #netdef-data with JSON.parse
  * and builds everything with DOM calls. Text from the definition only ever goes into the page
  * through textContent or attribute values set with setAttribute on SVG geometry, never as
  * markup; nothing is evaluated, and nothing is fetched.
