@@ -282,3 +282,30 @@ def test_solver_with_errors_writes_nothing(tmp_path, capsys):
     assert code == 1
     assert not out.exists()
     assert "stepsize" in capsys.readouterr().err
+
+
+def test_folded_graph_stays_acyclic(tmp_path):
+    """DenseNet's concat_N_M layers share a prefix but interleave with the conv_N_M blocks:
+    folding them would make the top-level graph cyclic, so they stay unfolded."""
+    code, out = view(tmp_path, "densenet121")
+    assert code == 0
+    lay = page_data(out)["states"][0]["layout"]
+    names = {b["name"] for b in lay["blocks"].values()}
+    assert "conv2_1" in names and "conv4_24" in names
+    assert not any(n.startswith("concat") for n in names)
+    succ = {}
+    for e in lay["top"]["edges"]:
+        succ.setdefault(e["t"], set()).add(e["h"])
+    seen, done = set(), set()
+
+    def visit(u):  # depth-first search for a back edge
+        seen.add(u)
+        for w in succ.get(u, ()):
+            assert w not in seen or w in done, f"cycle through {w}"
+            if w not in seen:
+                visit(w)
+        done.add(u)
+
+    for u in list(succ):
+        if u not in seen:
+            visit(u)

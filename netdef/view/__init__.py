@@ -113,7 +113,7 @@ def net_doc(parsed, phase="TEST", stages=(), level=0, inputs=None, max_errors=10
     state asked for)."""
     from ..draw import clusters, fold
     from .data import net_state
-    from .layout import layout
+    from .layout import acyclic_blocks, layout
 
     wanted = states_of(parsed.message, phase, tuple(stages), level)
     graphs, keys, labels = [], [], []
@@ -136,6 +136,7 @@ def net_doc(parsed, phase="TEST", stages=(), level=0, inputs=None, max_errors=10
         for stage, bl in clusters(boxes, ["auto"]):
             for name, bs in bl:
                 blocks.append((f"b{len(blocks)}", name, stage, bs))
+        blocks = acyclic_blocks(g, box_of, blocks)
         block_of = {b.id: bid for bid, _, _, bs in blocks for b in bs}
         vids: dict = {}
         doc = net_state(g, boxes, box_of, block_of, label, vids)

@@ -151,6 +151,83 @@ def _apply(doc: dict, g: _Dot) -> dict:
     return {"w": round(x1 - x0, 1), "h": round(y1 - y0, 1), "nodes": list(g.nodes.values()), "edges": edges}
 
 
+def _cyclic_units(edges: dict) -> set:
+    """The units (nodes of `edges`: unit → set of successors) that lie on a cycle: members of a
+    strongly connected component of more than one unit (Tarjan's algorithm, iterative)."""
+    index, low, on, stack, out = {}, {}, set(), [], set()
+    counter = 0
+    for root in list(edges):
+        if root in index:
+            continue
+        work = [(root, iter(edges.get(root, ())))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            u, it = work[-1]
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(edges.get(w, ()))))
+                    break
+                if w in on:
+                    low[u] = min(low[u], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[u])
+                if low[u] == index[u]:
+                    comp = []
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        comp.append(w)
+                        if w == u:
+                            break
+                    if len(comp) > 1:
+                        out.update(comp)
+    return out
+
+
+def acyclic_blocks(graph, box_of, blocks: list) -> list:
+    """Drop the blocks whose folding would make the folded graph cyclic.
+
+    A name-prefix block need not be convex: DenseNet's "concat_4_1" ... "concat_4_36" share a
+    prefix but each sits between two of the "conv4_N" blocks, so folding them all makes a cycle
+    through every conv4 block (and Graphviz then takes minutes, or fails). While the folded
+    graph has a cycle, the block on one with the most neighbours is unfolded."""
+    blocks = list(blocks)
+    while True:
+        block_of = {b.id: bid for bid, _, _, bs in blocks for b in bs}
+        edges: dict = {}
+        for node in graph.nodes:
+            dst = box_of[id(node)]
+            d = block_of.get(dst.id, dst.id)
+            for v in node.inputs:
+                if v.producer is None:
+                    continue
+                src = box_of[id(v.producer)]
+                s = block_of.get(src.id, src.id)
+                if s != d:
+                    edges.setdefault(s, set()).add(d)
+        ids = {bid for bid, _, _, _ in blocks}
+        bad = [u for u in _cyclic_units(edges) if u in ids]
+        if not bad:
+            return blocks
+        # Unfold the block with the most neighbours first (DenseNet's concat_4, not conv4_N).
+        degree = {u: len(edges.get(u, ())) for u in bad}
+        for targets in edges.values():
+            for t in targets:
+                if t in degree:
+                    degree[t] += 1
+        worst = max(bad, key=lambda u: degree[u])
+        blocks = [blk for blk in blocks if blk[0] != worst]
+
+
 def layout(graph, boxes, box_of, blocks, vids: dict, index: dict) -> dict:
     """{"top": {...}, "blocks": {bid: {...}}}: positions in px, y downwards.
 
