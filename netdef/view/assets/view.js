@@ -438,7 +438,7 @@
       Array.prototype.forEach.call(vp.querySelectorAll(".sel, .selin, .match"), function (e) {
         e.classList.remove("sel"); e.classList.remove("selin"); e.classList.remove("match");
       });
-      var matchSet = {};
+      matchSet = {};
       matches.forEach(function (li) { matchSet[li] = 1; });
       Object.keys(matchSet).forEach(function (li) {
         var bid = blockOfLayer(+li);
@@ -455,11 +455,7 @@
         if (bid && !expanded[bid]) { if (blockEls[bid]) blockEls[bid].classList.add("selin"); }
         else if (nodeEls[selected]) nodeEls[selected].classList.add("sel");
       }
-      Array.prototype.forEach.call(tbody ? tbody.children : [], function (tr) {
-        var li = +tr.getAttribute("data-layer");
-        tr.classList.toggle("sel", li === selected);
-        tr.classList.toggle("match", !!matchSet[li]);
-      });
+      renderRows();
     }
     function select(li, center) {
       selected = li; selectedBlob = null;
@@ -467,11 +463,7 @@
       if (center && bid && !expanded[bid]) { expanded[bid] = true; render(); }
       else applyHighlights();
       if (center) { var p = layerPos(li); if (p) centerOn(p[0], p[1]); }
-      var tr = rowOf[li];
-      if (tr && tr.style.display !== "none") {
-        var box = tableScroll.getBoundingClientRect(), rb = tr.getBoundingClientRect();
-        if (rb.top < box.top + 24 || rb.bottom > box.bottom - 24) tableScroll.scrollTop += rb.top - box.top - box.height / 2;
-      }
+      scrollToLayer(li);
       showLayer(li);
     }
     function selectBlob(v) {
@@ -632,10 +624,18 @@
       ["FLOPs", function (l) { return l.flops; }, "num", function (n) { return n === null || n === undefined ? "?" : n ? si(n) : ""; }],
       ["activations", function (l) { return l.act_bytes; }, "num", function (n) { return n === null || n === undefined ? "?" : n ? bytes(n) : ""; }]
     ];
-    var tbody = null, rowOf = {}, sortCol = 0, sortDir = 1, thead = null;
+    // The table draws only the rows in view (a thousand-layer net would otherwise cost the
+    // browser most of a second to lay out): `order` is the sorted, filtered list of layers.
+    var ROWH = 22;
+    var tbody = null, sortCol = 0, sortDir = 1, thead = null, order = [], matchSet = {};
+    var rowCache = {};
     function buildTable() {
-      clear(tableScroll); rowOf = {};
+      clear(tableScroll); rowCache = {};
       var table = h("table", { cls: "layers", id: "layer-table" });
+      var colgroup = h("colgroup");
+      var widths = [44, 200, 110, 160, 160, 120, 130, 80, 90, 86, 76, 76, 90];
+      widths.forEach(function (w) { colgroup.appendChild(h("col", { style: "width:" + w + "px" })); });
+      table.appendChild(colgroup);
       thead = h("tr");
       COLS.forEach(function (c, k) {
         var th = h("th", { cls: c[2] || "", text: c[0], onclick: function () { sortBy(k); } });
@@ -644,24 +644,9 @@
       });
       table.appendChild(h("thead", null, thead));
       tbody = h("tbody");
-      var frag = document.createDocumentFragment();
-      st.layers.forEach(function (l, i) {
-        var tr = document.createElement("tr");
-        tr.setAttribute("data-layer", String(i));
-        layerClass(i).forEach(function (c) { tr.classList.add(c); });
-        COLS.forEach(function (c) {
-          var v = c[1](l, i), td = document.createElement("td");
-          if (c[2]) td.className = c[2];
-          td.textContent = c[3] ? c[3](v) : (v === null || v === undefined ? "" : String(v));
-          tr.appendChild(td);
-        });
-        rowOf[i] = tr;
-        frag.appendChild(tr);
-      });
-      tbody.appendChild(frag);
       tbody.addEventListener("click", function (ev) {
         var tr = ev.target.closest("tr");
-        if (tr) select(+tr.getAttribute("data-layer"), true);
+        if (tr && tr.getAttribute("data-layer") !== null) select(+tr.getAttribute("data-layer"), true);
       });
       table.appendChild(tbody);
       var t = st.totals;
@@ -673,8 +658,56 @@
       table.appendChild(h("tfoot", null, foot));
       tableScroll.appendChild(table);
       sortCol = 0; sortDir = 1;
+      order = st.layers.map(function (l, i) { return i; });
       markSort();
       filterRows();
+    }
+    function makeRow(i) {
+      if (rowCache[i]) return rowCache[i];
+      var l = st.layers[i], tr = document.createElement("tr");
+      tr.setAttribute("data-layer", String(i));
+      layerClass(i).forEach(function (c) { tr.classList.add(c); });
+      COLS.forEach(function (c) {
+        var v = c[1](l, i), td = document.createElement("td");
+        if (c[2]) td.className = c[2];
+        td.textContent = c[3] ? c[3](v) : (v === null || v === undefined ? "" : String(v));
+        if (!c[2]) td.title = td.textContent;
+        tr.appendChild(td);
+      });
+      rowCache[i] = tr;
+      return tr;
+    }
+    function spacer(n) {
+      var tr = document.createElement("tr"), td = document.createElement("td");
+      tr.className = "spacer";
+      td.colSpan = COLS.length;
+      td.style.height = (n * ROWH) + "px";
+      tr.appendChild(td);
+      return tr;
+    }
+    function renderRows() {
+      if (!tbody) return;
+      var top = tableScroll.scrollTop, hgt = tableScroll.clientHeight || 400;
+      var first = Math.max(0, Math.floor(top / ROWH) - 10), last = Math.min(order.length, first + Math.ceil(hgt / ROWH) + 20);
+      var frag = document.createDocumentFragment();
+      if (first) frag.appendChild(spacer(first));
+      for (var k = first; k < last; k++) {
+        var li = order[k], tr = makeRow(li);
+        tr.classList.toggle("sel", li === selected);
+        tr.classList.toggle("match", !!matchSet[li]);
+        frag.appendChild(tr);
+      }
+      if (last < order.length) frag.appendChild(spacer(order.length - last));
+      clear(tbody);
+      tbody.appendChild(frag);
+    }
+    tableScroll.addEventListener("scroll", function () { window.requestAnimationFrame(renderRows); });
+    function scrollToLayer(li) {
+      var k = order.indexOf(li);
+      if (k < 0) return;
+      var y = k * ROWH, top = tableScroll.scrollTop, hgt = tableScroll.clientHeight;
+      if (y < top + ROWH || y > top + hgt - 3 * ROWH) tableScroll.scrollTop = Math.max(0, y - hgt / 2);
+      renderRows();
     }
     function markSort() {
       Array.prototype.forEach.call(thead.children, function (th, k) {
@@ -682,9 +715,8 @@
         th.classList.toggle("desc", k === sortCol && sortDir < 0);
       });
     }
-    function sortBy(k) {
-      if (sortCol === k) sortDir = -sortDir; else { sortCol = k; sortDir = COLS[k][2] === "num" && k ? -1 : 1; }
-      var get = COLS[k][1], numeric = COLS[k][2] === "num";
+    function sorted() {
+      var get = COLS[sortCol][1], numeric = COLS[sortCol][2] === "num";
       var idx = st.layers.map(function (l, i) { return i; });
       idx.sort(function (a, b) {
         var x = get(st.layers[a], a), y = get(st.layers[b], b);
@@ -695,19 +727,23 @@
         }
         return String(x).localeCompare(String(y)) * sortDir || a - b;
       });
-      var frag = document.createDocumentFragment();
-      idx.forEach(function (i) { frag.appendChild(rowOf[i]); });
-      tbody.appendChild(frag);
+      return idx;
+    }
+    function sortBy(k) {
+      if (sortCol === k) sortDir = -sortDir; else { sortCol = k; sortDir = COLS[k][2] === "num" && k ? -1 : 1; }
       markSort();
+      tableScroll.scrollTop = 0;
+      filterRows();
     }
     function filterRows() {
-      var q = tableFilter.value.trim().toLowerCase(), shown = 0;
-      st.layers.forEach(function (l, i) {
-        var ok = !q || l.name.toLowerCase().indexOf(q) >= 0 || l.type.toLowerCase().indexOf(q) >= 0;
-        rowOf[i].style.display = ok ? "" : "none";
-        if (ok) shown++;
+      var q = tableFilter.value.trim().toLowerCase();
+      order = sorted().filter(function (i) {
+        var l = st.layers[i];
+        return !q || l.name.toLowerCase().indexOf(q) >= 0 || l.type.toLowerCase().indexOf(q) >= 0;
       });
-      tableInfo.textContent = shown === st.layers.length ? st.layers.length + " layers" : shown + " of " + st.layers.length + " layers";
+      tableInfo.textContent = order.length === st.layers.length ? st.layers.length + " layers" : order.length + " of " + st.layers.length + " layers";
+      tableInfo.setAttribute("data-rows", String(order.length));
+      renderRows();
     }
     tableFilter.addEventListener("input", filterRows);
 
@@ -737,6 +773,7 @@
     window.addEventListener("resize", function () { /* keep the view; the user can press Fit */ });
 
     setState(0);
+    window.netdefReadyMs = performance.now();  // read by benchmarks/view.py
     document.body.setAttribute("data-ready", "1");
   }
 
@@ -876,6 +913,7 @@
     }
     draw();
     window.addEventListener("resize", draw);
+    window.netdefReadyMs = performance.now();  // read by benchmarks/view.py
     document.body.setAttribute("data-ready", "1");
   }
 })();
