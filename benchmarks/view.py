@@ -12,12 +12,14 @@ For Inception-ResNet-v2 (about 1,000 layers, tests/data/zoo/inception_resnet_v2)
                 (window.netdefReadyMs), against loading the drawn SVG in the same browser (its
                 load event), alternated; then the time to unfold every block (`Expand all`).
 
-Prints the median of N runs and the ratio to the reference.
+Prints the median of N runs and the ratio to the reference; for the commands also their CPU
+time (the process and its children, Graphviz included), which a busy machine disturbs less.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -30,12 +32,16 @@ REPO = Path(__file__).resolve().parent.parent
 NET = REPO / "tests" / "data" / "zoo" / "inception_resnet_v2" / "deploy.prototxt"
 
 
-def run_cli(*args: str) -> float:
+def run_cli(*args: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and its children, Graphviz included)."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "netdef", *args], check=True, env=env, cwd=REPO,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -52,11 +58,13 @@ def main() -> None:
             draws.append(run_cli("draw", args.net, "--collapse", "auto", "-o", str(svg)))
         layers = len(__import__("json").loads(
             page.read_text().split('id="netdef-data">', 1)[1].split("</script>", 1)[0])["states"][0]["layers"])
-        v, d = statistics.median(views), statistics.median(draws)
+        v, d = statistics.median(w for w, _ in views), statistics.median(w for w, _ in draws)
+        vc, dc = statistics.median(c for _, c in views), statistics.median(c for _, c in draws)
         print(f"net: {args.net} ({layers} layers); page {page.stat().st_size / 1e6:.2f} MB, svg {svg.stat().st_size / 1e6:.2f} MB")
-        print(f"write    netdef view  {v:6.2f} s   (median of {args.repeat}; runs {', '.join(f'{x:.2f}' for x in views)})")
-        print(f"         netdef draw  {d:6.2f} s   reference (--collapse auto, SVG)")
-        print(f"         ratio view/draw {v / d:.2f}")
+        print(f"write    netdef view  {v:6.2f} s wall, {vc:5.2f} s CPU   (medians of {args.repeat}; wall "
+              f"{', '.join(f'{w:.2f}' for w, _ in views)})")
+        print(f"         netdef draw  {d:6.2f} s wall, {dc:5.2f} s CPU   reference (--collapse auto, SVG)")
+        print(f"         ratio view/draw {v / d:.2f} wall, {vc / dc:.2f} CPU")
 
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         try:

@@ -114,7 +114,10 @@ def test_layer_details(tmp_path):
     assert fields["kernel_size"]["value"] == "5" and not fields["kernel_size"]["default"]
     assert fields["bias_term"]["default"] and fields["bias_term"]["value"] == "true"
     assert fields["group"]["default"] and fields["group"]["value"] == "1"
-    assert fields["pad"]["default"]
+    assert fields["pad"]["default"] and fields["pad"]["value"] == "0"  # BaseConvolutionLayer default
+    assert fields["dilation"]["default"] and fields["dilation"]["value"] == "1"
+    assert not fields["stride"]["default"] and fields["stride"]["value"] == "1"  # written
+    assert fields["weight_filler"]["value"] == '{ type: "xavier" }' and not fields["weight_filler"]["default"]
     # the definition's lines: the block that defines conv1
     source = (LIBRARY_NETS / "lenet.prototxt").read_text().split("\n")
     first, last = conv1["lines"]

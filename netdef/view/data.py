@@ -50,6 +50,15 @@ def _value_text(field, value) -> str:
     return str(value)
 
 
+def _code_defaults() -> dict:
+    # Repeated fields whose default lives in Caffe's code, not in the schema
+    # (BaseConvolutionLayer::LayerSetUp's kDefaultStride, kDefaultPad, kDefaultDilation).
+    from ..layers.conv import DEFAULT_DILATION, DEFAULT_PAD, DEFAULT_STRIDE
+
+    return {("convolution_param", "stride"): str(DEFAULT_STRIDE), ("convolution_param", "pad"): str(DEFAULT_PAD),
+            ("convolution_param", "dilation"): str(DEFAULT_DILATION)}
+
+
 def param_fields(node) -> list[dict]:
     """The layer type's parameter message field by field: what is written, and the schema's
     default for what is not ({"name", "value", "default": True} for an unwritten field)."""
@@ -60,6 +69,7 @@ def param_fields(node) -> list[dict]:
     else:  # an unknown type: whichever *_param blocks were written
         msgs.extend(f.name for f, _ in node.param.ListFields() if f.name.endswith("_param"))
     out = []
+    code_defaults = _code_defaults()
     for name in msgs:
         if not node.param.HasField(name):
             out.append({"group": name, "name": "", "value": "(not written: every field has its default)",
@@ -69,7 +79,8 @@ def param_fields(node) -> list[dict]:
             value = getattr(msg, f.name)
             if f.is_repeated:
                 written = len(value) > 0
-                text = ", ".join(_value_text(f, v) for v in value) if written else "(none)"
+                text = ", ".join(_value_text(f, v) for v in value) if written else \
+                    code_defaults.get((name, f.name), "(none)")
                 if written and len(text) > 400:
                     text = text[:400] + " …"
             else:

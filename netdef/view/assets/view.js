@@ -185,18 +185,36 @@
         }
       });
       exp.sort(function (a, b) { return a.cy - b.cy; });
+      // An opened block grows downwards: whatever lies below its centre moves down by the
+      // difference in height...
       function shift(y) {
         var d = 0;
         for (var i = 0; i < exp.length; i++) { if (y > exp[i].cy) d += exp[i].dy; else break; }
         return d;
       }
+      // ...and sideways: what lies beside it (edges passing it, a parallel branch) moves out by
+      // half the difference in width, so that nothing runs across the opened frame.
+      function shiftX(x, y) {
+        var d = 0;
+        for (var i = 0; i < exp.length; i++) {
+          var e = exp[i], half = Math.max(0, (e.f.w - e.n.w) / 2) + (e.f.w > e.n.w ? 12 : 0);
+          var gap = Math.max(e.cy - e.n.h / 2 - 8 - y, y - (e.cy + e.n.h / 2 + 8), 0);
+          if (!half || gap > 140) continue;
+          var f = half * (1 - gap / 140);  // full beside the block, fading out above and below it
+          if (x > e.n.x + e.n.w / 2 - 1) d += f; else if (x < e.n.x - e.n.w / 2 + 1) d -= f;
+        }
+        return d;
+      }
       var frames = {}, minX = 0, maxX = top.w, maxY = top.h + (exp.length ? exp.reduce(function (a, e) { return a + e.dy; }, 0) : 0);
       exp.forEach(function (e) {
-        var t = e.n.y - e.n.h / 2, T = t + shift(t), L = e.n.x - e.f.w / 2;
+        var t = e.n.y - e.n.h / 2, T = t + shift(t), L = e.n.x + shiftX(e.n.x, e.n.y) - e.f.w / 2;
         frames[e.n.block] = { x: L, y: T, w: e.f.w, h: e.f.h, ix: L + PAD, iy: T + TITLE };
-        minX = Math.min(minX, L); maxX = Math.max(maxX, L + e.f.w);
+        var half = Math.max(0, (e.f.w - e.n.w) / 2);
+        minX = Math.min(minX, L, -half); maxX = Math.max(maxX, L + e.f.w, maxX + half);
       });
-      return { shift: shift, frames: frames, minX: minX, maxX: maxX, maxY: maxY };
+      function map(p) { return [p[0] + shiftX(p[0], p[1]), p[1] + shift(p[1])]; }
+      return { shift: shift, shiftX: shiftX, map: map, frames: frames, minX: minX, maxX: maxX, maxY: maxY,
+               opened: exp.length > 0, cuts: exp.map(function (e) { return e.cy; }) };
     }
 
     // --- drawing ----------------------------------------------------------------------------
@@ -268,6 +286,47 @@
       if ((p.length - 1) % 3) for (var j = 1 + Math.floor((p.length - 1) / 3) * 3; j < p.length; j++) d += "L" + p[j][0] + "," + p[j][1];
       return d;
     }
+    // A Bézier spline as a polyline (points along each cubic piece), so that moving the points
+    // near an opened block bends the edge around it.
+    function sampled(p) {
+      var out = [p[0]];
+      for (var i = 1; i + 2 < p.length; i += 3) {
+        var a = p[i - 1], b = p[i], c = p[i + 1], d = p[i + 2];
+        for (var k = 1; k <= 12; k++) {
+          var t = k / 12, u = 1 - t;
+          out.push([u * u * u * a[0] + 3 * u * u * t * b[0] + 3 * u * t * t * c[0] + t * t * t * d[0],
+                    u * u * u * a[1] + 3 * u * u * t * b[1] + 3 * u * t * t * c[1] + t * t * t * d[1]]);
+        }
+      }
+      return out;
+    }
+    // Points just above and below each opened block's centre line where the polyline crosses
+    // it: there the drawing splits, and the piece between runs beside the opened frame.
+    function cut(poly, ys) {
+      if (!ys.length) return poly;
+      var out = [poly[0]];
+      for (var i = 1; i < poly.length; i++) {
+        var a = poly[i - 1], b = poly[i], extra = [];
+        ys.forEach(function (y) {
+          if ((a[1] - y) * (b[1] - y) < 0) {
+            [-0.5, 0.5].forEach(function (o) {
+              var t = (y + o * Math.sign(b[1] - a[1]) - a[1]) / (b[1] - a[1]);
+              if (t > 0 && t < 1) extra.push([t, [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t]]);
+            });
+          }
+        });
+        extra.sort(function (p, q) { return p[0] - q[0]; });
+        extra.forEach(function (x) { out.push(x[1]); });
+        out.push(b);
+      }
+      return out;
+    }
+    // A polyline as a spline whose pieces are straight (control points at their ends).
+    function asSpline(poly) {
+      var out = [poly[0]];
+      for (var i = 1; i < poly.length; i++) out.push(poly[i - 1], poly[i], poly[i]);
+      return out;
+    }
     function drawEdge(parent, e, pts, end, lp) {
       var g = s("g", { "class": "edge" });
       g.setAttribute("data-blob", String(e.v));
@@ -303,9 +362,9 @@
       var byId = {};
       top.nodes.forEach(function (n) { byId[n.id] = n; });
       top.edges.forEach(function (e) {
-        var pts = e.p.map(function (p) { return [p[0], p[1] + G.shift(p[1])]; });
-        var end = e.e ? [e.e[0], e.e[1] + G.shift(e.e[1])] : null;
-        var lp = e.lp ? [e.lp[0], e.lp[1] + G.shift(e.lp[1])] : null;
+        var pts = G.opened ? asSpline(cut(sampled(e.p), G.cuts).map(G.map)) : e.p.map(G.map);
+        var end = e.e ? G.map(e.e) : null;
+        var lp = e.lp ? G.map(e.lp) : null;
         var hn = byId[e.h], tn = byId[e.t];
         if (hn && hn.kind === "block" && expanded[hn.block] && pts.length) {
           var f = G.frames[hn.block], pt = portOf(hn.block, e.v, false);
@@ -334,7 +393,7 @@
           });
           lay.nodes.forEach(function (m) { drawNode(gNodes, m, f.ix, f.iy, n.block); });
         } else {
-          drawNode(gNodes, n, 0, G.shift(n.y), null);  // moved down by the blocks opened above it
+          drawNode(gNodes, n, G.shiftX(n.x, n.y), G.shift(n.y), null);  // moved by the blocks opened
         }
       });
       applyHighlights();
@@ -430,7 +489,7 @@
       }
       var top = st.layout.top;
       n = top.nodes.find(function (m) { return m.layers && m.layers.indexOf(li) >= 0; });
-      return n ? [n.x, n.y + G.shift(n.y)] : null;
+      return n ? G.map([n.x, n.y]) : null;
     }
 
     // --- selection, highlights --------------------------------------------------------------
@@ -704,9 +763,11 @@
     tableScroll.addEventListener("scroll", function () { window.requestAnimationFrame(renderRows); });
     function scrollToLayer(li) {
       var k = order.indexOf(li);
-      if (k < 0) return;
-      var y = k * ROWH, top = tableScroll.scrollTop, hgt = tableScroll.clientHeight;
-      if (y < top + ROWH || y > top + hgt - 3 * ROWH) tableScroll.scrollTop = Math.max(0, y - hgt / 2);
+      renderRows();  // the full height first: the browser clamps scrollTop to what is there
+      if (k >= 0) {
+        var y = k * ROWH, top = tableScroll.scrollTop, hgt = tableScroll.clientHeight;
+        if (y < top + ROWH || y > top + hgt - 3 * ROWH) tableScroll.scrollTop = Math.max(0, y - hgt / 2);
+      }
       renderRows();
     }
     function markSort() {
@@ -733,9 +794,9 @@
       if (sortCol === k) sortDir = -sortDir; else { sortCol = k; sortDir = COLS[k][2] === "num" && k ? -1 : 1; }
       markSort();
       tableScroll.scrollTop = 0;
-      filterRows();
+      filterRows(true);
     }
-    function filterRows() {
+    function filterRows(fromTop) {
       var q = tableFilter.value.trim().toLowerCase();
       order = sorted().filter(function (i) {
         var l = st.layers[i];
@@ -743,7 +804,7 @@
       });
       tableInfo.textContent = order.length === st.layers.length ? st.layers.length + " layers" : order.length + " of " + st.layers.length + " layers";
       tableInfo.setAttribute("data-rows", String(order.length));
-      renderRows();
+      if (selected !== null && fromTop !== true) scrollToLayer(selected); else renderRows();
     }
     tableFilter.addEventListener("input", filterRows);
 
