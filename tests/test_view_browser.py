@@ -1,7 +1,7 @@
 """`netdef view` pages in a real headless Chromium (Debian's `chromium`, driven by Playwright).
 
 One browser for the module, one page per net. Skipped, with the reason, where Chromium or
-Playwright is missing; .ci/setup installs both.
+Playwright is missing (an error instead under NETDEF_REQUIRE_BROWSER=1); .ci/setup installs both.
 """
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ import pytest
 import netdef
 from netdef.cli import main
 
-CHROMIUM = os.environ.get("NETDEF_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = shutil.which(os.environ.get("NETDEF_CHROMIUM") or "chromium") or shutil.which("chromium-browser")
 
 try:
     from playwright.sync_api import sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="Playwright for Python is not installed (pip install playwright)"),
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium executable (apt-get install chromium)"),
-]
+_MISSING = ("Playwright for Python is not installed (pip install playwright)" if sync_playwright is None else
+            "no chromium executable (apt-get install chromium)" if CHROMIUM is None else None)
+if _MISSING and os.environ.get("NETDEF_REQUIRE_BROWSER") == "1":  # a CI that installed them must not skip
+    raise RuntimeError(f"NETDEF_REQUIRE_BROWSER=1 but {_MISSING}")
+pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
 
 
 @pytest.fixture(scope="module")

@@ -41,8 +41,6 @@ def shoot(out: Path) -> None:
             page.wait_for_selector("body[data-ready]")
             page.fill("#search", "res3")
             page.press("#search", "Enter")
-            page.click("#fit")
-            page.wait_for_timeout(200)
             page.screenshot(path=str(out / "resnet50.png"))
 
             page.goto((tmp / "resnet50_solver.html").as_uri())

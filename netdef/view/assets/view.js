@@ -844,8 +844,8 @@
   function solverPage() {
     var sch = DATA.schedule, doc = DATA.summary;
     document.body.classList.add("solver");
-    var header = h("header", null, h("span", { cls: "title", text: "solver " + DATA.name }),
-                   h("span", { cls: "file", text: DATA.file }));
+    var header = h("header", null, h("span", { cls: "title", text: "solver " + DATA.name, id: "solver-title" }),
+                   h("span", { cls: "file", text: baseName(DATA.file), title: DATA.file }));
     var nd = DATA.diagnostics.filter(function (d) { return d.severity === "error"; }).length;
     var nw = DATA.diagnostics.length - nd;
     header.appendChild(h("span", { cls: "badge " + (nd ? "error" : nw ? "warning" : "ok"),
