@@ -213,3 +213,21 @@ def test_solver_plot_hover(browser, pages):
         assert abs(it - 0.6 * 599_999) < 600_000 / 200
     finally:
         page.close()
+
+
+def test_blob_and_diagnostics(googlenet):
+    page = googlenet.page
+    page.click("#fold-all")
+    # an edge: its blob's producer and consumers
+    page.locator("#viewport g.edge").filter(has_text="pool1/norm1").first.dispatch_event("click")
+    assert page.inner_text("#panel-title") == "pool1/norm1"
+    text = page.inner_text("#panel")
+    assert "producer\tpool1/norm1" in text and "consumers\tconv2/3x3_reduce" in text
+    # the W411 warnings (pooling windows clipped at the edge) mark their layers and link to them
+    warned = [d.span.line for d in netdef.compile("googlenet").diagnostics if d.code == "W411"]
+    assert warned
+    assert page.locator("#viewport g.node.warn").filter(has_text="pool1/3x3_s2").count() == 1
+    page.click("#overview")
+    assert page.locator("#diagnostics li").count() == len(list(netdef.compile("googlenet").diagnostics))
+    page.locator("#diagnostics li").first.click()
+    assert page.inner_text("#panel-title") == "pool1/3x3_s2"

@@ -234,7 +234,8 @@ def cmd_view(args) -> int:
     from ..outputs import check_writable, write_atomic
 
     out = args.output
-    if os.path.splitext(out)[1].lower() not in (".html", ".htm"):
+    special = os.path.exists(out) and not os.path.isfile(out) and not os.path.isdir(out)  # /dev/stdout
+    if not special and os.path.splitext(out)[1].lower() not in (".html", ".htm"):
         raise CliError(f"cannot write {out}: netdef view writes an HTML page; name it OUT.html")
     check_writable(out)
     text, diags, errors = build(args.file, args.phase, tuple(args.stage), args.level,
