@@ -29,6 +29,14 @@ def view(tmp_path, *args, name="net.html"):
     return code, out
 
 
+@pytest.fixture(scope="module")
+def googlenet_page(tmp_path_factory):
+    """The googlenet page, written once for the tests that only read it."""
+    code, out = view(tmp_path_factory.mktemp("googlenet"), "googlenet")
+    assert code == 0
+    return page_data(out)
+
+
 def test_lenet_page_is_self_contained(tmp_path, capsys):
     code, out = view(tmp_path, "lenet")
     assert code == 0
@@ -46,11 +54,9 @@ def test_lenet_page_is_self_contained(tmp_path, capsys):
         assert [state["blobs"][v]["shape"] for v in layer["outputs"]] == [list(v.meta["shape"]) for v in node.outputs]
 
 
-def test_every_layer_is_in_the_layout(tmp_path):
+def test_every_layer_is_in_the_layout(googlenet_page):
     """Every layer is drawn: in a box of the top level or inside exactly one folded block."""
-    code, out = view(tmp_path, "googlenet")
-    assert code == 0
-    for state in page_data(out)["states"]:
+    for state in googlenet_page["states"]:
         lay = state["layout"]
         drawn = [li for n in lay["top"]["nodes"] if n["kind"] == "box" for li in n["layers"]]
         for block in lay["blocks"].values():
@@ -63,9 +69,8 @@ def test_every_layer_is_in_the_layout(tmp_path):
                 assert sorted(inner) == sorted(n["layers"])
 
 
-def test_blocks_are_the_repeated_modules(tmp_path):
-    code, out = view(tmp_path, "googlenet")
-    blocks = {b["name"] for b in page_data(out)["states"][0]["layout"]["blocks"].values()}
+def test_blocks_are_the_repeated_modules(googlenet_page, tmp_path):
+    blocks = {b["name"] for b in googlenet_page["states"][0]["layout"]["blocks"].values()}
     assert {"inception_3a", "inception_3b", "inception_4e", "inception_5b"} <= blocks
     code, out = view(tmp_path, "squeezenet1_0")
     blocks = {b["name"] for b in page_data(out)["states"][0]["layout"]["blocks"].values()}
@@ -81,9 +86,8 @@ def test_edges_carry_blob_names_and_shapes(tmp_path):
     assert ("conv1", "×".join(map(str, conv1.meta["shape"]))) in labels
 
 
-def test_states_and_differing_layers(tmp_path):
-    code, out = view(tmp_path, "googlenet")
-    doc = page_data(out)
+def test_states_and_differing_layers(googlenet_page, tmp_path):
+    doc = googlenet_page
     labels = [s["label"] for s in doc["states"]]
     assert labels[0].startswith("TEST") and any(l.startswith("TRAIN") for l in labels)
     test, train = doc["states"][0], next(s for s in doc["states"] if s["label"].startswith("TRAIN"))
