@@ -1,7 +1,7 @@
 """`netdef view` pages in a real headless Chromium (Debian's `chromium`, driven by Playwright).
 
 One browser for the module, one page per net. Skipped, with the reason, where Chromium or
-Playwright is missing (an error instead under NETDEF_REQUIRE_BROWSER=1); .ci/setup installs both.
+Playwright is missing (an error instead under NETDEF_REQUIRE_BROWSER=1); `bash setup.sh --test` installs both.
 """
 from __future__ import annotations
 
