@@ -316,3 +316,15 @@ def test_folded_graph_stays_acyclic(tmp_path):
     for u in list(succ):
         if u not in seen:
             visit(u)
+
+
+@pytest.mark.parametrize("net", [ZOO / "bvlc_v1_format" / "lenet.prototxt", ZOO / "ssd300_vgg16_voc" / "deploy.prototxt",
+                                 "lstm", "siamese", ZOO / "squeezenet_v1.0" / "deploy.prototxt"],
+                         ids=lambda p: str(p).split("/zoo/")[-1])
+def test_assorted_nets(net, tmp_path, capsys):
+    """V1 format, fork layers, recurrent layers, shared weights: a page with every layer."""
+    code, out = view(tmp_path, net)
+    doc = page_data(out)
+    graph = netdef.compile(str(net))
+    assert code == (1 if graph.diagnostics.has_errors else 0)
+    assert [l["name"] for l in doc["states"][0]["layers"]] == [n.name for n in graph.nodes]

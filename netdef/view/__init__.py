@@ -150,12 +150,6 @@ def net_doc(parsed, phase="TEST", stages=(), level=0, inputs=None, max_errors=10
             "states": states}, graphs
 
 
-def _shown(d) -> bool:
-    from ..draw import worth_showing
-
-    return worth_showing(d)
-
-
 # --- solvers ---------------------------------------------------------------------------------
 
 def solver_doc(parsed, inputs=None) -> dict:
@@ -225,7 +219,9 @@ def build(path: str, phase: str = "TEST", stages=(), level: int = 0, inputs=None
     first = graphs[0]
     title = parsed.message.name or os.path.basename(parsed.source.path)
     errors = first.diagnostics.has_errors or parsed.diagnostics.has_errors
-    return page(doc, title), [d for d in first.diagnostics if _shown(d)], errors
+    from ..draw import worth_showing
+
+    return page(doc, title), [d for d in first.diagnostics if worth_showing(d)], errors
 
 
 def cmd_view(args) -> int:

@@ -831,7 +831,6 @@
       matchAt = (matchAt + 1) % matches.length;
       select(matches[matchAt], true);
     });
-    window.addEventListener("resize", function () { /* keep the view; the user can press Fit */ });
 
     setState(0);
     window.netdefReadyMs = performance.now();  // read by benchmarks/view.py
