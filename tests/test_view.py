@@ -212,8 +212,8 @@ def test_diagnostics_are_tied_to_layers(tmp_path, capsys):
                    'layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }\n')
     code, out = view(tmp_path, src)
     assert code == 1  # the page is written, and the exit code says the net has errors
-    err = capsys.readouterr().err
-    assert "E" in err and "written" in err
+    captured = capsys.readouterr()
+    assert "error[E" in captured.err and "the definition has errors" in captured.out
     state = page_data(out)["states"][0]
     errors = [d for d in state["diagnostics"] if d["severity"] == "error"]
     assert errors and errors[0]["line"] == 3  # kernel_size: 11
@@ -328,3 +328,15 @@ def test_assorted_nets(net, tmp_path, capsys):
     graph = netdef.compile(str(net))
     assert code == (1 if graph.diagnostics.has_errors else 0)
     assert [l["name"] for l in doc["states"][0]["layers"]] == [n.name for n in graph.nodes]
+
+
+def test_report_as_json_and_warnings_as_errors(tmp_path, capsys):
+    out = tmp_path / "g.html"
+    assert main(["view", "googlenet", "-o", str(out), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["command"] == "view" and doc["ok"] and doc["wrote"] == str(out)
+    assert doc["bytes"] == out.stat().st_size
+    # googlenet has warnings (W411): -W error fails before anything is written
+    other = tmp_path / "w.html"
+    assert main(["view", "googlenet", "-o", str(other), "-W", "error"]) == 1
+    assert not other.exists()

@@ -225,7 +225,7 @@ def build(path: str, phase: str = "TEST", stages=(), level: int = 0, inputs=None
 
 
 def cmd_view(args) -> int:
-    from ..cli import print_diagnostics
+    from .. import cli
     from ..draw import input_shapes
     from ..outputs import check_writable, write_atomic
 
@@ -236,14 +236,19 @@ def cmd_view(args) -> int:
     check_writable(out)
     text, diags, errors = build(args.file, args.phase, tuple(args.stage), args.level,
                                 input_shapes(args.inputs), args.max_errors)
-    print_diagnostics(diags)
+    # Unlike `draw`, the page of a net with errors is written: it lists the errors and marks
+    # the layers they concern, which is what the page is for. The exit code still says 1.
+    cli.print_diagnostics(diags)  # -W error stops here, before anything is written
     write_atomic(out, text)
-    if errors:
-        sys.stderr.write(f"netdef view: {out} written; the definition has errors (listed in the page)\n")
+    report = {"ok": not errors, "wrote": out, "bytes": len(text.encode("utf-8"))}
+    if cli.json_mode:
+        cli.emit_json(args, report)
+    else:
+        cli.info(f"wrote {out}" + ("; the definition has errors, listed in the page" if errors else ""))
     if args.open:
         import webbrowser
         from pathlib import Path
 
         if not webbrowser.open(Path(os.path.realpath(out)).as_uri()):
-            sys.stderr.write(f"netdef view: no browser could be started; open {out} yourself\n")
+            cli.note(f"netdef view: no browser could be started; open {out} yourself")
     return 1 if errors else 0
