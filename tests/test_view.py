@@ -336,7 +336,18 @@ def test_report_as_json_and_warnings_as_errors(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["command"] == "view" and doc["ok"] and doc["wrote"] == str(out)
     assert doc["bytes"] == out.stat().st_size
-    # googlenet has warnings (W411): -W error fails before anything is written
+    # an input whose shape must be given is a warning that bears on the page (as for draw):
+    # -W error makes it fatal before anything is written; --input supplies the shape
+    src = tmp_path / "data.prototxt"
+    src.write_text('layer { name: "d" type: "Data" top: "data" top: "label" data_param { source: "x" batch_size: 4 } }\n'
+                   'layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
+                   'convolution_param { num_output: 2 kernel_size: 3 } }\n')
     other = tmp_path / "w.html"
-    assert main(["view", "googlenet", "-o", str(other), "-W", "error"]) == 1
+    assert main(["view", str(src), "-o", str(other)]) == 0
+    assert "warning[W" in capsys.readouterr().err
+    other.unlink()
+    assert main(["view", str(src), "-o", str(other), "-W", "error"]) == 1
     assert not other.exists()
+    assert main(["view", str(src), "-o", str(other), "--input", "data=4,3,8,8"]) == 0
+    [conv] = [l for l in page_data(other)["states"][0]["layers"] if l["name"] == "c"]
+    assert page_data(other)["states"][0]["blobs"][conv["outputs"][0]]["shape"] == [4, 2, 6, 6]
