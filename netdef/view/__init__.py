@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import sys
 from importlib import resources
 
 from ..diagnostics import CliError, DiagnosticError, Diagnostics
