@@ -956,3 +956,7 @@ def _interp(ctx, layer, bottoms, params):
     top = x[:, :, h0][:, :, :, w0] * (1 - lw) + x[:, :, h0][:, :, :, w1] * lw
     bot = x[:, :, h1][:, :, :, w0] * (1 - lw) + x[:, :, h1][:, :, :, w1] * lw
     return [top * (1 - lh)[:, None] + bot * lh[:, None]]
+
+
+# The detection layers of Caffe forks (SSD, R-FCN, YOLO ports) live in their own module.
+from . import reference_detection  # noqa: E402,F401  (registers its ops)
