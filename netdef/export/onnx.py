@@ -345,8 +345,17 @@ class Exporter:
         for f in folds.values():
             lower.apply_fold(self, f)
         errors = []
+        blocked: dict[int, list] = {}     # id(Value) -> [the error of the layer it depends on, count]
         for node in kept:
             if id(node) in absorbed:
+                continue
+            cause = next((blocked[id(v)] for v in node.inputs if id(v) in blocked), None)
+            if cause is not None:
+                # A layer after one that cannot be exported: counted on that layer's error, not
+                # reported once more for every layer down the net.
+                cause[1] += 1
+                for v in node.outputs:
+                    blocked[id(v)] = cause
                 continue
             g = Lowering(self, node)
             fn = _lowering_for(node)
@@ -371,13 +380,24 @@ class Exporter:
                     self.folded_away.update(id(a.outputs[0]) for a in fold.absorbed[:-1])
                 fn(node, g)
             except LowerError as e:
-                if self.custom_ops and not _shapes_missing(node):
+                unknown_tops = [v.name for v in node.outputs if v.meta.get("shape") is None]
+                if self.custom_ops and not _shapes_missing(node) and unknown_tops:
+                    e.diagnostic.notes.append(
+                        "--custom-ops: a custom node's tops need shapes for the model to declare; give them with " +
+                        ", ".join(f"--input {t}=..." for t in unknown_tops))
+                if self.custom_ops and not _shapes_missing(node) and not unknown_tops:
                     # What the layer's own lowering added is discarded; one custom node replaces it.
                     del self.nodes[n_nodes:]
                     del self.inits[n_inits:]
                     self._custom_node(node)
                 else:
                     errors.append(e.diagnostic)
+                    entry = [e.diagnostic, 0]
+                    for v in node.outputs:
+                        blocked[id(v)] = entry
+        for diag, later in {id(c[0]): c for c in blocked.values()}.values():
+            if later:
+                diag.notes.append(f"{later} later layer(s) read its tops and cannot be exported either")
         if errors:
             raise DiagnosticError(list(self.diags) + errors)
         # Outputs: values the lowered layers produce and none of them reads (a folded layer
@@ -547,7 +567,7 @@ def custom_attributes(node) -> dict:
     def walk_msg(prefix, msg):
         for fd, value in msg.ListFields():
             key = f"{prefix}.{fd.name}"
-            items = list(value) if fd.label == FD.LABEL_REPEATED else [value]
+            items = list(value) if fd.is_repeated else [value]
             if fd.type == FD.TYPE_MESSAGE:
                 for i, item in enumerate(items):
                     walk_msg(key if len(items) == 1 else f"{key}.{i}", item)
@@ -574,7 +594,7 @@ def custom_attributes(node) -> dict:
     for fd, value in node.param.ListFields():
         if fd.name in skip:
             continue
-        if fd.type == FD.TYPE_MESSAGE and fd.label != FD.LABEL_REPEATED:
+        if fd.type == FD.TYPE_MESSAGE and not fd.is_repeated:
             walk_msg(fd.name, value)
     for field, value in (node.extra or {}).items():
         walk_extra(field, value)
