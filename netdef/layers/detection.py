@@ -421,13 +421,14 @@ def _split4(g, x, axis, tag):
 
 
 def lower_detection_output(node, g, spec: DetectionSpec):
+    from ..export.onnx import NO_LOWERING_NOTE
     if not spec.share_location:
         g.fail("share_location: false (a box per class) has no lowering yet",
-               notes=["export the part before it with --outputs, or as a custom-domain node with --custom-ops"])
+               notes=[NO_LOWERING_NOTE])
     if spec.eta < 1:
         g.fail(f"adaptive NMS (nms_param.eta {spec.eta} < 1) changes the threshold as boxes are kept; "
                "ONNX NonMaxSuppression has one fixed threshold",
-               notes=["export the part before it with --outputs, or as a custom-domain node with --custom-ops"])
+               notes=[NO_LOWERING_NOTE])
     if any(any(g.in_dyn(i)) for i in range(3)):
         g.fail("DetectionOutput is exported for a fixed batch", notes=["export with --batch N"])
     n = g.in_shape(0)[0]
