@@ -13,6 +13,7 @@ FRCNN = "the Fast/Faster R-CNN fork of Caffe (rbgirshick/caffe-fast-rcnn)"
 CEIL = "Caffe forks that let pooling round down (SSD's, and the DenseNet/ResNeXt ports)"
 YOLO = "YOLO ports of Caffe"
 RFCN = "the R-FCN fork of Caffe (daijifeng001/caffe-rfcn)"
+FRCNN_CPP = "Caffe forks with a C++ port of Faster R-CNN's proposal layer"
 MOBILE = "the MobileNet/ShuffleNet Caffe forks"
 
 # (message, field) -> fork. A message of None means: a field of LayerParameter (layer params).
@@ -44,6 +45,7 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("LayerParameter", "yolo_detection_output_param"): YOLO,
     ("LayerParameter", "yolov3_detection_output_param"): YOLO,
     ("LayerParameter", "psroi_pooling_param"): RFCN,
+    ("LayerParameter", "proposal_param"): FRCNN_CPP,
     ("LayerParameter", "shuffle_channel_param"): MOBILE,
     ("LayerParameter", "relu6_param"): MOBILE,
     ("LossParameter", "weight_by_label_freqs"): SEGNET,
@@ -65,7 +67,7 @@ _LAYER_TYPES: dict[str, str] = {
     "DenseCRF": "CRF-as-RNN forks of Caffe", "ReLU6": MOBILE, "ShuffleChannel": MOBILE,
     "DepthwiseConvolution": MOBILE, "ConvolutionDepthwise": MOBILE,
     "Reorg": YOLO, "Region": YOLO, "Yolo": YOLO, "Upsample2": YOLO,
-    "YoloDetectionOutput": YOLO, "Yolov3DetectionOutput": YOLO, "PSROIPooling": RFCN,
+    "YoloDetectionOutput": YOLO, "Yolov3DetectionOutput": YOLO, "PSROIPooling": RFCN, "Proposal": FRCNN_CPP,
 }
 
 

@@ -429,3 +429,27 @@ def test_faster_rcnn_backbone_and_custom_proposal(tmp_path, capsys):
     assert attrs["python_param.module"] == b"rpn.proposal_layer" and attrs["python_param.layer"] == b"ProposalLayer"
     assert any(o.domain == "netdef.caffe" for o in m.opset_import)
     assert "warning[W530]" in capsys.readouterr().err
+
+
+# (zoo-wild file, export options) -> the detection nets of zoo-wild that check and export.
+WILD = {
+    "ssd512_vgg16_voc/VGG_VOC0712_SSD_512x512_iter_120000.prototxt": {},
+    "rfcn_resnet50/test.prototxt": {},
+    "ultraface_rfb320/RFB-320.prototxt": {},
+    "face_faster_rcnn_vgg16/test.prototxt": {"outputs": ["rpn_cls_prob_reshape", "rpn_bbox_pred"]},
+    "faster_rcnn_vgg16_proposal_layer/vgg16_faster_rcnn_c.pt": {"custom_ops": True, "inputs": {"rois": (300, 5)}},
+}
+
+
+@pytest.mark.parametrize("rel", sorted(WILD))
+def test_zoo_wild_detection_nets_check_and_export(rel):
+    from netdef.export.onnx import export
+    path = str(ZOO_WILD / rel)
+    opts = WILD[rel]
+    graph = netdef.compile(path, inputs=opts.get("inputs"))
+    assert not graph.diagnostics.has_errors
+    ex = export(path, **opts)
+    model = ex.model(with_weights=False)
+    onnx.checker.check_model(model)
+    if opts.get("custom_ops"):
+        assert [n.op_type for n in model.graph.node if n.domain == "netdef.caffe"] == ["Proposal"]

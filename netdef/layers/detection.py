@@ -751,6 +751,16 @@ class MultiBoxLoss(Layer):
         return [None]
 
 
+@register("Proposal")
+class Proposal(Layer):
+    """The C++ ports of Faster R-CNN's proposal layer (e.g. the vendor collections' Caffe):
+    anchors, NMS and the best post_nms_topn regions, one (0, x1, y1, x2, y2) row each."""
+
+    bottoms = (3, 3)
+    tops = (1, 2)
+    opaque = "its output has one row per proposal kept by NMS, a number known only from the data"
+
+
 @register("DetectionEvaluate")
 class DetectionEvaluate(Layer):
     bottoms = (2, 3)
