@@ -453,3 +453,18 @@ def test_zoo_wild_detection_nets_check_and_export(rel):
     onnx.checker.check_model(model)
     if opts.get("custom_ops"):
         assert [n.op_type for n in model.graph.node if n.domain == "netdef.caffe"] == ["Proposal"]
+
+
+@pytest.mark.parametrize("opts", [["--opset", "13"], ["--opset", "21"], ["--fp16"]], ids=["13", "21", "fp16"])
+def test_detection_output_across_opsets_and_fp16(tmp_path, capsys, opts):
+    top_k, extra, rows = CASES["keep_top_k"]
+    path = _write(tmp_path, DET_NET.format(n=1, top_k=top_k, extra=extra))
+    out = _run(_export(tmp_path, path, *opts, capsys=capsys), _det_feed())["det"]
+    np.testing.assert_allclose(out, np.array(rows, np.float32).reshape(1, 1, -1, 7), atol=1e-3 if "--fp16" in opts else 1e-6)
+
+
+def test_detection_output_dynamic_batch_is_refused(tmp_path, capsys):
+    path = _write(tmp_path, DET_NET.format(n=1, top_k="", extra=""))
+    assert main(["export", path, "-o", str(tmp_path / "m.onnx"), "--batch", "dynamic"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E510]: layer 'det' (DetectionOutput)" in err and "--batch N" in err
