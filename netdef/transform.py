@@ -1,6 +1,6 @@
 """Text → protobuf messages, filled while the LALR parser runs.
 
-The grammar (grammar/prototxt.lark) reduces `open`/`list_open` as soon as a bracket is read,
+The grammar (netdef/data/grammar/prototxt.lark) reduces `open`/`list_open` as soon as a bracket is read,
 so this transformer keeps a stack of the messages being filled and puts every value straight
 into its protobuf field: there is no parse tree and no second walk. Each message gets a Loc
 that remembers where each of its fields was written, so later stages can point at the text.
