@@ -58,6 +58,7 @@ def _flag(v) -> bool:
 
 @register("Permute")
 class Permute(Layer):
+    checked_against = "weiliu89/caffe (ssd) src/caffe/layers/permute_layer.cpp"
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
         n = len(shape)
@@ -98,6 +99,7 @@ _NORMALIZE = {"across_spatial": True, "channel_shared": True, "eps": 1e-10}
 
 @register("Normalize")
 class Normalize(Layer):
+    checked_against = "weiliu89/caffe (ssd) src/caffe/layers/normalize_layer.cpp"
     elementwise = True
 
     def param_shapes(self, node, in_shapes):
@@ -273,6 +275,7 @@ def prior_boxes(spec: PriorSpec, layer_h: int, layer_w: int, image_h: int, image
 class PriorBox(Layer):
     """SSD's default boxes for one feature map. They depend only on the shapes of the bottoms,
     so the export holds them as a constant."""
+    checked_against = "weiliu89/caffe (ssd) src/caffe/layers/prior_box_layer.cpp and caffe.proto"
 
     bottoms = (2, 2)
     reads_values = False      # only the bottoms' shapes matter: --outputs does not keep their producers
@@ -377,6 +380,7 @@ def _legacy(shape, axis: int) -> int:
 class DetectionOutput(Layer):
     """SSD's NMS head. Its row count depends on the data; like Caffe's setup, netdef reports one
     row of 7 values (image, label, score, xmin, ymin, xmax, ymax)."""
+    checked_against = "weiliu89/caffe (ssd) src/caffe/layers/detection_output_layer.cpp, src/caffe/util/bbox_util.cpp; onnxruntime non_max_suppression.cc"
 
     bottoms = (3, 4)
 
@@ -551,6 +555,7 @@ def lower_detection_output(node, g, spec: DetectionSpec):
 @register("ROIPooling")
 class ROIPooling(Layer):
     """Fast R-CNN: max-pool each region of interest (bottom 1 rows) to pooled_h x pooled_w."""
+    checked_against = "rbgirshick/caffe-fast-rcnn src/caffe/layers/roi_pooling_layer.cpp; onnxruntime roi_pool.cc"
 
     bottoms = (2, 2)
 
@@ -596,6 +601,7 @@ class ROIPooling(Layer):
 class PSROIPooling(Layer):
     """R-FCN's position-sensitive average pooling: bin (i, j) of output channel k averages input
     channel (k * group + i) * group + j over the bin."""
+    checked_against = "daijifeng001/caffe-rfcn src/caffe/layers/psroi_pooling_layer.cpp and caffe.proto"
 
     bottoms = (2, 2)
 
@@ -755,6 +761,7 @@ class MultiBoxLoss(Layer):
 class Proposal(Layer):
     """The C++ ports of Faster R-CNN's proposal layer (e.g. the vendor collections' Caffe):
     anchors, NMS and the best post_nms_topn regions, one (0, x1, y1, x2, y2) row each."""
+    checked_against = "several forks' src/caffe/layers/proposal_layer.cpp (each writes one row per region it keeps)"
 
     bottoms = (3, 3)
     tops = (1, 2)
@@ -779,6 +786,7 @@ class Region(Layer):
     """YOLOv2's region activation (openvinotoolkit/training_toolbox_caffe region_layer.cpp): per
     anchor, logistic on x, y and the objectness, softmax over the classes; the top has the
     bottom's shape."""
+    checked_against = "openvinotoolkit/training_toolbox_caffe src/caffe/layers/region_layer.cpp and caffe.proto"
 
     elementwise = True
 
@@ -919,6 +927,7 @@ class YoloDetectionOutput(_YoloOutput):
     """YOLOv2 boxes (eric612/MobileNet-YOLO yolo_detection_output_layer.cpp): per cell and
     anchor, the best class of a softmax, times the sigmoid objectness; boxes kept at or above
     confidence_threshold, then one class-agnostic NMS; rows (0, class + 1, score, corners)."""
+    checked_against = "eric612/MobileNet-YOLO src/caffe/layers/yolo_detection_output_layer.cpp and caffe.proto"
 
 
 @register("Yolov3DetectionOutput")
@@ -926,6 +935,7 @@ class Yolov3DetectionOutput(_YoloOutput):
     """YOLOv3 boxes (eric612/MobileNet-YOLO yolov3_detection_output_layer.cpp): every class
     whose sigmoid times the objectness exceeds confidence_threshold is a candidate; one
     class-agnostic NMS over all of them; rows (0, class + 1, score, corners)."""
+    checked_against = "eric612/MobileNet-YOLO src/caffe/layers/yolov3_detection_output_layer.cpp, src/caffe/util/bbox_util.cpp"
 
     v3 = True
 
