@@ -468,3 +468,31 @@ def test_detection_output_dynamic_batch_is_refused(tmp_path, capsys):
     assert main(["export", path, "-o", str(tmp_path / "m.onnx"), "--batch", "dynamic"]) == 1
     err = capsys.readouterr().err
     assert "error[E510]: layer 'det' (DetectionOutput)" in err and "--batch N" in err
+
+
+FOLD_NET = """
+name: "fold"
+layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "c" type: "Convolution" bottom: "data" top: "c"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "bn" type: "BatchNorm" bottom: "c" top: "b" }
+layer { name: "sc" type: "Scale" bottom: "b" top: "b" scale_param { bias_term: true } }
+layer { name: "r" type: "ReLU" bottom: "b" top: "r" }
+"""
+
+
+def test_outputs_keep_a_requested_blob_that_folding_would_remove(tmp_path, capsys):
+    # BatchNorm/Scale fold into the convolution, which removes 'c'; asked for, it stays, and
+    # the layers after the last requested blob are left out.
+    path = _write(tmp_path, FOLD_NET)
+    model = _export(tmp_path, path, "--outputs", "c,b", capsys=capsys)
+    m = onnx.load(model)
+    assert [o.name for o in m.graph.output] == ["c", "b"]
+    assert "Relu" not in {n.op_type for n in m.graph.node}
+    x = np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    got = _run(model, {"data": x})
+    from netdef.export.onnx import compile_for_export, graph_weights
+    graph, _ = compile_for_export(path)
+    ref = _reference(path, {"data": x}, graph_weights(graph))
+    for name in ("c", "b"):
+        np.testing.assert_allclose(got[name], ref[name], atol=1e-5)
