@@ -30,8 +30,6 @@ def _all_lowered(graph) -> bool:
             continue
         if n.type not in lower.lowered_types() and getattr(n.impl, "to_onnx", None) is None:
             return False
-        if n.type == "Pooling" and len(n.outputs) > 1:
-            return False                       # the mask top: Caffe's index format
     return True
 
 

@@ -340,6 +340,9 @@ class Exporter:
         input_values = [v for v in graph.inputs if any(id(c) in self._kept_ids for c in v.consumers)]
         for v in input_values:
             self.name_of(v)
+        # An input keeps its blob's name in the model: no later value (an in-place layer on the
+        # input, as ShuffleNet's `data/bn`) may take it, or the model defines it twice.
+        self.used.update(v.name for v in input_values)
         folds = self._plan_folds(kept)
         absorbed = {id(a): f for f in folds.values() for a in f.absorbed}
         for f in folds.values():
@@ -596,8 +599,8 @@ def custom_attributes(node) -> dict:
             continue
         if fd.type == FD.TYPE_MESSAGE and not fd.is_repeated:
             walk_msg(fd.name, value)
-    for field, value in (node.extra or {}).items():
-        walk_extra(field, value)
+    for fname, value in (node.extra or {}).items():
+        walk_extra(fname, value)
     return attrs
 
 
@@ -616,6 +619,34 @@ class Exported:
                                           opset_imports=opsets)
         self.skeleton.ir_version = ir_version_for(ex.opset)
         self.inits = ex.inits
+        self._add_value_info()
+        for key, value in model_metadata(ex).items():
+            self.skeleton.metadata_props.add(key=key, value=value)
+
+    def _add_value_info(self) -> None:
+        """A value_info entry (type and shape, batch symbolic where dynamic) for every Caffe
+        blob that is an intermediate value of the model, so that viewers (Netron) and tools
+        show the shapes between layers without running shape inference."""
+        from onnx import TensorProto, helper
+        ex = self.exporter
+        graph = self.skeleton.graph
+        io = {v.name for v in graph.input} | {v.name for v in graph.output}
+        values = {}
+        for node in ex.graph.nodes:
+            for v in node.outputs:
+                values[id(v)] = v
+        for v in ex.graph.inputs:
+            values[id(v)] = v
+        elem = TensorProto.FLOAT16 if ex.fp16 else TensorProto.FLOAT
+        seen = set()
+        for key, name in self.value_map().items():
+            v = values.get(key)
+            if v is None or name in io or name in seen or v.meta.get("shape") is None:
+                continue
+            seen.add(name)
+            free = ex.free_dims.get(key, {})
+            dims = [free.get(i, "batch" if d else int(n)) for i, (n, d) in enumerate(zip(v.meta["shape"], ex.dyn_of(v)))]
+            graph.value_info.append(helper.make_tensor_value_info(name, elem, dims))
 
     def _init_header(self, init: Init) -> bytes:
         from onnx import TensorProto, helper
@@ -704,6 +735,49 @@ def _version() -> str:
     return __version__
 
 
+def model_metadata(ex: "Exporter") -> dict[str, str]:
+    """metadata_props of an exported model: where it came from and what its inputs expect.
+
+    netdef.source, netdef.version; caffe.net, caffe.phase; caffe.inputs (JSON: the Caffe input
+    blobs, by name, with their shapes); caffe.transform_param (JSON, where the net's data layers
+    have one: layer -> the fields set). Caffe's DataTransformer computes each input value as
+    (pixel - mean) * scale, after cropping to crop_size (BVLC/caffe src/caffe/data_transformer.cpp,
+    DataTransformer::Transform): the exported model starts after that step, so whoever feeds it
+    must do the same, with these numbers."""
+    import json
+    graph = ex.graph
+    meta = {"netdef.version": _version()}
+    if graph.parsed is not None:
+        meta["netdef.source"] = graph.parsed.source.path
+    if graph.name:
+        meta["caffe.net"] = graph.name
+    meta["caffe.phase"] = graph.state.phase if hasattr(graph.state, "phase") else str(graph.state)
+    inputs = [{"name": i.name, "shape": [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]}
+              for i in ex.inputs]
+    meta["caffe.inputs"] = json.dumps(inputs)
+    from ..fmt import format_float32
+
+    def plain(value):
+        # float32 fields as their shortest decimal (1/255 as 0.003921569, not 0.0039215688593685627)
+        return float(format_float32(value)) if isinstance(value, float) else value
+
+    transforms = {}
+    for node in graph.nodes:
+        if not node.param.HasField("transform_param"):
+            continue
+        tp = node.param.transform_param
+        fields = {}
+        for fd, value in tp.ListFields():
+            scalar = isinstance(value, (str, bytes, int, float, bool))
+            fields[fd.name] = plain(value) if scalar else [plain(x) for x in value]
+        fields.setdefault("scale", plain(tp.scale))
+        fields["tops"] = list(node.param.top)
+        transforms[node.name] = fields
+    if transforms:
+        meta["caffe.transform_param"] = json.dumps(transforms)
+    return meta
+
+
 # --- the driver ------------------------------------------------------------------------------
 
 def _load(source, max_errors: int = 100):
@@ -740,7 +814,8 @@ def is_training_only(node) -> bool:
     all carry a loss_weight is a loss computed by user code: left out too."""
     if node.type == "Python" and node.param.loss_weight and all(w != 0 for w in node.param.loss_weight):
         return True
-    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False))
+    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False)) \
+        or bool(getattr(node.impl, "training_only", False))
 
 
 def _need_shapes(graph, what: str) -> None:
@@ -806,7 +881,8 @@ def param_specs(graph):
     return specs
 
 
-def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None, lazy: bool = False) -> dict:
+def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None, lazy: bool = False,
+                  allow_missing_weights: bool = False) -> dict:
     """Every layer's blobs for `graph`: from a .caffemodel path or WeightSet, else fillers
     (weights.Lazy blobs, made when written, with lazy=True)."""
     from ..weights import WeightSet, read_caffemodel, resolve_weights
@@ -816,7 +892,7 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
         ws = read_caffemodel(weights)
     elif weights is not None and not isinstance(weights, WeightSet):
         raise TypeError("weights must be a path or a WeightSet")
-    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy)
+    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy, allow_missing=allow_missing_weights)
     if diags.has_errors:
         raise DiagnosticError(list(diags))
     return blobs
@@ -824,19 +900,20 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
 
 def export(source, weights=None, *, opset: int = DEFAULT_OPSET, batch=None, fp16: bool = False,
            fp16_io: bool = False, fold: bool = True, seed: int = 0, phase: str = "TEST", stages=(),
-           level: int = 0, inputs: dict | None = None, max_errors: int = 100, outputs=None,
-           custom_ops: bool = False) -> Exported:
+           level: int = 0, inputs: dict | None = None, max_errors: int = 100,
+           allow_missing_weights: bool = False, outputs=None, custom_ops: bool = False) -> Exported:
     """A definition (path, bundled name or parsed) with weights (.caffemodel path, WeightSet, or
-    None for fillers seeded by `seed`) as an ONNX model. `outputs` (blob names) exports only what
-    computes them; `custom_ops` emits layers ONNX cannot express as CUSTOM_DOMAIN nodes.
-    Raises DiagnosticError."""
+    None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError, also when the
+    weights lack a layer with parameters (unless allow_missing_weights: fillers for it).
+    `outputs` (blob names) exports only what computes them; `custom_ops` emits layers ONNX cannot
+    express as CUSTOM_DOMAIN nodes."""
     if opset not in OPSETS:
         raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
     graph, dyn = compile_for_export(source, batch=batch, phase=phase, stages=stages, level=level,
                                     inputs=inputs, max_errors=max_errors)
     diags = Diagnostics(max_errors)
     diags.extend(graph.diagnostics)
-    blobs = graph_weights(graph, weights, seed, diags, lazy=True)
+    blobs = graph_weights(graph, weights, seed, diags, lazy=True, allow_missing_weights=allow_missing_weights)
     ex = Exporter(graph, blobs, opset=opset, fp16=fp16, fp16_io=fp16_io, fold=fold, dyn=dyn, diags=diags,
                   outputs=outputs, custom_ops=custom_ops)
     ex.build()
@@ -895,6 +972,7 @@ def export_from_args(args, batch=None, **overrides) -> Exported:
               fp16_io=getattr(args, "fp16_io", False), fold=getattr(args, "fold", True),
               seed=getattr(args, "seed", 0), phase=args.phase, stages=tuple(args.stage), level=args.level,
               inputs=parse_input_shapes(args.inputs), max_errors=getattr(args, "max_errors", 100),
+              allow_missing_weights=getattr(args, "allow_missing_weights", False),
               outputs=parse_outputs(getattr(args, "outputs", None)), custom_ops=getattr(args, "custom_ops", False))
     kw.update(overrides)
     ex = export(args.file, getattr(args, "weights", None), batch=parse_batch(batch), **kw)
@@ -909,6 +987,12 @@ def cmd_export(args) -> int:
     ex = export_from_args(args, batch=args.batch)
     n = ex.write(args.output)
     g = ex.skeleton.graph
-    sys.stdout.write(f"wrote {args.output}: opset {ex.exporter.opset}, {len(g.node)} nodes, "
-                     f"{len(ex.inits)} initializers, {n / 1e6:.1f} MB\n")
+    from .. import cli
+    if cli.json_mode:
+        cli.emit_json(args, {"ok": True, "wrote": args.output, "bytes": n, "opset": ex.exporter.opset,
+                             "nodes": len(g.node), "initializers": len(ex.inits),
+                             "inputs": [i.name for i in g.input], "outputs": [o.name for o in g.output]})
+        return 0
+    cli.info(f"wrote {args.output}: opset {ex.exporter.opset}, {len(g.node)} nodes, "
+             f"{len(ex.inits)} initializers, {n / 1e6:.1f} MB")
     return 0

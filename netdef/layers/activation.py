@@ -239,3 +239,36 @@ class Softmax(Neuron):
         from ..export import lower as ops
         axis = ops.axis_index(node, node.param.softmax_param.axis, len(g.in_shape(0)))
         g.op("Softmax", [g.x(0)], g.y(0), axis=axis)
+
+
+# --- activations of Caffe forks -------------------------------------------------------------
+
+@register("ReLU6")
+class ReLU6(Layer):
+    elementwise = True
+    origin = "the MobileNet/ShuffleNet Caffe forks"
+    # jixing0415/caffe-mobilenet-v3 (relu6_layer.cpp of the MobileNet forks): min(max(x, 0), 6).
+    checked_against = "jixing0415/caffe-mobilenet-v3 (ReLU6: min(max(x, 0), 6))"
+
+    def to_onnx(self, node, g):
+        """ONNX Clip to [0, 6]."""
+        g.op("Clip", [g.x(0), g.const(0.0, "min"), g.const(6.0, "max")], g.y(0))
+
+
+@register("Mish")
+class Mish(Layer):
+    """x * tanh(softplus(x)). The Caffe MishLayer forks (mish_layer.cpp, a NeuronLayer) and
+    Tencent/ncnn src/layer/mish.cpp compute softplus as x above 20 and exp(x) below -20, which
+    in float equals log(1 + exp(x)) there; no parameters."""
+
+    elementwise = True
+    origin = "Caffe forks with a MishLayer (YOLOv4 ports)"
+    checked_against = "Tencent/ncnn src/layer/mish.cpp; the Caffe forks' src/caffe/layers/mish_layer.cpp"
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 5 * prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """x * tanh(softplus(x)) (Softplus, Tanh, Mul: every opset netdef writes has them)."""
+        sp = g.op("Softplus", [g.x(0)], g.tmp("softplus"))
+        g.op("Mul", [g.x(0), g.op("Tanh", [sp], g.tmp("tanh"))], g.y(0))
