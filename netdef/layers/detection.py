@@ -919,6 +919,7 @@ class _YoloOutput(Layer):
         return {"macs": 0, "flops": sum(4 * prod(s) for s in in_shapes)}
 
     def to_onnx(self, node, g):
+        """Sigmoid/Exp box decoding, one class-agnostic NonMaxSuppression, the rows in score order."""
         lower_yolo(node, g, yolo_spec(node, self.v3, g.n_in))
 
 
