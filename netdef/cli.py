@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "solver": ("netdef.solver", "cmd_solver", "check and summarise a solver definition"),
     "lr": ("netdef.solver", "cmd_lr", "the learning rate at each iteration, as Caffe computes it"),
     "list": ("netdef.library", "cmd_list", "the bundled library of networks and solvers"),
+    "lsp": ("netdef.lsp", "cmd_lsp", "a language server for editors (LSP over standard input and output)"),
 }
 
 
@@ -194,7 +195,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = add("fmt")
     _file(p, "a network or solver definition")
+    p.add_argument("more", nargs="*", metavar="FILE", help="more definitions (with --check or --diff)")
     p.add_argument("-o", "--output", help="write here instead of standard output")
+    p.add_argument("--check", action="store_true", help="write nothing; list the files that would change, exit 1 if any")
+    p.add_argument("--diff", action="store_true", help="write nothing; show the changes as a unified diff, exit 1 if any")
     _format_option(p, what="; json: the text in a document")
 
     p = add("upgrade")
@@ -302,6 +306,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = add("list")
     _format_option(p)
+
+    add("lsp")
     return parser
 
 
