@@ -247,8 +247,9 @@ class Softmax(Neuron):
 class ReLU6(Layer):
     elementwise = True
     origin = "the MobileNet/ShuffleNet Caffe forks"
-    # jixing0415/caffe-mobilenet-v3 (relu6_layer.cpp of the MobileNet forks): min(max(x, 0), 6).
-    checked_against = "jixing0415/caffe-mobilenet-v3 (ReLU6: min(max(x, 0), 6))"
+    # eric612/MobileNet-YOLO include/caffe/layers/relu6_layer.hpp: a NeuronLayer, y = min(max(0, x), 6).
+    # (NVIDIA's Caffe adds relu_param.negative_slope * min(x, 0); netdef follows the MobileNet forks.)
+    checked_against = "eric612/MobileNet-YOLO include/caffe/layers/relu6_layer.hpp"
 
     def to_onnx(self, node, g):
         """ONNX Clip to [0, 6]."""

@@ -257,12 +257,14 @@ class BatchReindex(Layer):
 @register("ShuffleChannel")
 class ShuffleChannel(Layer):
     """ShuffleNet's channel shuffle: channels seen as a (group, C/group) matrix, transposed.
-    farmingyard/ShuffleNet shuffle_channel_layer.cpp (Resize_cpu: a group x C/group transpose of
-    each sample's planes); ShuffleChannelParameter { group = 1 [default = 1] }."""
+    The ShuffleNet Caffe forks' shuffle_channel_layer.cpp (read from stored copies of the
+    farmingyard/ShuffleNet layer): LayerSetUp CHECKs group > 0, top shaped like the bottom;
+    Resize_cpu copies plane i * C/group + j to j * group + i. ShuffleChannelParameter
+    { group = 1 [default = 1] }."""
 
     elementwise = True
     origin = "the MobileNet/ShuffleNet Caffe forks"
-    checked_against = "farmingyard/ShuffleNet src/caffe/layers/shuffle_channel_layer.cpp"
+    checked_against = "shuffle_channel_layer.cpp of the ShuffleNet forks (farmingyard/ShuffleNet; stored copies)"
 
     def groups(self, node) -> int:
         from .fork import ForkParams, _int
