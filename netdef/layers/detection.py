@@ -425,6 +425,10 @@ def _split4(g, x, axis, tag):
 
 
 def lower_detection_output(node, g, spec: DetectionSpec):
+    # One difference remains, on exactly equal scores only: Caffe orders them stably (lower prior
+    # first) and onnxruntime's NonMaxSuppression pops them from a heap in no fixed order, so
+    # rows of equal score may come out swapped (the set of boxes kept is the same unless the
+    # tie decides an overlap or a keep_top_k cut).
     from ..export.onnx import NO_LOWERING_NOTE
     if not spec.share_location:
         g.fail("share_location: false (a box per class) has no lowering yet",
