@@ -235,6 +235,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--fp16-io", action="store_true", help="with --fp16: float16 inputs and outputs too")
     p.add_argument("--no-fold", dest="fold", action="store_false", help="keep BatchNorm/Scale as separate nodes")
     p.add_argument("--seed", type=_seed, default=0, help="seed for filler initialisation without --weights")
+    p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
+                   help="export only the layers that compute these blobs, which become the model's outputs")
+    p.add_argument("--custom-ops", action="store_true",
+                   help="export layers ONNX cannot express (Python layers, fork ops) as nodes of the custom "
+                        "domain 'netdef.caffe' carrying their parameters, for runtime plugins")
     _format_option(p, what=" of the report")
 
     p = add("init")
