@@ -77,6 +77,14 @@ if ! command -v dot >/dev/null 2>&1; then
   fi
 fi
 
+# --- chromium (the test suite: tests/test_view_browser.py) ------------------------------------
+# netdef view's browser tests drive Debian's chromium through Playwright (pip, the test extra);
+# Playwright's own browser download is not used. Installed with --test, only when missing.
+if [ "$TEST" = 1 ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  say "chromium is missing (the browser tests of netdef view need it)"
+  apt_install chromium || exit 1
+fi
+
 # --- the package -----------------------------------------------------------------------------
 extra=""
 [ "$TEST" = 1 ] && extra="[test]"

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lr": ("netdef.solver", "cmd_lr", "the learning rate at each iteration, as Caffe computes it"),
     "list": ("netdef.library", "cmd_list", "the bundled library of networks and solvers"),
     "lsp": ("netdef.lsp", "cmd_lsp", "a language server for editors (LSP over standard input and output)"),
+    "view": ("netdef.view", "cmd_view", "one self-contained interactive HTML page of a net or solver"),
 }
 
 
@@ -234,6 +235,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--fp16-io", action="store_true", help="with --fp16: float16 inputs and outputs too")
     p.add_argument("--no-fold", dest="fold", action="store_false", help="keep BatchNorm/Scale as separate nodes")
     p.add_argument("--seed", type=_seed, default=0, help="seed for filler initialisation without --weights")
+    p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
+                   help="export only the layers that compute these blobs, which become the model's outputs")
+    p.add_argument("--custom-ops", action="store_true",
+                   help="export layers ONNX cannot express (Python layers, fork ops) as nodes of the custom "
+                        "domain 'netdef.caffe' carrying their parameters, for runtime plugins")
     _format_option(p, what=" of the report")
 
     p = add("init")
@@ -312,6 +318,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _format_option(p)
 
     add("lsp")
+
+    p = add("view")
+    _file(p, "a network or solver definition, or a bundled name")
+    _net_options(p)
+    p.add_argument("-o", "--output", required=True, help="OUT.html")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    _format_option(p, what=" of the report")
     return parser
 
 

@@ -79,6 +79,7 @@ EXPORT_BATCH = Code("E513", "cannot set the batch: {why}")
 VERIFY_MISMATCH = Code("E514", "layer '{layer}' ({type}): onnxruntime and the NumPy reference differ on top '{top}' by {error} (relative), more than the tolerance {tolerance}")
 VERIFY_INCOMPLETE = _w("W515", "the comparison is incomplete: {why}")
 SHAPES_UNKNOWN = Code("E516", "the shape of '{blob}' is unknown, so the net cannot be {what}")
+EXPORT_CUSTOM = _w("W530", "layer '{layer}' ({type}) is exported as a node of the custom domain '{domain}', which standard ONNX runtimes cannot run without a plugin")
 
 # --- upgrade (netdef/upgrade.py; E210-E213 above are upgrade codes too) ------------------
 DROPPED_BY_UPGRADE = _w("W214", "the upgrade drops '{field}': {why}")

@@ -12,6 +12,8 @@ SEGNET = "the SegNet fork of Caffe (alexgkendall/caffe-segnet)"
 FRCNN = "the Fast/Faster R-CNN fork of Caffe (rbgirshick/caffe-fast-rcnn)"
 CEIL = "Caffe forks that let pooling round down (SSD's, and the DenseNet/ResNeXt ports)"
 YOLO = "YOLO ports of Caffe"
+RFCN = "the R-FCN fork of Caffe (daijifeng001/caffe-rfcn)"
+FRCNN_CPP = "Caffe forks with a C++ port of Faster R-CNN's proposal layer"
 C3D = "the C3D fork of Caffe (facebook/C3D)"
 DEEPLAB = "the DeepLab fork of Caffe (deeplab-public, also in hszhao/PSPNet)"
 HED = "the HED fork of Caffe (s9xie/hed)"
@@ -45,6 +47,10 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("LayerParameter", "reorg_param"): YOLO,
     ("LayerParameter", "region_param"): YOLO,
     ("LayerParameter", "yolo_param"): YOLO,
+    ("LayerParameter", "yolo_detection_output_param"): YOLO,
+    ("LayerParameter", "yolov3_detection_output_param"): YOLO,
+    ("LayerParameter", "psroi_pooling_param"): RFCN,
+    ("LayerParameter", "proposal_param"): FRCNN_CPP,
     ("LayerParameter", "shuffle_channel_param"): MOBILE,
     ("LayerParameter", "relu6_param"): MOBILE,
     ("LossParameter", "weight_by_label_freqs"): SEGNET,
@@ -88,6 +94,7 @@ _LAYER_TYPES: dict[str, str] = {
     "DenseCRF": "CRF-as-RNN forks of Caffe", "ReLU6": MOBILE, "ShuffleChannel": MOBILE,
     "DepthwiseConvolution": MOBILE, "ConvolutionDepthwise": MOBILE,
     "Reorg": YOLO, "Region": YOLO, "Yolo": YOLO, "Upsample2": YOLO,
+    "YoloDetectionOutput": YOLO, "Yolov3DetectionOutput": YOLO, "PSROIPooling": RFCN, "Proposal": FRCNN_CPP,
     "Convolution3D": C3D, "Pooling3D": C3D, "ImageSegData": DEEPLAB, "MatWrite": DEEPLAB, "Padding": DEEPLAB,
     "SegAccuracy": DEEPLAB, "ImageLabelmapData": HED, "AutoCrop": HED, "MarginInnerProduct": SPHEREFACE,
     "CenterLoss": CENTERLOSS, "Axpy": "the SENet fork of Caffe (hujie-frank/SENet)",

@@ -1293,3 +1293,7 @@ def _auto_crop(ctx, layer, bottoms, params):
     x, ref = bottoms
     h, w = ref.shape[2:4]
     return [x[:, :, offs[0]:offs[0] + h, offs[1]:offs[1] + w]]
+
+
+# The detection layers of Caffe forks (SSD, R-FCN, YOLO ports) live in their own module.
+from . import reference_detection  # noqa: E402,F401  (registers its ops)

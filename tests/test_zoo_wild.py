@@ -3,8 +3,9 @@ have public semantics passes `check` and `export` at batch 1 (a representative s
 `verify`, through the command line), and where the SSD-fork Caffe loaded a zoo-wild file
 (shapes.json), every blob and parameter shape equals Caffe's.
 
-The exclusion table says, for each file left out, why. Entries marked DETECT are the detection
-layers and export options another change adds; they come off the list when it is merged.
+The exclusion table says, for each file left out, why. A net whose post-processing is a Python
+layer or a fork op with data-dependent outputs (Faster R-CNN's proposal layer) is exported with
+--outputs up to it (OUTPUTS below).
 Verify runs the NumPy reference, which takes minutes on the largest nets: the subset below covers
 every fork layer family at sizes that keep it to seconds (fully convolutional nets at a smaller
 input), and tests/test_fork_layers.py verifies each fork layer on its own.
@@ -21,7 +22,6 @@ import netdef
 from netdef.cli import main
 from netdef.export.onnx import export
 
-DETECT = "detection layers / --outputs (the detect change): "
 PYTHON = "a Python layer (user code): "
 
 EXCLUDED = {
@@ -37,8 +37,6 @@ EXCLUDED = {
     "crnn_resnet_blstm/deploy.prototxt": "caffe_ocr's Lstm, Transpose, Reverse, CTCGreedyDecoder",
     "deeplabv3_mnv2_converted/deeplabv3_mnv2_pascal_train_aug.prototxt": "synopsys converter fields (pad_l, ...) "
                                                                          "and ResizeBilinear",
-    "face_faster_rcnn_vgg16/test.prototxt": DETECT + PYTHON + "the proposal layer",
-    "faster_rcnn_vgg16_proposal_layer/vgg16_faster_rcnn_c.pt": DETECT + "Proposal and ROIPooling",
     "lsoftmax_cifar10/cifar_train_test.prototxt": "LargeMarginInnerProduct, and wy1iu's BN, whose (1, C) blobs and "
                                                   "stored inverse std the definition cannot tell from PSPNet's BN",
     "lstm_sequence/deep_lstm_long.prototxt": "caffe-lstm's Lstm layer",
@@ -47,10 +45,8 @@ EXCLUDED = {
     "psanet50_voc/psanet50_voc2012_465.prototxt": "PointwiseSpatialAttention",
     "retinanet_r101_fpn_converted/detectron2_retinanet_R_101_FPN_3_convert.prototxt": "synopsys converter fields, "
                                                                                       "Add, ResizeNearestNeighbor",
-    "rfcn_resnet50/test.prototxt": DETECT + "PSROIPooling",
-    "ssd512_vgg16_voc/VGG_VOC0712_SSD_512x512_iter_120000.prototxt": DETECT + "PriorBox, DetectionOutput",
-    "ssd_mobilenet_v2_tf_converted/ssd_mobilenet_v2_yx.prototxt": DETECT + "PriorBox, DetectionOutput; synopsys "
-                                                                  "converter fields",
+    "ssd_mobilenet_v2_tf_converted/ssd_mobilenet_v2_yx.prototxt": "synopsys converter fields (pad_l, ..., "
+                                                                  "relu6 in ReLUParameter)",
     "unet_phseg_v5/tmp-test.prototxt": "crfasrnn-style V1 CROP (a coordinate-map crop, not BVLC's Crop)",
     "yolov2_indoor/train.prototxt": "BoxData and RegionLoss",
     "yolov2_voc_converted/yolo_voc_trainval.prototxt": "synopsys converter fields (caffe_yolo, ...), YoloV2Loss",
@@ -58,10 +54,7 @@ EXCLUDED = {
     # zoo
     "enet/enet_deploy.prototxt": PYTHON + "spatial dropout",
     "enet/enet_train_encoder_decoder.prototxt": PYTHON + "spatial dropout",
-    "faster_rcnn_vgg16/test.prototxt": DETECT + PYTHON + "the proposal layer",
     "faster_rcnn_vgg16/train.prototxt": PYTHON + "the data and target layers",
-    "faster_rcnn_vgg16/rpn_test.pt": DETECT + PYTHON + "the proposal layer",
-    "faster_rcnn_zf/test.prototxt": DETECT + PYTHON + "the proposal layer",
     "fcn32s_nyud_color_hha/test.prototxt": PYTHON + "the data layer",
     "fcn32s_voc/train.prototxt": PYTHON + "the data layer",
     "fcn32s_voc/val.prototxt": PYTHON + "the data layer",
@@ -69,16 +62,19 @@ EXCLUDED = {
     "fcn8s_voc/train.prototxt": PYTHON + "the data layer",
     "fcn8s_voc/val.prototxt": PYTHON + "the data layer",
     "fcn_alexnet_voc/val.prototxt": PYTHON + "the data layer",
-    "mobilenet_ssd/MobileNetSSD_deploy_nobn.prototxt": DETECT + "PriorBox, DetectionOutput",
-    "mobilenet_ssd/deploy.prototxt": DETECT + "PriorBox, DetectionOutput",
-    "ssd300_vgg16_voc/deploy.prototxt": DETECT + "PriorBox, DetectionOutput",
-    "ssd300_vgg16_voc/test.prototxt": DETECT + "AnnotatedData, PriorBox, DetectionOutput",
-    "ssd300_vgg16_voc/train.prototxt": DETECT + "AnnotatedData, MultiBoxLoss (TRAIN only)",
+    "ssd300_vgg16_voc/train.prototxt": "a TRAIN-only net (its AnnotatedData layer is in the TRAIN phase)",
     "lstm_coco_caption/lrcn.prototxt": "sequence inputs from HDF5 data per stage; its deploy twins are tested",
     "lstm_coco_caption/lstm_language_model.prototxt": "sequence inputs from HDF5 data per stage; its deploy twin "
                                                       "is tested",
     "lstm_lrcn_activity/train_test_lstm_RGB.prototxt": PYTHON + "the sequence data layer",
 }
+
+# export --outputs: the blobs before a proposal layer (Python, or a C++ fork op whose row count
+# depends on the data), i.e. the backbone and the RPN heads.
+_RPN = ["rpn_cls_prob_reshape", "rpn_bbox_pred"]
+OUTPUTS = {"face_faster_rcnn_vgg16/test.prototxt": _RPN, "faster_rcnn_vgg16/test.prototxt": _RPN,
+           "faster_rcnn_vgg16/rpn_test.pt": _RPN, "faster_rcnn_zf/test.prototxt": _RPN,
+           "faster_rcnn_vgg16_proposal_layer/vgg16_faster_rcnn_c.pt": _RPN}
 
 # Inputs whose shapes the definition does not fix (data layers read them from their data):
 # the shape after the batch axis; every input runs at batch 1.
@@ -110,6 +106,7 @@ INPUTS = {
     "bvlc_v1_format/mnist_autoencoder.prototxt": {"data": (1, 28, 28)},
     "bvlc_v1_format/mnist_siamese_train_test.prototxt": {"pair_data": (2, 28, 28)},
     "resnet50/train_val.prototxt": {"data": (3, 224, 224)},
+    "ssd300_vgg16_voc/test.prototxt": {"data": (3, 300, 300)},
     "segnet/bayesian_segnet_inference.prototxt": {"data": (3, 360, 480), "label": (1, 360, 480)},
     "segnet/segnet_basic_inference.prototxt": {"data": (3, 360, 480), "label": (1, 360, 480)},
     "segnet/segnet_inference.prototxt": {"data": (3, 360, 480), "label": (1, 360, 480)},
@@ -138,6 +135,7 @@ VERIFY = {
     "zoo-wild/idn_sr/IDN_x2_deploy.prototxt": None,
     "zoo-wild/vdsr/VDSR_net_deploy.prototxt": {"data": (1, 32, 32)},
     "zoo/enet/enet_deploy_final.prototxt": {"data": (3, 128, 128)},               # BN, unpooling Upsample
+    "zoo/mobilenet_ssd/deploy.prototxt": None,        # Normalize-free SSD: Permute, PriorBox, DetectionOutput
     "zoo/squeezenet_v1.1/deploy.prototxt": None,
     "zoo/bvlc_v0_format/lenet.prototxt": None,
     "zoo/bvlc_v1_format/cifar10_quick.prototxt": None,
@@ -183,7 +181,7 @@ def _cli(*argv):
 
 def test_tables_name_real_files():
     rels = {rel for _, rel, _ in NETS}
-    for table in (EXCLUDED, INPUTS, STAGES, KEEP_BATCH):
+    for table in (EXCLUDED, INPUTS, STAGES, KEEP_BATCH, OUTPUTS):
         assert set(table) <= rels, set(table) - rels
     assert {k.split("/", 1)[1] for k in VERIFY} <= {rel for _, rel, _ in INCLUDED}
     assert len(INCLUDED) >= 75
@@ -196,7 +194,7 @@ def test_check_and_export(tag, rel, path):
     assert code == 0, text[-3000:]
     pairs = list(zip(args[::2], args[1::2]))
     inputs = {v.split("=")[0]: tuple(int(d) for d in v.split("=")[1].split(",")) for k, v in pairs if k == "--input"}
-    ex = export(str(path), inputs=inputs or None, stages=tuple(STAGES.get(rel, ())))
+    ex = export(str(path), inputs=inputs or None, stages=tuple(STAGES.get(rel, ())), outputs=OUTPUTS.get(rel))
     model = ex.model(with_weights=False)        # the structure; verify below runs models with weights
     onnx.checker.check_model(model, full_check=True)
     assert len(model.graph.output) >= 1
@@ -213,7 +211,7 @@ def test_verify(key):
 
 SHAPES = json.loads((ZOO_WILD / "shapes.json").read_text())
 LOADED = sorted(k for k, v in SHAPES.items() if "blobs" in v)
-SHAPES_PENDING = {"rfcn_resnet50/test.prototxt": DETECT + "PSROIPooling has no shape rule here yet"}
+SHAPES_PENDING: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("rel", [r for r in LOADED if r not in SHAPES_PENDING])

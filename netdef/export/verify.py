@@ -74,8 +74,9 @@ def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
         if v is None or nm in existing or v.meta.get("shape") is None:
             continue
         existing.add(nm)
+        free = exported.exporter.free_dims.get(key, {})   # axes known only at run time (detections)
         added.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT16 if exported.exporter.fp16 else TensorProto.FLOAT,
-                                                   list(v.meta["shape"])))
+                                                   [free.get(i, d) for i, d in enumerate(v.meta["shape"])]))
     skel.output.extend(added)
     try:
         return exported.to_bytes(), names

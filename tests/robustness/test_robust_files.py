@@ -21,6 +21,7 @@ COMMANDS = {
     "check": [], "summary": [], "rf": [], "sizes": ["--range", "1:8"], "fmt": [], "upgrade": [],
     "draw": ["-o", "{tmp}/out.dot"], "export": ["-o", "{tmp}/out.onnx"], "init": ["-o", "{tmp}/out.caffemodel"],
     "run": [], "bench": ["--runs", "1", "--warmup", "0"], "verify": [], "solver": [], "lr": [],
+    "view": ["-o", "{tmp}/out.html"],
 }
 
 # name -> (bytes, line, col, what the message says)

@@ -81,7 +81,8 @@ def test_past_the_limit_costs_nothing(tmp_path):
     assert path.stat().st_size > 8 * 2**20
     r, seconds, rss = limited(["check", path], mem_bytes=1 << 30, timeout=600)
     assert r.returncode == 1 and "at most 8 MiB" in r.stderr
-    assert rss < 100
+    # The interpreter and the CLI's imports (~60-100 MB); reading the 8 MiB file would add far more.
+    assert rss < 160, f"{rss:.0f} MB"
 
 
 def test_the_parser_does_not_recurse(tmp_path, monkeypatch):
