@@ -188,3 +188,10 @@ def test_onnx_schema_code_is_regenerated(tmp_path):
     assert protoc.main(["grpc_tools.protoc", f"-I{proto_dir}", f"--python_out={tmp_path}",
                         str(proto_dir / "netdef_onnx.proto")]) == 0
     assert (tmp_path / "netdef_onnx_pb2.py").read_bytes() == (proto_dir / "netdef_onnx_pb2.py").read_bytes()
+
+
+def test_detection_constants_without_numpy():
+    import numpy as np
+    from netdef.layers import detection
+    assert detection.FLT_MAX == float(np.finfo(np.float32).max)
+    assert detection.np.float32 is np.float32     # the lazy stand-in hands out numpy itself

@@ -19,14 +19,26 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from .. import codes
 from ..proto import pb
 from .base import Layer, bad, fmt_shape, need_rank, prod, register
 from .fork import ForkParams, _int
 
-FLT_MAX = float(np.finfo(np.float32).max)
+
+class _LazyNumpy:
+    """numpy, imported when first used: the layer registry imports this module for every
+    command, and `netdef check` of a net without detection layers never needs numpy (its
+    import alone is more than the rest of a small check; see tests/test_startup.py)."""
+
+    def __getattr__(self, name):
+        import numpy
+        globals()["np"] = numpy
+        return getattr(numpy, name)
+
+
+np = _LazyNumpy()
+
+FLT_MAX = 3.4028234663852886e+38   # float(np.finfo(np.float32).max), without importing numpy
 
 
 def _f32(g, value, suffix: str) -> str:
