@@ -15,6 +15,7 @@ DiagnosticError / CliError / UsageError for failures.
 from __future__ import annotations
 
 import argparse
+import errno
 import contextlib
 import importlib
 import json
@@ -628,21 +629,38 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SystemExit as e:  # argparse's --help / --version
         return int(e.code or 0) if isinstance(e.code, int) else 0
+    except OSError as e:
+        # Standard output that cannot take the result (a full disk, /dev/full, a closed pipe) is
+        # "an output could not be written" (exit 1), not a bug in netdef.
+        if debug or e.errno not in _WRITE_ERRNOS:
+            if debug:
+                raise
+            return _internal_error(e, json_mode, args)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"netdef: error: cannot write the output: {e.strerror or e}\n")
+        return 1
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug:
             raise
-        # Exit 3, not 1: a script must be able to tell "the input has errors" from "netdef broke".
-        if json_mode and args is not None:
-            with contextlib.suppress(Exception):
-                _failure_json(args, error=f"internal error: {type(e).__name__}: {e}", code=3)
-        sys.stderr.write(f"netdef: internal error: {type(e).__name__}: {e}\n"
-                         "This is a bug in netdef; run with --debug for the traceback and report it.\n")
-        return 3
+        return _internal_error(e, json_mode, args)
     finally:
         _set_state(**saved_state)
         for sig, handler in previous.items():
             with contextlib.suppress(TypeError, ValueError, OSError):
                 signal.signal(sig, handler)
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, errno.EFBIG}
+
+
+def _internal_error(e: BaseException, json_mode: bool, args) -> int:
+    # Exit 3, not 1: a script must be able to tell "the input has errors" from "netdef broke".
+    if json_mode and args is not None:
+        with contextlib.suppress(Exception):
+            _failure_json(args, error=f"internal error: {type(e).__name__}: {e}", code=3)
+    sys.stderr.write(f"netdef: internal error: {type(e).__name__}: {e}\n"
+                     "This is a bug in netdef; run with --debug for the traceback and report it.\n")
+    return 3
 
 
 def entry() -> None:
