@@ -20,6 +20,7 @@ HED = "the HED fork of Caffe (s9xie/hed)"
 SPHEREFACE = "the SphereFace/A-Softmax fork of Caffe (wy1iu/sphereface)"
 CENTERLOSS = "the center-loss fork of Caffe (ydwen/caffe-face)"
 MOBILE = "the MobileNet/ShuffleNet Caffe forks"
+SYNOPSYS = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe) and its model converters"
 
 # (message, field) -> fork. A message of None means: a field of LayerParameter (layer params).
 _FIELDS: dict[tuple[str, str], str] = {
@@ -72,6 +73,17 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("V1LayerParameter", "interp_param"): DEEPLAB,
     ("LayerParameter", "center_loss_param"): CENTERLOSS,
     ("LayerParameter", "margin_inner_product_param"): SPHEREFACE,
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/proto/caffe.proto: BatchNormParameter
+    # add_eps_before_sqrt = 4 [default true]; ConvolutionParameter pad_l/r/t/b = 36..39 [0];
+    # PoolingParameter pad_l/r/t/b = 16..19 [0]; ReLUParameter relu6 = 3 [false];
+    # LayerParameter upsample_darknet_param = 209.
+    ("BatchNormParameter", "add_eps_before_sqrt"): SYNOPSYS,
+    ("ConvolutionParameter", "pad_l"): SYNOPSYS, ("ConvolutionParameter", "pad_r"): SYNOPSYS,
+    ("ConvolutionParameter", "pad_t"): SYNOPSYS, ("ConvolutionParameter", "pad_b"): SYNOPSYS,
+    ("PoolingParameter", "pad_l"): SYNOPSYS, ("PoolingParameter", "pad_r"): SYNOPSYS,
+    ("PoolingParameter", "pad_t"): SYNOPSYS, ("PoolingParameter", "pad_b"): SYNOPSYS,
+    ("ReLUParameter", "relu6"): SYNOPSYS,
+    ("LayerParameter", "upsample_darknet_param"): SYNOPSYS,
     ("LayerParameter", "largemargin_inner_product_param"): "the L-Softmax fork of Caffe (wy1iu/LargeMargin_Softmax_Loss)",
 }
 
@@ -99,6 +111,7 @@ _LAYER_TYPES: dict[str, str] = {
     "SegAccuracy": DEEPLAB, "ImageLabelmapData": HED, "AutoCrop": HED, "MarginInnerProduct": SPHEREFACE,
     "CenterLoss": CENTERLOSS, "Axpy": "the SENet fork of Caffe (hujie-frank/SENet)",
     "Mish": "Caffe forks with a MishLayer (YOLOv4 ports)",
+    "UpsampleDarknet": SYNOPSYS,
 }
 
 

@@ -559,7 +559,13 @@ def _batchnorm(ctx, layer, bottoms, params):
         mean = x.mean(axis=axes)
         var = ((x - _bcast(mean, x.ndim, 1)) ** 2).mean(axis=axes)
     mean, var = mean.reshape(c), var.reshape(c)
-    return [(x - _bcast(mean, x.ndim, 1)) / np.sqrt(_bcast(var, x.ndim, 1) + p.eps)]
+    # Synopsys' fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe batch_norm_layer.cpp):
+    # add_eps_before_sqrt: false divides by sqrt(var) + eps instead of sqrt(var + eps).
+    if ctx.sub_field("batch_norm_param", "add_eps_before_sqrt", True):
+        den = np.sqrt(_bcast(var, x.ndim, 1) + p.eps)
+    else:
+        den = np.sqrt(_bcast(var, x.ndim, 1)) + p.eps
+    return [(x - _bcast(mean, x.ndim, 1)) / den]
 
 
 def _scale_shape(ctx, x, axis_param, num_axes, what):
@@ -1013,6 +1019,17 @@ def _convolution_depthwise(ctx, layer, bottoms, params):
     if p.bias_term:
         y += params[1].reshape(1, c, 1, 1)
     return [y]
+
+
+@op("UpsampleDarknet")
+def _upsample_darknet(ctx, layer, bottoms, params):
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe upsample_darknet_layer.cpp Forward_cpu:
+    # top (h, w) = bottom (h / stride, w / stride), the top stride times the bottom's size.
+    s = int(ctx.fork_param("upsample_darknet_param", "stride", 1))
+    if s < 1:
+        ctx.fail(f"stride must be positive, got {s}")
+    x = bottoms[0]
+    return [x.repeat(s, axis=-2).repeat(s, axis=-1)]
 
 
 @op("Upsample")

@@ -454,3 +454,58 @@ def test_dynamic_batch_export_runs_at_another_batch(tmp_path, text):
     for name, value in outs.items():
         assert value.shape[0] == 3, name
         assert rel_error(value, ref[name]) < 1e-4, name
+
+
+# --- Synopsys' caffe fork (converter output): BatchNorm add_eps_before_sqrt, UpsampleDarknet ----
+
+SYN_BN = _net((2, 3, 4, 5), """
+layer { name: "after" type: "BatchNorm" bottom: "data" top: "after"
+        batch_norm_param { use_global_stats: true add_eps_before_sqrt: false eps: 0.5 } }
+layer { name: "before" type: "BatchNorm" bottom: "data" top: "before"
+        batch_norm_param { use_global_stats: true add_eps_before_sqrt: true eps: 0.5 } }
+layer { name: "batch" type: "BatchNorm" bottom: "data" top: "batch"
+        batch_norm_param { use_global_stats: false add_eps_before_sqrt: false eps: 0.5 } }
+layer { name: "up" type: "UpsampleDarknet" bottom: "data" top: "up" upsample_darknet_param { stride: 3 } }
+""")
+
+
+def test_synopsys_batchnorm_eps_after_sqrt_by_hand(tmp_path):
+    # synopsys-caffe batch_norm_layer.cpp: add_eps_before_sqrt false divides by sqrt(var) + eps.
+    # mean 2 and variance 9 (stored as sums 4 and 18 with factor 2): sqrt(9) + 0.5 = 3.5, while
+    # sqrt(9 + 0.5) is 3.0822 (the BVLC rule, and the fork's default).
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    x[0, 0, 0, 0] = 9.0
+    c = np.ones(3, np.float32)
+    w = {n: [4 * c, 18 * c, np.array([2.0], np.float32)] for n in ("after", "before", "batch")}
+    b = _ref(SYN_BN, x, w)
+    assert float(b["after"][0, 0, 0, 0]) == pytest.approx(2.0, rel=1e-6)            # (9 - 2) / 3.5
+    assert float(b["after"][0, 1, 0, 0]) == pytest.approx(-2 / 3.5, rel=1e-6)
+    assert float(b["before"][0, 0, 0, 0]) == pytest.approx(7 / 9.5 ** 0.5, rel=1e-6)
+    # Batch statistics of channel 0: one 9 among 40 values, mean 0.225, variance 81/40 - 0.225^2.
+    var = 81 / 40 - 0.225 ** 2
+    assert float(b["batch"][0, 0, 0, 0]) == pytest.approx((9 - 0.225) / (var ** 0.5 + 0.5), rel=1e-5)
+    _verify(tmp_path, SYN_BN, RNG.standard_normal((2, 3, 4, 5)).astype(np.float32) * 3)
+
+
+def test_upsample_darknet_shapes_and_values():
+    shapes, _ = _shapes(SYN_BN)
+    assert shapes["up"] == (2, 3, 12, 15)
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    c = np.ones(3, np.float32)
+    up = _ref(SYN_BN, x, {n: [c, c, c[:1]] for n in ("after", "before", "batch")})["up"]
+    # upsample_darknet_layer.cpp Forward_cpu: top (h, w) = bottom (h / 3, w / 3).
+    assert up[1, 2, 7, 14] == x[1, 2, 2, 4]
+    assert up[0, 1, 3, 2] == x[0, 1, 1, 0]
+    assert up[0, 0, :3, :3].tolist() == [[0.0] * 3] * 3
+    bad = _net((1, 1, 2, 2), 'layer { name: "u" type: "UpsampleDarknet" bottom: "data" top: "u" '
+                             'upsample_darknet_param { stride: 0 } }\n')
+    assert any("stride must be positive" in m for m in _errors(bad))
+
+
+@pytest.mark.parametrize("name", ["SYN_BN"])
+def test_synopsys_cli_check_export_verify(tmp_path, capsys, name):
+    path = _write(tmp_path, globals()[name])
+    assert main(["check", path]) == 0
+    assert main(["export", path, "-o", str(tmp_path / "m.onnx")]) == 0
+    assert main(["verify", path]) == 0
+    capsys.readouterr()

@@ -50,7 +50,6 @@ EXCLUDED = {
     "unet_phseg_v5/tmp-test.prototxt": "crfasrnn-style V1 CROP (a coordinate-map crop, not BVLC's Crop)",
     "yolov2_indoor/train.prototxt": "BoxData and RegionLoss",
     "yolov2_voc_converted/yolo_voc_trainval.prototxt": "synopsys converter fields (caffe_yolo, ...), YoloV2Loss",
-    "yolov3_darknet_converted/yolov3.prototxt": "synopsys BatchNorm fields (add_eps_before_sqrt), UpsampleDarknet",
     # zoo
     "enet/enet_deploy.prototxt": PYTHON + "spatial dropout",
     "enet/enet_train_encoder_decoder.prototxt": PYTHON + "spatial dropout",
@@ -136,6 +135,7 @@ VERIFY = {
     "zoo-wild/vdsr/VDSR_net_deploy.prototxt": {"data": (1, 32, 32)},
     "zoo/enet/enet_deploy_final.prototxt": {"data": (3, 128, 128)},               # BN, unpooling Upsample
     "zoo/mobilenet_ssd/deploy.prototxt": None,        # Normalize-free SSD: Permute, PriorBox, DetectionOutput
+    "zoo-wild/yolov3_darknet_converted/yolov3.prototxt": {"data": (3, 128, 128)},  # synopsys BatchNorm, UpsampleDarknet
     "zoo/squeezenet_v1.1/deploy.prototxt": None,
     "zoo/bvlc_v0_format/lenet.prototxt": None,
     "zoo/bvlc_v1_format/cifar10_quick.prototxt": None,

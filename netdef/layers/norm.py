@@ -56,6 +56,16 @@ class LRN(Layer):
         g.op("Mul", [g.x(0), t], g.y(0))
 
 
+def eps_before_sqrt(node) -> bool:
+    """Synopsys' fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe,
+    src/caffe/layers/batch_norm_layer.cpp Forward_cpu) divides by sqrt(var + eps) when
+    batch_norm_param's add_eps_before_sqrt is true (its default, BVLC's rule) and by
+    sqrt(var) + eps when it is false."""
+    sub = node.loc.msg("batch_norm_param") if node.loc is not None else None
+    vals = sub.extra.get("add_eps_before_sqrt") if sub is not None else None
+    return bool(vals[-1]) if vals else True
+
+
 @register("BatchNorm")
 class BatchNorm(Layer):
     param = "batch_norm_param"
@@ -90,14 +100,22 @@ class BatchNorm(Layer):
             mean = g.reduce("ReduceMean", g.x(0), axes, 1)
             d = g.op("Sub", [g.x(0), mean], g.tmp("centred"))
             var = g.reduce("ReduceMean", g.op("Mul", [d, d], g.tmp("sq")), axes, 1)
-            den = g.op("Sqrt", [g.op("Add", [var, g.const(p.eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
+            if eps_before_sqrt(node):
+                den = g.op("Sqrt", [g.op("Add", [var, g.const(p.eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
+            else:
+                den = g.op("Add", [g.op("Sqrt", [var], g.tmp("std")), g.const(p.eps, "eps")], g.tmp("std_eps"))
             g.op("Div", [d, den], g.y(0))
             return
         mean, var = ops.bn_stats(g)
         if len(shape) < 2:
             g.fail("BatchNorm of a 1-D blob")
+        eps = p.eps
+        if not eps_before_sqrt(node):
+            # sqrt(var) + eps as BatchNormalization's sqrt(var' + 0): var' = (sqrt(var) + eps)^2.
+            var = ((np.sqrt(var.astype(np.float64)) + eps) ** 2).astype(np.float32)
+            eps = 0.0
         g.op("BatchNormalization", [g.x(0), g.const(np.ones(c), "gamma"), g.const(np.zeros(c), "beta"),
-                                    g.const(mean, "mean"), g.const(var, "var")], g.y(0), epsilon=p.eps)
+                                    g.const(mean, "mean"), g.const(var, "var")], g.y(0), epsilon=eps)
 
 
 def affine_shape(node, field: str, in_shapes) -> tuple:

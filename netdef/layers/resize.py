@@ -7,7 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .. import codes
-from ..forks import PSPNET, SEGNET
+from ..forks import PSPNET, SEGNET, SYNOPSYS
 from ..ir import RF
 from .base import Layer, bad, fmt_shape, need_rank, prod, register
 from .fork import ForkParams, _int
@@ -105,6 +105,26 @@ class Upsample(Layer):
             zeros = g.op("Cast", [zeros], g.tmp("zeros16"), to=TensorProto.FLOAT16)
         out = g.op("ScatterElements", [zeros, idx, flat], g.tmp("scatter"), axis=2)
         g.op("Reshape", [out, g.ints([0, 0, oh, ow], "out_shape")], g.y(0))
+
+
+@register("UpsampleDarknet")
+class UpsampleDarknet(Upsample):
+    """Synopsys' darknet upsampling: the last two axes times upsample_darknet_param.stride
+    (default 1); top (h, w) copies bottom (h / stride, w / stride), nearest neighbour."""
+
+    bottoms = (1, 1)
+    origin = SYNOPSYS
+    checked_against = ("foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/"
+                       "upsample_darknet_layer.cpp (Reshape, Forward_cpu) and caffe.proto "
+                       "(UpsampleDarknetParameter stride = 1 [default 1])")
+
+    def sizes(self, node, shape):
+        # UpsampleDarknetLayer::Reshape: H * stride, W * stride; Forward_cpu reads h / stride.
+        p = ForkParams(node, "upsample_darknet_param", {"stride": 1})
+        s = _int(node, p, "stride")
+        if s < 1:
+            bad(node, f"upsample_darknet_param.stride must be positive, got {s}", p.span("stride"))
+        return shape[2] * s, shape[3] * s, (s, s)
 
 
 def max_pool_mask(g, node, kernel, stride, pad, in_hw, out_hw):
