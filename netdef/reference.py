@@ -233,6 +233,18 @@ def _spatial(ctx, p: pb.ConvolutionParameter, nsp: int):
     return kernel, stride, pad, dilation
 
 
+def _pads_tlbr(ctx, message: str):
+    """Synopsys' pad_t/pad_l/pad_b/pad_r (foss-for-synopsys-dwc-arc-processors/synopsys-caffe
+    caffe.proto; used by base_conv_layer.cpp, util/im2col.cpp and pooling_layer.cpp when any is
+    non-zero): ([top, left], [bottom, right]), or None."""
+    vals = [ctx.sub_field(message, name, 0) for name in ("pad_t", "pad_l", "pad_b", "pad_r")]
+    if not any(vals):
+        return None
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in vals):
+        ctx.fail(f"pad_t/pad_l/pad_b/pad_r must be non-negative integers, got {vals}")
+    return [vals[0], vals[1]], [vals[2], vals[3]]
+
+
 # --- vision layers ---------------------------------------------------------------------------
 
 @op("Convolution")
@@ -243,6 +255,12 @@ def _convolution(ctx, layer, bottoms, params):
         ax = _axis(ctx, p.axis, x.ndim)
         nsp = x.ndim - ax - 1
         kernel, stride, pad, dil = _spatial(ctx, p, nsp)
+        pad_end = list(pad)
+        asym = _pads_tlbr(ctx, "convolution_param")
+        if asym is not None:
+            if nsp != 2 or layer.type != "Convolution":
+                ctx.fail("pad_t/pad_l/pad_b/pad_r apply to 2-D Convolution only")
+            pad, pad_end = asym
         w = params[0]
         g = p.group
         cin, cout = x.shape[ax], p.num_output
@@ -252,10 +270,11 @@ def _convolution(ctx, layer, bottoms, params):
             ctx.fail(f"weight shape {w.shape} does not fit the layer")
         lead = x.shape[:ax]
         xs = x.reshape((-1, cin) + x.shape[ax + 1:])
-        outsz = [(xs.shape[2 + i] + 2 * pad[i] - (dil[i] * (kernel[i] - 1) + 1)) // stride[i] + 1 for i in range(nsp)]
+        outsz = [(xs.shape[2 + i] + pad[i] + pad_end[i] - (dil[i] * (kernel[i] - 1) + 1)) // stride[i] + 1
+                 for i in range(nsp)]
         if min(outsz) <= 0:
             ctx.fail(f"the output would be empty ({outsz})")
-        xp = np.pad(xs, [(0, 0), (0, 0)] + [(q, q) for q in pad]) if any(pad) else xs
+        xp = np.pad(xs, [(0, 0), (0, 0)] + [(q, e) for q, e in zip(pad, pad_end)]) if any(pad + pad_end) else xs
         n, cg, og = xs.shape[0], cin // g, cout // g
         # im2col as a strided view, copied once into (N * out, C/group * kernel) rows.
         win = np.lib.stride_tricks.sliding_window_view(
@@ -448,7 +467,11 @@ def _embed(ctx, layer, bottoms, params):
 @op("ReLU")
 def _relu(ctx, layer, bottoms, params):
     x, a = bottoms[0], layer.relu_param.negative_slope
-    return [np.maximum(x, 0) + a * np.minimum(x, 0)]
+    y = np.maximum(x, 0) + a * np.minimum(x, 0)
+    # Synopsys' relu6 (foss-for-synopsys-dwc-arc-processors/synopsys-caffe relu_layer.cpp): then min(y, 6).
+    if ctx.sub_field("relu_param", "relu6", False):
+        y = np.minimum(y, 6.0)
+    return [y]
 
 
 @op("Sigmoid")

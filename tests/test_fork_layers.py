@@ -502,7 +502,52 @@ def test_upsample_darknet_shapes_and_values():
     assert any("stride must be positive" in m for m in _errors(bad))
 
 
-@pytest.mark.parametrize("name", ["SYN_BN"])
+SYN_CONV = _net((2, 3, 7, 6), """
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 stride: 2 pad_l: 0 pad_r: 1 pad_t: 2 pad_b: 0
+                            weight_filler { type: "gaussian" std: 1 } bias_filler { type: "gaussian" std: 1 } } }
+layer { name: "six" type: "ReLU" bottom: "conv" top: "six" relu_param { relu6: true } }
+layer { name: "leaky6" type: "ReLU" bottom: "conv" top: "leaky6" relu_param { relu6: true negative_slope: 0.5 } }
+""")
+
+
+def test_synopsys_asymmetric_conv_shapes():
+    # conv_layer.cpp compute_output_shape: (7 + 2 + 0 - 3) / 2 + 1 = 4 rows, (6 + 0 + 1 - 3) / 2 + 1 = 3 columns.
+    shapes, g = _shapes(SYN_CONV)
+    assert shapes["conv"] == (2, 4, 4, 3)
+    assert g.node("conv").meta["cost"]["macs"] == 2 * 4 * 4 * 3 * 3 * 9
+    both = _net((1, 1, 4, 4), 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
+                              'convolution_param { num_output: 1 kernel_size: 1 pad: 1 pad_l: 1 } }\n')
+    assert any("both pad and pad_l/pad_r/pad_t/pad_b" in m for m in _errors(both))
+    deconv = _net((1, 1, 4, 4), 'layer { name: "c" type: "Deconvolution" bottom: "data" top: "c" '
+                                'convolution_param { num_output: 1 kernel_size: 2 pad_t: 1 } }\n')
+    assert any("not supported" in m for m in _errors(deconv))
+
+
+def test_synopsys_asymmetric_conv_and_relu6_by_hand(tmp_path):
+    # A 1x1 input, kernel 2, pad_t 1 pad_l 1 (im2col.cpp reads row -pad_t + kh, column
+    # -pad_l + kw): one output = the kernel's bottom-right weight times x; the other three
+    # taps read padding. With pad_b/pad_r instead, it is the top-left weight.
+    def net(pads):
+        return _net((1, 1, 1, 1), 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
+                                  f'convolution_param {{ num_output: 1 kernel_size: 2 bias_term: false {pads} }} }}\n'
+                                  'layer { name: "r" type: "ReLU" bottom: "c" top: "r" relu_param { relu6: true } }\n')
+    w = {"c": [np.array([[[[1, 2], [3, 4]]]], np.float32)]}
+    x = np.array([[[[1.5]]]], np.float32)
+    assert _ref(net("pad_t: 1 pad_l: 1"), x, w)["c"].tolist() == [[[[6.0]]]]
+    assert _ref(net("pad_b: 1 pad_r: 1"), x, w)["c"].tolist() == [[[[1.5]]]]
+    # relu_layer.cpp: min(max(x, 0), 6).
+    assert _ref(net("pad_t: 1 pad_l: 1"), x, w)["r"].tolist() == [[[[6.0]]]]
+    assert _ref(net("pad_t: 1 pad_l: 1"), 2 * x, w)["r"].tolist() == [[[[6.0]]]]
+    assert _ref(net("pad_t: 1 pad_l: 1"), -x, w)["r"].tolist() == [[[[0.0]]]]
+    b = _ref(SYN_CONV, (RNG.standard_normal((2, 3, 7, 6)) * 4).astype(np.float32),
+             {"conv": [np.full((4, 3, 3, 3), 1.0, np.float32), np.array([0, 10, -10, 0], np.float32)]})
+    assert b["six"].max() == 6.0 and b["six"].min() == 0.0
+    assert np.array_equal(b["leaky6"], np.minimum(np.where(b["conv"] > 0, b["conv"], 0.5 * b["conv"]), 6))
+    _verify(tmp_path, SYN_CONV, (RNG.standard_normal((2, 3, 7, 6)) * 4).astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["SYN_BN", "SYN_CONV"])
 def test_synopsys_cli_check_export_verify(tmp_path, capsys, name):
     path = _write(tmp_path, globals()[name])
     assert main(["check", path]) == 0

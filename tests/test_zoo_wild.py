@@ -45,8 +45,6 @@ EXCLUDED = {
     "psanet50_voc/psanet50_voc2012_465.prototxt": "PointwiseSpatialAttention",
     "retinanet_r101_fpn_converted/detectron2_retinanet_R_101_FPN_3_convert.prototxt": "synopsys converter fields, "
                                                                                       "Add, ResizeNearestNeighbor",
-    "ssd_mobilenet_v2_tf_converted/ssd_mobilenet_v2_yx.prototxt": "synopsys converter fields (pad_l, ..., "
-                                                                  "relu6 in ReLUParameter)",
     "unet_phseg_v5/tmp-test.prototxt": "crfasrnn-style V1 CROP (a coordinate-map crop, not BVLC's Crop)",
     "yolov2_indoor/train.prototxt": "BoxData and RegionLoss",
     "yolov2_voc_converted/yolo_voc_trainval.prototxt": "synopsys converter fields (caffe_yolo, ...), YoloV2Loss",
@@ -136,6 +134,7 @@ VERIFY = {
     "zoo/enet/enet_deploy_final.prototxt": {"data": (3, 128, 128)},               # BN, unpooling Upsample
     "zoo/mobilenet_ssd/deploy.prototxt": None,        # Normalize-free SSD: Permute, PriorBox, DetectionOutput
     "zoo-wild/yolov3_darknet_converted/yolov3.prototxt": {"data": (3, 128, 128)},  # synopsys BatchNorm, UpsampleDarknet
+    "zoo-wild/ssd_mobilenet_v2_tf_converted/ssd_mobilenet_v2_yx.prototxt": None,  # synopsys pad_l/r/t/b, relu6
     "zoo/squeezenet_v1.1/deploy.prototxt": None,
     "zoo/bvlc_v0_format/lenet.prototxt": None,
     "zoo/bvlc_v1_format/cifar10_quick.prototxt": None,

@@ -21,12 +21,27 @@ class ReLU(Neuron):
     param = "relu_param"
 
     def to_onnx(self, node, g):
-        """ONNX Relu, or LeakyRelu with negative_slope."""
+        """ONNX Relu, or LeakyRelu with negative_slope; Synopsys' relu6: then at most 6."""
         a = node.param.relu_param.negative_slope
+        six = relu6(node)
         if a == 0:
-            g.op("Relu", [g.x(0)], g.y(0))
+            if six:
+                g.op("Clip", [g.x(0), g.const(0.0, "min"), g.const(6.0, "max")], g.y(0))
+            else:
+                g.op("Relu", [g.x(0)], g.y(0))
+        elif six:
+            g.op("Min", [g.op("LeakyRelu", [g.x(0)], g.tmp("leaky"), alpha=a), g.const(6.0, "max")], g.y(0))
         else:
             g.op("LeakyRelu", [g.x(0)], g.y(0), alpha=a)
+
+
+def relu6(node) -> bool:
+    """Synopsys' fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/
+    relu_layer.cpp Forward_cpu; caffe.proto ReLUParameter relu6 = 3 [default false]): with relu6
+    true the ReLU's output, max(x, 0) + negative_slope * min(x, 0), is then limited to 6."""
+    sub = node.loc.msg("relu_param") if node.loc is not None else None
+    vals = sub.extra.get("relu6") if sub is not None else None
+    return bool(vals[-1]) if vals else False
 
 
 @register("Sigmoid")

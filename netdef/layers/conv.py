@@ -11,6 +11,7 @@ from fractions import Fraction
 from .. import codes
 from ..ir import RF
 from .base import Layer, bad, canonical_axis, fmt_shape, need_rank, prod, register, window_rf
+from .fork import synopsys_pads
 
 # BaseConvolutionLayer's kDefaultStride, kDefaultPad, kDefaultDilation.
 DEFAULT_STRIDE = 1
@@ -19,10 +20,16 @@ DEFAULT_DILATION = 1
 
 
 class Geometry:
-    __slots__ = ("axis", "kernel", "stride", "pad", "dilation")
+    """`pad` is the padding before each spatial axis, `pad_end` after it (equal to `pad` but
+    for Synopsys' pad_t/pad_l/pad_b/pad_r)."""
+    __slots__ = ("axis", "kernel", "stride", "pad", "dilation", "pad_end")
 
-    def __init__(self, axis, kernel, stride, pad, dilation):
+    def __init__(self, axis, kernel, stride, pad, dilation, pad_end=None):
         self.axis, self.kernel, self.stride, self.pad, self.dilation = axis, kernel, stride, pad, dilation
+        self.pad_end = list(pad) if pad_end is None else pad_end
+
+    def padded(self, i: int, size: int) -> int:
+        return size + self.pad[i] + self.pad_end[i]
 
     def extent(self, i: int) -> int:
         return self.dilation[i] * (self.kernel[i] - 1) + 1
@@ -84,7 +91,20 @@ def _geometry(node, shape) -> Geometry:
             field = {"kernel size": "kernel_size", "stride": "stride", "dilation": "dilation"}[name]
             bad(node, f"{name} must be at most 2147483647, got {_list(vals)}",
                 node.field_span("convolution_param", field), notes=["Caffe holds it in an int"])
-    return Geometry(axis, kernel, stride, pad, dilation)
+    pad_end = None
+    # Synopsys' fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/
+    # base_conv_layer.cpp LayerSetUp, conv_layer.cpp compute_output_shape, util/im2col.cpp):
+    # pad_t/pad_b and pad_l/pad_r pad height and width unequally, out = (H + t + b - ext) / s + 1.
+    asym = synopsys_pads(node, "convolution_param")
+    if asym is not None:
+        if n != 2:
+            bad(node, f"pad_l/pad_r/pad_t/pad_b apply to 2-D convolution only, but the bottom has {n} spatial "
+                      f"axes (shape {fmt_shape(shape)})", node.field_span("convolution_param"))
+        if node.type != "Convolution":
+            bad(node, f"pad_l/pad_r/pad_t/pad_b of a {node.type} layer are not supported by netdef",
+                node.field_span("convolution_param"), notes=["netdef implements them for Convolution"])
+        pad, pad_end = [asym[0], asym[1]], [asym[2], asym[3]]
+    return Geometry(axis, kernel, stride, pad, dilation, pad_end)
 
 
 def _list(vals) -> str:
@@ -158,14 +178,15 @@ class Convolution(Layer):
                               f"{size} - 1) + kernel extent {ext} - 2 x pad {g.pad[i]}",
                         node.field_span("convolution_param", "pad"), code=codes.BAD_GEOMETRY)
             else:
-                if ext > size + 2 * g.pad[i]:
+                if ext > g.padded(i, size):
                     what = f"kernel {g.kernel[i]}" + (f" (dilated to {ext})" if ext != g.kernel[i] else "")
+                    padding = (f"2 x {g.pad[i]}" if g.pad[i] == g.pad_end[i] else f"{g.pad[i]} + {g.pad_end[i]}")
                     bad(node, f"{what} is larger than the padded input {axis_name(i, n)} "
-                              f"{size} + 2 x {g.pad[i]} = {size + 2 * g.pad[i]} of '{node.inputs[0].name}' "
+                              f"{size} + {padding} = {g.padded(i, size)} of '{node.inputs[0].name}' "
                               f"{fmt_shape(shape)}", node.field_span("convolution_param", "kernel_size"),
                         code=codes.BAD_GEOMETRY,
                         notes=["the input is too small for this layer; use a larger input or a smaller kernel"])
-                o = (size + 2 * g.pad[i] - ext) // g.stride[i] + 1
+                o = (g.padded(i, size) - ext) // g.stride[i] + 1
             out.append(o)
         return [tuple(out)] * len(node.outputs)
 
@@ -224,7 +245,7 @@ class Convolution(Layer):
         for i in range(g.n_in):
             ins = [g.x(i), w] + ([b] if b else [])
             g.op(op, ins, g.y(i), kernel_shape=list(geo.kernel), strides=list(geo.stride),
-                 pads=list(geo.pad) * 2, dilations=list(geo.dilation), group=cp.group)
+                 pads=list(geo.pad) + list(geo.pad_end), dilations=list(geo.dilation), group=cp.group)
 
 
 def deconv_rf(rf: RF, g: Geometry) -> RF:

@@ -49,6 +49,37 @@ def _int(node, params, name):
         bad(node, f"{params.field}.{name} must be an integer, got {v!r}", params.span(name))
 
 
+def synopsys_pads(node, message: str):
+    """Synopsys' asymmetric padding, (top, left, bottom, right), or None when it is not used.
+
+    foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/proto/caffe.proto declares
+    pad_l/pad_r/pad_t/pad_b (uint32, default 0) in ConvolutionParameter (36-39) and
+    PoolingParameter (16-19); base_conv_layer.cpp and pooling_layer.cpp (LayerSetUp) use them
+    when any is non-zero, 2-D only, and then refuse pad, pad_h/pad_w (and pad_type)."""
+    sub = node.loc.msg(message) if node.loc is not None else None
+    if sub is None:
+        return None
+    vals = []
+    for name in ("pad_t", "pad_l", "pad_b", "pad_r"):
+        raw = sub.extra.get(name)
+        v = raw[-1] if raw else 0
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**31 - 1:
+            bad(node, f"{message}.{name} must be a non-negative integer, got {v!r}", node.span,
+                notes=["Synopsys' caffe.proto declares it uint32"])
+        vals.append(v)
+    if not any(vals):
+        return None
+    msg = getattr(node.param, message)
+    if len(msg.pad) if message == "convolution_param" else msg.HasField("pad"):
+        bad(node, "both pad and pad_l/pad_r/pad_t/pad_b are given", node.field_span(message, "pad"),
+            notes=["Synopsys' Caffe accepts one or the other"])
+    if msg.HasField("pad_h") or msg.HasField("pad_w"):
+        bad(node, "both pad_h/pad_w and pad_l/pad_r/pad_t/pad_b are given",
+            node.field_span(message, "pad_h" if msg.HasField("pad_h") else "pad_w"),
+            notes=["Synopsys' Caffe accepts one or the other"])
+    return tuple(vals)
+
+
 class ForkSource(Layer):
     source = True
     bottoms = (0, 0)
