@@ -19,6 +19,8 @@ class Neuron(Layer):
 @register("ReLU")
 class ReLU(Neuron):
     param = "relu_param"
+    checked_against = ("BVLC/caffe src/caffe/layers/relu_layer.cpp; relu6: foss-for-synopsys-dwc-arc-processors/"
+                       "synopsys-caffe src/caffe/layers/relu_layer.cpp")
 
     def to_onnx(self, node, g):
         """ONNX Relu, or LeakyRelu with negative_slope; Synopsys' relu6: then at most 6."""

@@ -70,6 +70,8 @@ def eps_before_sqrt(node) -> bool:
 class BatchNorm(Layer):
     param = "batch_norm_param"
     elementwise = True
+    checked_against = ("BVLC/caffe src/caffe/layers/batch_norm_layer.cpp; add_eps_before_sqrt: "
+                       "foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/batch_norm_layer.cpp")
 
     def param_shapes(self, node, in_shapes):
         shape = in_shapes[0]

@@ -126,6 +126,10 @@ class UpsampleDarknet(Upsample):
             bad(node, f"upsample_darknet_param.stride must be positive, got {s}", p.span("stride"))
         return shape[2] * s, shape[3] * s, (s, s)
 
+    def to_onnx(self, node, g):
+        """Resize, nearest, asymmetric, floor (output o copies input floor(o / stride))."""
+        super().to_onnx(node, g)
+
 
 def max_pool_mask(g, node, kernel, stride, pad, in_hw, out_hw):
     """A MAX pooling layer's second top, Caffe's mask: the index h * W + w (within its plane)
