@@ -111,8 +111,20 @@ _LAYER_TYPES: dict[str, str] = {
     "SegAccuracy": DEEPLAB, "ImageLabelmapData": HED, "AutoCrop": HED, "MarginInnerProduct": SPHEREFACE,
     "CenterLoss": CENTERLOSS, "Axpy": "the SENet fork of Caffe (hujie-frank/SENet)",
     "Mish": "Caffe forks with a MishLayer (YOLOv4 ports)",
-    "UpsampleDarknet": SYNOPSYS,
+    "UpsampleDarknet": SYNOPSYS, "HardSwish": SYNOPSYS, "Mul": SYNOPSYS,
 }
+
+# (enum, value) -> fork: values only a fork's enum has. The parser keeps them, as their name, in
+# the block Loc's extra under the field's name (the message field itself stays unset).
+# foss-for-synopsys-dwc-arc-processors/synopsys-caffe caffe.proto PoolingParameter.PoolMethod
+# AVE_EXC_PAD = 3 (and its deprecated alias AVE_TF = 3).
+_ENUM_VALUES: dict[tuple[str, str], str] = {
+    ("PoolMethod", "AVE_EXC_PAD"): SYNOPSYS, ("PoolMethod", "AVE_TF"): SYNOPSYS,
+}
+
+
+def fork_of_enum_value(enum: str, value: str) -> str | None:
+    return _ENUM_VALUES.get((enum, value))
 
 
 def fork_of_field(message: str, field: str) -> str | None:

@@ -328,16 +328,22 @@ def _deconvolution(ctx, layer, bottoms, params):
     return outs
 
 
-def pool2d(x: np.ndarray, method: int, kernel, stride, pad, round_mode: int = pb.PoolingParameter.CEIL):
+def pool2d(x: np.ndarray, method: int, kernel, stride, pad, round_mode: int = pb.PoolingParameter.CEIL,
+           pad_end=None):
     """PoolingLayer on (N, C, H, W): Caffe's output size (rounded up, then clipped so the last
     window starts inside the image or its leading padding), MAX ignoring padding, AVE dividing
     by the window clipped to the padded image (padding counts, the round-up overhang does not)."""
+    # Synopsys' fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe pooling_layer.cpp):
+    # pad_end gives pad_b/pad_r apart from pad_t/pad_l; with any of them, both axes are clipped;
+    # method 3 is AVE_EXC_PAD, whose divisor counts the window's input cells only.
+    asym = pad_end is not None
+    pad_end = list(pad) if pad_end is None else pad_end
     n, c, h, w = x.shape
     size = []
     for i, dim in enumerate((h, w)):
-        span = dim + 2 * pad[i] - kernel[i]
+        span = dim + pad[i] + pad_end[i] - kernel[i]
         o = (math.ceil(span / stride[i]) if round_mode == pb.PoolingParameter.CEIL else math.floor(span / stride[i])) + 1
-        if pad[i] and (o - 1) * stride[i] >= dim + pad[i]:
+        if (any(pad + pad_end) if asym else pad[i]) and (o - 1) * stride[i] >= dim + pad[i]:
             o -= 1
         size.append(o)
     oh, ow = size
@@ -357,11 +363,14 @@ def pool2d(x: np.ndarray, method: int, kernel, stride, pad, round_mode: int = pb
             else:
                 out += win
     if not is_max:
-        def extent(o, k, s, p, dim):
+        def extent(o, k, s, p, e, dim):
             start = np.arange(o) * s - p
-            end = np.minimum(start + k, dim + p)
+            end = np.minimum(start + k, dim + e)
+            if method == 3:
+                return np.minimum(end, dim) - np.maximum(start, 0)
             return end - start
-        area = np.outer(extent(oh, kernel[0], stride[0], pad[0], h), extent(ow, kernel[1], stride[1], pad[1], w))
+        area = np.outer(extent(oh, kernel[0], stride[0], pad[0], pad_end[0], h),
+                        extent(ow, kernel[1], stride[1], pad[1], pad_end[1], w))
         out = out / area
     return out
 
@@ -387,9 +396,18 @@ def _pooling(ctx, layer, bottoms, params):
         ctx.fail("STOCHASTIC pooling has no CPU forward in Caffe (NOT_IMPLEMENTED)")
     if min(kernel) <= 0 or min(stride) <= 0:
         ctx.fail("kernel and stride must be positive")
-    y = pool2d(x, p.pool, kernel, stride, pad, p.round_mode)
+    pad_end = None
+    asym = _pads_tlbr(ctx, "pooling_param")
+    if asym is not None:
+        if p.global_pooling:
+            ctx.fail("global pooling allows no padding")
+        pad, pad_end = asym
+    method = 3 if ctx.sub_field("pooling_param", "pool", None) in ("AVE_EXC_PAD", "AVE_TF") else p.pool
+    y = pool2d(x, method, kernel, stride, pad, p.round_mode, pad_end)
     outs = [y]
     if len(layer.top) > 1:
+        if pad_end is not None:
+            ctx.fail("the mask top of a pooling with pad_t/pad_l/pad_b/pad_r is not supported")
         if p.pool != pb.PoolingParameter.MAX:
             ctx.fail("only MAX pooling has a mask top")
         outs.append(max_pool_mask(x, kernel, stride, pad, y.shape[2:]))
@@ -1143,6 +1161,26 @@ def _reorg(ctx, layer, bottoms, params):
         return [out.reshape(b, out_c, h * s, w * s)]
     out[:, in_index] = src[:, out_index]
     return [out.reshape(b, c * s * s, h // s, w // s)]
+
+
+@op("HardSwish")
+def _hard_swish(ctx, layer, bottoms, params):
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe hard_swish_layer.cpp: x * min(max(x + 3, 0), 6) / 6.
+    x = bottoms[0]
+    return [x * np.minimum(np.maximum(x + 3.0, 0.0), 6.0) / 6.0]
+
+
+@op("Mul")
+def _mul(ctx, layer, bottoms, params):
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe mul_layer.cpp: the product, broadcast
+    # with the axes aligned at the end (each pair equal or 1).
+    if len(bottoms) != 2:
+        ctx.fail("Mul with one bottom (a learned mul_shape multiplier) is not supported")
+    a, b = bottoms
+    try:
+        return [a * b]
+    except ValueError:
+        ctx.fail(f"shapes {a.shape} and {b.shape} do not broadcast")
 
 
 @op("Axpy")

@@ -350,6 +350,20 @@ class MessageFiller:
         frame.loc.extra.setdefault("type", []).append(v2)
         return True
 
+    def _fork_enum(self, frame: _Frame, info: _Field, value) -> bool:
+        """An enum value that only a fork has (forks.fork_of_enum_value): kept by name in the
+        block's extra under the field's name, with a warning naming the fork, instead of E204."""
+        from .forks import fork_of_enum_value
+        if isinstance(value, (list, tuple)) or value.type != "NAME" or value.value in info.enum_names:
+            return False
+        fork = fork_of_enum_value(info.fd.enum_type.name, value.value)
+        if fork is None:
+            return False
+        self.diags.add(codes.FORK_ENUM.at(self._span(value.start_pos, value.end_pos), value=value.value,
+                                          enum=info.fd.enum_type.name, field=info.name, fork=fork))
+        frame.loc.extra.setdefault(info.name, []).append(value.value)
+        return True
+
     def _duplicate(self, frame: _Frame, info: _Field, name_tok) -> bool:
         """Report a non-repeated field given twice; True when it is a duplicate."""
         prev = frame.loc.fields.get(info.name)
@@ -502,6 +516,8 @@ class MessageFiller:
         if not list_item and self._duplicate(frame, info, name_tok):
             return
         if name == "type" and frame.type_name == "V1LayerParameter" and self._v1_fork_type(frame, value):
+            return
+        if info.kind == "e" and self._fork_enum(frame, info, value):
             return
         v = self._convert(info, value)
         if v is None:

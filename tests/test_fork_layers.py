@@ -547,7 +547,80 @@ def test_synopsys_asymmetric_conv_and_relu6_by_hand(tmp_path):
     _verify(tmp_path, SYN_CONV, (RNG.standard_normal((2, 3, 7, 6)) * 4).astype(np.float32))
 
 
-@pytest.mark.parametrize("name", ["SYN_BN", "SYN_CONV"])
+SYN_POOL = _net((2, 3, 7, 6), """
+layer { name: "max" type: "Pooling" bottom: "data" top: "max"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 pad_t: 1 pad_l: 0 pad_b: 2 pad_r: 1 } }
+layer { name: "ave" type: "Pooling" bottom: "data" top: "ave"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad_t: 1 pad_l: 0 pad_b: 2 pad_r: 1 } }
+layer { name: "exc" type: "Pooling" bottom: "data" top: "exc"
+        pooling_param { pool: AVE_EXC_PAD kernel_size: 3 stride: 2 pad_t: 1 pad_l: 0 pad_b: 2 pad_r: 1 } }
+layer { name: "exc_sym" type: "Pooling" bottom: "data" top: "exc_sym"
+        pooling_param { pool: AVE_EXC_PAD kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "se" type: "Pooling" bottom: "data" top: "se"
+        pooling_param { pool: AVE_EXC_PAD kernel_h: 7 kernel_w: 6 stride_h: 1 stride_w: 1 ceil_mode: false
+                        pad_l: 0 pad_r: 0 pad_t: 0 pad_b: 0 } }
+layer { name: "hs" type: "HardSwish" bottom: "data" top: "hs" }
+layer { name: "mul" type: "Mul" bottom: "hs" bottom: "se" top: "mul" }
+""")
+
+
+def test_synopsys_pooling_shapes():
+    shapes, g = _shapes(SYN_POOL)
+    # pooling_layer.cpp: ceil((7 + 1 + 2 - 3) / 2) + 1 = 5 rows, then (5 - 1) * 2 = 8 >= 7 + 1: 4;
+    # ceil((6 + 0 + 1 - 3) / 2) + 1 = 3 columns, (3 - 1) * 2 = 4 < 6 + 0: kept.
+    assert shapes["max"] == shapes["ave"] == shapes["exc"] == (2, 3, 4, 3)
+    assert shapes["exc_sym"] == (2, 3, 4, 4)
+    assert shapes["se"] == (2, 3, 1, 1)
+    assert shapes["hs"] == shapes["mul"] == (2, 3, 7, 6)
+
+
+def test_synopsys_pooling_by_hand():
+    # A 2x2 input [[1, 2], [3, 4]], kernel 2, stride 2, pad_t 1 pad_r 1 (pooling_layer.cpp):
+    # rows ceil((2 + 1 - 2) / 2) + 1 = 2; columns ceil((2 + 1 - 2) / 2) + 1 = 2, clipped to 1
+    # because the second window would start at 2 >= 2 + pad_l 0. Row windows cover input rows
+    # {-1, 0} and {1, 2}; the column window {0, 1}.
+    def net(pool):
+        return _net((1, 1, 2, 2), 'layer { name: "p" type: "Pooling" bottom: "data" top: "p" '
+                                  f'pooling_param {{ pool: {pool} kernel_size: 2 stride: 2 pad_t: 1 pad_r: 1 }} }}\n')
+    x = np.array([[[[1, 2], [3, 4]]]], np.float32)
+    assert _ref(net("MAX"), x)["p"].tolist() == [[[[2.0], [4.0]]]]
+    # AVE: the first window is clipped to [-1, min(1, 2 + pad_b 0)) x [0, min(2, 2 + 1)): 4 cells,
+    # sum 3; the second to [1, 2) x [0, 2): 2 cells, sum 7.
+    assert _ref(net("AVE"), x)["p"].tolist() == [[[[0.75], [3.5]]]]
+    # AVE_EXC_PAD: the padding row is not counted: 3 / 2, 7 / 2.
+    assert _ref(net("AVE_EXC_PAD"), x)["p"].tolist() == [[[[1.5], [3.5]]]]
+
+
+def test_hard_swish_and_mul_by_hand():
+    # hard_swish_layer.cpp: x * min(max(x + 3, 0), 6) / 6.
+    text = _net((1, 7), 'layer { name: "hs" type: "HardSwish" bottom: "data" top: "hs" }\n'
+                        'layer { name: "m" type: "Mul" bottom: "data" bottom: "hs" top: "m" }\n')
+    x = np.array([[-4, -3, -1, 0, 1, 3, 4]], np.float32)
+    b = _ref(text, x)
+    assert b["hs"][0].tolist() == pytest.approx([0, 0, -1 / 3, 0, 2 / 3, 3, 4])
+    assert b["m"][0].tolist() == pytest.approx([0, 0, 1 / 3, 0, 2 / 3, 9, 16])
+    # mul_layer.cpp Reshape: axes aligned at the end, each pair equal or 1.
+    # A 0-axis multiplier (Reduction over every axis) scales everything: the top is bottom 0's shape.
+    scalar = _net((2, 3, 4, 5), 'layer { name: "c" type: "Reduction" bottom: "data" top: "c" reduction_param { axis: 0 } }\n'
+                                'layer { name: "m" type: "Mul" bottom: "data" bottom: "c" top: "m" }\n')
+    shapes, _ = _shapes(scalar)
+    assert shapes["c"] == () and shapes["m"] == (2, 3, 4, 5)
+    x = np.arange(120, dtype=np.float32).reshape(2, 3, 4, 5)
+    assert np.array_equal(_ref(scalar, x)["m"], x * 7140.0)   # the sum 0 + ... + 119
+    bad = _net((2, 3, 4, 5), 'layer { name: "s" type: "Reshape" bottom: "data" top: "s" '
+                             'reshape_param { shape { dim: 2 dim: 3 dim: 20 } } }\n'
+                             'layer { name: "m" type: "Mul" bottom: "data" bottom: "s" top: "m" }\n')
+    assert any("do not broadcast" in m for m in _errors(bad))
+    inplace = _net((2, 3), 'layer { name: "m" type: "Mul" bottom: "data" bottom: "data" top: "data" }\n')
+    assert any("in-place" in m for m in _errors(inplace))
+
+
+def test_synopsys_pooling_export_matches_reference(tmp_path):
+    report = _verify(tmp_path, SYN_POOL, RNG.standard_normal((2, 3, 7, 6)).astype(np.float32))
+    assert {c.layer for c in report.comparisons} >= {"max", "ave", "exc", "exc_sym", "se", "hs", "mul"}
+
+
+@pytest.mark.parametrize("name", ["SYN_BN", "SYN_CONV", "SYN_POOL"])
 def test_synopsys_cli_check_export_verify(tmp_path, capsys, name):
     path = _write(tmp_path, globals()[name])
     assert main(["check", path]) == 0

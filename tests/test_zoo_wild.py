@@ -40,8 +40,6 @@ EXCLUDED = {
     "lsoftmax_cifar10/cifar_train_test.prototxt": "LargeMarginInnerProduct, and wy1iu's BN, whose (1, C) blobs and "
                                                   "stored inverse std the definition cannot tell from PSPNet's BN",
     "lstm_sequence/deep_lstm_long.prototxt": "caffe-lstm's Lstm layer",
-    "mobilenet_v3_hardswish/v3-large_224_0.75_float_convert_optimized.prototxt": "synopsys converter fields "
-                                                                                 "(pad_l, ...), HardSwish, Mul",
     "psanet50_voc/psanet50_voc2012_465.prototxt": "PointwiseSpatialAttention",
     "retinanet_r101_fpn_converted/detectron2_retinanet_R_101_FPN_3_convert.prototxt": "synopsys converter fields, "
                                                                                       "Add, ResizeNearestNeighbor",
@@ -135,6 +133,8 @@ VERIFY = {
     "zoo/mobilenet_ssd/deploy.prototxt": None,        # Normalize-free SSD: Permute, PriorBox, DetectionOutput
     "zoo-wild/yolov3_darknet_converted/yolov3.prototxt": {"data": (3, 128, 128)},  # synopsys BatchNorm, UpsampleDarknet
     "zoo-wild/ssd_mobilenet_v2_tf_converted/ssd_mobilenet_v2_yx.prototxt": None,  # synopsys pad_l/r/t/b, relu6
+    "zoo-wild/mobilenet_v3_hardswish/v3-large_224_0.75_float_convert_optimized.prototxt": None,  # HardSwish, Mul,
+    # AVE_EXC_PAD, synopsys pad_l/r/t/b
     "zoo/squeezenet_v1.1/deploy.prototxt": None,
     "zoo/bvlc_v0_format/lenet.prototxt": None,
     "zoo/bvlc_v1_format/cifar10_quick.prototxt": None,

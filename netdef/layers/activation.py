@@ -290,3 +290,21 @@ class Mish(Layer):
         """x * tanh(softplus(x)) (Softplus, Tanh, Mul: every opset netdef writes has them)."""
         sp = g.op("Softplus", [g.x(0)], g.tmp("softplus"))
         g.op("Mul", [g.x(0), g.op("Tanh", [sp], g.tmp("tanh"))], g.y(0))
+
+
+@register("HardSwish")
+class HardSwish(Layer):
+    """x * min(max(x + 3, 0), 6) / 6 elementwise; no parameters."""
+
+    elementwise = True
+    origin = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe)"
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/hard_swish_layer.cpp:
+    # hard_swish(x) = x * min(max(x + 3, 0), 6) / 6, a NeuronLayer (top shaped like the bottom).
+    checked_against = "foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/hard_swish_layer.cpp"
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 5 * prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """ONNX HardSwish (x * max(0, min(1, x / 6 + 1 / 2)), the same function)."""
+        g.op("HardSwish", [g.x(0)], g.y(0))

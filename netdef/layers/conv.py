@@ -122,9 +122,6 @@ def axis_name(i: int, n: int) -> str:
 @register("Convolution", "Deconvolution")
 class Convolution(Layer):
     param = "convolution_param"
-    checked_against = ("BVLC/caffe src/caffe/layers/base_conv_layer.cpp, conv_layer.cpp, deconv_layer.cpp; "
-                       "pad_l/pad_r/pad_t/pad_b: foss-for-synopsys-dwc-arc-processors/synopsys-caffe "
-                       "src/caffe/layers/conv_layer.cpp and src/caffe/util/im2col.cpp")
     bottoms = (1, None)
     tops = (1, None)
     equal_bottom_top = True

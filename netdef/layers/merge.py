@@ -332,3 +332,43 @@ class Axpy(Layer):
         x = g.in_shape(1)
         a = g.reshape(g.x(0), (x[0], x[1]) + (1,) * (len(x) - 2), (g.in_dyn(0)[0],) + (False,) * (len(x) - 1))
         g.op("Add", [g.op("Mul", [a, g.x(1)], g.tmp("ax")), g.x(2)], g.y(0))
+
+
+@register("Mul")
+class Mul(Layer):
+    """Elementwise product of two bottoms with NumPy-style broadcasting (axes aligned at the
+    end, each pair equal or 1); the top takes the larger size of each axis."""
+
+    bottoms = (2, 2)
+    origin = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe)"
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/mul_layer.cpp: Reshape
+    # aligns the axes at the end, takes the larger size of each pair and refuses in-place use;
+    # with one bottom the multiplier is a learned blob of mul_param.mul_shape (not supported here).
+    checked_against = "foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/mul_layer.cpp"
+
+    def infer_shapes(self, node, in_shapes):
+        a, b = in_shapes
+        if node.param.top and node.param.top[0] == node.param.bottom[0]:
+            bad(node, "Mul does not allow in-place computation (its top is its first bottom)", node.span,
+                notes=["MulLayer::Reshape checks top != bottom[0]; give the top another name"])
+        n = max(len(a), len(b))
+        pa, pb_ = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+        out = []
+        for i, (x, y) in enumerate(zip(pa, pb_)):
+            if x != y and x != 1 and y != 1:
+                bad(node, f"'{node.inputs[0].name}' {fmt_shape(a)} and '{node.inputs[1].name}' {fmt_shape(b)} "
+                          f"do not broadcast (axis {i} from the left of the aligned shapes: {x} vs {y})",
+                    node.bottom_span(1), code=codes.SHAPE_MISMATCH, notes=["each pair of sizes must be equal or 1"])
+            out.append(max(x, y))
+        return [tuple(out)]
+
+    def receptive_field(self, node, in_rfs):
+        rf, disagree = same_rf(in_rfs, node)
+        return [rf]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """ONNX Mul (the same broadcasting)."""
+        g.op("Mul", [g.x(0), g.x(1)], g.y(0))

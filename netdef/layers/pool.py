@@ -14,15 +14,33 @@ from .. import codes
 from ..ir import RF
 from ..proto import pb
 from .base import Layer, bad, fmt_shape, need_rank, prod, register, whole_rf, window_rf
+from .fork import synopsys_pads
 
 P = pb.PoolingParameter
+# Synopsys' PoolMethod AVE_EXC_PAD = 3 (foss-for-synopsys-dwc-arc-processors/synopsys-caffe
+# caffe.proto; pooling_layer.cpp Forward_cpu): AVE whose divisor counts only the input cells of
+# the window, never the padding. The parser keeps the name in the block's extra.
+AVE_EXC_PAD = 3
+
+
+def method(node) -> int:
+    """The pooling method: PoolingParameter.pool, or AVE_EXC_PAD where the fork's value was given."""
+    sub = node.loc.msg("pooling_param") if node.loc is not None else None
+    vals = sub.extra.get("pool") if sub is not None else None
+    if vals and vals[-1] in ("AVE_EXC_PAD", "AVE_TF"):
+        return AVE_EXC_PAD
+    return node.param.pooling_param.pool
 
 
 class PoolGeometry:
-    __slots__ = ("kernel", "stride", "pad", "ceil", "global_")
+    """`pad` is the padding before each axis, `pad_end` after it (equal but for Synopsys'
+    pad_t/pad_l/pad_b/pad_r, `asym`)."""
+    __slots__ = ("kernel", "stride", "pad", "ceil", "global_", "pad_end", "asym")
 
-    def __init__(self, kernel, stride, pad, ceil, global_):
+    def __init__(self, kernel, stride, pad, ceil, global_, pad_end=None):
         self.kernel, self.stride, self.pad, self.ceil, self.global_ = kernel, stride, pad, ceil, global_
+        self.asym = pad_end is not None
+        self.pad_end = list(pad) if pad_end is None else pad_end
 
 
 def rounds_up(node) -> bool:
@@ -91,6 +109,15 @@ def geometry(node, shape) -> PoolGeometry:
                 bad(node, f"pad {pad[i]} must be smaller than the kernel {kernel[i]} ({axis})",
                     span("pad_h" if pp.HasField("pad_h") and i == 0 else "pad_w" if pp.HasField("pad_w") else "pad"),
                     code=codes.BAD_GEOMETRY, notes=["Caffe requires pad < kernel on every axis"])
+    # Synopsys' fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/
+    # pooling_layer.cpp LayerSetUp/Reshape/Forward_cpu): pad_t/pad_b and pad_l/pad_r pad unequally;
+    # out = round((H + t + b - k) / s) + 1, then the last window must start before H + t. The
+    # fork makes no pad < kernel or method check for them.
+    asym = synopsys_pads(node, "pooling_param")
+    if asym is not None:
+        if pp.global_pooling:
+            bad(node, "global pooling allows no padding", span())
+        return PoolGeometry(kernel, stride, [asym[0], asym[1]], rounds_up(node), False, [asym[2], asym[3]])
     return PoolGeometry(kernel, stride, pad, rounds_up(node), pp.global_pooling)
 
 
@@ -98,11 +125,11 @@ def pooled_sizes(hw, g: PoolGeometry) -> list[int]:
     """Caffe's PoolingLayer::Reshape output size for each spatial axis."""
     out = []
     for i in range(2):
-        num = hw[i] + 2 * g.pad[i] - g.kernel[i]
+        num = hw[i] + g.pad[i] + g.pad_end[i] - g.kernel[i]
         # Caffe computes ceil/floor of a float quotient; integers give the same result exactly.
         o = (-(-num // g.stride[i]) if g.ceil else num // g.stride[i]) + 1
         out.append(o)
-    if any(g.pad):
+    if any(g.pad) or any(g.pad_end):
         for i in range(2):
             if (out[i] - 1) * g.stride[i] >= hw[i] + g.pad[i]:
                 out[i] -= 1
@@ -113,9 +140,11 @@ def pool_output(node, shape, g: PoolGeometry, field="pooling_param") -> tuple:
     need_rank(node, shape, 4)
     hw = shape[2:]
     for i, axis in enumerate(("height", "width")):
-        if g.kernel[i] > hw[i] + 2 * g.pad[i]:
-            bad(node, f"kernel {g.kernel[i]} is larger than the padded input {axis} {hw[i]} + 2 x {g.pad[i]} = "
-                      f"{hw[i] + 2 * g.pad[i]} of '{node.inputs[0].name}' {fmt_shape(shape)}",
+        padded = hw[i] + g.pad[i] + g.pad_end[i]
+        if g.kernel[i] > padded:
+            padding = f"2 x {g.pad[i]}" if g.pad[i] == g.pad_end[i] else f"{g.pad[i]} + {g.pad_end[i]}"
+            bad(node, f"kernel {g.kernel[i]} is larger than the padded input {axis} {hw[i]} + {padding} = "
+                      f"{padded} of '{node.inputs[0].name}' {fmt_shape(shape)}",
                 node.field_span(field, "kernel_size"), code=codes.BAD_GEOMETRY,
                 notes=["the input is too small for this layer; use a larger input or a smaller kernel"])
     out = pooled_sizes(hw, g)
@@ -166,10 +195,10 @@ class Pooling(Layer):
         for i, axis in enumerate(("height", "width")):
             size, o = in_shapes[0][2 + i], out_shapes[0][2 + i]
             last_end = (o - 1) * g.stride[i] - g.pad[i] + g.kernel[i]
-            if last_end > size + g.pad[i]:
+            if last_end > size + g.pad_end[i]:
                 start = (o - 1) * g.stride[i] - g.pad[i]
                 over.append((axis, f"it covers {start}..{last_end - 1} but the input"
-                                   f"{' plus padding' if g.pad[i] else ''} ends at {size + g.pad[i] - 1}"))
+                                   f"{' plus padding' if g.pad_end[i] else ''} ends at {size + g.pad_end[i] - 1}"))
         if not over:
             return
         # One warning per layer: a square pool on a square map overhangs on both axes alike.
@@ -191,6 +220,11 @@ class Pooling(Layer):
         shape = g.in_shape(0)
         geo = geometry(node, shape)
         pp = node.param.pooling_param
+        pool = method(node)
+        if geo.asym or pool == AVE_EXC_PAD:
+            if g.n_out > 1:
+                g.fail("the MAX mask top of a pooling with pad_t/pad_l/pad_b/pad_r has no ONNX lowering in netdef")
+            return _pool_synopsys(g, pool, geo, shape[2:], g.out_shape(0)[2:])
         if g.n_out > 1:
             # The MAX mask top, which SegNet's Upsample reads (see resize.max_pool_mask).
             from .resize import max_pool_mask
@@ -199,6 +233,35 @@ class Pooling(Layer):
             g.op("GlobalMaxPool" if pp.pool == pb.PoolingParameter.MAX else "GlobalAveragePool", [g.x(0)], g.y(0))
             return
         ops.pool(g, g.x(0), g.y(0), pp.pool, geo.kernel, geo.stride, geo.pad, shape[2:], g.out_shape(0)[2:])
+
+
+def _pool_synopsys(g, pool, geo, in_hw, out_hw):
+    """Synopsys' pooling (pooling_layer.cpp Forward_cpu): MAX takes the window clipped to the
+    input; AVE divides by the window clipped to the padded frame [-t, H + b); AVE_EXC_PAD by
+    its input cells only. MAX and AVE become Caffe's unpadded pooling (lower.pool) of the input
+    padded with pad_t/pad_l/pad_b/pad_r (-FLT_MAX for MAX, zeros for AVE); AVE_EXC_PAD is
+    AveragePool with count_include_pad=0 and the round-up overhang as end padding."""
+    from ..export import lower as ops
+    from ..export.lower import _crop_hw, _fit_end
+    t, l = geo.pad
+    b, r = geo.pad_end
+    if pool == AVE_EXC_PAD:
+        ends, crops = [], []
+        for i in range(2):
+            e, c = _fit_end(in_hw[i], geo.pad[i], out_hw[i], geo.kernel[i], geo.stride[i])
+            ends.append(e)
+            crops.append(c)
+        if t >= geo.kernel[0] or l >= geo.kernel[1] or ends[0] >= geo.kernel[0] or ends[1] >= geo.kernel[1]:
+            g.fail("a pooling window lies wholly in the padding; ONNX pools refuse padding as large as the kernel")
+        x = _crop_hw(g, g.x(0), crops, "exc_crop") if any(c is not None for c in crops) else g.x(0)
+        return g.op("AveragePool", [x], g.y(0), kernel_shape=list(geo.kernel), strides=list(geo.stride),
+                    pads=[t, l, ends[0], ends[1]], count_include_pad=0)
+    x = g.x(0)
+    if t or l or b or r:
+        fill = g.const(-3.4028234663852886e38 if pool == P.MAX else 0.0, "pad_value")
+        x = g.op("Pad", [x, g.ints([0, 0, t, l, 0, 0, b, r], "pads"), fill], g.tmp("padded"), mode="constant")
+    hw = [in_hw[0] + t + b, in_hw[1] + l + r]
+    return ops.pool(g, x, g.y(0), pool, geo.kernel, geo.stride, [0, 0], hw, out_hw)
 
 
 def spp_level(node, shape, level: int) -> PoolGeometry:
