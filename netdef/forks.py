@@ -84,6 +84,7 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("PoolingParameter", "pad_t"): SYNOPSYS, ("PoolingParameter", "pad_b"): SYNOPSYS,
     ("ReLUParameter", "relu6"): SYNOPSYS,
     ("LayerParameter", "upsample_darknet_param"): SYNOPSYS,
+    ("LayerParameter", "resize_bilinear_param"): SYNOPSYS,
     ("LayerParameter", "largemargin_inner_product_param"): "the L-Softmax fork of Caffe (wy1iu/LargeMargin_Softmax_Loss)",
 }
 
@@ -112,6 +113,7 @@ _LAYER_TYPES: dict[str, str] = {
     "CenterLoss": CENTERLOSS, "Axpy": "the SENet fork of Caffe (hujie-frank/SENet)",
     "Mish": "Caffe forks with a MishLayer (YOLOv4 ports)",
     "UpsampleDarknet": SYNOPSYS, "HardSwish": SYNOPSYS, "Mul": SYNOPSYS,
+    "ResizeBilinear": SYNOPSYS,
 }
 
 # (enum, value) -> fork: values only a fork's enum has. The parser keeps them, as their name, in

@@ -1018,6 +1018,47 @@ def _interp(ctx, layer, bottoms, params):
     return [top * (1 - lh)[:, None] + bot * lh[:, None]]
 
 
+@op("ResizeBilinear")
+def _resize_bilinear(ctx, layer, bottoms, params):
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe resize_bilinear_layer.cpp (NCHW):
+    # CalculateResizeScale, compute_interpolation_weights (lower = max(floor(in), 0), upper =
+    # min(ceil(in), in_size - 1), lerp = in - floor(in)) and compute_lerp.
+    x = bottoms[0]
+    f = lambda name, default: ctx.fork_param("resize_bilinear_param", name, default)  # noqa: E731
+    if str(f("data_format", "NHWC")) != "NCHW":
+        ctx.fail("only data_format NCHW is implemented")
+    align, half, torch = bool(f("align_corners", False)), bool(f("half_pixel_centers", False)), \
+        bool(f("pytorch_half_pixel", False))
+    out = []
+    for i, (size_f, scale_f) in enumerate((("output_height", "scale_height"), ("output_width", "scale_width"))):
+        v = f(size_f, None)
+        out.append(int(v) if v is not None else int(math.floor(x.shape[2 + i] * float(f(scale_f, 1.0)))))
+
+    def weights(n_out, n_in):
+        scale = (n_in - 1) / (n_out - 1) if align and n_out > 1 else n_in / n_out
+        i = np.arange(n_out, dtype=np.float64)
+        if align:
+            pos = i * scale
+        elif torch:
+            pos = (i + 0.5) * scale - 0.5 if n_out > 1 else np.full(n_out, -0.5)
+        elif half:
+            pos = (i + 0.5) * scale - 0.5
+        else:
+            pos = i * scale
+        fl = np.floor(pos)
+        lower = np.maximum(fl, 0).astype(np.int64)
+        upper = np.minimum(np.ceil(pos), n_in - 1).astype(np.int64)
+        return lower, upper, pos - fl
+
+    y0, y1, ly = weights(out[0], x.shape[2])
+    x0, x1, lx = weights(out[1], x.shape[3])
+    tl, tr = x[:, :, y0][:, :, :, x0], x[:, :, y0][:, :, :, x1]
+    bl, br = x[:, :, y1][:, :, :, x0], x[:, :, y1][:, :, :, x1]
+    top = tl + (tr - tl) * lx
+    bot = bl + (br - bl) * lx
+    return [top + (bot - top) * ly[:, None]]
+
+
 @op("DepthwiseConvolution")
 def _depthwise_convolution(ctx, layer, bottoms, params):
     # yonghenglh6/DepthwiseConvolution: a ConvolutionLayer whose forward uses channel c's

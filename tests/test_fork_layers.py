@@ -620,7 +620,51 @@ def test_synopsys_pooling_export_matches_reference(tmp_path):
     assert {c.layer for c in report.comparisons} >= {"max", "ave", "exc", "exc_sym", "se", "hs", "mul"}
 
 
-@pytest.mark.parametrize("name", ["SYN_BN", "SYN_CONV", "SYN_POOL"])
+SYN_RESIZE = _net((2, 3, 5, 4), """
+layer { name: "align" type: "ResizeBilinear" bottom: "data" top: "align"
+        resize_bilinear_param { align_corners: true output_height: 9 output_width: 7 data_format: "NCHW" } }
+layer { name: "asym" type: "ResizeBilinear" bottom: "data" top: "asym"
+        resize_bilinear_param { output_height: 8 output_width: 6 data_format: "NCHW" } }
+layer { name: "half" type: "ResizeBilinear" bottom: "data" top: "half"
+        resize_bilinear_param { half_pixel_centers: true scale_height: 2.5 scale_width: 1.5 data_format: "NCHW" } }
+layer { name: "torch" type: "ResizeBilinear" bottom: "data" top: "torch"
+        resize_bilinear_param { pytorch_half_pixel: true output_height: 3 output_width: 1 data_format: "NCHW" } }
+""")
+
+
+def test_resize_bilinear_shapes_and_errors():
+    shapes, _ = _shapes(SYN_RESIZE)
+    # resize_bilinear_layer.cpp Reshape: output_height/width, else floor(5 * 2.5) x floor(4 * 1.5).
+    assert shapes["align"] == (2, 3, 9, 7) and shapes["asym"] == (2, 3, 8, 6)
+    assert shapes["half"] == (2, 3, 12, 6) and shapes["torch"] == (2, 3, 3, 1)
+    nhwc = _net((1, 3, 4, 4), 'layer { name: "r" type: "ResizeBilinear" bottom: "data" top: "r" '
+                              'resize_bilinear_param { output_height: 8 output_width: 8 } }\n')
+    assert any("NCHW" in m for m in _errors(nhwc))
+    both = _net((1, 3, 4, 4), 'layer { name: "r" type: "ResizeBilinear" bottom: "data" top: "r" resize_bilinear_param '
+                              '{ align_corners: true half_pixel_centers: true output_height: 8 output_width: 8 '
+                              'data_format: "NCHW" } }\n')
+    assert any("sets both align_corners and half_pixel_centers" in m for m in _errors(both))
+
+
+def test_resize_bilinear_by_hand():
+    # One row [0, 10] to 1 x 4 (compute_interpolation_weights): align_corners samples 0, 1/3,
+    # 2/3, 1; the default i * 2 / 4 = 0, 0.5, 1, 1.5 (the last clamped to the input);
+    # half_pixel_centers (i + 0.5) / 2 - 0.5 = -0.25 (clamped), 0.25, 0.75, 1.25 (clamped).
+    def net(flag):
+        return _net((1, 1, 1, 2), 'layer { name: "r" type: "ResizeBilinear" bottom: "data" top: "r" '
+                                  f'resize_bilinear_param {{ {flag} output_height: 1 output_width: 4 data_format: "NCHW" }} }}\n')
+    x = np.array([[[[0, 10]]]], np.float32)
+    assert _ref(net("align_corners: true"), x)["r"][0, 0, 0].tolist() == pytest.approx([0, 10 / 3, 20 / 3, 10])
+    assert _ref(net(""), x)["r"][0, 0, 0].tolist() == pytest.approx([0, 5, 10, 10])
+    assert _ref(net("half_pixel_centers: true"), x)["r"][0, 0, 0].tolist() == pytest.approx([0, 2.5, 7.5, 10])
+    assert _ref(net("pytorch_half_pixel: true"), x)["r"][0, 0, 0].tolist() == pytest.approx([0, 2.5, 7.5, 10])
+
+
+def test_resize_bilinear_export_matches_reference(tmp_path):
+    _verify(tmp_path, SYN_RESIZE, RNG.standard_normal((2, 3, 5, 4)).astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["SYN_BN", "SYN_CONV", "SYN_POOL", "SYN_RESIZE"])
 def test_synopsys_cli_check_export_verify(tmp_path, capsys, name):
     path = _write(tmp_path, globals()[name])
     assert main(["check", path]) == 0

@@ -35,8 +35,6 @@ EXCLUDED = {
     "crnn_densenet_blstm/densenet-res-blstm_deploy.prototxt": "caffe_ocr's DenseBlock, Lstm, Transpose, Reverse, "
                                                               "CTCGreedyDecoder",
     "crnn_resnet_blstm/deploy.prototxt": "caffe_ocr's Lstm, Transpose, Reverse, CTCGreedyDecoder",
-    "deeplabv3_mnv2_converted/deeplabv3_mnv2_pascal_train_aug.prototxt": "synopsys converter fields (pad_l, ...) "
-                                                                         "and ResizeBilinear",
     "lsoftmax_cifar10/cifar_train_test.prototxt": "LargeMarginInnerProduct, and wy1iu's BN, whose (1, C) blobs and "
                                                   "stored inverse std the definition cannot tell from PSPNet's BN",
     "lstm_sequence/deep_lstm_long.prototxt": "caffe-lstm's Lstm layer",

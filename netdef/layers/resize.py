@@ -4,6 +4,7 @@ corners to corners). Their parameters are fork fields, read from node.extra (for
 """
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 from .. import codes
@@ -129,6 +130,94 @@ class UpsampleDarknet(Upsample):
     def to_onnx(self, node, g):
         """Resize, nearest, asymmetric, floor (output o copies input floor(o / stride))."""
         super().to_onnx(node, g)
+
+
+# foss-for-synopsys-dwc-arc-processors/synopsys-caffe caffe.proto ResizeBilinearParameter:
+# align_corners = 1 [false], output_height = 2, output_width = 3, data_format = 4 ["NHWC"],
+# scale_height = 5 [1], scale_width = 6 [1], half_pixel_centers = 7 [false],
+# pytorch_half_pixel = 8 [false].
+_RESIZE_BILINEAR = {"align_corners": False, "data_format": "NHWC", "scale_height": 1.0, "scale_width": 1.0,
+                    "half_pixel_centers": False, "pytorch_half_pixel": False}
+
+
+def resize_bilinear_mode(node) -> str:
+    """The ONNX coordinate_transformation_mode equal to the fork's source coordinate
+    (resize_bilinear_layer.cpp compute_interpolation_weights)."""
+    p = ForkParams(node, "resize_bilinear_param", _RESIZE_BILINEAR)
+    flags = [f for f in ("align_corners", "half_pixel_centers", "pytorch_half_pixel") if p.get(f)]
+    if len(flags) > 1:
+        bad(node, f"resize_bilinear_param sets both {flags[0]} and {flags[1]}", p.span(),
+            notes=["ResizeBilinearLayer::LayerSetUp allows at most one of align_corners, half_pixel_centers, "
+                   "pytorch_half_pixel"])
+    return {"align_corners": "align_corners", "half_pixel_centers": "half_pixel",
+            "pytorch_half_pixel": "pytorch_half_pixel"}.get(flags[0] if flags else "", "asymmetric")
+
+
+@register("ResizeBilinear")
+class ResizeBilinear(Layer):
+    """Synopsys' (TensorFlow-style) bilinear resize of an NCHW blob to output_height x
+    output_width (else floor(H * scale_height) x floor(W * scale_width)). Source coordinate of
+    output i: i * s with align_corners (s = (in - 1) / (out - 1) when out > 1), (i + 0.5) * s - 0.5
+    with half_pixel_centers or pytorch_half_pixel (s = in / out), else i * in / out; the two
+    neighbours floor and ceil, clamped to the input."""
+
+    bottoms = (1, 1)
+    origin = SYNOPSYS
+    checked_against = ("foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/resize_bilinear_layer.cpp "
+                       "(Reshape, compute_interpolation_weights, Forward_cpu) and caffe.proto")
+
+    def infer_shapes(self, node, in_shapes):
+        # ResizeBilinearLayer::Reshape (NCHW branch); the NHWC default is not implemented here.
+        shape = in_shapes[0]
+        p = ForkParams(node, "resize_bilinear_param", _RESIZE_BILINEAR)
+        if str(p.get("data_format")) != "NCHW":
+            bad(node, f"resize_bilinear_param.data_format {p.get('data_format')!r}: netdef implements \"NCHW\" only",
+                p.span(), notes=["the fork's default is \"NHWC\"; give data_format: \"NCHW\" for (N, C, H, W) blobs"])
+        need_rank(node, shape, 4)
+        resize_bilinear_mode(node)
+        if node.param.top and node.param.bottom and node.param.top[0] == node.param.bottom[0]:
+            bad(node, "ResizeBilinear does not allow in-place computation", node.span)
+        out = []
+        for i, (size_f, scale_f) in enumerate((("output_height", "scale_height"), ("output_width", "scale_width"))):
+            if p.has(size_f):
+                out.append(_int(node, p, size_f))
+            else:
+                try:
+                    out.append(int(math.floor(shape[2 + i] * float(p.get(scale_f)))))
+                except (TypeError, ValueError, OverflowError):
+                    bad(node, f"resize_bilinear_param.{scale_f} must be a number, got {p.get(scale_f)!r}", p.span())
+        if min(out) <= 0:
+            bad(node, f"the output size would be {out[0]} x {out[1]}", p.span(), code=codes.BAD_GEOMETRY)
+        return [(shape[0], shape[1], out[0], out[1])]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        shape = node.inputs[0].meta["shape"]
+        out = node.outputs[0].meta["shape"]
+        align = resize_bilinear_mode(node) == "align_corners"
+        jump = []
+        for i in range(min(2, len(rf.size))):
+            hi, ho = shape[2 + i], out[2 + i]
+            ratio = Fraction(hi - 1, ho - 1) if align and ho > 1 else Fraction(hi, ho)
+            jump.append(_frac(rf.stride[i] * ratio))
+        return [RF(tuple(rf.size[i] + rf.stride[i] for i in range(len(rf.size))), tuple(jump), rf.center)]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 8 * prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """ONNX Resize, linear, with the coordinate_transformation_mode of the fork's rule
+        (align_corners, half_pixel, pytorch_half_pixel or asymmetric)."""
+        out = g.out_shape(0)
+        sizes = g.ints(list(out), "sizes")
+        if any(g.out_dyn(0)):
+            shp = g.op("Shape", [g.x(0)], g.tmp("shape"))
+            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
+            sizes = g.op("Concat", [nc, g.ints(list(out[2:]), "hw")], g.tmp("sizes"), axis=0)
+        g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="linear",
+             coordinate_transformation_mode=resize_bilinear_mode(node))
 
 
 def max_pool_mask(g, node, kernel, stride, pad, in_hw, out_hw):
