@@ -1,11 +1,11 @@
 """netdef: a compiler for Caffe-style network and solver definitions.
 
     import netdef
-    parsed = netdef.load("prototxts/alexnet.prototxt")   # messages + source locations
+    parsed = netdef.load("alexnet")   # messages + source locations
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def load(path: str, kind: str | None = None, max_errors: int = 100):

@@ -1,7 +1,12 @@
 """The `netdef` command line.
 
 Exit codes: 0 success, 1 the input has errors (or an output could not be written), 2 the
-command line is wrong. No traceback reaches the user unless --debug is given.
+command line is wrong, 3 an internal error (a bug in netdef). No traceback reaches the user
+unless --debug is given.
+
+Conventions every command shares: --format text|json (tables also table|csv|markdown; check
+also github|sarif), -o where it writes, -W show|hide|error, and the global options --debug,
+--max-errors, --max-file-size, --color and -q/--quiet, accepted before or after the command.
 
 Each subcommand's arguments are declared here; its work is done by a `cmd_*` function in the
 module that owns the feature (named in COMMANDS), which returns an exit code and raises
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import os
 import signal
 import sys
@@ -36,12 +42,55 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "solver": ("netdef.solver", "cmd_solver", "check and summarise a solver definition"),
     "lr": ("netdef.solver", "cmd_lr", "the learning rate at each iteration, as Caffe computes it"),
     "list": ("netdef.library", "cmd_list", "the bundled library of networks and solvers"),
+    "lsp": ("netdef.lsp", "cmd_lsp", "a language server for editors (LSP over standard input and output)"),
+    "view": ("netdef.view", "cmd_view", "one self-contained interactive HTML page of a net or solver"),
 }
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
+
+
+SCHEMA_VERSION = 1  # of every command's --format json output; raised when a field changes meaning
+
+# Formats a command takes: text and json everywhere, tables where it prints one.
+TABLE_FORMATS = ["text", "table", "json", "csv", "markdown"]
+
+# The state of one run, set by main() from the global options and restored after it.
+color = False          # ANSI colours on diagnostics (--color, NO_COLOR, FORCE_COLOR)
+quiet = False          # -q: diagnostics and results only
+warnings_mode = "show"  # -W
+json_mode = False      # --format json: diagnostics are gathered for the JSON document
+collected: list = []   # the diagnostics gathered in json_mode
+
+
+def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
+    """Options accepted before and after the subcommand. On the subcommands their default is
+    SUPPRESS, so that a value given before the subcommand is not reset by the subparser."""
+    d = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    g = p.add_argument_group("global options (before or after the command)")
+    g.add_argument("--debug", action="store_true", default=d(False), help="show Python tracebacks for internal errors")
+    g.add_argument("--max-errors", type=int, default=d(100), metavar="N",
+                   help="stop reporting after this many diagnostics (default 100)")
+    g.add_argument("--max-file-size", type=_megabytes, default=d(None), metavar="MB",
+                   help=f"refuse definitions larger than this (default {_default_max_mb()} MB)")
+    g.add_argument("--color", "--colour", choices=["auto", "always", "never"], default=d("auto"),
+                   help="colour diagnostics: auto (on a terminal, unless NO_COLOR is set or FORCE_COLOR "
+                        "forces it), always, never")
+    g.add_argument("-q", "--quiet", action="store_true", default=d(False),
+                   help="print only diagnostics and results: no progress, no notes, no 'wrote' lines")
+
+
+def _warnings_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-W", "--warnings", choices=["show", "hide", "error"], default="show",
+                   help="show warnings, hide them, or treat them as errors (exit 1)")
+
+
+def _format_option(p: argparse.ArgumentParser, choices=("text", "json"), default="text", what="") -> None:
+    p.add_argument("--format", choices=list(choices), default=default,
+                   help=f"output format (default {default}){what}; json carries schema_version "
+                        f"{SCHEMA_VERSION}")
 
 
 def _net_options(p: argparse.ArgumentParser, phase_default: str = "TEST") -> None:
@@ -55,38 +104,81 @@ def _net_options(p: argparse.ArgumentParser, phase_default: str = "TEST") -> Non
 
 
 def _file(p: argparse.ArgumentParser, what: str = "a network definition (.prototxt) or a bundled net's name") -> None:
-    p.add_argument("file", help=what)
+    p.add_argument("file", help=what + "; '-' reads standard input")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="netdef", description="A compiler for Caffe network and solver definitions.")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
-    parser.add_argument("--version", action="version", version=f"netdef {_version()}")
-    parser.add_argument("--max-errors", type=int, default=100, help="stop reporting after this many diagnostics")
-    parser.add_argument("--max-file-size", type=_megabytes, default=None, metavar="MB",
-                        help=f"refuse definitions larger than this (default {_default_max_mb()} MB)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+def _allow_missing(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-missing-weights", action="store_true",
+                   help="with --weights: use fillers for layers the file has no weights for "
+                        "(an error otherwise)")
+
+
+class _Unbuilt:
+    """Stands for a subcommand's parser that is not built: declaring options on it does nothing."""
+
+    def _ignore(self, *args, **kwargs):
+        return self
+
+    def __getattr__(self, name):  # add_argument, add_argument_group, set_defaults, ...
+        return self._ignore
+
+
+def _command_in(argv) -> str | None:
+    """The subcommand named on a command line (the first word that is one, skipping the
+    values of the global options that take one); None when there is none."""
+    takes_value = {"--max-errors", "--max-file-size", "--color", "--colour"}
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in takes_value:
+            skip = True
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line's parser; with `only`, the other subcommands are declared
+    without their options (building all of them is a third of a short command's start-up)."""
+    parser = _Parser(prog="netdef", description="A compiler for Caffe network and solver definitions.",
+                     epilog="Exit codes: 0 success, 1 the input has errors (or an output could not be written), "
+                            "2 the command line is wrong, 3 internal error (a bug in netdef).")
+    parser.add_argument("--version", action="version", version=f"netdef {_version()}",
+                        help="print netdef's version and exit")
+    _global_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help="one of the commands below ('netdef COMMAND --help' for its options)")
 
     def add(name):
-        return sub.add_parser(name, help=COMMANDS[name][2], description=COMMANDS[name][2])
+        p = sub.add_parser(name, help=COMMANDS[name][2], description=COMMANDS[name][2])
+        if only is not None and name != only:
+            return _Unbuilt()
+        _global_options(p, top=False)
+        if name != "list":
+            _warnings_option(p)
+        return p
 
     p = add("check")
     _file(p)
     _net_options(p)
-    p.add_argument("--format", choices=["text", "json"], default="text", help="diagnostics as text or JSON")
-    p.add_argument("-W", "--warnings", choices=["show", "hide", "error"], default="show",
-                   help="show warnings, hide them, or treat them as errors")
+    _format_option(p, ["text", "json", "github", "sarif"],
+                   what="; github: workflow commands that annotate the lines, sarif: SARIF 2.1.0")
+    p.add_argument("-o", "--output", help="write the report here instead of standard output")
 
     p = add("summary")
     _file(p)
     _net_options(p)
-    p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
+    _format_option(p, TABLE_FORMATS, what="; text and table are the same")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.add_argument("--wide", action="store_true",
+                   help="every column at full width, even when the table is wider than the terminal")
 
     p = add("rf")
     _file(p)
     _net_options(p)
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    _format_option(p, TABLE_FORMATS, what="; text and table are the same")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
 
     p = add("sizes")
     p.description = (
@@ -99,30 +191,43 @@ def build_parser() -> argparse.ArgumentParser:
     _file(p)
     _net_options(p)
     p.add_argument("--range", default="1:1024", metavar="MIN:MAX", help="input heights/widths to try (default 1:1024)")
+    _format_option(p)
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
 
     p = add("fmt")
     _file(p, "a network or solver definition")
+    p.add_argument("more", nargs="*", metavar="FILE", help="more definitions (with --check or --diff)")
     p.add_argument("-o", "--output", help="write here instead of standard output")
+    p.add_argument("--check", action="store_true", help="write nothing; list the files that would change, exit 1 if any")
+    p.add_argument("--diff", action="store_true", help="write nothing; show the changes as a unified diff, exit 1 if any")
+    _format_option(p, what="; json: the text in a document")
 
     p = add("upgrade")
     _file(p, "a V0/V1 network definition or an old solver")
     p.add_argument("-o", "--output", help="write here instead of standard output")
+    _format_option(p, what="; json: the text in a document")
 
     p = add("draw")
     _file(p)
     _net_options(p)
     p.add_argument("-o", "--output", required=True, help="OUT.svg, .png, .pdf or .dot")
-    p.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB", type=str.upper)
+    p.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB", type=str.upper,
+                   help="direction of the layout: top to bottom (default), left to right, ...")
     p.add_argument("--shapes", action=argparse.BooleanOptionalAction, default=True, help="label edges with blob shapes")
     p.add_argument("--rf", action="store_true", help="show each blob's receptive field")
     p.add_argument("--params", action="store_true", help="show parameter counts per layer")
     p.add_argument("--collapse", metavar="PREFIX|auto", action="append", default=[],
                    help="group layers whose names share a prefix into clusters ('auto' finds repeated blocks)")
+    p.add_argument("--force", action="store_true",
+                   help="draw a net with errors too (its layers in error outlined in red); without it "
+                        "nothing is written")
+    _format_option(p, what=" of the report")
 
     p = add("export")
     _file(p)
     _net_options(p)
     p.add_argument("--weights", help="trained weights (.caffemodel); fillers are used without it")
+    _allow_missing(p)
     p.add_argument("-o", "--output", required=True, help="OUT.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 21 (default 17)")
     p.add_argument("--batch", default=None, help="a batch size N, or 'dynamic'")
@@ -130,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16-io", action="store_true", help="with --fp16: float16 inputs and outputs too")
     p.add_argument("--no-fold", dest="fold", action="store_false", help="keep BatchNorm/Scale as separate nodes")
     p.add_argument("--seed", type=_seed, default=0, help="seed for filler initialisation without --weights")
+    p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
+                   help="export only the layers that compute these blobs, which become the model's outputs")
+    p.add_argument("--custom-ops", action="store_true",
+                   help="export layers ONNX cannot express (Python layers, fork ops) as nodes of the custom "
+                        "domain 'netdef.caffe' carrying their parameters, for runtime plugins")
+    _format_option(p, what=" of the report")
 
     p = add("init")
     p.description = (
@@ -143,40 +254,47 @@ def build_parser() -> argparse.ArgumentParser:
     _net_options(p)
     p.add_argument("-o", "--output", required=True, help="OUT.caffemodel")
     p.add_argument("--seed", type=_seed, default=0, help="seed for the fillers (default 0)")
+    _format_option(p, what=" of the report")
 
     for name in ("run", "bench"):
         p = add(name)
         _file(p, "an .onnx model, or a network definition to export first")
         _net_options(p)
         p.add_argument("--weights", help="trained weights for a network definition")
-        p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="auto")
-        p.add_argument("--seed", type=_seed, default=0)
+        _allow_missing(p)
+        p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="auto",
+                       help="onnxruntime execution provider (default auto: CUDA when usable, else the CPU)")
+        p.add_argument("--seed", type=_seed, default=0, help="seed for random inputs and filler weights (default 0)")
+        _format_option(p)
         if name == "run":
             p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
                            help="feed this array to an input (random data otherwise)")
             p.add_argument("--top", type=int, default=5, help="top-k classes to print for classifier outputs")
         else:
-            p.add_argument("--batch", type=int, default=None)
-            p.add_argument("--runs", type=int, default=50)
-            p.add_argument("--warmup", type=int, default=5)
+            p.add_argument("--batch", type=int, default=None, help="batch size of the random inputs")
+            p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
+            p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
 
     p = add("verify")
     _file(p)
     _net_options(p)
     p.add_argument("--weights", help="trained weights (.caffemodel); fillers are used without it")
+    _allow_missing(p)
     p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
                    help="feed this array to an input (random data otherwise)")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest max|a-b| / max(1, max|b|) accepted per blob (default 1e-4)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="seed for random inputs and filler weights (default 0)")
     p.add_argument("--no-fold", dest="fold", action="store_false",
                    help="keep BatchNorm/Scale as separate nodes, so that their outputs are compared too")
-    p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
+    p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="onnxruntime execution provider (default cpu)")
+    _format_option(p)
 
     p = add("solver")
     _file(p, "a solver definition or a bundled solver's name")
     p.add_argument("--dataset-size", type=int, default=None, help="training set size, for epochs")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    _format_option(p)
     p.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=N,C,H,W",
                    help="the shape of a net input the definition does not fix, e.g. a Data layer's "
                         "(needed for the parameter table; repeatable)")
@@ -184,10 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("lr")
     _file(p, "a solver definition or a bundled solver's name")
     p.add_argument("--iters", default=None, metavar="START:STOP[:STEP]", help="iterations (default 0:max_iter)")
-    p.add_argument("--format", choices=["tsv", "json"], default="tsv")
+    _format_option(p, ["text", "tsv", "json"], what="; text and tsv are the same")
     p.add_argument("--plot", metavar="OUT.png|svg", help="also draw the schedule")
 
-    add("list")
+    p = add("list")
+    _format_option(p)
+
+    add("lsp")
+
+    p = add("view")
+    _file(p, "a network or solver definition, or a bundled name")
+    _net_options(p)
+    p.add_argument("-o", "--output", required=True, help="OUT.html")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    _format_option(p, what=" of the report")
     return parser
 
 
@@ -222,9 +350,33 @@ def _version() -> str:
     return __version__
 
 
-def print_diagnostics(diags, stream=None, warnings: str = "show") -> tuple[int, int]:
-    """Render diagnostics to stderr; returns (errors, warnings) counted."""
+def use_color(choice: str = "auto", stream=None) -> bool:
+    """--color: never, always, or auto: NO_COLOR (set and not empty) turns colour off,
+    FORCE_COLOR (set, not empty and not 0) turns it on, and otherwise the stream must be a
+    terminal (https://no-color.org; pytest and Node read FORCE_COLOR the same way)."""
+    if choice == "never":
+        return False
+    if choice == "always":
+        return True
+    if os.environ.get("NO_COLOR"):
+        return False
+    force = os.environ.get("FORCE_COLOR")
+    if force and force.lower() not in ("0", "false", "no"):
+        return True
+    stream = stream if stream is not None else sys.stderr
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def print_diagnostics(diags, stream=None, warnings: str | None = None) -> tuple[int, int]:
+    """Render diagnostics to stderr (in colour when the run has it; gathered for the JSON
+    document instead with --format json); returns (errors, warnings) counted. Warnings follow
+    -W: hidden with -W hide, counted for the exit code with -W error."""
     stream = stream or sys.stderr
+    explicit = warnings is not None
+    warnings = warnings or warnings_mode
     n_err = n_warn = 0
     for d in diags:
         if d.severity == "warning":
@@ -233,11 +385,83 @@ def print_diagnostics(diags, stream=None, warnings: str = "show") -> tuple[int, 
                 continue
         elif d.is_error:
             n_err += 1
-        stream.write(d.render() + "\n")
+        if json_mode:
+            collected.append(d)
+        else:
+            stream.write(d.render(color=color) + "\n")
     dropped = getattr(diags, "dropped", 0)
     if dropped:
-        stream.write(f"note: {dropped} more diagnostics not shown (--max-errors)\n")
+        note("note: {dropped} more diagnostics not shown (--max-errors)".format(dropped=dropped), stream)
+    if n_warn and warnings == "error" and not explicit:
+        # Stop here, before the command writes anything: -W error makes a warning fatal.
+        raise WarningsAsErrors(n_warn)
     return n_err, n_warn
+
+
+class WarningsAsErrors(Exception):
+    """-W error and a warning was shown: the run fails (exit 1) before writing its output."""
+
+
+def note(text: str, stream=None) -> None:
+    """An informational line on stderr, which -q silences."""
+    if not quiet:
+        (stream or sys.stderr).write(text.rstrip("\n") + "\n")
+
+
+def info(text: str) -> None:
+    """An informational line on standard output ('wrote X', 'ok'), which -q and --format json
+    silence."""
+    if not quiet and not json_mode:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def emit_json(args, doc: dict, path: str | None = None) -> None:
+    """Print (or write to `path`) one command's JSON document: schema_version and command
+    first, then the document, then the diagnostics the run printed (with --format json,
+    print_diagnostics gathers them instead of writing them to stderr)."""
+    out = {"schema_version": SCHEMA_VERSION, "command": args.command}
+    out.update(doc)
+    if "diagnostics" not in doc:
+        out["diagnostics"] = [d.to_json() for d in collected]
+    text = json.dumps(_finite(out), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    if path:
+        from .outputs import write_atomic
+        write_atomic(path, text)
+    else:
+        sys.stdout.write(text)
+
+
+def render_ci(fmt: str, diags) -> str:
+    """Diagnostics as GitHub workflow commands or as a SARIF 2.1.0 log."""
+    from .diagnostics import github_annotation, sarif_log
+    if fmt == "github":
+        return "".join(github_annotation(d) + "\n" for d in diags)
+    return json.dumps(sarif_log(diags, _version()), indent=2, ensure_ascii=False) + "\n"
+
+
+def _finite(obj):
+    """NaN and infinities are not JSON: they become null."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _failure_json(args, diags=(), error: str | None = None, code: int = 1) -> None:
+    """With --format json, a failed run still prints one JSON document (check's github and
+    sarif formats: their own form of the diagnostics)."""
+    all_diags = list(collected) + [d for d in diags if d not in collected]
+    if getattr(args, "format", None) in ("github", "sarif"):
+        sys.stdout.write(render_ci(args.format, all_diags))
+        return
+    doc = {"ok": False, "exit_code": code}
+    if error is not None:
+        doc["error"] = error
+    doc["diagnostics"] = [d.to_json() for d in all_diags]
+    emit_json(args, doc)
 
 
 class _Terminated(BaseException):
@@ -280,6 +504,36 @@ def _interrupted() -> str | None:
     return outputs.interrupted
 
 
+_PRINTS_TEXT = {"fmt", "upgrade"}  # commands whose result is a definition's text
+
+
+def _text_as_json(handler, args) -> int:
+    """fmt and upgrade with --format json: what they print, in a document."""
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = int(handler(args) or 0)
+    output = getattr(args, "output", None)
+    emit_json(args, {"ok": code == 0, "file": "<stdin>" if args.file == "-" else args.file,
+                     "wrote": output if output and code == 0 else None,
+                     "text": buf.getvalue() if not output else None})
+    return code
+
+
+def _set_state(**values) -> dict:
+    """Set this module's run state (and netdef.progress.quiet); returns the previous values."""
+    from . import progress
+    g = globals()
+    before = {k: g[k] for k in values if k != "progress_quiet"}
+    before["progress_quiet"] = progress.quiet
+    for k, v in values.items():
+        if k == "progress_quiet":
+            progress.quiet = v
+        else:
+            g[k] = v
+    return before
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
@@ -288,12 +542,20 @@ def main(argv: list[str] | None = None) -> int:
     except (AttributeError, ValueError):
         pass
     previous = _catch_termination()
+    saved_state = _set_state(color=False, quiet=False, warnings_mode="show", json_mode=False, collected=[],
+                             progress_quiet=False)
+    args = None
     try:
-        parser = build_parser()
+        parser = build_parser(_command_in(argv))
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help(sys.stderr)
             return 2
+        debug = args.debug
+        _set_state(color=use_color(args.color), quiet=args.quiet, warnings_mode=getattr(args, "warnings", "show"),
+                   json_mode=getattr(args, "format", None) in ("json", "sarif", "github"))
+        if args.quiet:
+            _set_state(progress_quiet=True)
         module, func, _ = COMMANDS[args.command]
         handler = getattr(importlib.import_module(module), func)
         from . import source
@@ -301,7 +563,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_file_size is not None:
             source.MAX_SOURCE_BYTES = args.max_file_size
         try:
-            code = int(handler(args) or 0)
+            if json_mode and args.command in _PRINTS_TEXT:
+                code = _text_as_json(handler, args)
+            else:
+                code = int(handler(args) or 0)
         finally:
             source.MAX_SOURCE_BYTES = saved
         if _interrupted():  # a signal whose exception a library swallowed
@@ -311,16 +576,30 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         sys.stderr.write(f"{e}\nTry 'netdef --help'.\n")
         return 2
+    except WarningsAsErrors as e:
+        if json_mode and args is not None:
+            _failure_json(args)
+        sys.stderr.write(f"netdef {args.command}: {e.args[0]} warning(s) treated as errors (-W error)\n")
+        return 1
     except DiagnosticError as e:
-        print_diagnostics(e.diagnostics)
+        if json_mode and args is not None:
+            _failure_json(args, e.diagnostics)
+        else:
+            print_diagnostics(e.diagnostics)
         if e.dropped:
-            sys.stderr.write(f"note: {e.dropped} more diagnostics not shown (--max-errors)\n")
+            note(f"note: {e.dropped} more diagnostics not shown (--max-errors)")
         return 1
     except SourceError as e:
-        print_diagnostics([e.diagnostic()])
+        if json_mode and args is not None:
+            _failure_json(args, [e.diagnostic()])
+        else:
+            print_diagnostics([e.diagnostic()])
         return 1
     except CliError as e:
-        sys.stderr.write(f"netdef: error: {e}\n")
+        if json_mode and args is not None:
+            _failure_json(args, error=str(e))
+        label = "\x1b[1;31merror\x1b[0m" if color else "error"
+        sys.stderr.write(f"netdef: {label}: {e}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write(_stopped_by(_interrupted() or "SIGINT"))
@@ -343,10 +622,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug:
             raise
+        # Exit 3, not 1: a script must be able to tell "the input has errors" from "netdef broke".
+        if json_mode and args is not None:
+            with contextlib.suppress(Exception):
+                _failure_json(args, error=f"internal error: {type(e).__name__}: {e}", code=3)
         sys.stderr.write(f"netdef: internal error: {type(e).__name__}: {e}\n"
                          "This is a bug in netdef; run with --debug for the traceback and report it.\n")
-        return 1
+        return 3
     finally:
+        _set_state(**saved_state)
         for sig, handler in previous.items():
             with contextlib.suppress(TypeError, ValueError, OSError):
                 signal.signal(sig, handler)

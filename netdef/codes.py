@@ -79,9 +79,11 @@ EXPORT_BATCH = Code("E513", "cannot set the batch: {why}")
 VERIFY_MISMATCH = Code("E514", "layer '{layer}' ({type}): onnxruntime and the NumPy reference differ on top '{top}' by {error} (relative), more than the tolerance {tolerance}")
 VERIFY_INCOMPLETE = _w("W515", "the comparison is incomplete: {why}")
 SHAPES_UNKNOWN = Code("E516", "the shape of '{blob}' is unknown, so the net cannot be {what}")
+EXPORT_CUSTOM = _w("W530", "layer '{layer}' ({type}) is exported as a node of the custom domain '{domain}', which standard ONNX runtimes cannot run without a plugin")
 
 # --- upgrade (netdef/upgrade.py; E210-E213 above are upgrade codes too) ------------------
 DROPPED_BY_UPGRADE = _w("W214", "the upgrade drops '{field}': {why}")
+FORK_V1_TYPE = _w("W215", "'{value}' is not a BVLC Caffe V1 layer type: it comes from {fork}; upgraded to type \"{v2}\"")
 
 # --- E6xx: solvers ------------------------------------------------------------------------
 NO_LR_POLICY = Code("E601", "the solver has no lr_policy")
@@ -147,6 +149,7 @@ RF_DISAGREE = _w("W412", "the inputs of layer '{layer}' disagree on the receptiv
 PARAM_IGNORED = _w("W413", "{message}")
 
 # --- export follow-ups: running models (netdef/export/runtime.py, verify.py) ---------------
+WEIGHTS_MISSING_STRICT = Code("E505", "layer '{layer}' has parameters, but {path} has no weights for it")
 OUTPUT_NOT_FINITE = _w("W517", "output '{output}' holds {detail} of its {total} values")
 
 # --- robustness follow-ups (hostile input found by tests/robustness, benchmarks/fuzz.py) -------

@@ -12,10 +12,10 @@ import json
 import sys
 
 from .analysis import compile as compile_net, valid_sizes
-from .cli import print_diagnostics
+from .cli import SCHEMA_VERSION, print_diagnostics
 from .diagnostics import DiagnosticError, UsageError
 from .ir import fmt_num
-from .outputs import write_atomic
+from .outputs import write_atomic, write_or_print
 from .passes.cost import BYTES_PER_ELEMENT, samples, totals
 from .layers.base import prod
 
@@ -65,12 +65,13 @@ def _report(graph, args, only_gaps: bool = True) -> int:
     if not graph.nodes and diags.has_errors:
         raise DiagnosticError(diags)  # the collector itself: the CLI says how many were cut
     shown = [d for d in diags if d.is_error or not only_gaps or d.code in _EXPLAINS_GAPS]
+    from .cli import note
     print_diagnostics(shown)
     if diags.dropped:
-        sys.stderr.write(f"note: {diags.dropped} more diagnostics not shown (--max-errors)\n")
+        note(f"note: {diags.dropped} more diagnostics not shown (--max-errors)")
     hidden = len(diags) - len(shown)
     if hidden:
-        sys.stderr.write(f"note: {hidden} more warning(s); run 'netdef check {args.file}' to see them\n")
+        note(f"note: {hidden} more warning(s); run 'netdef check {args.file}' to see them")
     return 1 if diags.has_errors else 0
 
 
@@ -107,31 +108,62 @@ def _rf_short(rf) -> str:
 # --- check ----------------------------------------------------------------------------------
 
 def cmd_check(args) -> int:
+    from . import cli
     graph = _graph(args)
     diags = list(graph.diagnostics)
     errors = [d for d in diags if d.is_error]
     warnings = [d for d in diags if d.severity == "warning"]
     failed = bool(errors) or (args.warnings == "error" and bool(warnings))
+    shown = [d for d in diags if args.warnings != "hide" or d.severity != "warning"]
+    output = getattr(args, "output", None)
+    if args.format in ("github", "sarif"):
+        write_or_print(output, cli.render_ci(args.format, shown))
+        return 1 if failed else 0
     if args.format == "json":
-        shown = [d for d in diags if args.warnings != "hide" or d.severity != "warning"]
-        doc = {"file": args.file, "ok": not failed, "errors": len(errors), "warnings": len(warnings),
-               "layers": len(graph.nodes), "diagnostics": [d.to_json() for d in shown]}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        doc = {"file": display_name(args.file), "ok": not failed, "errors": graph.diagnostics.error_count,
+               "warnings": len(warnings), "layers": len(graph.nodes), "dropped": graph.diagnostics.dropped,
+               "diagnostics": [d.to_json() for d in shown]}
+        cli.emit_json(args, doc, output)
+        return 1 if failed else 0
+    if output:
+        # The text report goes to the file, uncoloured, as it would to a pipe.
+        lines = [d.render() for d in shown]
+        if graph.diagnostics.dropped:
+            lines.append(f"note: {graph.diagnostics.dropped} more diagnostics not shown (--max-errors)")
+        lines.append(_check_verdict(args, graph, errors, warnings, failed))
+        write_atomic(output, "\n".join(lines) + "\n")
         return 1 if failed else 0
     print_diagnostics(graph.diagnostics, warnings=args.warnings)
     if failed:
-        why = f"{len(errors)} error(s)" if errors else f"{len(warnings)} warning(s) treated as errors (-W error)"
-        sys.stderr.write(f"{args.file}: {why}, {len(warnings)} warning(s)\n")
+        sys.stderr.write(_check_verdict(args, graph, errors, warnings, failed) + "\n")
         return 1
-    note = f", {len(warnings)} warning(s)" if warnings else ""
-    sys.stdout.write(f"{args.file}: ok ({len(graph.nodes)} layers in {graph.state}{note})\n")
+    cli.info(_check_verdict(args, graph, errors, warnings, failed))
     return 0
+
+
+def _check_verdict(args, graph, errors, warnings, failed) -> str:
+    name = display_name(args.file)
+    if failed:
+        why = f"{len(errors)} error(s)" if errors else f"{len(warnings)} warning(s) treated as errors (-W error)"
+        return f"{name}: {why}, {len(warnings)} warning(s)"
+    note = f", {len(warnings)} warning(s)" if warnings else ""
+    return f"{name}: ok ({len(graph.nodes)} layers in {graph.state}{note})"
+
+
+def display_name(path: str) -> str:
+    """How a FILE argument is named in messages ('-' is standard input)."""
+    return "<stdin>" if path == "-" else path
 
 
 # --- summary --------------------------------------------------------------------------------
 
+def _shape_json(v):
+    return list(v.meta["shape"]) if v.meta.get("shape") is not None else None
+
+
 def summary_json(graph) -> dict:
-    """The stable JSON form of `netdef summary` (see the README of the analysis)."""
+    """The stable JSON form of `netdef summary` (see the README of the analysis): numbers only
+    (counts, bytes, MACs and FLOPs for the whole batch), every layer with its output shapes."""
     t = totals(graph)
     per = samples(graph)
     batch = per.size
@@ -139,57 +171,98 @@ def summary_json(graph) -> dict:
     for name in graph.blob_names:
         v = graph.blob(name)
         rf = v.meta.get("rf")
-        blobs[name] = {"shape": list(v.meta["shape"]) if v.meta.get("shape") is not None else None,
-                       "rf": rf.as_json() if rf is not None else None}
+        blobs[name] = {"shape": _shape_json(v), "rf": rf.as_json() if rf is not None else None}
     layers = []
     for node in graph.nodes:
         c = node.meta.get("cost") or {}
         params = node.meta.get("params")
         stats = node.impl.stat_blobs(node) if node.impl is not None else set()
+        param_blobs = node.meta.get("blobs", [])
+        rf = node.outputs[0].meta.get("rf") if node.outputs else None
         layers.append({
             "name": node.name, "type": node.type,
             "bottoms": list(node.param.bottom), "tops": list(node.param.top),
+            "outputs": [{"name": v.name, "shape": _shape_json(v)} for v in node.outputs],
+            "output_shapes": [_shape_json(v) for v in node.outputs],
+            "rf": rf.as_json() if rf is not None else None,
             "params": [list(s) for s in params] if params is not None else None,
             "stat_params": [list(s) for s in node.meta.get("stat_params", [])],
             "param_count": sum(prod(s) for s in params) if params is not None else None,
+            # float32 bytes of every parameter blob, learnable or not (the per-layer memory column)
+            "param_bytes": sum(prod(s) for s in param_blobs) * BYTES_PER_ELEMENT,
             # Every parameter blob in Caffe's order, with its size (float32) and whether a solver
             # updates it (BatchNorm's statistics are not learnable).
             "param_blobs": [{"shape": list(s), "count": prod(s), "bytes": prod(s) * BYTES_PER_ELEMENT,
-                             "learnable": i not in stats} for i, s in enumerate(node.meta.get("blobs", []))],
+                             "learnable": i not in stats} for i, s in enumerate(param_blobs)],
             "macs": c.get("macs"), "flops": c.get("flops"), "activation_bytes": c.get("activation_bytes"),
         })
     return {
+        "schema_version": SCHEMA_VERSION,
         "name": graph.name,
-        "inputs": {v.name: list(v.meta["shape"]) if v.meta.get("shape") is not None else None for v in graph.inputs},
+        "inputs": {v.name: _shape_json(v) for v in graph.inputs},
         "outputs": [v.name for v in graph.outputs],
         "blobs": blobs,
         "layers": layers,
-        "totals": t,
+        "totals": dict(t, param_bytes=(t["params"] + t["stat_params"]) * BYTES_PER_ELEMENT),
         # batch_size counts samples: axis 1 of time-major (T, N, ...) nets, axis 0 otherwise.
         "batch_size": per.size if graph.batch_size is not None else None,
         "batch_axis": per.axis,
         "per_sample": {k: t[k] // batch for k in ("macs", "flops", "activation_bytes")},
         "per_sample_is": per.what,
+        "units": {"macs": "multiply-accumulates, whole batch", "flops": "floating-point operations, whole batch",
+                  "activation_bytes": "bytes of the layer's tops (float32), whole batch",
+                  "param_bytes": "bytes of the parameter blobs (float32)",
+                  "rf": "receptive field of the first top in input pixels: size, stride, centre of output 0"},
     }
 
 
-_COLUMNS = ("layer", "type", "bottoms -> tops", "output", "rf", "params", "macs", "memory")
+_COLUMNS = ("layer", "type", "bottoms -> tops", "output", "rf", "params", "param mem", "macs", "memory")
+_RIGHT = {"params", "param mem", "macs", "memory"}
+# Left out first when the table is wider than the terminal.
+_DROP_ORDER = ("bottoms -> tops", "param mem", "memory", "rf", "type")
+
+_FOOTER = [
+    "units: rf = receptive field size/stride of the layer's first top, in input pixels",
+    "       params = learnable values (+ BatchNorm statistics); param mem = their float32 bytes",
+    "       macs = multiply-accumulates for the whole batch (the totals' FLOPs count multiplies and adds)",
+    "       memory = float32 bytes of the layer's tops for the whole batch; G/M/K = 10^9/10^6/10^3",
+]
 
 
-def _rows(graph) -> list[list[str]]:
+def _footer(width: int | None) -> list[str]:
+    if width is None:
+        return list(_FOOTER)
+    import textwrap
+    out = []
+    for line in _FOOTER:
+        out += textwrap.wrap(line, width, subsequent_indent="       ", drop_whitespace=True)
+    return out
+
+
+def _flow(node, elide: int | None = None) -> str:
+    def names(seq):
+        seq = list(seq)
+        if elide is not None and len(seq) > elide:
+            return ", ".join(seq[:elide - 1]) + f", +{len(seq) - elide + 1} more"
+        return ", ".join(seq)
+    return f"{names(node.param.bottom)} -> {names(v.name for v in node.outputs)}".strip()
+
+
+def _rows(graph, elide: int | None = None) -> list[list[str]]:
     rows = []
     for node in graph.nodes:
         c = node.meta.get("cost") or {}
         params = node.meta.get("params")
         pc = sum(prod(s) for s in params) if params is not None else None
         stat = sum(prod(s) for s in node.meta.get("stat_params", []))
-        flow = f"{', '.join(node.param.bottom)} -> {', '.join(v.name for v in node.outputs)}".strip()
+        pbytes = sum(prod(s) for s in node.meta.get("blobs", [])) * BYTES_PER_ELEMENT
         first = node.outputs[0] if node.outputs else None
         rows.append([
-            node.name, node.type, flow,
+            node.name, node.type, _flow(node, elide),
             "; ".join(_dims(v.meta.get("shape")) for v in node.outputs) or "-",
             _rf_short(first.meta.get("rf")) if first is not None else "-",
             "?" if pc is None else (f"{pc:,}" + (f" (+{stat:,} stats)" if stat else "") if pc or stat else "-"),
+            _bytes(pbytes) if pbytes else ("?" if pc is None else "-"),
             _si(c["macs"]) if c.get("macs") else ("?" if not c and node.outputs else "-"),
             _bytes(c["activation_bytes"]) if c.get("activation_bytes") else "-",
         ])
@@ -216,21 +289,68 @@ def _totals_lines(graph) -> list[str]:
     return lines
 
 
-def _table(header, rows) -> str:
+def _table(header, rows, right=None) -> str:
+    right = _RIGHT if right is None else right
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    right = {5, 6, 7}
     def line(r):
-        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        return "  ".join(str(c).rjust(w) if header[i] in right else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
     out = [line(header), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
     return "\n".join(out)
 
 
-def summary_text(graph, fmt: str) -> str:
+def _table_width(header, rows) -> int:
+    return sum(max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))) + 2 * (len(header) - 1)
+
+
+def _fit(graph, width: int | None) -> tuple[list[str], list[list[str]], list[str]]:
+    """The summary's columns and rows within `width` characters (None: all, in full): long
+    bottom/top lists elided first, then columns left out in _DROP_ORDER, then long layer
+    names cut. Returns (header, rows, the columns left out)."""
+    header = list(_COLUMNS)
+    rows = _rows(graph)
+    if width is None or _table_width(header, rows) <= width:
+        return header, rows, []
+    rows = _rows(graph, elide=3)
+    dropped = []
+    for col in _DROP_ORDER:
+        if _table_width(header, rows) <= width:
+            break
+        i = header.index(col)
+        header.pop(i)
+        for r in rows:
+            r.pop(i)
+        dropped.append(col)
+    over = _table_width(header, rows) - width
+    if over > 0:
+        name_w = max(len(r[0]) for r in rows + [header])
+        keep = max(12, name_w - over)
+        for r in rows:
+            if len(r[0]) > keep:
+                r[0] = r[0][:keep - 3] + "..."
+    return header, rows, dropped
+
+
+def _terminal_width(args) -> int | None:
+    """The width a text table must fit: the terminal's, when standard output is one (and
+    neither -o nor --wide is given); None (no limit) otherwise."""
+    import shutil
+    if getattr(args, "wide", False) or getattr(args, "output", None):
+        return None
+    try:
+        if not sys.stdout.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    return max(40, shutil.get_terminal_size().columns)
+
+
+def summary_text(graph, fmt: str, width: int | None = None) -> str:
     if fmt == "json":
         return json.dumps(summary_json(graph), indent=2) + "\n"
-    rows = _rows(graph)
     if fmt == "csv":
+        # One row per layer and nothing else: totals are in the table, markdown and JSON forms.
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["layer", "type", "bottoms", "tops", "output_shapes", "rf_size", "rf_stride", "params",
@@ -247,28 +367,41 @@ def summary_text(graph, fmt: str) -> str:
                         sum(prod(s) for s in node.meta.get("stat_params", [])),
                         sum(prod(s) for s in node.meta.get("blobs", [])) * BYTES_PER_ELEMENT,
                         c.get("macs", ""), c.get("flops", ""), c.get("activation_bytes", "")])
-        t = totals(graph)
-        w.writerow(["TOTAL", "", "", "", "", "", "", t["params"], t["stat_params"],
-                    (t["params"] + t["stat_params"]) * BYTES_PER_ELEMENT, t["macs"], t["flops"], t["activation_bytes"]])
         return buf.getvalue()
     if fmt == "markdown":
         def esc(s):
             return str(s).replace("|", "\\|")
-        out = ["| " + " | ".join(_COLUMNS) + " |", "|" + "|".join("---:" if i in (5, 6, 7) else "---"
-                                                              for i in range(len(_COLUMNS))) + "|"]
+        rows = _rows(graph)
+        out = ["| " + " | ".join(_COLUMNS) + " |", "|" + "|".join("---:" if c in _RIGHT else "---"
+                                                              for c in _COLUMNS) + "|"]
         out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
         out.append("")
         out += [f"- {line}" for line in _totals_lines(graph)]
+        out += [""] + [line.strip() + "  " for line in _FOOTER]
         return f"## {graph.name or 'net'} ({graph.state})\n\n" + "\n".join(out) + "\n"
     head = f"{graph.name or 'net'} ({graph.state}); inputs: " + ", ".join(
         f"{v.name} {_dims(v.meta.get('shape'))}" for v in graph.inputs) + "\n\n"
-    return head + _table(list(_COLUMNS), rows) + "\n\n" + "\n".join(_totals_lines(graph)) + "\n"
+    header, rows, dropped = _fit(graph, width)
+    foot = _footer(width)
+    if dropped:
+        import textwrap
+        foot += textwrap.wrap(f"left out to fit {width} columns: {', '.join(dropped)} (--wide shows every column)",
+                              width)
+    return head + _table(header, rows) + "\n\n" + "\n".join(_totals_lines(graph)) + "\n\n" + "\n".join(foot) + "\n"
 
 
 def cmd_summary(args) -> int:
     graph = _graph(args)
     code = _report(graph, args)
-    text = summary_text(graph, args.format)
+    if args.format == "json":
+        from . import cli
+        doc = summary_json(graph)
+        doc["ok"] = code == 0
+        if args.output and code:
+            sys.stderr.write(f"netdef summary: {args.output} not written: the net has errors\n")
+        cli.emit_json(args, doc, None if code else args.output)
+        return code
+    text = summary_text(graph, "table" if args.format == "text" else args.format, _terminal_width(args))
     if args.output:
         if code:
             # A failed run leaves the previous output as it was; the partial table is shown.
@@ -293,29 +426,56 @@ def rf_rows(graph) -> list:
     return out
 
 
+def _render_table(header, rows, fmt: str, right=()) -> str:
+    """A plain table as text (aligned columns), CSV or Markdown."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+        return buf.getvalue()
+    if fmt == "markdown":
+        def esc(c):
+            return str(c).replace("|", "\\|")
+        out = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if h in right else "---" for h in header) + "|"]
+        out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+        return "\n".join(out) + "\n"
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
 def cmd_rf(args) -> int:
+    from . import cli
     graph = _graph(args)
     code = _report(graph, args)
     rows = rf_rows(graph)
+    output = getattr(args, "output", None)
     if args.format == "json":
-        doc = {v.name: dict(rf.as_json(), whole=rf.whole, shape=list(v.meta["shape"]) if v.meta.get("shape") else None)
-               for v, rf in rows}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        blobs = {v.name: dict(rf.as_json(), whole=rf.whole, shape=_shape_json(v)) for v, rf in rows}
+        cli.emit_json(args, {"file": display_name(args.file), "ok": code == 0, "blobs": blobs,
+                             "units": "input pixels; centre of output 0 along each spatial axis"}, output)
         return code
     if not rows:
-        sys.stdout.write("no blob has spatial axes to trace a receptive field through\n")
+        write_or_print(output, "no blob has spatial axes to trace a receptive field through\n")
         return code
     table = []
     for v, rf in rows:
+        if args.format in ("csv", "markdown"):
+            table.append([v.name, _dims(v.meta.get("shape")), "x".join(fmt_num(s) for s in rf.size),
+                          "x".join(fmt_num(s) for s in rf.stride), "x".join(fmt_num(c) for c in rf.center),
+                          "yes" if rf.whole else "no"])
+            continue
         table.append([v.name, _dims(v.meta.get("shape")),
                       " x ".join(fmt_num(s) for s in rf.size) + (" (whole input)" if rf.whole else ""),
                       " x ".join(fmt_num(s) for s in rf.stride),
                       "(" + ", ".join(fmt_num(c) for c in rf.center) + ")"])
-    header = ["blob", "shape", "rf size", "stride", "centre of output 0"]
-    widths = [max(len(r[i]) for r in [header] + table) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    sys.stdout.write("\n".join(lines) + "\n")
+    if args.format in ("csv", "markdown"):
+        header = ["blob", "shape", "rf_size", "rf_stride", "center", "whole_input"]
+    else:
+        header = ["blob", "shape", "rf size", "stride", "centre of output 0"]
+    write_or_print(output, _render_table(header, table, "text" if args.format == "table" else args.format))
     return code
 
 
@@ -349,6 +509,17 @@ def cmd_sizes(args) -> int:
         raise DiagnosticError(list(graph.diagnostics)) if graph.diagnostics.has_errors else \
             UsageError(f"{args.file} has no input with spatial axes (N, C, H, W) whose size could vary")
     h, w = scan.declared
+    if args.format == "json":
+        from . import cli
+        cli.emit_json(args, {
+            "file": display_name(args.file), "ok": code == 0, "inputs": list(scan.inputs), "declared": [h, w],
+            "tried": [lo, hi],
+            "valid": {mode: [[a, b] for a, b in scan.modes[mode]] for mode in ("height", "width", "square")},
+            "fixed": [{"layer": n, "type": t} for n, t in scan.fixed],
+            "derived": [{"input": n, "readers": list(r)} for n, r in scan.derived],
+            "held": [{"input": n, "size": [hh, ww]} for n, (hh, ww) in scan.held],
+            "skipped": list(scan.skipped)}, getattr(args, "output", None))
+        return code
     lines = [f"inputs {', '.join(scan.inputs)}: declared {h}x{w}; sizes tried {lo}-{hi}",
              f"height (width {w}): {_fmt_ranges(scan.modes['height'])}",
              f"width (height {h}): {_fmt_ranges(scan.modes['width'])}",
@@ -366,5 +537,5 @@ def cmd_sizes(args) -> int:
     if scan.skipped:
         lines.append(f"note: {len(scan.skipped)} layer(s) netdef cannot analyse are not checked "
                      f"(from '{scan.skipped[0]}')")
-    sys.stdout.write("\n".join(lines) + "\n")
+    write_or_print(getattr(args, "output", None), "\n".join(lines) + "\n")
     return code

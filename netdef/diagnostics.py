@@ -36,6 +36,18 @@ class Span:
     def col(self) -> int:
         return self.source.line_col(self.start)[1]
 
+    @property
+    def end_line_col(self) -> tuple[int, int]:
+        """Line and column just past the span's last character (exclusive, as LSP and SARIF
+        count), never before the start."""
+        return self.source.line_col(max(self.start, self.end))
+
+    def location(self) -> dict:
+        """The span for machine-readable output: 1-based start and exclusive end."""
+        line, col = self.source.line_col(self.start)
+        end_line, end_col = self.end_line_col
+        return {"file": self.source.path, "line": line, "col": col, "end_line": end_line, "end_col": end_col}
+
     def __str__(self) -> str:
         line, col = self.source.line_col(self.start)
         return f"{self.source.path}:{line}:{col}"
@@ -58,27 +70,39 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity == ERROR
 
-    def header(self) -> str:
-        where = f"{self.span}: " if self.span is not None else ""
-        return f"{where}{self.severity}[{self.code}]: {self.message}"
+    def header(self, color: bool = False) -> str:
+        if not color:
+            where = f"{self.span}: " if self.span is not None else ""
+            return f"{where}{self.severity}[{self.code}]: {self.message}"
+        where = f"{_BOLD}{self.span}:{_RESET} " if self.span is not None else ""
+        tint = _SEVERITY_COLOR.get(self.severity, _BOLD)
+        return f"{where}{tint}{self.severity}[{self.code}]{_RESET}: {_BOLD}{self.message}{_RESET}"
 
-    def render(self, snippet: bool = True) -> str:
-        out = [self.header()]
+    def render(self, snippet: bool = True, color: bool = False) -> str:
+        """The diagnostic as text; with color, ANSI colours as rustc and ruff use them
+        (severity and code in the severity's colour, the caret line too, notes in cyan)."""
+        tint = _SEVERITY_COLOR.get(self.severity, _BOLD) if color else ""
+        note = f"{_NOTE}note{_RESET}" if color else "note"
+        out = [self.header(color)]
         if snippet and self.span is not None:
-            out.extend(_snippet(self.span))
+            out.extend(_snippet(self.span, tint))
         for span, label in self.related:
-            out.append(f"{span}: note: {label}")
+            out.append(f"{_BOLD}{span}:{_RESET} {note}: {label}" if color else f"{span}: note: {label}")
             if snippet:
-                out.extend(_snippet(span))
-        out.extend(f"note: {n}" for n in self.notes)
+                out.extend(_snippet(span, _NOTE if color else ""))
+        out.extend(f"{note}: {n}" for n in self.notes)
         return "\n".join(out)
 
     def to_json(self) -> dict:
+        """Machine-readable form: the location as start line/col and exclusive end line/col
+        (absent for a diagnostic without a place), and every note, those with a place of
+        their own (the first definition of a duplicated field, ...) with its location."""
         d = {"code": self.code, "severity": self.severity, "message": self.message}
         if self.span is not None:
-            d.update(file=self.span.path, line=self.span.line, col=self.span.col)
-        if self.notes:
-            d["notes"] = list(self.notes)
+            d.update(self.span.location())
+        notes = [dict(span.location(), message=label) for span, label in self.related]
+        notes += [{"message": n} for n in self.notes]
+        d["notes"] = notes
         return d
 
     def __str__(self) -> str:
@@ -89,7 +113,14 @@ class Diagnostic:
 _VISIBLE = {c: "?" for c in [*range(32), 127] if c != 9}
 
 
-def _snippet(span: Span) -> list[str]:
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_NOTE = "\x1b[1;36m"
+_BLUE = "\x1b[1;34m"
+_SEVERITY_COLOR = {ERROR: "\x1b[1;31m", WARNING: "\x1b[1;33m", NOTE: _NOTE}
+
+
+def _snippet(span: Span, tint: str = "") -> list[str]:
     src = span.source
     line, col = src.line_col(span.start)
     text = src.line_text(line)
@@ -109,7 +140,85 @@ def _snippet(span: Span) -> list[str]:
         width = min(width, 160)
     gutter = str(line)
     pad = " " * len(gutter)
-    return [f" {gutter} | {shown_text}", f" {pad} | {' ' * caret_at}^{'~' * (width - 1)}"]
+    caret = f"^{'~' * (width - 1)}"
+    if tint:
+        return [f"{_BLUE} {gutter} |{_RESET} {shown_text}", f"{_BLUE} {pad} |{_RESET} {' ' * caret_at}{tint}{caret}{_RESET}"]
+    return [f" {gutter} | {shown_text}", f" {pad} | {' ' * caret_at}{caret}"]
+
+
+# --- for CI systems ----------------------------------------------------------------------------
+
+def _gh_data(text: str) -> str:
+    # GitHub's workflow-command escaping (actions/toolkit, command.ts: escapeData/escapeProperty).
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(d: Diagnostic) -> str:
+    """One GitHub Actions workflow command, which the run's page shows on the line:
+    `::error file=F,line=L,col=C,endLine=L2,endColumn=C2,title=CODE::message`."""
+    kind = {ERROR: "error", WARNING: "warning"}.get(d.severity, "notice")
+    props = []
+    if d.span is not None:
+        loc = d.span.location()
+        props += [f"file={_gh_property(loc['file'])}", f"line={loc['line']}", f"col={loc['col']}",
+                  f"endLine={loc['end_line']}", f"endColumn={loc['end_col']}"]
+    props.append(f"title={_gh_property(d.code)}")
+    text = d.message
+    for span, label in d.related:
+        text += f"\nnote: {span}: {label}"
+    for n in d.notes:
+        text += f"\nnote: {n}"
+    return f"::{kind} {','.join(props)}::{_gh_data(text)}"
+
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def _sarif_region(span: Span) -> dict:
+    loc = span.location()
+    return {"artifactLocation": {"uri": _sarif_uri(loc["file"])},
+            "region": {"startLine": loc["line"], "startColumn": loc["col"],
+                       "endLine": loc["end_line"], "endColumn": loc["end_col"]}}
+
+
+def _sarif_uri(path: str) -> str:
+    from urllib.parse import quote
+    return quote(path.replace("\\", "/"), safe="/:")
+
+
+def sarif_log(diags, tool_version: str) -> dict:
+    """A SARIF 2.1.0 log (OASIS) of one run: a rule per code used, a result per diagnostic;
+    columns are 1-based and endColumn exclusive, SARIF's defaults."""
+    diags = list(diags)
+    from .codes import all_codes
+    known = all_codes()
+    rule_ids = list(dict.fromkeys(d.code for d in diags))
+    rules = []
+    for rid in rule_ids:
+        code = known.get(rid)
+        rule = {"id": rid}
+        if code is not None and code.template != "{message}":
+            rule["shortDescription"] = {"text": code.template}
+        rules.append(rule)
+    results = []
+    for d in diags:
+        text = d.message + "".join(f"\nnote: {n}" for n in d.notes)
+        r = {"ruleId": d.code, "ruleIndex": rule_ids.index(d.code),
+             "level": {ERROR: "error", WARNING: "warning"}.get(d.severity, "note"),
+             "message": {"text": text}}
+        if d.span is not None:
+            r["locations"] = [{"physicalLocation": _sarif_region(d.span)}]
+        if d.related:
+            r["relatedLocations"] = [{"id": i, "physicalLocation": _sarif_region(span), "message": {"text": label}}
+                                     for i, (span, label) in enumerate(d.related)]
+        results.append(r)
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0",
+            "runs": [{"tool": {"driver": {"name": "netdef", "version": tool_version, "rules": rules}},
+                      "columnKind": "unicodeCodePoints", "results": results}]}
 
 
 def byte_span(path: str, offset: int = 0) -> Span:

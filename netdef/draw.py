@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
@@ -234,13 +235,19 @@ def _esc(s: str) -> str:
     return html.escape(str(s), quote=True)
 
 
-def box_label(box: Box, params: bool) -> str:
+ERROR_COLOR = "#cc0000"
+
+
+def box_label(box: Box, params: bool, errors=frozenset()) -> str:
     head = box.head
     unknown = bool(head.meta.get("unknown"))
     fill = UNKNOWN_FILL if unknown else _fill(family(head))
     style = "rounded,dashed" if unknown else "rounded"
+    in_error = [n.name for n in box.nodes if n.name in errors]
     rows = []
     typ = f"{head.type} (unknown)" if unknown else head.type
+    if in_error:
+        typ += " (error)"
     rows.append(f'<TR><TD ALIGN="LEFT"><B>{_esc(head.name)}</B>  <FONT POINT-SIZE="10">{_esc(typ)}</FONT></TD></TR>')
     detail = detail_text(head) if not unknown or head.type == "Python" else ""
     if detail:
@@ -255,8 +262,9 @@ def box_label(box: Box, params: bool) -> str:
         if params and params_text(f):
             text += f"  · {params_text(f)}"
         rows.append(f'<TR><TD ALIGN="LEFT" BGCOLOR="{_fill(family(f))}"><FONT POINT-SIZE="10">{_esc(text)}</FONT></TD></TR>')
-    return (f'<<TABLE STYLE="{style}" BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4" '
-            f'BGCOLOR="{fill}" COLOR="#555555">' + "".join(rows) + "</TABLE>>")
+    border, colour = ("3", ERROR_COLOR) if in_error else ("1", "#555555")
+    return (f'<<TABLE STYLE="{style}" BORDER="{border}" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4" '
+            f'BGCOLOR="{fill}" COLOR="{colour}">' + "".join(rows) + "</TABLE>>")
 
 
 # --- clusters ----------------------------------------------------------------------------------
@@ -338,8 +346,8 @@ def clusters(boxes: list[Box], collapse) -> list[tuple[str, list[tuple[str, list
 
 
 def to_dot(graph, rankdir: str = "TB", shapes: bool = True, rf: bool = False, params: bool = False,
-           collapse: list[str] | tuple = ()):
-    """The net as a graphviz.Digraph."""
+           collapse: list[str] | tuple = (), errors=frozenset()):
+    """The net as a graphviz.Digraph; the layers named in `errors` are outlined in red."""
     import graphviz
 
     boxes, box_of = fold(graph)
@@ -349,7 +357,7 @@ def to_dot(graph, rankdir: str = "TB", shapes: bool = True, rf: bool = False, pa
     g.attr("edge", fontname="Helvetica", fontsize="9", color="#555555", arrowsize="0.7")
 
     def emit(target, b: Box):
-        target.node(b.id, label=box_label(b, params), tooltip=tooltip(b.nodes))
+        target.node(b.id, label=box_label(b, params, errors), tooltip=tooltip(b.nodes))
 
     grouped = clusters(boxes, list(collapse))
     in_cluster = set()
@@ -460,18 +468,41 @@ def worth_showing(diag) -> bool:
     return diag.is_error or diag.code in (codes.UNSUPPORTED_LAYER.id, codes.INPUT_SHAPE_NEEDED.id)
 
 
+def layers_in_error(graph) -> set[str]:
+    """The names of the layers the graph's errors are about: the layer a message names
+    ("... layer 'conv1' ..."), else the layer whose definition holds the error's place."""
+    names = {n.name for n in graph.nodes}
+    path = graph.parsed.source.path if graph.parsed is not None else None
+    starts = sorted((n.span.start, n.name) for n in graph.nodes if n.span is not None and n.span.path == path)
+    out = set()
+    for d in graph.diagnostics:
+        if not d.is_error:
+            continue
+        named = [m for m in re.findall(r"layer '([^']*)'", d.message) if m in names]
+        if named:
+            out.update(named)
+            continue
+        if d.span is None or not starts or d.span.path != path:
+            continue
+        before = [name for start, name in starts if start <= d.span.start]
+        if before:
+            out.add(before[-1])
+    return out
+
+
 def draw(graph, path: str, rankdir: str = "TB", shapes: bool = True, rf: bool = False, params: bool = False,
-         collapse=()) -> None:
+         collapse=(), errors=frozenset()) -> None:
     """Write the drawing of a compiled graph to `path` (.svg/.png/.pdf/.dot), atomically."""
     from .outputs import check_writable, write_atomic
 
     fmt = output_format(path)
     check_writable(path)
-    source = to_dot(graph, rankdir, shapes, rf, params, collapse).source
+    source = to_dot(graph, rankdir, shapes, rf, params, collapse, errors).source
     write_atomic(path, source if fmt == "dot" else render(source, fmt))
 
 
 def cmd_draw(args) -> int:
+    from . import cli
     from .analysis import compile as compile_net
     from .cli import print_diagnostics
 
@@ -483,5 +514,22 @@ def cmd_draw(args) -> int:
         # unreadable, broken syntax, or a solver: nothing to draw
         raise DiagnosticError(list(graph.diagnostics))
     print_diagnostics([d for d in graph.diagnostics if worth_showing(d)])
-    draw(graph, args.output, args.rankdir, args.shapes, args.rf, args.params, args.collapse)
-    return 1 if graph.diagnostics.has_errors else 0
+    failed = graph.diagnostics.has_errors
+    errors = layers_in_error(graph) if failed else set()
+    report = {"ok": not failed, "wrote": None, "format": output_format(args.output), "layers": len(graph.nodes),
+              "layers_in_error": sorted(errors)}
+    if failed and not getattr(args, "force", False):
+        # A picture of a net with errors looks like a valid net: none is written unless asked.
+        sys.stderr.write(f"netdef draw: {args.output} not written: the net has errors "
+                         "(--force draws it, with the layers in error outlined in red)\n")
+        if cli.json_mode:
+            cli.emit_json(args, report)
+        return 1
+    draw(graph, args.output, args.rankdir, args.shapes, args.rf, args.params, args.collapse, errors)
+    report["wrote"] = args.output
+    if cli.json_mode:
+        cli.emit_json(args, report)
+    else:
+        marked = f"; {len(errors)} layer(s) in error outlined in red" if errors else ""
+        cli.info(f"wrote {args.output}: {report['format']}, {len(graph.nodes)} layers{marked}")
+    return 1 if failed else 0

@@ -161,41 +161,204 @@ def _write_raw(out: list, indent: str, name: str, values: list) -> None:
 # --- messages -------------------------------------------------------------------------
 
 
-def _write(out: list, msg, loc, indent: str) -> None:
+def _emit_before(out: list, indent: str, comments, key) -> None:
+    if comments is not None:
+        for text in comments.before.pop(key, ()):
+            out.append(indent + text)
+
+
+def _emit_after(out: list, comments, key) -> None:
+    if comments is not None:
+        text = comments.trailing.pop(key, None)
+        if text is not None:
+            out[-1] += "  " + text
+
+
+def _write(out: list, msg, loc, indent: str, comments=None) -> None:
     table = _formatters(msg.DESCRIPTOR)
     inner = indent + "  "
     for fd, value in msg.ListFields():
         name = fd.name
         fmt = table[name]
+        entries = loc.fields.get(name) if loc is not None else None
         if fmt is None:
-            if fd.is_repeated:
-                subs = loc.fields.get(name) if loc is not None else None
-                for i, sub in enumerate(value):
-                    out.append(f"{indent}{name} {{")
-                    sub_loc = subs[i] if subs is not None and i < len(subs) else None
-                    _write(out, sub, sub_loc if hasattr(sub_loc, "extra") else None, inner)
-                    out.append(f"{indent}}}")
-            else:
+            subs = value if fd.is_repeated else [value]
+            for i, sub in enumerate(subs):
+                if entries is not None and i < len(entries):
+                    sub_loc = entries[i] if fd.is_repeated else entries[-1]
+                else:
+                    sub_loc = None
+                sub_loc = sub_loc if hasattr(sub_loc, "extra") else None
+                head = sub_loc.name_start if sub_loc is not None else None
+                _emit_before(out, indent, comments, head)
                 out.append(f"{indent}{name} {{")
-                sub_loc = loc.msg(name) if loc is not None else None
-                _write(out, value, sub_loc, inner)
+                _emit_after(out, comments, head)
+                _write(out, sub, sub_loc, inner, comments)
+                if sub_loc is not None:
+                    _emit_before(out, inner, comments, ("end", id(sub_loc)))
                 out.append(f"{indent}}}")
-        elif fd.is_repeated:
-            prefix = f"{indent}{name}: "
-            out.extend(prefix + fmt(v) for v in value)
+                if sub_loc is not None:
+                    _emit_after(out, comments, ("end", id(sub_loc)))
         else:
-            out.append(f"{indent}{name}: {fmt(value)}")
+            prefix = f"{indent}{name}: "
+            values = value if fd.is_repeated else [value]
+            for i, v in enumerate(values):
+                key = None
+                if entries:
+                    e = entries[i] if fd.is_repeated and i < len(entries) else entries[-1]
+                    key = e[0] if isinstance(e, tuple) else None
+                _emit_before(out, indent, comments, key)
+                out.append(prefix + fmt(v))
+                _emit_after(out, comments, key)
     if loc is not None and loc.extra:
         for name, values in loc.extra.items():
             _write_raw(out, indent, name, values)
 
 
-def format_message(msg, extras=None) -> str:
+def format_message(msg, extras=None, comments=None) -> str:
     """Canonical text of a message. `extras` is the message's Loc tree (parse.Parsed.loc), whose
-    Loc.extra values, the fields the schema lacks, are written at the end of their blocks."""
+    Loc.extra values, the fields the schema lacks, are written at the end of their blocks.
+    `comments` (a Comments from find_comments, with the same Loc tree) puts the source's
+    comments back: each before the field it preceded, or after the line it ended."""
     out: list[str] = []
-    _write(out, msg, extras, "")
+    if comments is not None:
+        comments = comments.copy()
+    _write(out, msg, extras, "", comments)
+    if comments is not None:
+        # Comments at the end of the file, and any whose field the canonical text does not
+        # write on a line of its own (inside blocks the schema lacks): kept, at the end.
+        out.extend(comments.leftover())
     return "\n".join(out) + "\n" if out else ""
+
+
+# --- comments ---------------------------------------------------------------------------------
+
+# The lexer's own rules (netdef/data/grammar/prototxt.lark): a string runs to its closing quote on
+# the same line, and `#` outside a string starts a comment that runs to the end of the line.
+_COMMENT_SCAN = re.compile(r'''"(?:[^"\\\n]|\\[^\n])*"|'(?:[^'\\\n]|\\[^\n])*'|(#[^\n]*)''')
+
+
+class Comments:
+    """The comments of a source, attached to the fields of its Loc tree.
+
+    before:   key -> comment lines written on their own lines before the field (or before the
+              closing brace of a block, key ("end", id(loc)))
+    trailing: key -> a comment that ended the field's line (or the line of a block's head or
+              closing brace)
+    A field's key is its name's offset (Loc.name_start for a block)."""
+
+    def __init__(self):
+        self.before: dict = {}
+        self.trailing: dict = {}
+        self.order: dict = {}  # key -> offset of the first comment, for leftovers in text order
+
+    def copy(self) -> "Comments":
+        c = Comments()
+        c.before = {k: list(v) for k, v in self.before.items()}
+        c.trailing = dict(self.trailing)
+        c.order = self.order
+        return c
+
+    def leftover(self) -> list[str]:
+        rest = []
+        for k, v in self.before.items():
+            rest.extend((self.order.get(k, 0), i, t) for i, t in enumerate(v))
+        rest.extend((self.order.get(k, 0), 0, t) for k, t in self.trailing.items())
+        self.before, self.trailing = {}, {}
+        return [t for _, _, t in sorted(rest, key=lambda r: (r[0], r[1]))]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.before.values()) + len(self.trailing)
+
+
+def scan_comments(text: str) -> list[tuple[int, str]]:
+    """(offset, text) of every comment, strings skipped as the lexer skips them."""
+    return [(m.start(1), m.group(1).rstrip()) for m in _COMMENT_SCAN.finditer(text) if m.start(1) >= 0]
+
+
+def find_comments(source_text: str, loc) -> Comments:
+    """Attach every comment of the text to the nearest field of the Loc tree: a comment on a
+    line of its own to the field that follows it in the same block (or to the block's closing
+    brace when none follows); a comment after code to the field, head or brace that ends on
+    that line."""
+    import bisect
+
+    found = Comments()
+    scanned = scan_comments(source_text)
+    if not scanned:
+        return found
+    text = source_text
+
+    def entry_start(e):
+        return e.name_start if hasattr(e, "extra") else e[0]
+
+    children_cache: dict[int, tuple] = {}
+
+    def children(l):
+        got = children_cache.get(id(l))
+        if got is None:
+            entries = sorted((entry_start(e), i, e) for i, e in
+                             enumerate(e for es in l.fields.values() for e in es))
+            got = ([s for s, _, _ in entries], [e for _, _, e in entries])
+            children_cache[id(l)] = got
+        return got
+
+    def add(kind: str, key, offset: int, comment: str) -> None:
+        found.order.setdefault(key, offset)
+        if kind == "before":
+            found.before.setdefault(key, []).append(comment)
+        elif key in found.trailing:  # a field written over several lines, a comment on each
+            found.trailing[key] += "  " + comment
+        else:
+            found.trailing[key] = comment
+
+    for offset, comment in scanned:
+        line_start = text.rfind("\n", 0, offset) + 1
+        own_line = not text[line_start:offset].strip()
+        # The innermost block that holds the comment.
+        block = loc
+        while True:
+            starts, entries = children(block)
+            i = bisect.bisect_right(starts, offset) - 1
+            if i >= 0 and hasattr(entries[i], "extra") and entries[i].name_start <= offset < entries[i].end:
+                block = entries[i]
+                continue
+            break
+        starts, entries = children(block)
+        i = bisect.bisect_right(starts, offset) - 1
+        is_root = block is loc
+        if own_line:
+            if i + 1 < len(entries):
+                add("before", entry_start(entries[i + 1]), offset, comment)
+            elif not is_root:
+                add("before", ("end", id(block)), offset, comment)
+            else:
+                add("before", ("eof",), offset, comment)
+            continue
+        # After code on the same line: the field, head or brace that ends on this line. (Code of
+        # a block the schema lacks is not in the tree: then the comment is treated as one on a
+        # line of its own.)
+        target = None
+        if i >= 0:
+            e = entries[i]
+            if hasattr(e, "extra"):
+                if e.end <= offset:
+                    target = ("end", id(e)), e.end
+                else:  # between the block's name and its brace
+                    target = e.name_start, e.name_start
+            else:
+                target = e[0], e[2]
+        elif not is_root and block.name_start <= offset:
+            target = block.name_start, block.head_end
+        if target is not None and "\n" not in text[target[1]:offset]:
+            add("trailing", target[0], offset, comment)
+        elif i + 1 < len(entries):
+            add("before", entry_start(entries[i + 1]), offset, comment)
+        elif not is_root:
+            add("before", ("end", id(block)), offset, comment)
+        else:
+            add("before", ("eof",), offset, comment)
+    return found
 
 
 def count_extras(loc) -> list[str]:
@@ -216,30 +379,71 @@ def count_extras(loc) -> list[str]:
 # --- the command ----------------------------------------------------------------------
 
 
+def format_parsed(parsed) -> str:
+    """The canonical text of a parsed definition, its comments kept (what `netdef fmt` writes)."""
+    return format_message(parsed.message, extras=parsed.loc,
+                          comments=find_comments(parsed.source.text, parsed.loc))
+
+
 def cmd_fmt(args) -> int:
-    """`netdef fmt FILE [-o OUT]`: the file in canonical form, in the format it is written in
-    (V1 stays V1: `netdef upgrade` is the command that changes formats)."""
+    """`netdef fmt FILE [FILE...] [-o OUT] [--check] [--diff]`: each file in canonical form, in the
+    format it is written in (V1 stays V1: `netdef upgrade` is the command that changes formats),
+    comments kept. --check and --diff leave the files alone: they say which would change
+    (--diff shows how, as a unified diff) and exit 1 when any would."""
     import sys
 
     from .cli import print_diagnostics
+    from .diagnostics import UsageError
     from .library import resolve
     from .outputs import check_writable, write_or_print
     from .parse import parse_file
 
+    files = [args.file] + list(getattr(args, "more", None) or [])
+    checking = getattr(args, "check", False) or getattr(args, "diff", False)
+    if len(files) > 1 and not checking:
+        raise UsageError("netdef fmt: several files can only be given with --check or --diff")
+    if args.output and checking:
+        raise UsageError("netdef fmt: -o cannot be combined with --check or --diff")
     if args.output:
         check_writable(args.output)
-    parsed = parse_file(resolve(args.file), None, args.max_errors)
-    if parsed.diagnostics.has_errors:
-        # Values with errors are not in the message: formatting would silently lose them.
-        print_diagnostics(parsed.diagnostics)
-        return 1
-    # The fork-field warnings (W202) are summed up in the one line below.
-    print_diagnostics([d for d in parsed.diagnostics if d.code != "W202"])
-    kept = count_extras(parsed.loc)
-    if kept:
-        names = ", ".join(dict.fromkeys(kept))
-        sys.stderr.write(f"netdef fmt: kept {len(kept)} field(s) that BVLC Caffe does not define, "
-                         f"at the end of their blocks: {names}\n")
-    text = format_message(parsed.message, extras=parsed.loc)
-    write_or_print(args.output, text)
-    return 0
+    status = 0
+    changed = []
+    failed = 0
+    for name in files:
+        path = resolve(name)
+        parsed = parse_file(path, None, args.max_errors)
+        if parsed.diagnostics.has_errors:
+            # Values with errors are not in the message: formatting would silently lose them.
+            print_diagnostics(parsed.diagnostics)
+            status = 1
+            failed += 1
+            continue
+        # The fork-field warnings (W202) are summed up in the one line below.
+        print_diagnostics([d for d in parsed.diagnostics if d.code != "W202"])
+        kept = count_extras(parsed.loc)
+        if kept and not checking:
+            names = ", ".join(dict.fromkeys(kept))
+            sys.stderr.write(f"netdef fmt: kept {len(kept)} field(s) that BVLC Caffe does not define, "
+                             f"at the end of their blocks: {names}\n")
+        text = format_parsed(parsed)
+        if not checking:
+            write_or_print(args.output, text)
+            continue
+        original = parsed.source.text
+        if text == original:
+            continue
+        changed.append(name)
+        if getattr(args, "diff", False):
+            import difflib
+            for line in difflib.unified_diff(original.splitlines(keepends=True), text.splitlines(keepends=True),
+                                             f"{path}", f"{path} (formatted)"):
+                sys.stdout.write(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        else:
+            sys.stdout.write(f"would reformat: {name}\n")
+    if checking:
+        n = len(files) - len(changed) - failed
+        sys.stderr.write(f"netdef fmt: {len(changed)} file(s) would be reformatted, {n} already formatted\n"
+                         if changed else f"netdef fmt: {n} file(s) already formatted\n")
+        if changed:
+            status = 1
+    return status

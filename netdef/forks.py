@@ -12,6 +12,13 @@ SEGNET = "the SegNet fork of Caffe (alexgkendall/caffe-segnet)"
 FRCNN = "the Fast/Faster R-CNN fork of Caffe (rbgirshick/caffe-fast-rcnn)"
 CEIL = "Caffe forks that let pooling round down (SSD's, and the DenseNet/ResNeXt ports)"
 YOLO = "YOLO ports of Caffe"
+RFCN = "the R-FCN fork of Caffe (daijifeng001/caffe-rfcn)"
+FRCNN_CPP = "Caffe forks with a C++ port of Faster R-CNN's proposal layer"
+C3D = "the C3D fork of Caffe (facebook/C3D)"
+DEEPLAB = "the DeepLab fork of Caffe (deeplab-public, also in hszhao/PSPNet)"
+HED = "the HED fork of Caffe (s9xie/hed)"
+SPHEREFACE = "the SphereFace/A-Softmax fork of Caffe (wy1iu/sphereface)"
+CENTERLOSS = "the center-loss fork of Caffe (ydwen/caffe-face)"
 MOBILE = "the MobileNet/ShuffleNet Caffe forks"
 
 # (message, field) -> fork. A message of None means: a field of LayerParameter (layer params).
@@ -40,6 +47,10 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("LayerParameter", "reorg_param"): YOLO,
     ("LayerParameter", "region_param"): YOLO,
     ("LayerParameter", "yolo_param"): YOLO,
+    ("LayerParameter", "yolo_detection_output_param"): YOLO,
+    ("LayerParameter", "yolov3_detection_output_param"): YOLO,
+    ("LayerParameter", "psroi_pooling_param"): RFCN,
+    ("LayerParameter", "proposal_param"): FRCNN_CPP,
     ("LayerParameter", "shuffle_channel_param"): MOBILE,
     ("LayerParameter", "relu6_param"): MOBILE,
     ("LossParameter", "weight_by_label_freqs"): SEGNET,
@@ -51,6 +62,28 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("SolverParameter", "show_per_class_result"): SSD,
     ("V1LayerParameter", "upsample_param"): SEGNET,
     ("V1LayerParameter", "bn_param"): SEGNET,
+    # facebook/C3D's ConvolutionParameter and PoolingParameter add the temporal axis.
+    ("ConvolutionParameter", "kernel_depth"): C3D,
+    ("ConvolutionParameter", "temporal_stride"): C3D,
+    ("ConvolutionParameter", "temporal_pad"): C3D,
+    ("ConvolutionParameter", "filter_group"): C3D,
+    ("PoolingParameter", "kernel_depth"): C3D,
+    ("PoolingParameter", "temporal_stride"): C3D,
+    ("V1LayerParameter", "interp_param"): DEEPLAB,
+    ("LayerParameter", "center_loss_param"): CENTERLOSS,
+    ("LayerParameter", "margin_inner_product_param"): SPHEREFACE,
+    ("LayerParameter", "largemargin_inner_product_param"): "the L-Softmax fork of Caffe (wy1iu/LargeMargin_Softmax_Loss)",
+}
+
+# V1 `layers { type: NAME }` enum values that only forks define, and the V2 type string their
+# UpgradeV1LayerType gives (each fork registers the layer under that name): C3D's VIDEO_DATA,
+# CONVOLUTION3D, POOLING3D (facebook/C3D C3D-v1.0/src/caffe/proto/caffe.proto); DeepLab's
+# IMAGE_SEG_DATA, INTERP, MAT_WRITE, PADDING, SEG_ACCURACY (REGISTER_LAYER_CLASS(ImageSegData /
+# Interp / MatWrite / Padding / SegAccuracy) in hszhao/PSPNet src/caffe/layers/ and DeepLab).
+V1_FORK_TYPES: dict[str, tuple[str, str]] = {
+    "VIDEO_DATA": ("VideoData", C3D), "CONVOLUTION3D": ("Convolution3D", C3D), "POOLING3D": ("Pooling3D", C3D),
+    "IMAGE_SEG_DATA": ("ImageSegData", DEEPLAB), "INTERP": ("Interp", DEEPLAB), "MAT_WRITE": ("MatWrite", DEEPLAB),
+    "PADDING": ("Padding", DEEPLAB), "SEG_ACCURACY": ("SegAccuracy", DEEPLAB),
 }
 
 _LAYER_TYPES: dict[str, str] = {
@@ -61,6 +94,11 @@ _LAYER_TYPES: dict[str, str] = {
     "DenseCRF": "CRF-as-RNN forks of Caffe", "ReLU6": MOBILE, "ShuffleChannel": MOBILE,
     "DepthwiseConvolution": MOBILE, "ConvolutionDepthwise": MOBILE,
     "Reorg": YOLO, "Region": YOLO, "Yolo": YOLO, "Upsample2": YOLO,
+    "YoloDetectionOutput": YOLO, "Yolov3DetectionOutput": YOLO, "PSROIPooling": RFCN, "Proposal": FRCNN_CPP,
+    "Convolution3D": C3D, "Pooling3D": C3D, "ImageSegData": DEEPLAB, "MatWrite": DEEPLAB, "Padding": DEEPLAB,
+    "SegAccuracy": DEEPLAB, "ImageLabelmapData": HED, "AutoCrop": HED, "MarginInnerProduct": SPHEREFACE,
+    "CenterLoss": CENTERLOSS, "Axpy": "the SENet fork of Caffe (hujie-frank/SENet)",
+    "Mish": "Caffe forks with a MishLayer (YOLOv4 ports)",
 }
 
 

@@ -1,6 +1,6 @@
 """The graph IR: layers (Node) and blob versions (Value), with source locations on every node.
 
-    graph = netdef.compile("prototxts/alexnet.prototxt")
+    graph = netdef.compile("alexnet")
     for node in graph.nodes:                       # file order, after NetState filtering
         print(node.name, node.type, [v.meta.get("shape") for v in node.outputs])
     print(graph)                                   # a readable listing (golden tests use it)

@@ -48,7 +48,7 @@ _COMMENTS_PER_TOKEN = 8
 
 
 class _Machine:
-    """The grammar's LALR(1) tables (built by lark from grammar/prototxt.lark) and a tight
+    """The grammar's LALR(1) tables (built by lark from netdef/data/grammar/prototxt.lark) and a tight
     driver for them. lark's own parser front end allocates a Token and runs a generic tree
     builder for every token; definitions are large and token-dense, so netdef lexes with one
     compiled pattern and calls the transformer's callbacks straight from the table loop."""

@@ -30,10 +30,13 @@ TRAINING_ONLY = frozenset({
     "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
     "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
     "HDF5Output",
+    # Training-only layers of forks: SphereFace's MarginInnerProduct (its output depends on the
+    # labels and the iteration), center loss, DeepLab's SegAccuracy and MatWrite.
+    "MarginInnerProduct", "CenterLoss", "SegAccuracy", "MatWrite",
 })
 DATA_LAYERS = frozenset({
     "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData", "AnnotatedData",
-    "VideoData", "DenseImageData", "Python",
+    "VideoData", "DenseImageData", "Python", "ImageLabelmapData", "ImageSegData",
 })
 
 
@@ -86,6 +89,12 @@ class _Ctx:
 
     def fail(self, why: str):
         raise ReferenceError(self.layer.name, self.layer.type, why)
+
+    def sub_field(self, message: str, name: str, default):
+        """A fork field inside a BVLC parameter block (C3D's kernel_depth in convolution_param)."""
+        sub = self.loc.msg(message) if getattr(self, "loc", None) is not None else None
+        vals = sub.extra.get(name) if sub is not None else None
+        return vals[-1] if vals else default
 
 
 # --- which layers run (Net::FilterNet / StateMeetsRule) ---------------------------------------
@@ -157,6 +166,8 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
         params = [np.asarray(w, dtype=np.float64) for w in weights.get(layer.name, [])]
         layer_loc = layer_locs[index] if index < len(layer_locs) else None
         ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None))
+        ctx.loc = layer_loc
+        ctx.net, ctx.index, ctx.phase_value = net, index, (ph, level, tuple(stages))
         with np.errstate(all="ignore"):
             outs = fn(ctx, layer, bottoms, params)
             if len(outs) != len(layer.top):
@@ -360,7 +371,9 @@ def _pooling(ctx, layer, bottoms, params):
     y = pool2d(x, p.pool, kernel, stride, pad, p.round_mode)
     outs = [y]
     if len(layer.top) > 1:
-        ctx.fail("the pooling mask top is not computed by the reference")
+        if p.pool != pb.PoolingParameter.MAX:
+            ctx.fail("only MAX pooling has a mask top")
+        outs.append(max_pool_mask(x, kernel, stride, pad, y.shape[2:]))
     return outs
 
 
@@ -956,3 +969,331 @@ def _interp(ctx, layer, bottoms, params):
     top = x[:, :, h0][:, :, :, w0] * (1 - lw) + x[:, :, h0][:, :, :, w1] * lw
     bot = x[:, :, h1][:, :, :, w0] * (1 - lw) + x[:, :, h1][:, :, :, w1] * lw
     return [top * (1 - lh)[:, None] + bot * lh[:, None]]
+
+
+@op("DepthwiseConvolution")
+def _depthwise_convolution(ctx, layer, bottoms, params):
+    # yonghenglh6/DepthwiseConvolution: a ConvolutionLayer whose forward uses channel c's
+    # kernel for output c: Caffe's convolution when group = channels = num_output.
+    p = layer.convolution_param
+    c = bottoms[0].shape[1]
+    if not p.group == c == p.num_output:
+        ctx.fail(f"group {p.group} and num_output {p.num_output} must equal the {c} channels")
+    return _convolution(ctx, layer, bottoms, params)
+
+
+@op("ConvolutionDepthwise")
+def _convolution_depthwise(ctx, layer, bottoms, params):
+    # conv_dw_layer.cpp (MobileNet forks): out[n, c] = sum over the window of w[c] * x[n, c],
+    # for every channel of the bottom, zero outside the input; num_output and group unread.
+    x = bottoms[0]
+    p = layer.convolution_param
+
+    def pair(rep, h, w, default):
+        if p.HasField(h) and p.HasField(w):
+            return [getattr(p, h), getattr(p, w)]
+        vals = list(getattr(p, rep))
+        return [default] * 2 if not vals else ([vals[0]] * 2 if len(vals) == 1 else vals[:2])
+
+    kh, kw = pair("kernel_size", "kernel_h", "kernel_w", 0)
+    sh, sw = pair("stride", "stride_h", "stride_w", 1)
+    ph, pw = pair("pad", "pad_h", "pad_w", 0)
+    dil = list(p.dilation) or [1]
+    dh, dw = (dil[0], dil[0]) if len(dil) == 1 else dil[:2]
+    n, c, h, w = x.shape
+    oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
+    ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+    wt = params[0].reshape(c, kh, kw)
+    xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    y = np.zeros((n, c, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            win = xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+            y += win * wt[:, i, j].reshape(1, c, 1, 1)
+    if p.bias_term:
+        y += params[1].reshape(1, c, 1, 1)
+    return [y]
+
+
+@op("Upsample")
+def _upsample(ctx, layer, bottoms, params):
+    # SegNet's UpsampleLayer::Forward_cpu: a zero top; each bottom value goes to the index its
+    # mask holds within the channel's plane (in order, so a repeated index keeps the last).
+    # With one bottom (YOLOv3 ports): top (h, w) = bottom (h / scale, w / scale).
+    x = bottoms[0]
+    n, c, h, w = x.shape
+    uh = ctx.fork_param("upsample_param", "upsample_h", None)
+    uw = ctx.fork_param("upsample_param", "upsample_w", None)
+    scale = int(ctx.fork_param("upsample_param", "scale", 2))
+    sh = int(ctx.fork_param("upsample_param", "scale_h", scale))
+    sw = int(ctx.fork_param("upsample_param", "scale_w", scale))
+    if uh is not None and uw is not None:
+        oh, ow = int(uh), int(uw)
+    else:
+        oh = h * sh - int(bool(ctx.fork_param("upsample_param", "pad_out_h", False)))
+        ow = w * sw - int(bool(ctx.fork_param("upsample_param", "pad_out_w", False)))
+    if len(bottoms) == 1:
+        rows = np.arange(oh) // sh
+        cols = np.arange(ow) // sw
+        if rows.max() >= h or cols.max() >= w:
+            ctx.fail("the output reads past the input")
+        return [x[:, :, rows][:, :, :, cols]]
+    mask = bottoms[1].reshape(n, c, h * w).astype(np.int64)
+    if mask.min() < 0 or mask.max() >= oh * ow:
+        ctx.fail(f"a mask index is outside the {oh} x {ow} output")
+    out = np.zeros((n, c, oh * ow))
+    vals = x.reshape(n, c, h * w)
+    for i in range(n):
+        for j in range(c):
+            out[i, j, mask[i, j]] = vals[i, j]   # NumPy assigns in order: the last write wins
+    return [out.reshape(n, c, oh, ow)]
+
+
+@op("BN")
+def _bn(ctx, layer, bottoms, params):
+    # Fork BN layers. yjxiong/caffe (PSPNet; bn_param with slope_filler/bias_filler/eps):
+    # slope * (x - mean) / sqrt(var + eps) + bias with the stored mean and variance at test
+    # time. SegNet's bn_layer.cpp: INFERENCE: scale * x + shift; LEARN (the default): the
+    # batch's mean and E[x^2] - mean^2 over (N, H, W), + 1e-9, then scale and shift.
+    x = bottoms[0]
+    block = (ctx.extra.get("bn_param") or [{}])[-1]
+    psp = isinstance(block, dict) and any(k in block for k in ("slope_filler", "momentum", "frozen", "eps"))
+    scale, shift = params[0].reshape(1, -1, 1, 1), params[1].reshape(1, -1, 1, 1)
+    if psp:
+        eps = float(ctx.fork_param("bn_param", "eps", 1e-5))
+        mean, var = params[2].reshape(1, -1, 1, 1), params[3].reshape(1, -1, 1, 1)
+        return [scale * (x - mean) / np.sqrt(var + eps) + shift]
+    mode = str(ctx.fork_param("bn_param", "bn_mode", "LEARN"))
+    if mode in ("INFERENCE", "1"):
+        return [scale * x + shift]
+    mean = x.mean(axis=(0, 2, 3), keepdims=True)
+    var = (x * x).mean(axis=(0, 2, 3), keepdims=True) - mean * mean
+    return [(x - mean) / np.sqrt(var + 1e-9) * scale + shift]
+
+
+@op("Mish")
+def _mish(ctx, layer, bottoms, params):
+    # MishLayer (Caffe forks; ncnn's mish.cpp alike): softplus is x above 20, exp(x) below -20.
+    x = bottoms[0]
+    sp = np.where(x > 20, x, np.where(x < -20, np.exp(x), np.log1p(np.exp(np.minimum(x, 20)))))
+    return [x * np.tanh(sp)]
+
+
+@op("Reorg")
+def _reorg(ctx, layer, bottoms, params):
+    # gklz1982/caffe-yolov2 ReorgLayer with darknet's reorg_cpu, written as its index loops
+    # over flat arrays (forward = reverse): independent of the reshape/transpose in the export.
+    x = bottoms[0]
+    s = ctx.fork_param("reorg_param", "stride", None)
+    if s is None:
+        ctx.fail("reorg_param has no stride")
+    s = int(s)
+    reverse = bool(ctx.fork_param("reorg_param", "reverse", False))
+    b, c, h, w = x.shape
+    out_c = c // (s * s)
+    k, j, i = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+    c2, offset = k % out_c, k // out_c
+    w2, h2 = i * s + offset % s, j * s + offset // s
+    in_index = (i + w * (j + h * k)).ravel()
+    out_index = (w2 + w * s * (h2 + h * s * c2)).ravel()
+    src = x.reshape(b, -1)
+    out = np.empty_like(src)
+    if reverse:
+        out[:, out_index] = src[:, in_index]
+        return [out.reshape(b, out_c, h * s, w * s)]
+    out[:, in_index] = src[:, out_index]
+    return [out.reshape(b, c * s * s, h // s, w // s)]
+
+
+@op("Axpy")
+def _axpy(ctx, layer, bottoms, params):
+    # hujie-frank/SENet AxpyLayer::Forward_cpu: top = y, then top[n, c] += a[n, c] * x[n, c].
+    a, x, y = bottoms
+    return [y + a.reshape(x.shape[0], x.shape[1], *([1] * (x.ndim - 2))) * x]
+
+
+def max_pool_mask(x: np.ndarray, kernel, stride, pad, out_hw) -> np.ndarray:
+    """PoolingLayer's MAX mask top: for each window (clipped to the input) the index h * W + w
+    of its first maximum in row-major order (Caffe replaces the best only on a strict `>`)."""
+    n, c, h, w = x.shape
+    oh, ow = out_hw
+    best = np.full((n, c, oh, ow), -np.inf)
+    index = np.full((n, c, oh, ow), -1.0)
+    hs = np.arange(oh) * stride[0] - pad[0]
+    ws = np.arange(ow) * stride[1] - pad[1]
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            rows, cols = hs + i, ws + j
+            rv = (rows >= 0) & (rows < h) & (rows < hs + kernel[0])
+            cv = (cols >= 0) & (cols < w)
+            vals = x[:, :, np.clip(rows, 0, h - 1)][:, :, :, np.clip(cols, 0, w - 1)]
+            ok = np.outer(rv, cv)[None, None] & (vals > best)
+            best = np.where(ok, vals, best)
+            index = np.where(ok, (np.clip(rows, 0, h - 1)[:, None] * w + np.clip(cols, 0, w - 1)[None, :])[None, None],
+                             index)
+    return index
+
+
+def _c3d_geometry(ctx, message):
+    # facebook/C3D: kernel_size/stride/pad for height and width, kernel_depth/temporal_stride/
+    # temporal_pad (convolution only) for the length.
+    p = getattr(ctx.layer, message)
+    if message == "convolution_param":
+        k, s, pd = (p.kernel_size[0] if len(p.kernel_size) else 0), (p.stride[0] if len(p.stride) else 1), \
+            (p.pad[0] if len(p.pad) else 0)
+        tp = int(ctx.sub_field(message, "temporal_pad", 0))
+    else:
+        k, s, pd, tp = p.kernel_size, p.stride, p.pad, 0
+    kd = int(ctx.sub_field(message, "kernel_depth", 1))
+    ts = int(ctx.sub_field(message, "temporal_stride", 1))
+    return (kd, k, k), (ts, s, s), (tp, pd, pd)
+
+
+@op("Convolution3D")
+def _convolution3d(ctx, layer, bottoms, params):
+    # facebook/C3D convolution3d_layer.cpp: vol2col then one gemm per filter group, each group
+    # over all C channels; bias (1, 1, 1, 1, num_output).
+    x = bottoms[0]
+    kernel, stride, pad = _c3d_geometry(ctx, "convolution_param")
+    w = params[0]
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in pad])
+    out = [(xp.shape[2 + i] - kernel[i]) // stride[i] + 1 for i in range(3)]
+    y = np.zeros((x.shape[0], w.shape[0], *out))
+    for a in range(kernel[0]):
+        for b in range(kernel[1]):
+            for c in range(kernel[2]):
+                win = xp[:, :, a:a + (out[0] - 1) * stride[0] + 1:stride[0], b:b + (out[1] - 1) * stride[1] + 1:stride[1],
+                         c:c + (out[2] - 1) * stride[2] + 1:stride[2]]
+                y += np.einsum("nclhw,oc->nolhw", win, w[:, :, a, b, c])
+    if layer.convolution_param.bias_term:
+        y += params[1].reshape(1, -1, 1, 1, 1)
+    return [y]
+
+
+@op("Pooling3D")
+def _pooling3d(ctx, layer, bottoms, params):
+    # facebook/C3D pooling3d_layer.cpp, written as its loops over output cells.
+    x = bottoms[0]
+    kernel, stride, pad = _c3d_geometry(ctx, "pooling_param")
+    is_max = layer.pooling_param.pool == pb.PoolingParameter.MAX
+    n, c, L, H, W = x.shape
+    size = (L, H, W)
+    out = [-(-(size[i] + 2 * pad[i] - kernel[i]) // stride[i]) + 1 for i in range(3)]
+    y = np.zeros((n, c, *out))
+    for pl in range(out[0]):
+        for ph in range(out[1]):
+            for pw in range(out[2]):
+                lo, hi = [], []
+                for i, o in enumerate((pl, ph, pw)):
+                    start = o * stride[i] - pad[i]
+                    end = min(start + kernel[i], size[i] + pad[i])
+                    lo.append(start)
+                    hi.append(end)
+                area = (hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2])
+                sl = tuple(slice(max(lo[i], 0), min(hi[i], size[i])) for i in range(3))
+                win = x[(slice(None), slice(None)) + sl]
+                if is_max:
+                    y[:, :, pl, ph, pw] = win.max(axis=(2, 3, 4)) if win.size else -FLT_MAX
+                else:
+                    y[:, :, pl, ph, pw] = win.sum(axis=(2, 3, 4)) / area
+    return [y]
+
+
+def _coord_map(layer):
+    """(scale, shift) per spatial axis of a layer's map from bottom to top coordinates, as the
+    FCN/HED coordinate maps define them: convolution and pooling t = (b - ((k - 1) d / 2 - p)) / s,
+    deconvolution the inverse, Crop/AutoCrop t = b - offset; anything else the identity."""
+    from fractions import Fraction as F
+    t = layer.type
+    if t in ("Convolution", "Deconvolution"):
+        p = layer.convolution_param
+        def pick(rep, h, w, default):
+            if p.HasField(h) or p.HasField(w):
+                return [getattr(p, h), getattr(p, w)]
+            vals = list(rep)
+            return [default] * 2 if not vals else ([vals[0]] * 2 if len(vals) == 1 else vals[:2])
+        k = pick(p.kernel_size, "kernel_h", "kernel_w", 1)
+        s = pick(p.stride, "stride_h", "stride_w", 1)
+        pad = pick(p.pad, "pad_h", "pad_w", 0)
+        d = list(p.dilation) or [1]
+        d = [d[0]] * 2 if len(d) == 1 else d[:2]
+        maps = [(F(1, s[i]), (F(pad[i]) - F((k[i] - 1) * d[i], 2)) / s[i]) for i in range(2)]
+        if t == "Deconvolution":
+            maps = [(1 / a, -b / a) for a, b in maps]
+        return maps
+    if t == "Pooling":
+        p = layer.pooling_param
+        if p.global_pooling:
+            return None
+        k = [p.kernel_h, p.kernel_w] if (p.HasField("kernel_h") or p.HasField("kernel_w")) else [p.kernel_size] * 2
+        s = [p.stride_h, p.stride_w] if (p.HasField("stride_h") or p.HasField("stride_w")) else [p.stride] * 2
+        pad = [p.pad_h, p.pad_w] if (p.HasField("pad_h") or p.HasField("pad_w")) else [p.pad] * 2
+        return [(F(1, s[i]), (F(pad[i]) - F(k[i] - 1, 2)) / s[i]) for i in range(2)]
+    if t == "Crop":
+        p = layer.crop_param
+        offs = list(p.offset)
+        ax = p.axis if p.axis >= 0 else 4 + p.axis
+        o = [0, 0]
+        for i in range(2):
+            if 2 + i >= ax:
+                o[i] = offs[0] if len(offs) == 1 else (offs[2 + i - ax] if offs else 0)
+        return [(F(1), F(-o[i])) for i in range(2)]
+    return [(F(1), F(0)), (F(1), F(0))]
+
+
+@op("AutoCrop")
+def _auto_crop(ctx, layer, bottoms, params):
+    # The HED coordinate-map crop (crop_layer.cpp, "an add for HED"; AutoCrop): walk back along
+    # first bottoms from bottom 0, then from bottom 1 to the first blob on that path; compose
+    # the layers' coordinate maps; the bottom-0-to-bottom-1 map must be 1:1 with a shift <= 0.
+    from fractions import Fraction as F
+    net, upto = ctx.net, ctx.index
+    ph, level, stages = ctx.phase_value
+    producer = {}
+    layers = {}
+    for i, l in enumerate(net.layer[:upto]):
+        if not included(l, ph, level, stages):
+            continue
+        layers[i] = l
+        for top in l.top:
+            producer.setdefault(top, i)       # the first producer: in-place layers are skipped
+    a, b = layer.bottom[0], layer.bottom[1]
+    path = [a]
+    while a in producer and layers[producer[a]].bottom:
+        a = layers[producer[a]].bottom[0]
+        path.append(a)
+    inter = b
+    while inter not in path:
+        if inter not in producer or not layers[producer[inter]].bottom:
+            ctx.fail("cannot align apparently disconnected blobs")
+        inter = layers[producer[inter]].bottom[0]
+
+    def to_inter(blob):
+        # Map from `blob` coordinates to `inter` coordinates: invert each layer's bottom-to-top map.
+        maps = [(F(1), F(0)), (F(1), F(0))]
+        while blob != inter:
+            lyr = layers[producer[blob]]
+            cm = _coord_map(lyr)
+            if cm is None:
+                ctx.fail(f"layer '{lyr.name}' has no coordinate map")
+            # x_bottom = (x_top - shift) / scale, composed after the maps so far.
+            maps = [((m[0]) / c[0], (m[1] - c[1]) / c[0]) for m, c in zip(maps, cm)]
+            blob = lyr.bottom[0]
+        return maps
+
+    m0, m1 = to_inter(layer.bottom[0]), to_inter(layer.bottom[1])
+    offs = []
+    for i in range(2):
+        if m0[i][0] != m1[i][0]:
+            ctx.fail("only 1:1 crops are supported (the bottoms have different scales)")
+        off = (m1[i][1] - m0[i][1]) / m0[i][0]
+        if off.denominator != 1 or off < 0:
+            ctx.fail(f"the crop offset {off} is not a non-negative integer")
+        offs.append(int(off))
+    x, ref = bottoms
+    h, w = ref.shape[2:4]
+    return [x[:, :, offs[0]:offs[0] + h, offs[1]:offs[1] + w]]
+
+
+# The detection layers of Caffe forks (SSD, R-FCN, YOLO ports) live in their own module.
+from . import reference_detection  # noqa: E402,F401  (registers its ops)

@@ -704,7 +704,9 @@ def cmd_lr(args) -> int:
         plot_schedule(args.plot, parsed, schedule, start, stop)
     out = sys.stdout
     if args.format == "json":
-        head = json.dumps({"file": parsed.source.path, "lr_policy": msg.lr_policy, "type": type_name(msg),
+        from .cli import SCHEMA_VERSION, collected
+        head = json.dumps({"schema_version": SCHEMA_VERSION, "command": "lr",
+                           "file": parsed.source.path, "lr_policy": msg.lr_policy, "type": type_name(msg),
                            "base_lr": _json_float(F32(msg.base_lr)), "max_iter": msg.max_iter,
                            "change_points": [{"iter": t, "lr": _json_float(v)}
                                              for t, v in schedule.change_points(stop)]}, indent=1)
@@ -716,7 +718,7 @@ def cmd_lr(args) -> int:
             if items:
                 out.write(("\n  " if first else ",\n  ") + ",\n  ".join(items))
                 first = False
-        out.write("\n ]\n}\n")
+        out.write("\n ],\n \"diagnostics\": " + json.dumps([d.to_json() for d in collected]) + "\n}\n")
         return 0
     for it, r in schedule.chunks(start, stop, step):
         out.write("".join(f"{i}\t{fmt_rate(v)}\n" for i, v in zip(it.tolist(), r.tolist())))
@@ -1291,7 +1293,11 @@ def cmd_solver(args) -> int:
     if fields_ok:
         doc = summarize(parsed, uses, args.dataset_size)
         if args.format == "json":
-            sys.stdout.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+            from .cli import emit_json
+            emit_json(args, dict(doc, ok=not diags.has_errors))
         else:
             sys.stdout.write(render_summary(doc))
+    elif args.format == "json":
+        from .cli import emit_json
+        emit_json(args, {"ok": False})
     return 1 if diags.has_errors else 0

@@ -57,6 +57,10 @@ _LIMIT_NOTES = ["the biggest real definitions are under 1 MB; raise the limit wi
                 "'netdef --max-file-size MB ...' if this file is genuine"]
 
 
+STDIN = "<stdin>"  # the name standard input goes by in diagnostics ('-' on the command line)
+_stdin_cache: dict = {}
+
+
 class Source:
     __slots__ = ("text", "path", "_starts")
 
@@ -73,6 +77,8 @@ class Source:
     def from_path(cls, path: str | os.PathLike) -> "Source":
         p = os.fspath(path)
         limit = MAX_SOURCE_BYTES
+        if p in ("-", STDIN):
+            return cls._stdin(limit)
         try:
             st = os.stat(p)
             if stat.S_ISDIR(st.st_mode):
@@ -105,6 +111,35 @@ class Source:
                               notes=["Caffe's text parser rejects it, inside strings too; write it as \\0 "
                                      "inside a string", _BINARY_NOTE])
         return cls(text, p)
+
+    @classmethod
+    def _stdin(cls, limit: int) -> "Source":
+        """Standard input, read once per process (a command may load its file twice)."""
+        import sys
+        stream = sys.stdin
+        cached = _stdin_cache.get(id(stream))
+        if cached is not None and cached[0] is stream:
+            return cls(cached[1], STDIN)
+        try:
+            raw = getattr(stream, "buffer", None)
+            data = raw.read(limit + 1) if raw is not None else stream.read(limit + 1).encode("utf-8")
+        except OSError as e:
+            raise SourceError(STDIN, e.strerror or str(e)) from None
+        if len(data) > limit:
+            raise SourceError(STDIN, f"the input is more than {_limit_text(limit)}; netdef reads definitions of at "
+                                     f"most {_limit_text(limit)}", notes=_LIMIT_NOTES)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SourceError(STDIN, f"byte 0x{data[e.start]:02x} is not UTF-8 text",
+                              len(data[:e.start].decode("utf-8")), data.decode("utf-8", "replace"),
+                              notes=[_BINARY_NOTE]) from None
+        if "\0" in text:
+            raise SourceError(STDIN, "a NUL character (byte 0x00) is not allowed in a definition", text.find("\0"),
+                              text, notes=[_BINARY_NOTE])
+        _stdin_cache.clear()
+        _stdin_cache[id(stream)] = (stream, text)
+        return cls(text, STDIN)
 
     def _line_starts(self) -> list[int]:
         if self._starts is None:

@@ -1,6 +1,6 @@
 """Text → protobuf messages, filled while the LALR parser runs.
 
-The grammar (grammar/prototxt.lark) reduces `open`/`list_open` as soon as a bracket is read,
+The grammar (netdef/data/grammar/prototxt.lark) reduces `open`/`list_open` as soon as a bracket is read,
 so this transformer keeps a stack of the messages being filled and puts every value straight
 into its protobuf field: there is no parse tree and no second walk. Each message gets a Loc
 that remembers where each of its fields was written, so later stages can point at the text.
@@ -335,6 +335,21 @@ class MessageFiller:
             notes.append(f"{frame.type_name} has the fields: " + ", ".join(allowed))
         self.diags.add(codes.UNKNOWN_FIELD.at(span, notes=notes, field=name, message=frame.type_name))
 
+    def _v1_fork_type(self, frame: _Frame, value) -> bool:
+        """A V1 `type: NAME` that only a fork's LayerType enum has (forks.V1_FORK_TYPES): kept in
+        the layer's extra for the upgrade, with a warning naming the fork, instead of E204."""
+        from .forks import V1_FORK_TYPES
+        if isinstance(value, list) or isinstance(value, tuple) or value.type != "NAME":
+            return False
+        known = V1_FORK_TYPES.get(value.value)
+        if known is None:
+            return False
+        v2, fork = known
+        self.diags.add(codes.FORK_V1_TYPE.at(self._span(value.start_pos, value.end_pos), value=value.value,
+                                             fork=fork, v2=v2))
+        frame.loc.extra.setdefault("type", []).append(v2)
+        return True
+
     def _duplicate(self, frame: _Frame, info: _Field, name_tok) -> bool:
         """Report a non-repeated field given twice; True when it is a duplicate."""
         prev = frame.loc.fields.get(info.name)
@@ -485,6 +500,8 @@ class MessageFiller:
                                                        field=name, message=info.fd.message_type.name))
             return
         if not list_item and self._duplicate(frame, info, name_tok):
+            return
+        if name == "type" and frame.type_name == "V1LayerParameter" and self._v1_fork_type(frame, value):
             return
         v = self._convert(info, value)
         if v is None:

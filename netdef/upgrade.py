@@ -477,6 +477,10 @@ class _Upgrade:
             layer.type = _V1_TYPES[_V1_TYPE_NAMES[v1.type]]
             if "type" in v1_loc.fields:
                 new_loc.fields["type"] = v1_loc.fields["type"]
+        elif v1_loc.extra.get("type"):
+            # A fork's V1 enum value (transform kept its V2 name; forks.V1_FORK_TYPES).
+            layer.type = str(v1_loc.extra["type"][-1])
+            new_loc.extra.pop("type", None)
         # param i collects the i-th name, share mode, lr and decay: each list may be shorter.
         n = max(len(v1.param), len(v1.blob_share_mode), len(v1.blobs_lr), len(v1.weight_decay))
         param_locs = []

@@ -383,20 +383,36 @@ def _legacy_equal(target: tuple[int, ...], stored: tuple[int, ...]) -> bool:
     return (1,) * (4 - len(target)) + tuple(target) == tuple(stored)
 
 
-def bind(specs, weights: WeightSet, diags: Diagnostics) -> dict[str, list[np.ndarray]]:
+def bind(specs, weights: WeightSet, diags: Diagnostics, allow_missing: bool = True) -> dict[str, list[np.ndarray]]:
     """Match a .caffemodel's blobs to the layers that need them, by layer name, as Caffe's
     Net::CopyTrainedLayersFrom does. Returns name -> arrays (in the net's shapes) for the
-    layers found; layers missing from the file are left out (and warned about) so that the
-    caller falls back to fillers, which is what Caffe does."""
+    layers found. Layers missing from the file are left out so that the caller falls back to
+    fillers, which is what Caffe does: warned about (W505) with allow_missing, an error (E505)
+    without it, since weights of another net then silently give a net of random filters."""
     out: dict[str, list[np.ndarray]] = {}
     wanted = set()
+    specs = list(specs)
+    missing = []
     for spec in specs:
         wanted.add(spec.name)
         if not spec.shapes:
             continue
         lw = weights.get(spec.name)
         if lw is None or not lw.blobs:
-            diags.add(codes.WEIGHTS_MISSING.at(spec.span, layer=spec.name, path=weights.path))
+            missing.append(spec)
+            if allow_missing:
+                diags.add(codes.WEIGHTS_MISSING.at(spec.span, layer=spec.name, path=weights.path))
+                continue
+            notes = []
+            if len(missing) == 1:
+                needing = [s for s in specs if s.shapes]
+                if not any(weights.get(s.name) is not None and weights.get(s.name).blobs for s in needing):
+                    held = [lw.name for lw in weights if lw.blobs][:5]
+                    notes.append(f"none of the net's {len(needing)} layer(s) with parameters is in the file"
+                                 + (f" (it holds {', '.join(repr(n) for n in held)}, ...)" if held else "")
+                                 + ": are these the weights of another net?")
+                notes.append("--allow-missing-weights uses the layer's fillers instead, as Caffe does")
+            diags.add(codes.WEIGHTS_MISSING_STRICT.at(spec.span, layer=spec.name, path=weights.path, notes=notes))
             continue
         if len(lw.blobs) != len(spec.shapes):
             diags.add(codes.WEIGHTS_BLOB_COUNT.at(
@@ -621,11 +637,12 @@ def init_layer(spec: ParamSpec, seed: int, diags: Diagnostics, lazy: bool = Fals
     return out
 
 
-def resolve_weights(specs, weights: WeightSet | None, seed: int, diags: Diagnostics, lazy: bool = False) -> dict:
+def resolve_weights(specs, weights: WeightSet | None, seed: int, diags: Diagnostics, lazy: bool = False,
+                    allow_missing: bool = True) -> dict:
     """Every layer's blobs: from `weights` where it has them, from fillers otherwise (made on
-    demand with lazy=True)."""
+    demand with lazy=True); without allow_missing, a layer the weights lack is an error (E505)."""
     specs = list(specs)
-    bound = bind(specs, weights, diags) if weights is not None else {}
+    bound = bind(specs, weights, diags, allow_missing) if weights is not None else {}
     out: dict[str, list] = {}
     for spec in specs:
         if not spec.shapes:
@@ -718,5 +735,10 @@ def _init(args) -> int:
     n = write_caffemodel(args.output, graph.name, layers())
     print_diagnostics(diags)
     count = sum(math.prod(s) for spec in specs.values() for s in spec.shapes)
-    sys.stdout.write(f"wrote {args.output}: {len(specs)} layers with parameters, {count:,} values, {n / 1e6:.1f} MB\n")
+    from . import cli
+    if cli.json_mode:
+        cli.emit_json(args, {"ok": True, "wrote": args.output, "bytes": n, "layers_with_parameters": len(specs),
+                             "values": count, "seed": args.seed})
+        return 0
+    cli.info(f"wrote {args.output}: {len(specs)} layers with parameters, {count:,} values, {n / 1e6:.1f} MB")
     return 0

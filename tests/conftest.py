@@ -7,7 +7,9 @@ $NETDEF_LARGE_DATA (a directory laid out like Caffe's conformance folder: nets/<
 in ../shared/conformance beside the checkout; the tests that need them skip, with the reason,
 when neither has them. CI sets NETDEF_REQUIRE_LARGE_DATA=1, which turns such a skip into a failure.
 """
+import contextlib
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,23 @@ def case_file(case: Path, name: str) -> Path:
     if (case / name).exists():
         return case / name
     return large_file(str((case / name).relative_to(CONFORMANCE)))
+
+
+class Hang(AssertionError):
+    pass
+
+
+@contextlib.contextmanager
+def no_hang(seconds: int = 300):
+    """Fail (instead of waiting forever) when the block runs past `seconds`: a bound that only a
+    real hang reaches, never a speed requirement (speed is measured in benchmarks/, not here)."""
+    def _raise(signum, frame):
+        raise Hang(f"still running after {seconds} s: a hang")
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

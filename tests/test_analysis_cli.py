@@ -92,17 +92,19 @@ def test_summary_json_contract(capsys):
     assert conv2["param_blobs"][1] == {"shape": [256], "count": 256, "bytes": 1024, "learnable": True}
     assert conv2["macs"] == 10 * 256 * 27 * 27 * 48 * 25
     t = doc["totals"]
-    assert set(t) == {"params", "stat_params", "macs", "flops", "activation_bytes"}
+    assert set(t) == {"params", "stat_params", "macs", "flops", "activation_bytes", "param_bytes"}
+    assert t["param_bytes"] == 4 * (t["params"] + t["stat_params"])
     assert t["params"] == 60_965_224 and t["macs"] == sum(layer["macs"] or 0 for layer in doc["layers"])
 
 
 def test_summary_csv_markdown_and_output_file(capsys, tmp_path):
     code, out, _ = run(capsys, "summary", "resnet18", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert code == 0 and rows[-1]["layer"] == "TOTAL"
+    # One row per layer and no TOTAL row (issue 13: totals mixed into the data broke tools).
     g = netdef.compile("resnet18")
-    assert int(rows[-1]["params"]) == sum(int(r["params"] or 0) for r in rows[:-1])
-    assert len(rows) == len(g.nodes) + 1
+    assert code == 0 and [r["layer"] for r in rows] == [n.name for n in g.nodes]
+    doc = json.loads(run(capsys, "summary", "resnet18", "--format", "json")[1])
+    assert doc["totals"]["params"] == sum(int(r["params"] or 0) for r in rows)
     bn = next(r for r in rows if r["type"] == "BatchNorm")
     assert bn["params"] == "0" and int(bn["stat_params"]) == 2 * 64 + 1 and int(bn["param_bytes"]) == 4 * 129
     code, out, _ = run(capsys, "summary", "resnet18", "--format", "markdown")
@@ -118,7 +120,7 @@ def test_summary_stops_at_unknown_layer_but_prints_what_came_before(capsys, tmp_
     p = tmp_path / "fork.prototxt"
     p.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
                  'layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 2 kernel_size: 3 } }\n'
-                 'layer { name: "r" type: "Reorg" bottom: "c" top: "r" }\n'
+                 'layer { name: "r" type: "Upsample2" bottom: "c" top: "r" }\n'
                  'layer { name: "after" type: "ReLU" bottom: "r" top: "after" }\n')
     code, out, err = run(capsys, "summary", str(p))
     assert code == 0 and "W306" in err and "YOLO" in err
@@ -131,7 +133,7 @@ def test_rf_table_and_json(capsys):
     pool5 = next(line for line in out.splitlines() if line.startswith("pool5"))
     assert pool5.split() == ["pool5", "10x256x6x6", "195", "x", "195", "32", "x", "32", "(33,", "33)"]
     code, out, _ = run(capsys, "rf", str(ZOO / "vgg16" / "deploy.prototxt"), "--format", "json")
-    doc = json.loads(out)
+    doc = json.loads(out)["blobs"]  # wrapped in {schema_version, command, blobs, ...} since issue 13
     assert doc["pool5"]["size"] == [212, 212] and doc["pool5"]["center"] == [15.5, 15.5]
 
 

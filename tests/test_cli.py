@@ -49,9 +49,10 @@ def _patch_handler(monkeypatch, exc):
 
 
 def test_internal_errors_are_one_line_without_traceback(monkeypatch, capsys):
+    # Exit 3 (was 1 until issue 13): a script can tell a bug in netdef from errors in its input.
     _patch_handler(monkeypatch, ZeroDivisionError("boom"))
     code, out, err = run(["list"], capsys)
-    assert code == 1
+    assert code == 3
     assert "internal error: ZeroDivisionError: boom" in err and "Traceback" not in err
     with pytest.raises(ZeroDivisionError):
         cli.main(["--debug", "list"])

@@ -228,3 +228,128 @@ def test_cli_fmt_output_file_is_atomic(tmp_path, capsys):
 def test_cli_fmt_missing_file(capsys):
     assert main(["fmt", "/nonexistent/net.prototxt"]) == 1
     assert "error[E100]" in capsys.readouterr().err
+
+
+# --- comments, --check, --diff ------------------------------------------------------------------
+
+from collections import Counter  # noqa: E402
+
+from conftest import ZOO_WILD  # noqa: E402
+from netdef.fmt import format_parsed, scan_comments  # noqa: E402
+
+ALL_ZOO = sorted(p for root in (ZOO, ZOO_WILD) for p in root.glob("*/*")
+                 if p.suffix in (".prototxt", ".pt", ".proto", ".txt"))
+
+
+@pytest.mark.parametrize("path", ALL_ZOO, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}/{p.name}")
+def test_comments_are_kept(path):
+    """Every comment of every zoo file is in fmt's output, each on a line of its own text, and
+    the output still parses to the same message and formats to itself."""
+    parsed = parse_file(path)
+    if parsed.diagnostics.has_errors:
+        return  # fmt refuses it (test_fmt_refuses_files_with_errors)
+    text = format_parsed(parsed)
+    assert Counter(t for _, t in scan_comments(text)) == Counter(t for _, t in scan_comments(parsed.source.text))
+    again = parse_text(Source(text, "formatted"), parsed.kind)
+    assert not again.diagnostics.has_errors and again.message == parsed.message
+    assert _extras(again.message, again.loc) == _extras(parsed.message, parsed.loc)
+    assert format_parsed(again) == text
+
+
+def test_zoo_has_comments():
+    assert sum(len(scan_comments(p.read_text(errors="replace"))) for p in ALL_ZOO) > 500
+
+
+COMMENTED = """# header
+name: "x"  # the name
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+layer {  # head
+  name: "c"
+  type: "Convolution"
+  bottom: "data"
+  top: "c"
+  convolution_param {
+    # about the kernel
+    kernel_size: 3  # k
+    num_output: 4
+    # last in conv
+  }  # closes conv
+  # last in layer
+}
+# end of file
+"""
+
+
+def test_comments_stay_with_their_fields(tmp_path, capsys):
+    src = tmp_path / "net.prototxt"
+    src.write_text(COMMENTED)
+    assert main(["fmt", str(src)]) == 0
+    out = capsys.readouterr().out
+    assert out == """# header
+name: "x"  # the name
+input: "data"
+input_shape {
+  dim: 1
+  dim: 3
+  dim: 8
+  dim: 8
+}
+layer {  # head
+  name: "c"
+  type: "Convolution"
+  bottom: "data"
+  top: "c"
+  convolution_param {
+    num_output: 4
+    # about the kernel
+    kernel_size: 3  # k
+    # last in conv
+  }  # closes conv
+  # last in layer
+}
+# end of file
+"""
+
+
+def test_a_hash_inside_a_string_is_not_a_comment(tmp_path, capsys):
+    src = tmp_path / "net.prototxt"
+    src.write_text('name: "a#b"  # real\nlayer { name: \'it#s\' type: "ReLU" bottom: "x" top: "x" }\n')
+    assert main(["fmt", str(src)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == 'name: "a#b"  # real' and out.count("#") == 3
+
+
+def test_check_and_diff(tmp_path, capsys):
+    messy, clean = tmp_path / "messy.prototxt", tmp_path / "clean.prototxt"
+    messy.write_text(COMMENTED)
+    assert main(["fmt", str(messy), "-o", str(clean)]) == 0
+    capsys.readouterr()
+    assert main(["fmt", "--check", str(clean)]) == 0
+    o, err = capsys.readouterr()
+    assert o == "" and "1 file(s) already formatted" in err
+    assert main(["fmt", "--check", str(clean), str(messy)]) == 1
+    o, err = capsys.readouterr()
+    assert o == f"would reformat: {messy}\n" and "1 file(s) would be reformatted, 1 already formatted" in err
+    assert messy.read_text() == COMMENTED  # --check writes nothing
+    assert main(["fmt", "--diff", str(messy)]) == 1
+    o, _ = capsys.readouterr()
+    lines = o.splitlines()
+    assert lines[0] == f"--- {messy}" and lines[1] == f"+++ {messy} (formatted)"
+    assert "-input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }" in lines and "+input_shape {" in lines
+    assert "-    num_output: 4" in lines and "+    num_output: 4" in lines
+    # The diff applied to the file gives the formatted text.
+    import subprocess
+    import shutil
+    if shutil.which("patch"):
+        subprocess.run(["patch", "-s", str(messy)], input=o, text=True, check=True)
+        assert messy.read_text() == clean.read_text()
+    assert main(["fmt", "--diff", str(clean)]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_several_files_need_check_or_diff(tmp_path, capsys):
+    a = tmp_path / "a.prototxt"
+    a.write_text(COMMENTED)
+    assert main(["fmt", str(a), str(a)]) == 2
+    assert "--check or --diff" in capsys.readouterr().err

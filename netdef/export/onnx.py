@@ -27,6 +27,9 @@ from ..wire import encode_varint, field_key
 from .report import reporting
 
 OPSETS = range(13, 22)
+CUSTOM_DOMAIN = "netdef.caffe"   # --custom-ops: layers ONNX cannot express, parameters as attributes
+NO_LOWERING_NOTE = ("export the layers before it with --outputs BLOB[,BLOB...], or emit it as a node of the "
+                    f"custom domain '{CUSTOM_DOMAIN}' with --custom-ops (for a runtime plugin)")
 DEFAULT_OPSET = 17
 TRAINING_ONLY = frozenset({
     "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
@@ -104,6 +107,11 @@ class Lowering:
     @property
     def n_out(self) -> int:
         return len(self.node.outputs)
+
+    def free_dim(self, i: int, axis: int, name: str) -> None:
+        """Axis `axis` of output i has a length known only at run time (detections): the
+        model declares it symbolic, `name`."""
+        self.ex.free_dims.setdefault(id(self.node.outputs[i]), {})[axis] = name
 
     def alias(self, i: int, name: str) -> None:
         """Output i is `name` itself: the layer computes nothing in ONNX (Dropout, Split)."""
@@ -201,7 +209,8 @@ class Fold:
 
 class Exporter:
     def __init__(self, graph, blobs: dict[str, list], *, opset: int = DEFAULT_OPSET, fp16: bool = False,
-                 fp16_io: bool = False, fold: bool = True, dyn: dict | None = None, diags: Diagnostics | None = None):
+                 fp16_io: bool = False, fold: bool = True, dyn: dict | None = None, diags: Diagnostics | None = None,
+                 outputs=None, custom_ops: bool = False):
         if opset not in OPSETS:
             raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
         self.graph = graph
@@ -224,6 +233,12 @@ class Exporter:
         self.outputs: list = []
         self.folded_away: set[int] = set()           # id(Value) of values folding removed
         self._renames: dict[str, str] = {}
+        self.free_dims: dict[int, dict[int, str]] = {}  # id(Value) -> {axis: symbolic name}
+        self.custom_ops = custom_ops
+        self.custom_nodes: list[str] = []            # layers emitted in CUSTOM_DOMAIN
+        # --outputs: the values to compute (the latest version of each named blob)
+        self.requested = select_outputs(graph, outputs) if outputs else None
+        self._requested_ids = {id(v) for v in self.requested or []}
 
     # -- names --------------------------------------------------------------------------------
     def unique(self, base: str, pool: set | None = None) -> str:
@@ -296,7 +311,7 @@ class Exporter:
             while True:
                 out = cur.outputs[0]
                 cons = [c for c in out.consumers if id(c) in self._kept_ids]
-                if len(cons) != 1 or len(out.consumers) != 1:
+                if len(cons) != 1 or len(out.consumers) != 1 or id(out) in self._requested_ids:
                     break
                 nxt = cons[0]
                 if id(nxt) in absorbed or not lower.foldable(nxt, node, self.graph.state.phase) or \
@@ -314,7 +329,10 @@ class Exporter:
         from . import lower
         graph = self.graph
         kept, dropped = [], []
+        needed = _ancestors(self.requested) if self.requested is not None else None
         for node in graph.nodes:
+            if needed is not None and id(node) not in needed:
+                continue
             (dropped if self._is_dropped(node) else kept).append(node)
         # Net inputs: legacy `input:` values and the tops of Input/data layers that a kept layer reads.
         kept = [n for n in kept if not self._is_source(n)]
@@ -322,23 +340,38 @@ class Exporter:
         input_values = [v for v in graph.inputs if any(id(c) in self._kept_ids for c in v.consumers)]
         for v in input_values:
             self.name_of(v)
+        # An input keeps its blob's name in the model: no later value (an in-place layer on the
+        # input, as ShuffleNet's `data/bn`) may take it, or the model defines it twice.
+        self.used.update(v.name for v in input_values)
         folds = self._plan_folds(kept)
         absorbed = {id(a): f for f in folds.values() for a in f.absorbed}
         for f in folds.values():
             lower.apply_fold(self, f)
         errors = []
+        blocked: dict[int, list] = {}     # id(Value) -> [the error of the layer it depends on, count]
         for node in kept:
             if id(node) in absorbed:
                 continue
+            cause = next((blocked[id(v)] for v in node.inputs if id(v) in blocked), None)
+            if cause is not None:
+                # A layer after one that cannot be exported: counted on that layer's error, not
+                # reported once more for every layer down the net.
+                cause[1] += 1
+                for v in node.outputs:
+                    blocked[id(v)] = cause
+                continue
             g = Lowering(self, node)
             fn = _lowering_for(node)
+            n_nodes, n_inits = len(self.nodes), len(self.inits)
             try:
                 if fn is None and node.type == "Python":
-                    g.fail("a Python layer runs user code, which netdef describes but never imports or converts")
+                    g.fail("a Python layer runs user code, which netdef describes but never imports or converts",
+                           notes=[NO_LOWERING_NOTE])
                 if fn is None:
                     g.fail("netdef has no ONNX lowering for this layer type",
-                           notes=[f"lowered types: {', '.join(sorted(lower.lowered_types()))}"])
-                if any(v.meta.get("shape") is None for v in node.inputs + node.outputs):
+                           notes=[NO_LOWERING_NOTE, f"lowered types: {', '.join(sorted(lower.lowered_types()))}"])
+                if any(v.meta.get("shape") is None for v in node.inputs) or \
+                        (fn is not None and any(v.meta.get("shape") is None for v in node.outputs)):
                     g.fail("the shapes of its bottoms or tops are unknown (see the diagnostics above)")
                 if node.name in folds:
                     # The folded layer writes the last absorbed layer's output directly.
@@ -350,7 +383,24 @@ class Exporter:
                     self.folded_away.update(id(a.outputs[0]) for a in fold.absorbed[:-1])
                 fn(node, g)
             except LowerError as e:
-                errors.append(e.diagnostic)
+                unknown_tops = [v.name for v in node.outputs if v.meta.get("shape") is None]
+                if self.custom_ops and not _shapes_missing(node) and unknown_tops:
+                    e.diagnostic.notes.append(
+                        "--custom-ops: a custom node's tops need shapes for the model to declare; give them with " +
+                        ", ".join(f"--input {t}=..." for t in unknown_tops))
+                if self.custom_ops and not _shapes_missing(node) and not unknown_tops:
+                    # What the layer's own lowering added is discarded; one custom node replaces it.
+                    del self.nodes[n_nodes:]
+                    del self.inits[n_inits:]
+                    self._custom_node(node)
+                else:
+                    errors.append(e.diagnostic)
+                    entry = [e.diagnostic, 0]
+                    for v in node.outputs:
+                        blocked[id(v)] = entry
+        for diag, later in {id(c[0]): c for c in blocked.values()}.values():
+            if later:
+                diag.notes.append(f"{later} later layer(s) read its tops and cannot be exported either")
         if errors:
             raise DiagnosticError(list(self.diags) + errors)
         # Outputs: values the lowered layers produce and none of them reads (a folded layer
@@ -364,6 +414,8 @@ class Exporter:
                 if id(v) not in consumed and id(v) not in seen:
                     outputs.append(v)
                     seen.add(id(v))
+        if self.requested is not None:
+            outputs = list(self.requested)
         for node in dropped:
             dangling = [v.name for v in node.inputs if any(v is o for o in outputs)]
             notes = [f"'{b}' becomes an output of the exported graph" for b in dict.fromkeys(dangling)]
@@ -373,14 +425,27 @@ class Exporter:
             raise DiagnosticError(list(self.diags) + [codes.EXPORT_EMPTY.at(where, net=graph.name or "the net")])
         self._finish_io(input_values, outputs)
 
+    def _custom_node(self, node) -> None:
+        """--custom-ops: the layer as one node of CUSTOM_DOMAIN, op type = the Caffe type."""
+        from onnx import helper
+        ins = [self.name_of(v) for v in node.inputs]
+        outs = [self.name_of(v) for v in node.outputs]
+        self.nodes.append(helper.make_node(node.type, ins, outs, name=self.unique(node.name, self.node_names),
+                                           domain=CUSTOM_DOMAIN, **custom_attributes(node)))
+        self.custom_nodes.append(node.name)
+        self.diags.add(codes.EXPORT_CUSTOM.at(node.span, layer=node.name, type=node.type, domain=CUSTOM_DOMAIN))
+
     def _finish_io(self, input_values, outputs):
         from onnx import TensorProto, helper
         ftype = TensorProto.FLOAT16 if self.fp16 else TensorProto.FLOAT
         io_type = TensorProto.FLOAT16 if self.fp16_io else TensorProto.FLOAT
 
         def dims(v):
+            if v.meta.get("shape") is None:
+                return None          # a custom node's top whose shape netdef does not know
             dyn = self.dyn_of(v)
-            return [("batch" if d else int(s)) for s, d in zip(v.meta["shape"], dyn)]
+            free = self.free_dims.get(id(v), {})
+            return [free.get(i, "batch" if d else int(s)) for i, (s, d) in enumerate(zip(v.meta["shape"], dyn))]
 
         pre, post = [], []
         renames: dict[str, str] = {}
@@ -434,6 +499,111 @@ def _lowering_for(node):
     return getattr(node.impl, "to_onnx", None) if node.impl is not None else None
 
 
+def _shapes_missing(node) -> bool:
+    return any(v.meta.get("shape") is None for v in node.inputs)
+
+
+def select_outputs(graph, names) -> list:
+    """--outputs: the latest version of each named blob, produced by a layer the export keeps.
+    A name the net does not have is a usage error naming the close ones."""
+    import difflib
+    chosen = []
+    known = graph.blob_names
+    for name in names:
+        v = graph.blob(name)
+        if v is None:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
+                f" (its blobs: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''})"
+            raise UsageError(f"--outputs: the net has no blob '{name}'{hint}")
+        if v.producer is None or getattr(v.producer.impl, "source", False) or v.producer.type == "Input":
+            raise UsageError(f"--outputs: '{name}' is an input of the net, not a blob a layer computes")
+        if is_training_only(v.producer):
+            raise UsageError(f"--outputs: '{name}' is computed by '{v.producer.name}' ({v.producer.type}), "
+                             "a training-only layer the export leaves out")
+        if all(v is not c for c in chosen):
+            chosen.append(v)
+    return chosen
+
+
+def _ancestors(values) -> set:
+    """id() of every layer the values depend on. A layer that reads only its bottoms' shapes
+    (PriorBox: reads_values = False) does not need their producers."""
+    seen, stack = set(), [v.producer for v in values if v.producer is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if getattr(node.impl, "reads_values", True) is False:
+            continue
+        stack.extend(v.producer for v in node.inputs if v.producer is not None)
+    return seen
+
+
+def _attr_value(v):
+    """A parameter value as an ONNX attribute value (None when it has no attribute form)."""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, float, str, bytes)):
+        return v
+    return None
+
+
+def custom_attributes(node) -> dict:
+    """The layer's parameters, flattened to 'message.field' attributes: the schema's parameter
+    messages that are set (python_param.module, ...) and the fork fields netdef keeps as data."""
+    from google.protobuf.descriptor import FieldDescriptor as FD
+    attrs: dict = {}
+
+    def put(key, values):
+        vals = [_attr_value(x) for x in values]
+        vals = [x for x in vals if x is not None]
+        if not vals:
+            return
+        if all(isinstance(x, int) for x in vals) or all(isinstance(x, (int, float)) for x in vals) or \
+                all(isinstance(x, (str, bytes)) for x in vals):
+            if any(isinstance(x, float) for x in vals):
+                vals = [float(x) for x in vals]
+            attrs[key] = vals[0] if len(vals) == 1 else vals
+
+    def walk_msg(prefix, msg):
+        for fd, value in msg.ListFields():
+            key = f"{prefix}.{fd.name}"
+            items = list(value) if fd.is_repeated else [value]
+            if fd.type == FD.TYPE_MESSAGE:
+                for i, item in enumerate(items):
+                    walk_msg(key if len(items) == 1 else f"{key}.{i}", item)
+            elif fd.type == FD.TYPE_ENUM:
+                put(key, [fd.enum_type.values_by_number[x].name if x in fd.enum_type.values_by_number else x
+                          for x in items])
+            else:
+                put(key, items)
+
+    def walk_extra(prefix, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk_extra(f"{prefix}.{k}", v)
+        elif isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+            for i, item in enumerate(value):
+                walk_extra(prefix if len(value) == 1 else f"{prefix}.{i}", item)
+        elif isinstance(value, list):
+            put(prefix, value)
+        else:
+            put(prefix, [value])
+
+    skip = {"name", "type", "bottom", "top", "phase", "include", "exclude", "loss_weight", "param",
+            "blobs", "propagate_down"}
+    for fd, value in node.param.ListFields():
+        if fd.name in skip:
+            continue
+        if fd.type == FD.TYPE_MESSAGE and not fd.is_repeated:
+            walk_msg(fd.name, value)
+    for fname, value in (node.extra or {}).items():
+        walk_extra(fname, value)
+    return attrs
+
+
 # --- the result: a model held as a skeleton plus lazy initializers ----------------------------
 
 class Exported:
@@ -442,10 +612,41 @@ class Exported:
         self.exporter = ex
         self.diagnostics = ex.diags
         graph = helper.make_graph(ex.nodes, name or "net", ex.inputs, ex.outputs)
+        opsets = [helper.make_opsetid("", ex.opset)]
+        if ex.custom_nodes:
+            opsets.append(helper.make_opsetid(CUSTOM_DOMAIN, 1))
         self.skeleton = helper.make_model(graph, producer_name="netdef", producer_version=_version(),
-                                          opset_imports=[helper.make_opsetid("", ex.opset)])
+                                          opset_imports=opsets)
         self.skeleton.ir_version = ir_version_for(ex.opset)
         self.inits = ex.inits
+        self._add_value_info()
+        for key, value in model_metadata(ex).items():
+            self.skeleton.metadata_props.add(key=key, value=value)
+
+    def _add_value_info(self) -> None:
+        """A value_info entry (type and shape, batch symbolic where dynamic) for every Caffe
+        blob that is an intermediate value of the model, so that viewers (Netron) and tools
+        show the shapes between layers without running shape inference."""
+        from onnx import TensorProto, helper
+        ex = self.exporter
+        graph = self.skeleton.graph
+        io = {v.name for v in graph.input} | {v.name for v in graph.output}
+        values = {}
+        for node in ex.graph.nodes:
+            for v in node.outputs:
+                values[id(v)] = v
+        for v in ex.graph.inputs:
+            values[id(v)] = v
+        elem = TensorProto.FLOAT16 if ex.fp16 else TensorProto.FLOAT
+        seen = set()
+        for key, name in self.value_map().items():
+            v = values.get(key)
+            if v is None or name in io or name in seen or v.meta.get("shape") is None:
+                continue
+            seen.add(name)
+            free = ex.free_dims.get(key, {})
+            dims = [free.get(i, "batch" if d else int(n)) for i, (n, d) in enumerate(zip(v.meta["shape"], ex.dyn_of(v)))]
+            graph.value_info.append(helper.make_tensor_value_info(name, elem, dims))
 
     def _init_header(self, init: Init) -> bytes:
         from onnx import TensorProto, helper
@@ -534,6 +735,49 @@ def _version() -> str:
     return __version__
 
 
+def model_metadata(ex: "Exporter") -> dict[str, str]:
+    """metadata_props of an exported model: where it came from and what its inputs expect.
+
+    netdef.source, netdef.version; caffe.net, caffe.phase; caffe.inputs (JSON: the Caffe input
+    blobs, by name, with their shapes); caffe.transform_param (JSON, where the net's data layers
+    have one: layer -> the fields set). Caffe's DataTransformer computes each input value as
+    (pixel - mean) * scale, after cropping to crop_size (BVLC/caffe src/caffe/data_transformer.cpp,
+    DataTransformer::Transform): the exported model starts after that step, so whoever feeds it
+    must do the same, with these numbers."""
+    import json
+    graph = ex.graph
+    meta = {"netdef.version": _version()}
+    if graph.parsed is not None:
+        meta["netdef.source"] = graph.parsed.source.path
+    if graph.name:
+        meta["caffe.net"] = graph.name
+    meta["caffe.phase"] = graph.state.phase if hasattr(graph.state, "phase") else str(graph.state)
+    inputs = [{"name": i.name, "shape": [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]}
+              for i in ex.inputs]
+    meta["caffe.inputs"] = json.dumps(inputs)
+    from ..fmt import format_float32
+
+    def plain(value):
+        # float32 fields as their shortest decimal (1/255 as 0.003921569, not 0.0039215688593685627)
+        return float(format_float32(value)) if isinstance(value, float) else value
+
+    transforms = {}
+    for node in graph.nodes:
+        if not node.param.HasField("transform_param"):
+            continue
+        tp = node.param.transform_param
+        fields = {}
+        for fd, value in tp.ListFields():
+            scalar = isinstance(value, (str, bytes, int, float, bool))
+            fields[fd.name] = plain(value) if scalar else [plain(x) for x in value]
+        fields.setdefault("scale", plain(tp.scale))
+        fields["tops"] = list(node.param.top)
+        transforms[node.name] = fields
+    if transforms:
+        meta["caffe.transform_param"] = json.dumps(transforms)
+    return meta
+
+
 # --- the driver ------------------------------------------------------------------------------
 
 def _load(source, max_errors: int = 100):
@@ -570,7 +814,8 @@ def is_training_only(node) -> bool:
     all carry a loss_weight is a loss computed by user code: left out too."""
     if node.type == "Python" and node.param.loss_weight and all(w != 0 for w in node.param.loss_weight):
         return True
-    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False))
+    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False)) \
+        or bool(getattr(node.impl, "training_only", False))
 
 
 def _need_shapes(graph, what: str) -> None:
@@ -636,7 +881,8 @@ def param_specs(graph):
     return specs
 
 
-def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None, lazy: bool = False) -> dict:
+def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None, lazy: bool = False,
+                  allow_missing_weights: bool = False) -> dict:
     """Every layer's blobs for `graph`: from a .caffemodel path or WeightSet, else fillers
     (weights.Lazy blobs, made when written, with lazy=True)."""
     from ..weights import WeightSet, read_caffemodel, resolve_weights
@@ -646,7 +892,7 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
         ws = read_caffemodel(weights)
     elif weights is not None and not isinstance(weights, WeightSet):
         raise TypeError("weights must be a path or a WeightSet")
-    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy)
+    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy, allow_missing=allow_missing_weights)
     if diags.has_errors:
         raise DiagnosticError(list(diags))
     return blobs
@@ -654,19 +900,39 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
 
 def export(source, weights=None, *, opset: int = DEFAULT_OPSET, batch=None, fp16: bool = False,
            fp16_io: bool = False, fold: bool = True, seed: int = 0, phase: str = "TEST", stages=(),
-           level: int = 0, inputs: dict | None = None, max_errors: int = 100) -> Exported:
+           level: int = 0, inputs: dict | None = None, max_errors: int = 100,
+           allow_missing_weights: bool = False, outputs=None, custom_ops: bool = False) -> Exported:
     """A definition (path, bundled name or parsed) with weights (.caffemodel path, WeightSet, or
-    None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError."""
+    None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError, also when the
+    weights lack a layer with parameters (unless allow_missing_weights: fillers for it).
+    `outputs` (blob names) exports only what computes them; `custom_ops` emits layers ONNX cannot
+    express as CUSTOM_DOMAIN nodes."""
     if opset not in OPSETS:
         raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
     graph, dyn = compile_for_export(source, batch=batch, phase=phase, stages=stages, level=level,
                                     inputs=inputs, max_errors=max_errors)
     diags = Diagnostics(max_errors)
     diags.extend(graph.diagnostics)
-    blobs = graph_weights(graph, weights, seed, diags, lazy=True)
-    ex = Exporter(graph, blobs, opset=opset, fp16=fp16, fp16_io=fp16_io, fold=fold, dyn=dyn, diags=diags)
+    blobs = graph_weights(graph, weights, seed, diags, lazy=True, allow_missing_weights=allow_missing_weights)
+    ex = Exporter(graph, blobs, opset=opset, fp16=fp16, fp16_io=fp16_io, fold=fold, dyn=dyn, diags=diags,
+                  outputs=outputs, custom_ops=custom_ops)
     ex.build()
     return Exported(ex, graph.name)
+
+
+def parse_outputs(value) -> list[str] | None:
+    """--outputs BLOB[,BLOB...] (repeatable) -> blob names, in order, without repeats."""
+    if not value:
+        return None
+    names = []
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        for name in str(item).split(","):
+            name = name.strip()
+            if not name:
+                raise UsageError(f"--outputs expects blob names separated by commas, got '{item}'")
+            if name not in names:
+                names.append(name)
+    return names
 
 
 def parse_batch(value):
@@ -705,7 +971,9 @@ def export_from_args(args, batch=None, **overrides) -> Exported:
     kw = dict(opset=getattr(args, "opset", DEFAULT_OPSET), fp16=getattr(args, "fp16", False),
               fp16_io=getattr(args, "fp16_io", False), fold=getattr(args, "fold", True),
               seed=getattr(args, "seed", 0), phase=args.phase, stages=tuple(args.stage), level=args.level,
-              inputs=parse_input_shapes(args.inputs), max_errors=getattr(args, "max_errors", 100))
+              inputs=parse_input_shapes(args.inputs), max_errors=getattr(args, "max_errors", 100),
+              allow_missing_weights=getattr(args, "allow_missing_weights", False),
+              outputs=parse_outputs(getattr(args, "outputs", None)), custom_ops=getattr(args, "custom_ops", False))
     kw.update(overrides)
     ex = export(args.file, getattr(args, "weights", None), batch=parse_batch(batch), **kw)
     print_report(ex.diagnostics, args)
@@ -719,6 +987,12 @@ def cmd_export(args) -> int:
     ex = export_from_args(args, batch=args.batch)
     n = ex.write(args.output)
     g = ex.skeleton.graph
-    sys.stdout.write(f"wrote {args.output}: opset {ex.exporter.opset}, {len(g.node)} nodes, "
-                     f"{len(ex.inits)} initializers, {n / 1e6:.1f} MB\n")
+    from .. import cli
+    if cli.json_mode:
+        cli.emit_json(args, {"ok": True, "wrote": args.output, "bytes": n, "opset": ex.exporter.opset,
+                             "nodes": len(g.node), "initializers": len(ex.inits),
+                             "inputs": [i.name for i in g.input], "outputs": [o.name for o in g.output]})
+        return 0
+    cli.info(f"wrote {args.output}: opset {ex.exporter.opset}, {len(g.node)} nodes, "
+             f"{len(ex.inits)} initializers, {n / 1e6:.1f} MB")
     return 0

@@ -49,13 +49,14 @@ def print_report(diags, args, dropped: int | None = None) -> None:
     diags_list = list(diags)
     shown = [d for d in diags_list if worth_showing(d)]
     print_diagnostics(shown)
+    from ..cli import note
     dropped = getattr(diags, "dropped", 0) if dropped is None else dropped
     if dropped:
-        sys.stderr.write(f"note: {dropped} more diagnostics not shown (--max-errors)\n")
+        note(f"note: {dropped} more diagnostics not shown (--max-errors)")
     hidden = len(diags_list) - len(shown)
     if hidden:
         what = "analysis warning" if hidden == 1 else "analysis warnings"
-        sys.stderr.write(f"note: {hidden} {what} not shown; '{check_command(args)}' lists them\n")
+        note(f"note: {hidden} {what} not shown; '{check_command(args)}' lists them")
 
 
 def reporting(handler):

@@ -302,6 +302,8 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     outs = sess.run(feed)
     dt = time.perf_counter() - t0
+    if args.format == "json":
+        return _run_json(args, sess, label, feed, randomised, outs, where, dt)
     out = sys.stdout
     out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
     for name, arr in feed.items():
@@ -324,6 +326,26 @@ def cmd_run(args) -> int:
     out.write(f"latency: {dt * 1e3:.3f} ms\n")
     out.flush()
     print_diagnostics(bad.values())
+    return 0
+
+
+def _run_json(args, sess, label, feed, randomised, outs, where, dt) -> int:
+    from ..cli import emit_json, print_diagnostics
+    bad = nonfinite_outputs(outs, where)
+    print_diagnostics(bad.values())
+    outputs = []
+    for name, arr in outs.items():
+        rec = {"name": name, "shape": [int(d) for d in arr.shape], "dtype": str(arr.dtype), "top": None}
+        scores = classifier_scores(arr)
+        if scores is not None and args.top > 0 and name not in bad:
+            k = min(args.top, scores.shape[1])
+            rec["top"] = [[{"index": int(j), "score": float(row[j])}
+                           for j in np.argsort(-row.astype(np.float64), kind="stable")[:k]] for row in scores]
+        outputs.append(rec)
+    emit_json(args, {"ok": True, "model": label, "provider": sess.provider, "provider_note": sess.note or None,
+                     "inputs": [{"name": n, "shape": [int(d) for d in a.shape], "dtype": str(a.dtype),
+                                 "random": n in randomised} for n, a in feed.items()],
+                     "outputs": outputs, "latency_s": dt})
     return 0
 
 
@@ -369,6 +391,12 @@ def cmd_bench(args) -> int:
     # rarely what was meant.
     bad = nonfinite_outputs(sess.run(feed), where)
     r = bench(sess, feed, args.runs, args.warmup)
+    if args.format == "json":
+        from ..cli import emit_json
+        print_diagnostics(bad.values())
+        emit_json(args, {"ok": True, "model": label, "provider": sess.provider, "provider_note": sess.note or None,
+                         "warmup": args.warmup, **r, "units": "seconds; throughput in samples per second"})
+        return 0
     out = sys.stdout
     out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
     out.write(f"batch {r['batch']}, {r['runs']} runs after {args.warmup} warm-up\n")

@@ -73,8 +73,9 @@ def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
         if v is None or nm in existing or v.meta.get("shape") is None:
             continue
         existing.add(nm)
+        free = exported.exporter.free_dims.get(key, {})   # axes known only at run time (detections)
         added.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT16 if exported.exporter.fp16 else TensorProto.FLOAT,
-                                                   list(v.meta["shape"])))
+                                                   [free.get(i, d) for i, d in enumerate(v.meta["shape"])]))
     skel.output.extend(added)
     try:
         return exported.to_bytes(), names
@@ -85,7 +86,8 @@ def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
 
 def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float = 1e-4, seed: int = 0,
            fold: bool = True, provider: str = "cpu", phase: str = "TEST", stages=(), level: int = 0,
-           input_shapes: dict | None = None, diags: Diagnostics | None = None) -> Report:
+           input_shapes: dict | None = None, diags: Diagnostics | None = None,
+           allow_missing_weights: bool = False) -> Report:
     from ..reference import ReferenceError, trace
     from .onnx import Exporter, Exported, compile_for_export, graph_weights
     from .runtime import Session, nonfinite_outputs
@@ -93,7 +95,7 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     diags = diags if diags is not None else Diagnostics()
     graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes)
     diags.extend(graph.diagnostics)
-    blobs = graph_weights(graph, weights, seed, diags)
+    blobs = graph_weights(graph, weights, seed, diags, allow_missing_weights=allow_missing_weights)
     ex = Exporter(graph, blobs, fold=fold, diags=diags)
     ex.build()
     exported = Exported(ex, graph.name)
@@ -143,6 +145,36 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     return Report(comparisons, first_bad, skipped, stopped, sess.provider, nonfinite)
 
 
+def _verify_findings(args, report, diags) -> None:
+    if report.stopped:
+        diags.add(codes.VERIFY_INCOMPLETE.at(None, why=report.stopped))
+    for d in report.nonfinite.values():
+        diags.add(d)
+    if report.first_bad is not None:
+        c = report.first_bad
+        diags.add(codes.VERIFY_MISMATCH.at(c.span, layer=c.layer, type=c.type, top=c.top,
+                                           error=f"{c.error:.3g}", tolerance=f"{args.tolerance:g}",
+                                           notes=["the layers before it agree; this layer's lowering or its "
+                                                  "reference implementation is wrong"]))
+
+
+def _verify_json(args, report, diags) -> int:
+    from ..cli import emit_json
+    _verify_findings(args, report, diags)
+    if not report.comparisons:
+        diags.add(codes.VERIFY_INCOMPLETE.at(None, why="no blob could be compared"))
+    print_report(diags, args)
+    failed = report.first_bad is not None or diags.has_errors or not report.comparisons
+    emit_json(args, {
+        "ok": not failed, "provider": report.provider, "tolerance": args.tolerance,
+        "max_error": max((c.error for c in report.comparisons), default=None),
+        "comparisons": [{"layer": c.layer, "type": c.type, "top": c.top, "onnx_name": c.onnx_name, "shape": list(c.shape),
+                         "error": c.error, "ok": c.error <= args.tolerance} for c in report.comparisons],
+        "first_mismatch": report.first_bad.layer if report.first_bad is not None else None,
+        "not_compared": list(report.skipped), "stopped": report.stopped or None})
+    return 1 if failed else 0
+
+
 @reporting
 def cmd_verify(args) -> int:
     from .onnx import parse_input_shapes
@@ -156,7 +188,10 @@ def cmd_verify(args) -> int:
     report = verify(args.file, args.weights, inputs=inputs, tolerance=args.tolerance, seed=args.seed,
                     fold=getattr(args, "fold", True), provider=getattr(args, "provider", "cpu"),
                     phase=args.phase, stages=tuple(args.stage), level=args.level,
-                    input_shapes=parse_input_shapes(args.inputs), diags=diags)
+                    input_shapes=parse_input_shapes(args.inputs), diags=diags,
+                    allow_missing_weights=getattr(args, "allow_missing_weights", False))
+    if args.format == "json":
+        return _verify_json(args, report, diags)
     out = sys.stdout
     width = max((len(c.layer) for c in report.comparisons), default=5)
     for c in report.comparisons:
@@ -167,16 +202,7 @@ def cmd_verify(args) -> int:
               f"max relative error {worst:.3g}, tolerance {args.tolerance:g}\n")
     if report.skipped:
         out.write(f"not in the exported graph (folded): {len(report.skipped)} blobs\n")
-    if report.stopped:
-        diags.add(codes.VERIFY_INCOMPLETE.at(None, why=report.stopped))
-    for d in report.nonfinite.values():
-        diags.add(d)
-    if report.first_bad is not None:
-        c = report.first_bad
-        diags.add(codes.VERIFY_MISMATCH.at(c.span, layer=c.layer, type=c.type, top=c.top,
-                                           error=f"{c.error:.3g}", tolerance=f"{args.tolerance:g}",
-                                           notes=["the layers before it agree; this layer's lowering or its "
-                                                  "reference implementation is wrong"]))
+    _verify_findings(args, report, diags)
     print_report(diags, args)
     if report.first_bad is not None or diags.has_errors:
         return 1

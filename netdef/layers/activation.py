@@ -239,3 +239,37 @@ class Softmax(Neuron):
         from ..export import lower as ops
         axis = ops.axis_index(node, node.param.softmax_param.axis, len(g.in_shape(0)))
         g.op("Softmax", [g.x(0)], g.y(0), axis=axis)
+
+
+# --- activations of Caffe forks -------------------------------------------------------------
+
+@register("ReLU6")
+class ReLU6(Layer):
+    elementwise = True
+    origin = "the MobileNet/ShuffleNet Caffe forks"
+    # eric612/MobileNet-YOLO include/caffe/layers/relu6_layer.hpp: a NeuronLayer, y = min(max(0, x), 6).
+    # (NVIDIA's Caffe adds relu_param.negative_slope * min(x, 0); netdef follows the MobileNet forks.)
+    checked_against = "eric612/MobileNet-YOLO include/caffe/layers/relu6_layer.hpp"
+
+    def to_onnx(self, node, g):
+        """ONNX Clip to [0, 6]."""
+        g.op("Clip", [g.x(0), g.const(0.0, "min"), g.const(6.0, "max")], g.y(0))
+
+
+@register("Mish")
+class Mish(Layer):
+    """x * tanh(softplus(x)). The Caffe MishLayer forks (mish_layer.cpp, a NeuronLayer) and
+    Tencent/ncnn src/layer/mish.cpp compute softplus as x above 20 and exp(x) below -20, which
+    in float equals log(1 + exp(x)) there; no parameters."""
+
+    elementwise = True
+    origin = "Caffe forks with a MishLayer (YOLOv4 ports)"
+    checked_against = "Tencent/ncnn src/layer/mish.cpp; the Caffe forks' src/caffe/layers/mish_layer.cpp"
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 5 * prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """x * tanh(softplus(x)) (Softplus, Tanh, Mul: every opset netdef writes has them)."""
+        sp = g.op("Softplus", [g.x(0)], g.tmp("softplus"))
+        g.op("Mul", [g.x(0), g.op("Tanh", [sp], g.tmp("tanh"))], g.y(0))

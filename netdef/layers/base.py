@@ -83,6 +83,11 @@ class Layer:
     compares = False                # compares a prediction with labels, as losses do (Accuracy)
     time_major = False              # reads (T, N, ...) blobs: the batch is axis 1 (RNN, LSTM)
     elementwise = False             # output i has the shape of input 0 and the same RF
+    training_only = False           # a deploy graph leaves it out (export, verify), as it does losses
+    # For the layer-type table (docs/layers.md, `python3 -m netdef.layers.doc`): where the type
+    # comes from, and the source its rules were checked against (repository and file).
+    origin = "BVLC Caffe"
+    checked_against = "BVLC/caffe src/caffe/layers/ (the layer's *_layer.cpp) and caffe.proto"
 
     # -- parameters ------------------------------------------------------------------------
     def p(self, node):

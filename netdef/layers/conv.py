@@ -10,7 +10,7 @@ from fractions import Fraction
 
 from .. import codes
 from ..ir import RF
-from .base import Layer, bad, canonical_axis, fmt_shape, prod, register, window_rf
+from .base import Layer, bad, canonical_axis, fmt_shape, need_rank, prod, register, window_rf
 
 # BaseConvolutionLayer's kDefaultStride, kDefaultPad, kDefaultDilation.
 DEFAULT_STRIDE = 1
@@ -281,3 +281,224 @@ class Im2col(Layer):
             return [rf]
         g = geometry(node, node.inputs[0].meta["shape"])
         return [window_rf(rf, g.kernel, g.stride, g.pad, g.dilation)]
+
+
+# --- depthwise convolutions of Caffe forks ----------------------------------------------------
+
+MOBILE = "the MobileNet/ShuffleNet Caffe forks"
+
+
+@register("DepthwiseConvolution")
+class DepthwiseConvolution(Convolution):
+    """yonghenglh6/DepthwiseConvolution: "replacing the type of mobile convolution layer with
+    DepthwiseConvolution is all" (its README). The layer (caffe/src/caffe/layers/
+    depthwise_conv_layer.cpp) is a ConvolutionLayer subclass: Caffe's parameters, blobs and
+    output size; its forward takes channel c's kernel for output c, so it computes a grouped
+    convolution only when group = channels = num_output, which netdef requires."""
+
+    origin = MOBILE + " (yonghenglh6/DepthwiseConvolution)"
+    checked_against = "yonghenglh6/DepthwiseConvolution README.md and caffe/src/caffe/layers/depthwise_conv_layer.cpp"
+
+    def infer_shapes(self, node, in_shapes):
+        out = super().infer_shapes(node, in_shapes)
+        g = geometry(node, in_shapes[0])
+        cp = node.param.convolution_param
+        c = in_shapes[0][g.axis]
+        if g.axis != 1 or len(g.kernel) != 2:
+            bad(node, "DepthwiseConvolution convolves (N, C, H, W) blobs only", node.span)
+        if not (cp.group == c == cp.num_output):
+            bad(node, f"DepthwiseConvolution computes one output per input channel: group ({cp.group}) and "
+                      f"num_output ({cp.num_output}) must both equal the {c} input channels",
+                node.field_span("convolution_param", "group"), code=codes.BAD_GROUP,
+                notes=[f"set num_output: {c} and group: {c}, or use type \"Convolution\""])
+        return out
+
+
+def _dw_pair(cp, rep, h, w, default):
+    """ConvolutionDepthwiseLayer::LayerSetUp: *_h and *_w when both are given, else the repeated
+    field's one value for both axes, or its first two values."""
+    if cp.HasField(h) and cp.HasField(w):
+        return [getattr(cp, h), getattr(cp, w)]
+    vals = list(getattr(cp, rep))
+    if not vals:
+        return [default, default] if default is not None else None
+    return [vals[0], vals[0]] if len(vals) == 1 else [vals[0], vals[1]]
+
+
+@register("ConvolutionDepthwise")
+class ConvolutionDepthwise(Layer):
+    """The ConvolutionDepthwise layer of the MobileNet forks (conv_dw_layer.cpp, as in
+    farmingyard/caffe-mobilenet): its own LayerSetUp, not BaseConvolutionLayer's. The top has
+    the bottom's channels whatever num_output and group say; weight (C, 1, kh, kw), bias (C)
+    when bias_term; out = (H + 2 pad - (dilation (k - 1) + 1)) / stride + 1 per axis; 2-D only."""
+
+    param = "convolution_param"
+    origin = MOBILE + " (farmingyard/caffe-mobilenet)"
+    checked_against = ("farmingyard/caffe-mobilenet conv_dw_layer.cpp (ConvolutionDepthwiseLayer; "
+                       "read from a stored copy of the layer)")
+
+    def geometry(self, node):
+        cp = node.param.convolution_param
+        kernel = _dw_pair(cp, "kernel_size", "kernel_h", "kernel_w", None)
+        if kernel is None:
+            bad(node, "kernel_size is not set", node.field_span("convolution_param"),
+                notes=["give kernel_size, or kernel_h and kernel_w"])
+        stride = _dw_pair(cp, "stride", "stride_h", "stride_w", DEFAULT_STRIDE)
+        pad = _dw_pair(cp, "pad", "pad_h", "pad_w", DEFAULT_PAD)
+        dil = list(cp.dilation)
+        dilation = [1, 1] if not dil else ([dil[0]] * 2 if len(dil) == 1 else dil[:2])
+        if min(kernel) <= 0 or min(stride) <= 0 or min(dilation) <= 0:
+            bad(node, "kernel size, stride and dilation must be positive", node.field_span("convolution_param"))
+        return Geometry(1, kernel, stride, pad, dilation)
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 4)
+        g = self.geometry(node)
+        out = [shape[0], shape[1]]
+        for i in range(2):
+            size = shape[2 + i] + 2 * g.pad[i]
+            if g.extent(i) > size:
+                bad(node, f"kernel extent {g.extent(i)} is larger than the padded input {axis_name(i, 2)} {size}",
+                    node.field_span("convolution_param", "kernel_size"), code=codes.BAD_GEOMETRY)
+            out.append((size - g.extent(i)) // g.stride[i] + 1)
+        return [tuple(out)]
+
+    def param_shapes(self, node, in_shapes):
+        c = in_shapes[0][1]
+        g = self.geometry(node)
+        w = (c, 1, *g.kernel)
+        return [w, (c,)] if node.param.convolution_param.bias_term else [w]
+
+    def filler_params(self, node):
+        cp = node.param.convolution_param
+        return [cp.weight_filler, cp.bias_filler] if cp.bias_term else [cp.weight_filler]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        g = self.geometry(node)
+        return [window_rf(rf, g.kernel, g.stride, g.pad, g.dilation)]
+
+    def cost(self, node, in_shapes, out_shapes):
+        g = self.geometry(node)
+        macs = prod(out_shapes[0]) * prod(g.kernel)
+        bias = prod(out_shapes[0]) if node.param.convolution_param.bias_term else 0
+        return {"macs": macs, "flops": 2 * macs + bias}
+
+    def to_onnx(self, node, g):
+        """ONNX Conv with group = channels."""
+        geo = self.geometry(node)
+        c = g.in_shape(0)[1]
+        ins = [g.x(0), g.param(0, "weight")] + ([g.param(1, "bias")] if g.n_blobs > 1 else [])
+        g.op("Conv", ins, g.y(0), kernel_shape=list(geo.kernel), strides=list(geo.stride),
+             pads=list(geo.pad) * 2, dilations=list(geo.dilation), group=c)
+
+
+# --- C3D's 3-D convolution -------------------------------------------------------------------
+
+C3D_ORIGIN = "the C3D fork of Caffe (facebook/C3D)"
+
+
+def c3d_field(node, message: str, name: str, default: int) -> int:
+    """A C3D field inside convolution_param / pooling_param (a fork field of a BVLC message,
+    kept in that block's extra). C3D's caffe.proto was not in the stored sources: the defaults
+    used (kernel_depth 1, temporal_stride 1, temporal_pad 0, filter_group 1) are the values that
+    leave the temporal axis as a plain 2-D layer would, as C3D's own nets assume."""
+    sub = node.loc.msg(message) if node.loc is not None else None
+    vals = sub.extra.get(name) if sub is not None else None
+    if not vals:
+        return default
+    v = vals[-1]
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        bad(node, f"{message}.{name} must be a non-negative integer, got {v!r}", node.field_span(message))
+    return v
+
+
+def c3d_geometry(node, message: str, pad_ok=True):
+    """(kernel, stride, pad) as (length, height, width), C3D style: kernel_size/stride/pad are one
+    value for height and width; kernel_depth/temporal_stride/temporal_pad for the length."""
+    p = getattr(node.param, message)
+    if message == "convolution_param":
+        k = p.kernel_size[0] if len(p.kernel_size) else None
+        s = p.stride[0] if len(p.stride) else 1
+        pd = p.pad[0] if len(p.pad) else 0
+    else:
+        k = p.kernel_size if p.HasField("kernel_size") else None
+        s, pd = p.stride, p.pad
+    if k is None or k <= 0:
+        bad(node, "kernel_size must be given and positive", node.field_span(message))
+    kd = c3d_field(node, message, "kernel_depth", 1)
+    ts = c3d_field(node, message, "temporal_stride", 1)
+    tp = c3d_field(node, message, "temporal_pad", 0) if message == "convolution_param" else 0
+    if kd <= 0 or ts <= 0 or s <= 0:
+        bad(node, "kernel_depth, temporal_stride and stride must be positive", node.field_span(message))
+    return (kd, k, k), (ts, s, s), (tp, pd, pd)
+
+
+@register("Convolution3D")
+class Convolution3D(Layer):
+    """C3D's 3-D convolution on (N, C, L, H, W). facebook/C3D C3D-v1.0/src/caffe/layers/
+    convolution3d_layer.cpp: out = (size + 2 pad - kernel) / stride + 1 on each axis (the
+    length with kernel_depth, temporal_pad, temporal_stride); weight (num_output, C,
+    kernel_depth, k, k), bias (1, 1, 1, 1, num_output). Its filter_group splits the output
+    filters only (each group still reads all C channels), so the result is one plain 3-D
+    convolution whatever filter_group says."""
+
+    param = "convolution_param"
+    origin = C3D_ORIGIN
+    checked_against = "facebook/C3D C3D-v1.0/src/caffe/layers/convolution3d_layer.cpp (read from a stored copy)"
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 5)
+        kernel, stride, pad = c3d_geometry(node, "convolution_param")
+        cp = node.param.convolution_param
+        if not cp.num_output:
+            bad(node, "num_output must be positive", node.field_span("convolution_param"))
+        groups = c3d_field(node, "convolution_param", "filter_group", 1)
+        if groups <= 0 or cp.num_output % groups:
+            bad(node, f"filter_group {groups} does not divide num_output {cp.num_output}",
+                node.field_span("convolution_param"), code=codes.BAD_GROUP)
+        out = [shape[0], cp.num_output]
+        for i, name in enumerate(("length", "height", "width")):
+            size = shape[2 + i] + 2 * pad[i]
+            if kernel[i] > size:
+                bad(node, f"kernel {kernel[i]} is larger than the padded input {name} {size}",
+                    node.field_span("convolution_param"), code=codes.BAD_GEOMETRY)
+            out.append((size - kernel[i]) // stride[i] + 1)
+        return [tuple(out)]
+
+    def param_shapes(self, node, in_shapes):
+        kernel, _, _ = c3d_geometry(node, "convolution_param")
+        cp = node.param.convolution_param
+        w = (cp.num_output, in_shapes[0][1], *kernel)
+        return [w, (1, 1, 1, 1, cp.num_output)] if cp.bias_term else [w]
+
+    def filler_params(self, node):
+        cp = node.param.convolution_param
+        return [cp.weight_filler, cp.bias_filler] if cp.bias_term else [cp.weight_filler]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        kernel, stride, pad = c3d_geometry(node, "convolution_param")
+        n = len(rf.size)
+        return [window_rf(rf, kernel[-n:], stride[-n:], pad[-n:])]
+
+    def cost(self, node, in_shapes, out_shapes):
+        kernel, _, _ = c3d_geometry(node, "convolution_param")
+        macs = prod(out_shapes[0]) * in_shapes[0][1] * prod(kernel)
+        bias = prod(out_shapes[0]) if node.param.convolution_param.bias_term else 0
+        return {"macs": macs, "flops": 2 * macs + bias}
+
+    def to_onnx(self, node, g):
+        """ONNX Conv with a 3-D kernel; the (1, 1, 1, 1, num_output) bias as a vector."""
+        kernel, stride, pad = c3d_geometry(node, "convolution_param")
+        cp = node.param.convolution_param
+        ins = [g.x(0), g.param(0, "weight")]
+        if cp.bias_term:
+            ins.append(g.param(1, "bias", (cp.num_output,)))
+        g.op("Conv", ins, g.y(0), kernel_shape=list(kernel), strides=list(stride), pads=list(pad) * 2)

@@ -283,3 +283,40 @@ class Filter(Layer):
     bottoms = (2, None)
     tops = (1, None)
     opaque = "its output batch size depends on the selector values"
+
+
+# --- data layers of Caffe forks ----------------------------------------------------------------
+
+@register("ImageLabelmapData")
+class ImageLabelmapData(ImageData):
+    """HED's image + edge-map pairs. s9xie/hed src/caffe/layers/image_labelmap_data_layer.cpp
+    reads image_data_param (BVLC's message): each source line names an image and its ground-truth
+    map, read in grey (one channel) at the image's size, and both go through the
+    DataTransformer; tops (batch_size, 3 or 1, H, W) and (batch_size, 1, H, W). H and W are
+    known when new_height/new_width or crop_size fix them, as for ImageData."""
+
+    origin = "the HED fork of Caffe (s9xie/hed)"
+    checked_against = "s9xie/hed src/caffe/layers/image_labelmap_data_layer.cpp"
+
+    def source_shapes(self, node):
+        data = super().source_shapes(node)[0]
+        if isinstance(data, str):
+            return [data] * len(node.outputs)
+        return [data, (data[0], 1) + tuple(data[2:])][:len(node.outputs)]
+
+
+@register("ImageSegData")
+class ImageSegData(ImageLabelmapData):
+    """DeepLab's image + label-map pairs (hszhao/PSPNet src/caffe/layers/image_seg_data_layer.cpp,
+    DeepLab): like ImageLabelmapData, (batch, C, H, W) images and (batch, 1, H, W) labels; a
+    third top, when given, holds each image's size. Sizes from new_height/new_width or crop_size."""
+
+    origin = "the DeepLab fork of Caffe (deeplab-public; also hszhao/PSPNet)"
+    checked_against = "hszhao/PSPNet src/caffe/layers/image_seg_data_layer.cpp"
+    tops = (1, 3)
+
+    def source_shapes(self, node):
+        shapes = super().source_shapes(node)
+        if len(node.outputs) == 3:
+            shapes = list(shapes[:2]) + ["the image sizes top holds each image's (height, width)"]
+        return shapes[:len(node.outputs)]

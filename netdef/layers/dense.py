@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import codes
-from .base import Layer, canonical_axis, count, prod, register, whole_rf
+from .base import Layer, bad, canonical_axis, count, prod, register, whole_rf
 
 
 @register("InnerProduct")
@@ -118,3 +118,62 @@ class Embed(Layer):
         else:
             g.op("Gather", [w, idx], g.y(0), axis=0)
 
+
+
+@register("MarginInnerProduct")
+class MarginInnerProduct(Layer):
+    """SphereFace's A-Softmax inner product. wy1iu/sphereface tools/caffe-sphereface/src/caffe/
+    layers/margin_inner_product_layer.cpp: bottoms (features, labels), the labels one per row;
+    weight (num_output, K) with K = count(axis) of the features; top 0 keeps the axes before
+    `axis` and adds num_output, top 1 (when given) is lambda, shape (1,). Its forward reads the
+    labels and an iteration counter and renormalises its weight: a training layer, which export
+    and verify leave out (the features are the deployed output). margin_inner_product_param
+    (the fork's proto): num_output, type (SINGLE/DOUBLE/TRIPLE/QUADRUPLE), weight_filler, base,
+    gamma, power, iteration, lambda_min, axis [default 1]."""
+
+    bottoms = (2, 2)
+    tops = (1, 2)
+    compares = True
+    training_only = True
+    origin = "the SphereFace fork of Caffe (wy1iu/sphereface)"
+    checked_against = "wy1iu/sphereface tools/caffe-sphereface/src/caffe/layers/margin_inner_product_layer.cpp"
+
+    def _params(self, node):
+        from .fork import ForkParams, _int
+        p = ForkParams(node, "margin_inner_product_param", {"axis": 1})
+        if not p.has("num_output"):
+            bad(node, "margin_inner_product_param has no num_output", p.span())
+        n = _int(node, p, "num_output")
+        if n <= 0:
+            bad(node, f"num_output must be positive, got {n}", p.span())
+        return n, _int(node, p, "axis")
+
+    def infer_shapes(self, node, in_shapes):
+        feat, label = in_shapes
+        n, axis = self._params(node)
+        axis = canonical_axis(node, axis, feat)
+        if feat[0] != (label[0] if label else 1):
+            bad(node, f"{feat[0]} feature rows but {label[0] if label else 1} labels", node.bottom_span(1),
+                code=codes.SHAPE_MISMATCH)
+        return [tuple(feat[:axis]) + (n,), (1,)][:len(node.outputs)]
+
+    def param_shapes(self, node, in_shapes):
+        n, axis = self._params(node)
+        axis = canonical_axis(node, axis, in_shapes[0])
+        return [(n, count(in_shapes[0], axis))]
+
+    def filler_params(self, node):
+        from ..proto import pb
+        raw = (node.extra.get("margin_inner_product_param") or [{}])[-1]
+        spec = raw.get("weight_filler", [None])[-1] if isinstance(raw, dict) else None
+        f = pb.FillerParameter()
+        if isinstance(spec, dict):
+            f.type = str((spec.get("type") or ["constant"])[-1])
+        return [f]
+
+    def receptive_field(self, node, in_rfs):
+        return [None] * len(node.outputs)
+
+    def cost(self, node, in_shapes, out_shapes):
+        macs = prod(out_shapes[0]) * count(in_shapes[0], len(out_shapes[0]) - 1)
+        return {"macs": macs, "flops": 2 * macs}

@@ -163,3 +163,87 @@ class HDF5Output(Layer):
 
     def receptive_field(self, node, in_rfs):
         return []
+
+
+# --- training-only layers of Caffe forks (dropped for deployment) ----------------------------
+
+@register("SegAccuracy")
+class SegAccuracy(Layer):
+    """DeepLab's per-pixel accuracy (hszhao/PSPNet src/caffe/layers/seg_accuracy_layer.cpp): a
+    metric over predictions and a label map; reports one row of accuracy figures. Not part of a
+    deployed net: export and the reference leave it out, as they do Accuracy."""
+
+    bottoms = (2, 2)
+    compares = True
+    origin = "the DeepLab fork of Caffe (deeplab-public; also hszhao/PSPNet)"
+    checked_against = "hszhao/PSPNet src/caffe/layers/seg_accuracy_layer.cpp"
+    training_only = True
+    opaque = "its output is a row of accuracy figures whose size depends on its parameters"
+
+    def receptive_field(self, node, in_rfs):
+        return [None] * len(node.outputs)
+
+
+@register("MatWrite")
+class MatWrite(Layer):
+    """DeepLab's MatWrite (hszhao/PSPNet src/caffe/layers/mat_write_layer.cpp): writes its
+    bottoms to .mat files every `period` iterations; no tops, nothing to deploy."""
+
+    bottoms = (1, None)
+    tops = (0, 0)
+    sink = True
+    training_only = True
+    origin = "the DeepLab fork of Caffe (deeplab-public; also hszhao/PSPNet)"
+    checked_against = "hszhao/PSPNet src/caffe/layers/mat_write_layer.cpp"
+
+    def infer_shapes(self, node, in_shapes):
+        return []
+
+    def receptive_field(self, node, in_rfs):
+        return []
+
+
+@register("CenterLoss")
+class CenterLoss(Layer):
+    """Center loss (Wen et al.), as ydwen/caffe-face's CenterLossLayer defines it (a LossLayer;
+    read from a stored copy of src/caffe/layers/center_loss_layer.cpp): bottoms (features,
+    labels), a scalar loss top; one blob, the centers (num_output, K) with K = count(axis) of
+    the features, filled by center_filler. center_loss_param: num_output, center_filler, axis
+    [default 1]. Training only: export and verify leave it out."""
+
+    loss = True
+    auto_tops = True
+    bottoms = (2, 2)
+    origin = "the center-loss fork of Caffe (ydwen/caffe-face)"
+    checked_against = "ydwen/caffe-face src/caffe/layers/center_loss_layer.cpp (a stored copy)"
+
+    def _params(self, node):
+        from .fork import ForkParams, _int
+        p = ForkParams(node, "center_loss_param", {"axis": 1})
+        if not p.has("num_output"):
+            bad(node, "center_loss_param has no num_output", p.span())
+        n = _int(node, p, "num_output")
+        if n <= 0:
+            bad(node, f"num_output must be positive, got {n}", p.span())
+        return n, _int(node, p, "axis")
+
+    def infer_shapes(self, node, in_shapes):
+        self._params(node)
+        return [()] * len(node.outputs)
+
+    def param_shapes(self, node, in_shapes):
+        n, axis = self._params(node)
+        axis = canonical_axis(node, axis, in_shapes[0])
+        return [(n, count(in_shapes[0], axis))]
+
+    def filler_params(self, node):
+        from ..proto import pb
+        raw = (node.extra.get("center_loss_param") or [{}])[-1]
+        spec = raw.get("center_filler", [None])[-1] if isinstance(raw, dict) else None
+        f = pb.FillerParameter()
+        if isinstance(spec, dict):
+            f.type = str((spec.get("type") or ["constant"])[-1])
+        return [f]
+
+    def receptive_field(self, node, in_rfs):
+        return [None] * len(node.outputs)

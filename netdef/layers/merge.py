@@ -291,3 +291,44 @@ class Crop(Layer):
         starts = [offsets[a] for a in axes]
         ends = [offsets[a] + ref[a] for a in axes]
         g.op("Slice", [g.x(0), g.ints(starts, "starts"), g.ints(ends, "ends"), g.ints(axes, "axes")], g.y(0))
+
+
+@register("Axpy")
+class Axpy(Layer):
+    """SENet's fused channel scale and residual sum: top = a * x + y with a (N, C) or
+    (N, C, 1, 1) per-channel factors. hujie-frank/SENet src/caffe/layers/axpy_layer.cpp: a's
+    first two axes equal x's, a 4-D a is 1x1 spatially, y has x's shape; top is shaped like x;
+    no parameters."""
+
+    bottoms = (3, 3)
+    origin = "the SENet fork of Caffe (hujie-frank/SENet)"
+    checked_against = "hujie-frank/SENet src/caffe/layers/axpy_layer.cpp"
+
+    def infer_shapes(self, node, in_shapes):
+        a, x, y = in_shapes
+        if len(a) < 2 or len(x) < 2 or a[:2] != x[:2]:
+            bad(node, f"the scale '{node.inputs[0].name}' {fmt_shape(a)} must have the (N, C) of "
+                      f"'{node.inputs[1].name}' {fmt_shape(x)}", node.bottom_span(0), code=codes.SHAPE_MISMATCH)
+        if len(a) == 4 and a[2:] != (1, 1):
+            bad(node, f"a 4-D scale must be (N, C, 1, 1), got {fmt_shape(a)}", node.bottom_span(0),
+                code=codes.SHAPE_MISMATCH)
+        if len(a) not in (2, 4) and prod(a[2:]) != 1:
+            bad(node, f"the scale {fmt_shape(a)} must hold one factor per (sample, channel)", node.bottom_span(0),
+                code=codes.SHAPE_MISMATCH)
+        if x != y:
+            bad(node, f"'{node.inputs[1].name}' {fmt_shape(x)} and '{node.inputs[2].name}' {fmt_shape(y)} "
+                      f"must have one shape", node.bottom_span(2), code=codes.SHAPE_MISMATCH)
+        return [x]
+
+    def receptive_field(self, node, in_rfs):
+        rf, disagree = same_rf(in_rfs[1:], node)
+        return [rf]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": prod(out_shapes[0]), "flops": 2 * prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """Reshape a to (N, C, 1, ...), then Mul and Add."""
+        x = g.in_shape(1)
+        a = g.reshape(g.x(0), (x[0], x[1]) + (1,) * (len(x) - 2), (g.in_dyn(0)[0],) + (False,) * (len(x) - 1))
+        g.op("Add", [g.op("Mul", [a, g.x(1)], g.tmp("ax")), g.x(2)], g.y(0))

@@ -262,3 +262,98 @@ class MVN(Layer):
         # Caffe adds eps to the standard deviation, not to the variance.
         std = g.op("Add", [g.op("Sqrt", [var], g.tmp("std")), g.const(p.eps, "eps")], g.tmp("std_eps"))
         g.op("Div", [d, std], g.y(0))
+
+
+# --- the fork `BN` layer ---------------------------------------------------------------------
+
+# SegNet's BNParameter (alexgkendall/caffe-segnet src/caffe/proto/caffe.proto): scale_filler = 1,
+# shift_filler = 2, bn_mode = 3 [default = LEARN] (LEARN = 0, INFERENCE = 1).
+# yjxiong/caffe's (PSPNet's) BNParameter: slope_filler = 1, bias_filler = 2,
+# momentum = 3 [default 0.9], eps = 4 [default 1e-5], frozen = 5 [default false].
+_SEGNET_BN = {"bn_mode": "LEARN"}
+_PSP_BN = {"eps": 1e-5, "momentum": 0.9, "frozen": False}
+SEGNET_BN_EPS = 1e-9  # BNLayer::LayerSetUp's var_eps_ (SegNet), not a parameter
+
+
+@register("BN")
+class BN(Layer):
+    """Batch normalisation with its own scale and shift, from two families of forks:
+    SegNet's (bn_param { scale_filler shift_filler bn_mode }) keeps 2 blobs, scale and shift;
+    the yjxiong/PSPNet one (bn_param { slope_filler bias_filler momentum frozen }) keeps 4:
+    slope, bias, then the running mean and variance (statistics). Every blob is (1, C, 1, 1).
+
+    Forward at test time (alexgkendall/caffe-segnet src/caffe/layers/bn_layer.cpp): INFERENCE
+    is scale * x + shift; LEARN, the default, normalises with the batch's own statistics in
+    every phase (mean over N, H, W; variance E[x^2] - E[x]^2; + 1e-9), then scales and shifts.
+    hszhao/PSPNet src/caffe/layers/bn_layer.cpp (commit c479f4fe, the yjxiong-style BN that
+    PSPNet's own deploy files use) at test time, or when frozen, uses the stored mean and
+    variance: slope * (x - mean) / sqrt(var + eps) + bias, blobs (1, C, 1, 1).
+    Not handled: wy1iu/LargeMargin_Softmax_Loss's BN, which has the same bn_param fields but
+    keeps (1, C) blobs and stores the inverse standard deviation in blob 3; the definition alone
+    cannot tell the two apart."""
+
+    elementwise = True
+    origin = "the SegNet fork (alexgkendall/caffe-segnet) and the PSPNet/yjxiong forks"
+    checked_against = ("alexgkendall/caffe-segnet src/caffe/layers/bn_layer.cpp and caffe.proto; "
+                       "hszhao/PSPNet src/caffe/layers/bn_layer.cpp (commit c479f4fe); yjxiong/caffe's "
+                       "BNParameter (slope_filler, bias_filler, momentum, eps 1e-5, frozen)")
+
+    def pspnet_style(self, node) -> bool:
+        raw = (node.extra.get("bn_param") or [{}])[-1]
+        return isinstance(raw, dict) and any(k in raw for k in ("slope_filler", "momentum", "frozen", "eps"))
+
+    def mode(self, node) -> str:
+        from .fork import ForkParams
+        return str(ForkParams(node, "bn_param", _SEGNET_BN).get("bn_mode"))
+
+    def check(self, node, diags):
+        if not self.pspnet_style(node) and self.mode(node) not in ("LEARN", "INFERENCE", "0", "1"):
+            diags.add(codes.BAD_PARAM.at(node.span, message=f"layer '{node.name}': bn_mode must be LEARN or "
+                                                            f"INFERENCE, got {self.mode(node)}"))
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 4)
+        return [shape]
+
+    def param_shapes(self, node, in_shapes):
+        c = in_shapes[0][1] if len(in_shapes[0]) > 1 else 1
+        return [(1, c, 1, 1)] * (4 if self.pspnet_style(node) else 2)
+
+    def stat_blobs(self, node):
+        return {2, 3} if self.pspnet_style(node) else set()
+
+    def filler_params(self, node):
+        raw = (node.extra.get("bn_param") or [{}])[-1]
+        names = ("slope_filler", "bias_filler") if self.pspnet_style(node) else ("scale_filler", "shift_filler")
+        out = []
+        for name, default in zip(names, (1.0, 0.0)):
+            f = pb.FillerParameter()
+            spec = raw.get(name, [None])[-1] if isinstance(raw, dict) else None
+            f.type = str((spec.get("type") or ["constant"])[-1]) if isinstance(spec, dict) else "constant"
+            f.value = float((spec.get("value") or [default])[-1]) if isinstance(spec, dict) else default
+            out.append(f)
+        return out + [None, None] if self.pspnet_style(node) else out
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 2 * prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """Mul and Add with the (1, C, 1, 1) blobs; the stored statistics (PSPNet) or the batch's
+        own (SegNet's LEARN mode: ReduceMean over N, H, W) normalise first."""
+        from .fork import ForkParams
+        shape = (1, g.in_shape(0)[1], 1, 1)
+        x = g.x(0)
+        if self.pspnet_style(node):
+            eps = float(ForkParams(node, "bn_param", _PSP_BN).get("eps"))
+            mean, var = g.param(2, "mean", shape), g.param(3, "var", shape)
+            std = g.op("Sqrt", [g.op("Add", [var, g.const(eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
+            x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))
+        elif self.mode(node) in ("LEARN", "0"):
+            mean = g.reduce("ReduceMean", x, [0, 2, 3], 1)
+            sq = g.reduce("ReduceMean", g.op("Mul", [x, x], g.tmp("sq")), [0, 2, 3], 1)
+            var = g.op("Sub", [sq, g.op("Mul", [mean, mean], g.tmp("mean_sq"))], g.tmp("var"))
+            std = g.op("Sqrt", [g.op("Add", [var, g.const(SEGNET_BN_EPS, "eps")], g.tmp("var_eps"))], g.tmp("std"))
+            x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))
+        scaled = g.op("Mul", [x, g.param(0, "scale", shape)], g.tmp("scaled"))
+        g.op("Add", [scaled, g.param(1, "shift", shape)], g.y(0))

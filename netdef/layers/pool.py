@@ -188,11 +188,13 @@ class Pooling(Layer):
         """ONNX MaxPool / AveragePool with Caffe's geometry (see lower.pool)."""
         from ..export import lower as ops
         from ..proto import pb
-        if g.n_out > 1:
-            g.fail("the second top (the max-pooling mask) has no ONNX equivalent in Caffe's index format")
         shape = g.in_shape(0)
         geo = geometry(node, shape)
         pp = node.param.pooling_param
+        if g.n_out > 1:
+            # The MAX mask top, which SegNet's Upsample reads (see resize.max_pool_mask).
+            from .resize import max_pool_mask
+            return max_pool_mask(g, node, geo.kernel, geo.stride, geo.pad, shape[2:], g.out_shape(0)[2:])
         if geo.global_ and pp.pool != pb.PoolingParameter.STOCHASTIC:
             g.op("GlobalMaxPool" if pp.pool == pb.PoolingParameter.MAX else "GlobalAveragePool", [g.x(0)], g.y(0))
             return
@@ -277,3 +279,72 @@ class SPP(Layer):
         g.op("Concat", flat, g.y(0), axis=1)
 
 
+
+
+@register("Pooling3D")
+class Pooling3D(Layer):
+    """C3D's 3-D pooling on (N, C, L, H, W). facebook/C3D C3D-v1.0/src/caffe/layers/
+    pooling3d_layer.cpp: out = ceil((size + 2 pad - kernel) / stride) + 1 for height and width,
+    ceil((L - kernel_depth) / temporal_stride) + 1 for the length (never padded), with no clip
+    of the last window; pad only for AVE. MAX takes each window clipped to the input; AVE sums
+    the clipped window and divides by the window clipped to the padded frame (the length to L)."""
+
+    param = "pooling_param"
+    origin = "the C3D fork of Caffe (facebook/C3D)"
+    checked_against = "facebook/C3D C3D-v1.0/src/caffe/layers/pooling3d_layer.cpp (read from a stored copy)"
+
+    def geometry(self, node):
+        from .conv import c3d_geometry
+        kernel, stride, pad = c3d_geometry(node, "pooling_param")
+        pp = node.param.pooling_param
+        if pp.pool == P.STOCHASTIC:
+            bad(node, "STOCHASTIC 3-D pooling is not implemented in C3D (NOT_IMPLEMENTED)", node.field_span("pooling_param"))
+        if pad[1] and pp.pool != P.AVE:
+            bad(node, "C3D pads only average pooling (\"Padding implemented only for average pooling\")",
+                node.field_span("pooling_param", "pad"))
+        return kernel, stride, pad
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 5)
+        kernel, stride, pad = self.geometry(node)
+        out = [shape[0], shape[1]]
+        for i, name in enumerate(("length", "height", "width")):
+            span = shape[2 + i] + 2 * pad[i] - kernel[i]
+            if span < 0:
+                bad(node, f"kernel {kernel[i]} is larger than the input {name} {shape[2 + i]}",
+                    node.field_span("pooling_param"), code=codes.BAD_GEOMETRY)
+            out.append(-(-span // stride[i]) + 1)
+        return [tuple(out)]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        kernel, stride, pad = self.geometry(node)
+        n = len(rf.size)
+        return [window_rf(rf, kernel[-n:], stride[-n:], pad[-n:])]
+
+    def cost(self, node, in_shapes, out_shapes):
+        kernel, _, _ = self.geometry(node)
+        return {"macs": 0, "flops": prod(out_shapes[0]) * prod(kernel)}
+
+    def to_onnx(self, node, g):
+        """ONNX MaxPool / AveragePool, 3-D; the round-up overhang as end padding (ignored by
+        MaxPool, not counted by AveragePool with count_include_pad=0), C3D's spatial padding of
+        AVE as real zeros first so that it counts."""
+        kernel, stride, pad = self.geometry(node)
+        shape, out = g.in_shape(0), g.out_shape(0)
+        x = g.x(0)
+        size = list(shape[2:])
+        if any(pad):
+            x = g.op("Pad", [x, g.ints([0, 0, *pad, 0, 0, *pad], "pads")], g.tmp("padded"), mode="constant")
+            size = [size[i] + 2 * pad[i] for i in range(3)]
+        ends = [(out[2 + i] - 1) * stride[i] + kernel[i] - size[i] for i in range(3)]
+        if any(e >= k for e, k in zip(ends, kernel)):
+            g.fail("a window lies wholly past the input; ONNX pools refuse padding as large as the kernel")
+        common = dict(kernel_shape=list(kernel), strides=list(stride), pads=[0, 0, 0, *ends])
+        if node.param.pooling_param.pool == P.MAX:
+            g.op("MaxPool", [x], g.y(0), **common)
+        else:
+            g.op("AveragePool", [x], g.y(0), count_include_pad=0, **common)

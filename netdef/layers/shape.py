@@ -250,3 +250,179 @@ class BatchReindex(Layer):
     def infer_shapes(self, node, in_shapes):
         need_rank(node, in_shapes[1], 1, blob_index=1)
         return [(in_shapes[1][0],) + tuple(in_shapes[0][1:])]
+
+
+# --- rearrangements of Caffe forks ----------------------------------------------------------
+
+@register("ShuffleChannel")
+class ShuffleChannel(Layer):
+    """ShuffleNet's channel shuffle: channels seen as a (group, C/group) matrix, transposed.
+    The ShuffleNet Caffe forks' shuffle_channel_layer.cpp (read from stored copies of the
+    farmingyard/ShuffleNet layer): LayerSetUp CHECKs group > 0, top shaped like the bottom;
+    Resize_cpu copies plane i * C/group + j to j * group + i. ShuffleChannelParameter
+    { group = 1 [default = 1] }."""
+
+    elementwise = True
+    origin = "the MobileNet/ShuffleNet Caffe forks"
+    checked_against = "shuffle_channel_layer.cpp of the ShuffleNet forks (farmingyard/ShuffleNet; stored copies)"
+
+    def groups(self, node) -> int:
+        from .fork import ForkParams, _int
+        return _int(node, ForkParams(node, "shuffle_channel_param", {"group": 1}), "group")
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        if len(shape) < 2:
+            need_rank(node, shape, 2, exact=False)
+        g = self.groups(node)
+        if g < 1 or shape[1] % g:
+            bad(node, f"{shape[1]} channels of '{node.inputs[0].name}' {fmt_shape(shape)} do not split into "
+                      f"{g} groups", node.span, notes=["group must be positive and divide the channel count"])
+        return [shape]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """Reshape to (N, group, C/group, ...), swap the two, reshape back."""
+        groups = self.groups(node)
+        n, c, *rest = g.in_shape(0)
+        dyn = g.in_dyn(0)
+        a = g.reshape(g.x(0), [n, groups, c // groups, *rest], [dyn[0], False, False] + [False] * len(rest))
+        t = g.op("Transpose", [a], g.tmp("transpose"), perm=[0, 2, 1] + list(range(3, 3 + len(rest))))
+        g.reshape(t, g.out_shape(0), g.out_dyn(0), g.y(0))
+
+
+@register("Reorg")
+class Reorg(Layer):
+    """YOLOv2's passthrough. gklz1982/caffe-yolov2 src/caffe/layers/reorg_layer.cpp: stride is
+    required (CHECK has_stride), not in place; top (N, C*s*s, H/s, W/s), or with reverse
+    (N, C/(s*s), H*s, W*s). Its reorg_cpu is darknet's: the input's memory read as
+    (C/(s*s), H*s, W*s) planes and each s x s cell spread over s*s channel blocks, which is not a
+    space-to-depth of the input as laid out. ReorgParameter { stride = 1; reverse = 2 [false] }."""
+
+    origin = "YOLO ports of Caffe"
+    checked_against = ("gklz1982/caffe-yolov2 src/caffe/layers/reorg_layer.cpp and its reorg_cpu "
+                       "(util/math_functions.cpp); the fork's caffe.proto ReorgParameter")
+
+    def params(self, node):
+        from .fork import ForkParams, _int
+        p = ForkParams(node, "reorg_param", {"reverse": False})
+        if not p.has("stride"):
+            bad(node, "reorg_param has no stride", p.span(),
+                notes=["the Reorg layer of the YOLOv2 forks requires reorg_param { stride: N }"])
+        s = _int(node, p, "stride")
+        if s < 1:
+            bad(node, f"reorg stride must be positive, got {s}", p.span("stride"))
+        return s, bool(p.get("reverse"))
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 4)
+        if node.inputs[0] is node.outputs[0] or node.inputs[0].name == node.outputs[0].name:
+            bad(node, "Reorg does not allow in-place computation", node.span)
+        s, reverse = self.params(node)
+        n, c, h, w = shape
+        if reverse:
+            if c % (s * s):
+                bad(node, f"{c} channels are not a multiple of stride^2 = {s * s}", node.span)
+            return [(n, c // (s * s), h * s, w * s)]
+        # reorg_cpu reads the bottom as C/(s*s) planes of (H*s, W*s): C and the size must divide.
+        if c % (s * s) or h % s or w % s:
+            bad(node, f"the bottom {fmt_shape(shape)} does not divide by stride {s}: the channels must be a "
+                      f"multiple of {s * s} and the height and width of {s}", node.span, code=codes.BAD_GEOMETRY)
+        return [(n, c * s * s, h // s, w // s)]
+
+    def receptive_field(self, node, in_rfs):
+        return [None]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """Reshapes and a Transpose reproducing reorg_cpu's index map."""
+        s, reverse = self.params(node)
+        n, c, h, w = g.in_shape(0)
+        oc = c // (s * s)
+        dyn0 = g.in_dyn(0)[0]
+        if reverse:
+            # top[c2, j*s + dy, i*s + dx] = bottom[(dy*s + dx)*oc + c2, j, i]
+            a = g.reshape(g.x(0), [n, s, s, oc, h, w], [dyn0] + [False] * 5)
+            t = g.op("Transpose", [a], g.tmp("transpose"), perm=[0, 3, 4, 1, 5, 2])
+        else:
+            # The top, as a (C, H, W) array: top[(dy*s + dx)*oc + c2, j, i] = the bottom read as
+            # (oc, H*s, W*s) at [c2, j*s + dy, i*s + dx]; then that memory is (C*s*s, H/s, W/s).
+            a = g.reshape(g.x(0), [n, oc, h, s, w, s], [dyn0] + [False] * 5)
+            t = g.op("Transpose", [a], g.tmp("transpose"), perm=[0, 3, 5, 1, 2, 4])
+        g.reshape(t, g.out_shape(0), g.out_dyn(0), g.y(0))
+
+
+@register("AutoCrop")
+class AutoCrop(Layer):
+    """HED-style crop whose offset the net's geometry decides. The AutoCrop layer of the HED
+    forks (auto_crop_layer.hpp: two bottoms, one top, coord_map (1, -crop)) is the coordinate-map
+    crop of the FCN "future" branch, as the HED Crop layer (crop_layer.cpp, "an add for HED")
+    does it: walk back from both bottoms along first bottoms to a common blob, compose each
+    layer's coordinate map, and require a 1:1 map whose shift is a non-positive integer; crop =
+    -shift. Top (N, C, H1, W1) from bottom 1; top[h, w] = bottom0[h + crop_h, w + crop_w].
+    netdef's receptive fields carry the same maps (each blob's position 0 centre and jump in
+    input coordinates), so crop = (centre1 - centre0) / jump."""
+
+    bottoms = (2, 2)
+    origin = "the HED forks of Caffe (s9xie/hed and ports)"
+    checked_against = ("auto_crop_layer.hpp of the HED forks and the HED crop_layer.cpp (coordinate-map "
+                       "crop), both read from stored copies")
+
+    def infer_shapes(self, node, in_shapes):
+        a, b = in_shapes
+        need_rank(node, a, 4)
+        need_rank(node, b, 4, 1)
+        if b[2] > a[2] or b[3] > a[3]:
+            bad(node, f"'{node.inputs[1].name}' {fmt_shape(b)} is larger than '{node.inputs[0].name}' "
+                      f"{fmt_shape(a)}: nothing to crop to", node.bottom_span(1), code=codes.SHAPE_MISMATCH)
+        return [(a[0], a[1], b[2], b[3])]
+
+    def offsets(self, node):
+        """(crop_h, crop_w) from the bottoms' receptive fields, or a string saying why not."""
+        from fractions import Fraction
+        r0, r1 = (v.meta.get("rf") for v in node.inputs)
+        if r0 is None or r1 is None or r0.whole or r1.whole or len(r0.size) < 2 or len(r1.size) < 2:
+            return "the bottoms' coordinate maps are unknown"
+        out = []
+        a, b = node.inputs[0].meta["shape"], node.inputs[1].meta["shape"]
+        for i in range(2):
+            if Fraction(r0.stride[i]) != Fraction(r1.stride[i]):
+                return f"the bottoms have different strides ({r0.stride[i]} and {r1.stride[i]}): only 1:1 crops exist"
+            off = (Fraction(r1.center[i]) - Fraction(r0.center[i])) / Fraction(r0.stride[i])
+            if off.denominator != 1 or off < 0:
+                return f"the crop offset would be {off}, not a non-negative integer"
+            if off + b[2 + i] > a[2 + i]:
+                return f"the crop at offset {off} runs past '{node.inputs[0].name}'"
+            out.append(int(off))
+        return tuple(out)
+
+    def lint(self, node, in_shapes, out_shapes, diags):
+        pass
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        offs = self.offsets(node)
+        if isinstance(offs, str):
+            return [None]
+        from ..ir import RF
+        center = tuple(rf.center[i] + offs[i] * rf.stride[i] if i < 2 else rf.center[i] for i in range(len(rf.size)))
+        return [RF(rf.size, rf.stride, center)]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """ONNX Slice at the offsets the receptive fields give."""
+        offs = self.offsets(node)
+        if isinstance(offs, str):
+            g.fail(offs)
+        h, w = g.out_shape(0)[2:]
+        g.op("Slice", [g.x(0), g.ints(list(offs), "starts"), g.ints([offs[0] + h, offs[1] + w], "ends"),
+                       g.ints([2, 3], "axes")], g.y(0))

@@ -14,26 +14,31 @@ from ..build import unknown_type_note
 def run(graph) -> None:
     diags = graph.diagnostics
     for node in graph.nodes:
-        impl = node.impl
-        if impl is None:
-            if node.type:
-                fork, notes = unknown_type_note(node.type)
-                if fork is None:
-                    node.meta["invalid"] = True
-                    diags.add(codes.UNKNOWN_LAYER_TYPE.at(node.field_span(None, "type"), notes=notes,
-                                                          type=node.type, layer=node.name))
-            continue
-        before = diags.error_count  # counts errors past --max-errors too
-        _check_counts(node, diags)
-        p = node.param
-        if p.propagate_down and len(p.propagate_down) != len(p.bottom):
-            diags.add(codes.PROPAGATE_DOWN_COUNT.at(node.field_span(None, "propagate_down"), layer=node.name,
-                                                    got=len(p.propagate_down), bottoms=len(p.bottom)))
-        impl.check(node, diags)
-        if diags.error_count > before:
-            node.meta["invalid"] = True
+        check_node(node, diags)
     _unused_tops(graph, diags)
     _dead_layers(graph, diags)
+
+
+def check_node(node, diags) -> None:
+    """The checks of one layer that depend on nothing but the layer itself."""
+    impl = node.impl
+    if impl is None:
+        if node.type:
+            fork, notes = unknown_type_note(node.type)
+            if fork is None:
+                node.meta["invalid"] = True
+                diags.add(codes.UNKNOWN_LAYER_TYPE.at(node.field_span(None, "type"), notes=notes,
+                                                      type=node.type, layer=node.name))
+        return
+    before = diags.error_count  # counts errors past --max-errors too
+    _check_counts(node, diags)
+    p = node.param
+    if p.propagate_down and len(p.propagate_down) != len(p.bottom):
+        diags.add(codes.PROPAGATE_DOWN_COUNT.at(node.field_span(None, "propagate_down"), layer=node.name,
+                                                got=len(p.propagate_down), bottoms=len(p.bottom)))
+    impl.check(node, diags)
+    if diags.error_count > before:
+        node.meta["invalid"] = True
 
 
 def _range(lo, hi) -> str:

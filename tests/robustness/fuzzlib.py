@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import random
 import re
 import time
@@ -201,6 +202,20 @@ _LOCATED = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+):(?P<col>\d+): error\[E\
 _INTERNAL = ("Traceback", "internal error", "nested too deeply", "out of memory")
 
 
+def _located_in_json(out: str) -> list[tuple]:
+    """With --format json the diagnostics are in the document on standard output (issue 13):
+    (file, line, col, ...) of each located error there."""
+    if not out.lstrip().startswith("{"):
+        return []
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        return []
+    diags = doc.get("diagnostics", []) if isinstance(doc, dict) else []
+    return [(d["file"], d["line"], d["col"]) for d in diags
+            if isinstance(d, dict) and d.get("severity") == "error" and "file" in d and "line" in d]
+
+
 def violations(r: Result, files=()) -> list[str]:
     """What is wrong with a run, by the contract above; [] when it behaved."""
     bad = []
@@ -210,7 +225,7 @@ def violations(r: Result, files=()) -> list[str]:
         if needle in r.err or needle in r.out:
             bad.append(f"'{needle}' in the output")
     if r.code == 1:
-        located = _LOCATED.findall(r.err)
+        located = _LOCATED.findall(r.err) + _located_in_json(r.out)
         if not located:
             bad.append("exit 1 without a located error diagnostic (file:line:col: error[E...])")
         elif files:

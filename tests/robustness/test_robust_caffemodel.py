@@ -174,10 +174,15 @@ def test_weights_for_layers_that_do_not_exist(tmp_path):
     r = cli_ok("export", NET, "--weights", path, "-o", tmp_path / "o.onnx")
     assert r.code == 0
     assert re.search(rf"^{re.escape(str(path))}:1:1: warning\[W506\]: .*'ghost'", r.err, re.M)
-    # Nothing for the net's layer at all: its fillers are used, and the user is told where.
+    # Nothing for the net's layer at all: an error since issue 13 (weights of another net gave
+    # random filters and exit 0); with --allow-missing-weights its fillers are used, and the
+    # user is told where.
     only = tmp_path / "only_ghosts.caffemodel"
     only.write_bytes(model([("ghost", "InnerProduct", [((2, 2), np.zeros(4), False)])]))
-    r = cli_ok("export", NET, "--weights", only, "-o", tmp_path / "o.onnx")
+    r = cli_ok("export", NET, "--weights", only, "-o", tmp_path / "refused.onnx")
+    assert r.code == 1 and re.search(rf"^{re.escape(str(NET))}:3:1: error\[E505\]: .*'conv'", r.err, re.M)
+    assert not (tmp_path / "refused.onnx").exists()
+    r = cli_ok("export", NET, "--weights", only, "--allow-missing-weights", "-o", tmp_path / "o.onnx")
     assert r.code == 0 and re.search(rf"^{re.escape(str(NET))}:3:1: warning\[W505\]: .*'conv'", r.err, re.M)
 
 

@@ -1,0 +1,223 @@
+"""Resizing layers of Caffe forks: SegNet's Upsample (max-unpooling with the pooling mask, or a
+nearest-neighbour copy in the one-bottom darknet ports) and PSPNet/DeepLab's Interp (bilinear,
+corners to corners). Their parameters are fork fields, read from node.extra (fork.ForkParams).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .. import codes
+from ..forks import PSPNET, SEGNET
+from ..ir import RF
+from .base import Layer, bad, fmt_shape, need_rank, prod, register
+from .fork import ForkParams, _int
+
+# SegNet's caffe.proto (alexgkendall/caffe-segnet src/caffe/proto/caffe.proto, UpsampleParameter):
+# scale = 1 [default 2], scale_h = 2, scale_w = 3, pad_out_h = 4 [false], pad_out_w = 5 [false],
+# upsample_h = 6, upsample_w = 7.
+_UPSAMPLE = {"scale": 2, "pad_out_h": False, "pad_out_w": False}
+
+
+def _frac(x):
+    return int(x) if isinstance(x, Fraction) and x.denominator == 1 else x
+
+
+@register("Upsample")
+class Upsample(Layer):
+    """SegNet's max-unpooling (bottoms: data, pooling mask); one-bottom ports scale by nearest
+    neighbour. Output: upsample_h/w if given, else H*scale_h - pad_out_h (SegNet)."""
+
+    bottoms = (1, 2)
+    origin = SEGNET + "; one-bottom nearest-neighbour form: darknet2caffe ports (YOLOv3)"
+    checked_against = ("alexgkendall/caffe-segnet src/caffe/layers/upsample_layer.cpp; "
+                       "one bottom: davidwjx/netboom FW/nu4100/app/target/ev72/graphs/common/custom_layers/yolo_v3/"
+                       "Upsample2Layer_pixel.h (a YOLOv3 Caffe upsample: output (h, w) reads input (h / scale, "
+                       "w / scale))")
+
+    def sizes(self, node, shape):
+        p = ForkParams(node, "upsample_param", _UPSAMPLE)
+        # UpsampleLayer::LayerSetUp: upsample_h/w when both are given, else scale (or scale_h
+        # and scale_w), which must be > 1; Reshape: H * scale_h - pad_out_h.
+        if p.has("upsample_h") and p.has("upsample_w"):
+            return _int(node, p, "upsample_h"), _int(node, p, "upsample_w"), None
+        sh = _int(node, p, "scale_h") if p.has("scale_h") else _int(node, p, "scale")
+        sw = _int(node, p, "scale_w") if p.has("scale_w") else _int(node, p, "scale")
+        if sh < 1 or sw < 1:
+            bad(node, f"upsample scale must be positive, got {sh} x {sw}", p.span("scale"))
+        h = shape[2] * sh - int(bool(p.get("pad_out_h")))
+        w = shape[3] * sw - int(bool(p.get("pad_out_w")))
+        return h, w, (sh, sw)
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 4)
+        if len(in_shapes) > 1:
+            mask = in_shapes[1]
+            if mask != shape:
+                bad(node, f"the pooling mask '{node.inputs[1].label}' {fmt_shape(mask)} must have the shape of "
+                          f"the data '{node.inputs[0].label}' {fmt_shape(shape)}", node.bottom_span(1),
+                    code=codes.SHAPE_MISMATCH)
+        h, w, _ = self.sizes(node, shape)
+        if h <= 0 or w <= 0:
+            bad(node, f"the output size would be {h} x {w}", node.span, code=codes.BAD_GEOMETRY)
+        return [(shape[0], shape[1], h, w)]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        shape = node.inputs[0].meta["shape"]
+        h, w, _ = self.sizes(node, shape)
+        scale = (Fraction(h, shape[2]), Fraction(w, shape[3]))
+        jump = tuple(_frac(rf.stride[i] / scale[i]) for i in range(min(2, len(rf.size))))
+        return [RF(rf.size, jump + tuple(rf.stride[2:]), rf.center)]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """Two bottoms: ScatterElements of each plane's values to their mask indices in a zero
+        plane (Caffe's loop, later writes win). One bottom: Resize, nearest, asymmetric, floor
+        (output o copies input floor(o / scale))."""
+        n, c, h, w = g.in_shape(0)
+        oh, ow = g.out_shape(0)[2:]
+        dynamic = any(g.in_dyn(0))
+        if g.n_in == 1:
+            sizes = g.ints([n, c, oh, ow], "sizes")
+            if dynamic:
+                sizes = g.op("Concat", [g.op("Slice", [g.op("Shape", [g.x(0)], g.tmp("shape")), g.ints([0], "s0"),
+                                                        g.ints([2], "s2")], g.tmp("nc")),
+                                        g.ints([oh, ow], "hw")], g.tmp("sizes"), axis=0)
+            g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="nearest",
+                 coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+            return
+        from onnx import TensorProto
+        flat = g.op("Reshape", [g.x(0), g.ints([0, 0, -1], "flat")], g.tmp("values"))
+        idx = g.op("Cast", [g.op("Reshape", [g.x(1), g.ints([0, 0, -1], "flat_mask")], g.tmp("mask"))],
+                   g.tmp("index"), to=TensorProto.INT64)
+        zshape = g.ints([n, c, oh * ow], "zeros_shape")
+        if dynamic:
+            shp = g.op("Shape", [flat], g.tmp("shape"))
+            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
+            zshape = g.op("Concat", [nc, g.ints([oh * ow], "plane")], g.tmp("zeros_shape"), axis=0)
+        zeros = g.op("ConstantOfShape", [zshape], g.tmp("zeros"))
+        if g.ex.fp16:
+            zeros = g.op("Cast", [zeros], g.tmp("zeros16"), to=TensorProto.FLOAT16)
+        out = g.op("ScatterElements", [zeros, idx, flat], g.tmp("scatter"), axis=2)
+        g.op("Reshape", [out, g.ints([0, 0, oh, ow], "out_shape")], g.y(0))
+
+
+def max_pool_mask(g, node, kernel, stride, pad, in_hw, out_hw):
+    """A MAX pooling layer's second top, Caffe's mask: the index h * W + w (within its plane)
+    of each window's first maximum. ONNX MaxPool's Indices count over the whole tensor in the
+    same row-major order and also keep the first maximum (strict comparison, as Caffe's
+    `bottom > top`), so the plane index is Indices mod H*W."""
+    from onnx import TensorProto
+
+    from ..export.lower import _fit_end
+    ends = []
+    for i in range(2):
+        e, crop = _fit_end(in_hw[i], pad[i], out_hw[i], kernel[i], stride[i])
+        if crop is not None or e >= kernel[i]:
+            g.fail("the pooling mask of a layer whose windows lie past its input has no ONNX equivalent")
+        ends.append(e)
+    y, ind = g.op("MaxPool", [g.x(0)], [g.y(0), g.tmp("indices")], kernel_shape=list(kernel),
+                  strides=list(stride), pads=[pad[0], pad[1], ends[0], ends[1]])
+    plane = g.op("Mod", [ind, g.ints(in_hw[0] * in_hw[1], "plane")], g.tmp("plane_index"))
+    g.op("Cast", [plane], g.y(1), to=TensorProto.FLOAT16 if g.ex.fp16 else TensorProto.FLOAT)
+
+
+# PSPNet's caffe.proto (hszhao/PSPNet src/caffe/proto/caffe.proto, InterpParameter): height = 1,
+# width = 2, zoom_factor = 3 [default 1], shrink_factor = 4 [default 1], pad_beg = 5 [0],
+# pad_end = 6 [0]. "Given" below means written in the file, as InterpLayer tests has_*().
+_INTERP = {"pad_beg": 0, "pad_end": 0, "zoom_factor": 1, "shrink_factor": 1}
+
+
+@register("Interp")
+class Interp(Layer):
+    """DeepLab/PSPNet bilinear resize (align-corners). zoom: (H-1)*zoom + 1; shrink:
+    (H-1)/shrink + 1; both: shrink then zoom; or an explicit height/width; pad_beg/pad_end
+    (<= 0) crop the input first."""
+
+    bottoms = (1, 2)
+    origin = PSPNET
+    checked_against = "hszhao/PSPNet src/caffe/layers/interp_layer.cpp and src/caffe/util/interp.cpp"
+
+    def sizes(self, node, in_shapes):
+        p = ForkParams(node, "interp_param", _INTERP)
+        shape = in_shapes[0]
+        need_rank(node, shape, 4)
+        beg, end = int(p.get("pad_beg")), int(p.get("pad_end"))
+        if beg > 0 or end > 0:
+            bad(node, "Interp supports only pad_beg/pad_end <= 0 (cropping)", p.span("pad_beg"))
+        eff = [shape[2] + beg + end, shape[3] + beg + end]
+        zoom, shrink = p.has("zoom_factor"), p.has("shrink_factor")
+        # InterpLayer::LayerSetUp, in its order of precedence.
+        if shrink and not zoom:
+            s = _int(node, p, "shrink_factor")
+            if s < 1:
+                bad(node, f"shrink_factor must be at least 1, got {s}", p.span("shrink_factor"))
+            out = [(e - 1) // s + 1 for e in eff]
+        elif zoom and not shrink:
+            z = _int(node, p, "zoom_factor")
+            if z < 1:
+                bad(node, f"zoom_factor must be at least 1, got {z}", p.span("zoom_factor"))
+            out = [e + (e - 1) * (z - 1) for e in eff]
+        elif p.has("height") and p.has("width"):
+            out = [_int(node, p, "height"), _int(node, p, "width")]
+        elif zoom and shrink:
+            s, z = _int(node, p, "shrink_factor"), _int(node, p, "zoom_factor")
+            if s < 1 or z < 1:
+                bad(node, f"shrink_factor and zoom_factor must be at least 1, got {s} and {z}", p.span())
+            out = [(e - 1) // s + 1 for e in eff]
+            out = [o + (o - 1) * (z - 1) for o in out]
+        elif len(in_shapes) > 1:
+            out = list(in_shapes[1][2:4])
+        else:
+            bad(node, "interp_param gives no output size", p.span(),
+                notes=["give zoom_factor, shrink_factor, or height and width"])
+        if min(eff) <= 0 or min(out) <= 0:
+            bad(node, f"the output size would be {out[0]} x {out[1]} from an input of {fmt_shape(shape)}",
+                p.span(), code=codes.BAD_GEOMETRY)
+        return out
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        h, w = self.sizes(node, in_shapes)
+        return [(shape[0], shape[1], h, w)]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        shape = node.inputs[0].meta["shape"]
+        out = node.outputs[0].meta["shape"]
+        # Align-corners: output o samples input o * (H_in - 1) / (H_out - 1).
+        jump = []
+        for i in range(min(2, len(rf.size))):
+            hi, ho = shape[2 + i], out[2 + i]
+            ratio = Fraction(hi - 1, ho - 1) if ho > 1 else Fraction(1)
+            jump.append(_frac(rf.stride[i] * ratio))
+        return [RF(tuple(rf.size[i] + rf.stride[i] for i in range(len(rf.size))), tuple(jump), rf.center)]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 8 * prod(out_shapes[0])}
+
+    def to_onnx(self, node, g):
+        """ONNX Resize, linear, align_corners (caffe_cpu_interp2 maps corner to corner)."""
+        out = g.out_shape(0)
+        p = ForkParams(node, "interp_param", _INTERP)
+        beg, end = int(p.get("pad_beg")), int(p.get("pad_end"))
+        x = g.x(0)
+        if beg or end:
+            # pad_beg/pad_end <= 0 crop the input before resizing.
+            h, w = g.in_shape(0)[2:]
+            x = g.op("Slice", [x, g.ints([-beg, -beg], "crop_starts"), g.ints([h + end, w + end], "crop_ends"),
+                               g.ints([2, 3], "crop_axes")], g.tmp("cropped"))
+        # PSPNet's caffe_cpu_interp2 maps corners to corners: (in - 1) / (out - 1).
+        sizes = g.ints(list(out), "sizes")
+        if any(g.out_dyn(0)):
+            shp = g.op("Shape", [g.x(0)], g.tmp("shape"))
+            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
+            sizes = g.op("Concat", [nc, g.ints(list(out[2:]), "hw")], g.tmp("sizes"), axis=0)
+        g.op("Resize", [x, "", "", sizes], g.y(0), mode="linear", coordinate_transformation_mode="align_corners")
