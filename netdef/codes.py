@@ -84,6 +84,7 @@ EXPORT_CUSTOM = _w("W530", "layer '{layer}' ({type}) is exported as a node of th
 # --- upgrade (netdef/upgrade.py; E210-E213 above are upgrade codes too) ------------------
 DROPPED_BY_UPGRADE = _w("W214", "the upgrade drops '{field}': {why}")
 FORK_V1_TYPE = _w("W215", "'{value}' is not a BVLC Caffe V1 layer type: it comes from {fork}; upgraded to type \"{v2}\"")
+FORK_FIELD_READ = _w("W216", "'{field}' is not a BVLC Caffe field of {message}: it comes from {fork}; {reading}")
 
 # --- E6xx: solvers ------------------------------------------------------------------------
 NO_LR_POLICY = Code("E601", "the solver has no lr_policy")

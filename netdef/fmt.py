@@ -418,8 +418,8 @@ def cmd_fmt(args) -> int:
             status = 1
             failed += 1
             continue
-        # The fork-field warnings (W202) are summed up in the one line below.
-        print_diagnostics([d for d in parsed.diagnostics if d.code != "W202"])
+        # The fork-field warnings (W202, W216) are summed up in the one line below.
+        print_diagnostics([d for d in parsed.diagnostics if d.code not in ("W202", "W216")])
         kept = count_extras(parsed.loc)
         if kept and not checking:
             names = ", ".join(dict.fromkeys(kept))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import forks
 from .proto import pb
 
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -73,10 +74,11 @@ class Step:
 
 
 class _Ctx:
-    def __init__(self, layer: pb.LayerParameter, phase: int, extra: dict | None = None):
+    def __init__(self, layer: pb.LayerParameter, phase: int, extra: dict | None = None, loc=None):
         self.layer = layer
         self.phase = phase
         self.extra = extra or {}      # fields the schema lacks (fork layers' parameters)
+        self.loc = loc                # the layer's Loc: fork fields inside known messages
 
     def fork_param(self, message: str, name: str, default):
         """The last value given for `message { name: ... }`, a fork field, else `default`."""
@@ -165,7 +167,7 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
             bottoms.append(blobs[b].astype(np.float64))
         params = [np.asarray(w, dtype=np.float64) for w in weights.get(layer.name, [])]
         layer_loc = layer_locs[index] if index < len(layer_locs) else None
-        ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None))
+        ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None), layer_loc)
         ctx.loc = layer_loc
         ctx.net, ctx.index, ctx.phase_value = net, index, (ph, level, tuple(stages))
         with np.errstate(all="ignore"):
@@ -368,7 +370,11 @@ def _pooling(ctx, layer, bottoms, params):
         ctx.fail("STOCHASTIC pooling has no CPU forward in Caffe (NOT_IMPLEMENTED)")
     if min(kernel) <= 0 or min(stride) <= 0:
         ctx.fail("kernel and stride must be positive")
-    y = pool2d(x, p.pool, kernel, stride, pad, p.round_mode)
+    # The fork's `ceil_mode` (false: round down) overrides BVLC's round_mode (netdef/forks.py).
+    fork_ceil = forks.ceil_mode(ctx.loc)
+    round_mode = p.round_mode if fork_ceil is None else (pb.PoolingParameter.CEIL if fork_ceil
+                                                         else pb.PoolingParameter.FLOOR)
+    y = pool2d(x, p.pool, kernel, stride, pad, round_mode)
     outs = [y]
     if len(layer.top) > 1:
         if p.pool != pb.PoolingParameter.MAX:

@@ -104,7 +104,7 @@ def test_fork_ceil_mode_false_rounds_down():
     g = _net('layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX '
              'kernel_size: 3 stride: 2 ceil_mode: false } }', shape="1 dim: 1 dim: 8 dim: 8")
     assert g.blob("p").meta["shape"] == (1, 1, 3, 3)
-    assert "W202" in _codes(g)  # the fork field is still reported as not BVLC
+    assert "W216" in _codes(g)  # the fork field is still reported as not BVLC, and as read
 
 
 def test_global_pooling_and_rectangular_conv():

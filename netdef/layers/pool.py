@@ -10,7 +10,7 @@ in both modes.
 """
 from __future__ import annotations
 
-from .. import codes
+from .. import codes, forks
 from ..ir import RF
 from ..proto import pb
 from .base import Layer, bad, fmt_shape, need_rank, prod, register, whole_rf, window_rf
@@ -26,12 +26,12 @@ class PoolGeometry:
 
 
 def rounds_up(node) -> bool:
-    pp = node.param.pooling_param
-    sub = node.loc.msg("pooling_param") if node.loc is not None else None
-    fork = sub.extra.get("ceil_mode") if sub is not None else None
-    if fork:
-        return bool(fork[-1])
-    return pp.round_mode == P.CEIL
+    """CEIL or FLOOR rounding: the fork's `ceil_mode` when given (see forks.ceil_mode), else
+    BVLC's round_mode. The NumPy reference reads the same two fields the same way."""
+    fork = forks.ceil_mode(node.loc)
+    if fork is not None:
+        return fork
+    return node.param.pooling_param.round_mode == P.CEIL
 
 
 def static_geometry_errors(node) -> list[tuple[str, object, list]]:
@@ -137,6 +137,12 @@ class Pooling(Layer):
     def check(self, node, diags):
         for msg, span, notes in static_geometry_errors(node):
             diags.add(codes.BAD_PARAM.at(span, notes=notes, message=f"layer '{node.name}': {msg}"))
+        values = forks.ceil_mode_values(node.loc)
+        if values and forks.as_bool(values[-1]) is None:
+            # The fork's Caffe reads ceil_mode as a bool: anything else fails its text parser.
+            diags.add(codes.BAD_PARAM.at(node.field_span("pooling_param"), notes=[
+                "ceil_mode is a bool: true (round the output size up) or false (round it down)"],
+                message=f"layer '{node.name}': ceil_mode must be true or false, got {values[-1]}"))
 
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
