@@ -112,16 +112,17 @@ def pooled_sizes(hw, g: PoolGeometry) -> list[int]:
 def pool_output(node, shape, g: PoolGeometry, field="pooling_param") -> tuple:
     need_rank(node, shape, 4)
     hw = shape[2:]
-    for i, axis in enumerate(("height", "width")):
-        if g.kernel[i] > hw[i] + 2 * g.pad[i]:
-            bad(node, f"kernel {g.kernel[i]} is larger than the padded input {axis} {hw[i]} + 2 x {g.pad[i]} = "
-                      f"{hw[i] + 2 * g.pad[i]} of '{node.inputs[0].name}' {fmt_shape(shape)}",
-                node.field_span(field, "kernel_size"), code=codes.BAD_GEOMETRY,
-                notes=["the input is too small for this layer; use a larger input or a smaller kernel"])
     out = pooled_sizes(hw, g)
+    # Caffe's PoolingLayer checks no size against the kernel (BVLC src/caffe/layers/
+    # pooling_layer.cpp, Reshape): a kernel larger than the padded input gives 1 or 0 windows,
+    # and a deploy file whose input is a 1x1 placeholder, set at run time, loads. Only a
+    # negative size fails, in Blob::Reshape's CHECK_GE(shape[i], 0). The rest is a warning (lint).
     for i, axis in enumerate(("height", "width")):
-        if out[i] <= 0:
-            bad(node, f"the output {axis} would be {out[i]}", node.field_span(field), code=codes.BAD_GEOMETRY)
+        if out[i] < 0:
+            bad(node, f"the output {axis} would be {out[i]}: kernel {g.kernel[i]} on the padded input {axis} "
+                      f"{hw[i]} + 2 x {g.pad[i]} of '{node.inputs[0].name}' {fmt_shape(shape)}",
+                node.field_span(field, "kernel_size"), code=codes.BAD_GEOMETRY,
+                notes=["Caffe's Blob::Reshape refuses a negative size; use a larger input or a smaller kernel"])
     return (shape[0], shape[1], out[0], out[1])
 
 
@@ -167,6 +168,19 @@ class Pooling(Layer):
     def lint(self, node, in_shapes, out_shapes, diags):
         g = geometry(node, in_shapes[0])
         if g.global_:
+            return
+        small = [(axis, i) for i, axis in enumerate(("height", "width"))
+                 if g.kernel[i] > in_shapes[0][2 + i] + 2 * g.pad[i]]
+        if small:
+            # Not an error: Caffe loads it (see pool_output); a placeholder input set at run time.
+            detail = "; ".join(f"{axis}: kernel {g.kernel[i]} on {in_shapes[0][2 + i]} + 2 x {g.pad[i]}"
+                               for axis, i in small)
+            windows = " x ".join(str(o) for o in out_shapes[0][2:]) + " windows"
+            field = "kernel_size" if node.param.pooling_param.HasField("kernel_size") else "kernel_h"
+            diags.add(codes.POOL_KERNEL_LARGER.at(node.field_span("pooling_param", field), layer=node.name,
+                                                  detail=f"({detail})", windows=windows,
+                                                  notes=["a deploy file often gives a placeholder input size; "
+                                                         "pass the real one with --input NAME=N,C,H,W"]))
             return
         over = []  # (axis, where the last window lies, where the input ends)
         for i, axis in enumerate(("height", "width")):
