@@ -254,3 +254,41 @@ def test_bench_and_verify_warn_about_nan(tmp_path, capsys):
     assert main(["verify", str(net)]) == 0
     out, err = capsys.readouterr()
     assert "nan.prototxt:5:1: warning[W517]: output 'prob'" in err and "nan.prototxt:6:1: warning[W517]: output 'inf'" in err
+
+
+BATCH_NET = """
+name: "batched"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 10 dim: 3 dim: 6 dim: 6 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+"""
+
+
+@pytest.mark.parametrize("extra,want", [([], 1), (["--batch", "3"], 3)])
+def test_verify_runs_one_sample_unless_told(tmp_path, monkeypatch, capsys, extra, want):
+    """Issue 11: verify ran the declared batch (10 or 50) through the NumPy reference, minutes
+    on a big net; it now runs 1 sample by default, `--batch N` to choose."""
+    from netdef.export import runtime
+    seen = []
+    real_run = runtime.Session.run
+
+    def run(self, feed):
+        seen.append({k: v.shape for k, v in feed.items()})
+        return real_run(self, feed)
+
+    monkeypatch.setattr(runtime.Session, "run", run)
+    path = tmp_path / "net.prototxt"
+    path.write_text(BATCH_NET)
+    assert main(["verify", str(path), *extra]) == 0
+    assert seen and all(shapes["data"] == (want, 3, 6, 6) for shapes in seen), seen
+    assert "compared 2 blobs" in capsys.readouterr().out
+
+
+def test_verify_keeps_the_declared_batch_when_the_net_fixes_it(tmp_path, capsys):
+    # The Reshape fixes the batch at 10: batch 1 cannot be analysed, so the net runs as declared.
+    path = tmp_path / "net.prototxt"
+    path.write_text(BATCH_NET + 'layer { name: "r" type: "Reshape" bottom: "fc" top: "r" '
+                                'reshape_param { shape { dim: 10 dim: 3 } } }\n')
+    assert main(["verify", str(path)]) == 0, capsys.readouterr().err
+    assert main(["verify", str(path), "--batch", "0"]) == 2
