@@ -171,7 +171,13 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
         ctx.loc = layer_loc
         ctx.net, ctx.index, ctx.phase_value = net, index, (ph, level, tuple(stages))
         with np.errstate(all="ignore"):
-            outs = fn(ctx, layer, bottoms, params)
+            try:
+                outs = fn(ctx, layer, bottoms, params)
+            except MemoryError as e:
+                # numpy says what it could not allocate ("Unable to allocate 3.1 GiB for an array
+                # with shape ..."): the layer and that size, instead of a bare "out of memory".
+                ctx.fail(f"out of memory in the NumPy reference: {e or 'the size needed is not known'}"
+                         f" (its bottoms hold {sum(b.nbytes for b in bottoms) / 2**20:.1f} MiB as float64)")
             if len(outs) != len(layer.top):
                 ctx.fail(f"computes {len(outs)} output(s) but has {len(layer.top)} top(s)")
             # Past float32's range is Inf, as in Caffe's float blobs: not worth a RuntimeWarning.

@@ -292,3 +292,19 @@ def test_verify_keeps_the_declared_batch_when_the_net_fixes_it(tmp_path, capsys)
                                 'reshape_param { shape { dim: 10 dim: 3 } } }\n')
     assert main(["verify", str(path)]) == 0, capsys.readouterr().err
     assert main(["verify", str(path), "--batch", "0"]) == 2
+
+
+def test_verify_names_the_layer_and_size_when_the_reference_runs_out_of_memory(tmp_path, monkeypatch, capsys):
+    import netdef.reference as reference
+
+    def hungry(ctx, layer, bottoms, params):
+        # What numpy raises when an allocation fails (its message gives the size).
+        raise MemoryError("Unable to allocate 7.45 GiB for an array with shape (1000000000,) and data type float64")
+
+    monkeypatch.setitem(reference._OPS, "InnerProduct", hungry)
+    path = tmp_path / "net.prototxt"
+    path.write_text(BATCH_NET)
+    # The layers before it are compared; the stop is reported (W515, as any incomplete comparison).
+    assert main(["verify", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning[W515]" in err and "layer 'fc' (InnerProduct): out of memory in the NumPy reference: Unable to allocate 7.45 GiB" in err
