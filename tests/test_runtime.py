@@ -308,3 +308,20 @@ def test_verify_names_the_layer_and_size_when_the_reference_runs_out_of_memory(t
     assert main(["verify", str(path)]) == 0
     err = capsys.readouterr().err
     assert "warning[W515]" in err and "layer 'fc' (InnerProduct): out of memory in the NumPy reference: Unable to allocate 7.45 GiB" in err
+
+
+def test_verify_shows_progress_through_the_reference(tmp_path, monkeypatch, capsys):
+    import netdef.progress as progress
+
+    class Eager(progress.Progress):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **{**k, "delay": 0.0, "interval": 0.0})
+
+    monkeypatch.setattr(progress, "force", True)
+    monkeypatch.setattr(progress, "Progress", Eager)
+    path = tmp_path / "net.prototxt"
+    path.write_text(BATCH_NET)
+    assert main(["verify", str(path)]) == 0
+    err = capsys.readouterr().err
+    # One line redrawn in place per layer, naming it, then erased.
+    assert "\rverify: NumPy reference: 2/3 (0 s) conv" in err and "\rverify: NumPy reference: 3/3 (0 s) fc" in err

@@ -124,9 +124,13 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
             ref_inputs[v.name] = rng.standard_normal(tuple(v.meta["shape"])).astype(np.float32)
     nodes = {n.name: n for n in graph.nodes}
     comparisons, skipped, stopped, first_bad = [], [], None, None
+    from ..progress import Progress
+    # The reference is the long part on a big net (a line on a terminal after a second).
+    progress = Progress("verify: NumPy reference", total=len(graph.parsed.message.layer))
     try:
         for step in trace(graph.parsed.message, blobs, ref_inputs, phase=phase, level=level, stages=stages,
                           loc=graph.parsed.loc):
+            progress.update(detail=step.layer)
             node = nodes.get(step.layer)
             if node is None or not node.inputs:
                 continue
@@ -143,6 +147,8 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
                     first_bad = c
     except ReferenceError as e:
         stopped = str(e)
+    finally:
+        progress.close()
     return Report(comparisons, first_bad, skipped, stopped, sess.provider, nonfinite)
 
 
