@@ -155,6 +155,7 @@ def valid_sizes(graph: Graph, lo: int, hi: int) -> SizeScan:
             start.setdefault(tuple(sorted(state.items())), [[], state])[0].append(s)
         classes = list(start.values())
         for i, node in enumerate(nodes):
+            prog.update(detail=node.name)
             impl = node.impl
             survivors = []
             for members, state in classes:
@@ -194,11 +195,13 @@ def valid_sizes(graph: Graph, lo: int, hi: int) -> SizeScan:
             classes = list(merged.values())
         return sorted(s for members, _ in classes for s in members)
 
+    from .progress import Progress
     modes = {}
-    for mode in ("height", "width", "square"):
-        sizes = [(s, s if mode != "width" else declared[0], s if mode != "height" else declared[1])
-                 for s in range(lo, hi + 1)]
-        modes[mode] = _ranges(scan(sizes))
+    with Progress("sizes", total=3 * len(nodes)) as prog:   # a line on a terminal when it takes a while
+        for mode in ("height", "width", "square"):
+            sizes = [(s, s if mode != "width" else declared[0], s if mode != "height" else declared[1])
+                     for s in range(lo, hi + 1)]
+            modes[mode] = _ranges(scan(sizes))
     return SizeScan([v.name for v in spatial], declared, modes, sorted(fixed.items()), skipped,
                     [(v.name, [n.name for n in r]) for v, r in derived],
                     [(v.name, tuple(v.meta["shape"][-2:])) for v in held], [n.name for n in unchecked])

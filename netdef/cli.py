@@ -15,6 +15,7 @@ DiagnosticError / CliError / UsageError for failures.
 from __future__ import annotations
 
 import argparse
+import errno
 import contextlib
 import importlib
 import json
@@ -270,10 +271,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
                            help="feed this array to an input (random data otherwise)")
             p.add_argument("--top", type=int, default=5, help="top-k classes to print for classifier outputs")
+            p.add_argument("--labels", metavar="FILE", help="class names for top-k, one per line (line k: class k)")
         else:
             p.add_argument("--batch", type=int, default=None, help="batch size of the random inputs")
-            p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
-            p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+            p.add_argument("--runs", type=int, default=50, help="at most this many timed runs (default 50)")
+            p.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
+                           help="stop the warm-up, and the timed runs, after this long (default 10; "
+                                "at least one timed run)")
+            p.add_argument("--warmup", type=int, default=5, help="untimed runs first, reported apart (default 5)")
+            p.add_argument("--threads", type=int, default=None, metavar="N",
+                           help="onnxruntime's intra-op threads (default: its own choice)")
 
     p = add("verify")
     _file(p)
@@ -303,9 +310,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = add("lr")
     _file(p, "a solver definition or a bundled solver's name")
-    p.add_argument("--iters", default=None, metavar="START:STOP[:STEP]", help="iterations (default 0:max_iter)")
+    p.add_argument("--iters", default=None, metavar="START:STOP[:STEP]",
+                   help="every iteration in this range (default: the change points and a sample of 0:max_iter)")
+    p.add_argument("--all", action="store_true", help="every iteration from 0 to max_iter")
     _format_option(p, ["text", "tsv", "json"], what="; text and tsv are the same")
-    p.add_argument("--plot", metavar="OUT.png|svg", help="also draw the schedule")
+    p.add_argument("--plot", metavar="OUT.svg|png|pdf", help="also draw the schedule (with matplotlib)")
+    p.add_argument("--log", action="store_true", help="with --plot: a logarithmic learning-rate axis")
 
     p = add("list")
     _format_option(p)
@@ -621,16 +631,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SystemExit as e:  # argparse's --help / --version
         return int(e.code or 0) if isinstance(e.code, int) else 0
+    except OSError as e:
+        # Standard output that cannot take the result (a full disk, /dev/full, a closed pipe) is
+        # "an output could not be written" (exit 1), not a bug in netdef.
+        if debug or e.errno not in _WRITE_ERRNOS:
+            if debug:
+                raise
+            return _internal_error(e, json_mode, args)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"netdef: error: cannot write the output: {e.strerror or e}\n")
+        return 1
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug:
             raise
-        # Exit 3, not 1: a script must be able to tell "the input has errors" from "netdef broke".
-        if json_mode and args is not None:
-            with contextlib.suppress(Exception):
-                _failure_json(args, error=f"internal error: {type(e).__name__}: {e}", code=3)
-        sys.stderr.write(f"netdef: internal error: {type(e).__name__}: {e}\n"
-                         "This is a bug in netdef; run with --debug for the traceback and report it.\n")
-        return 3
+        return _internal_error(e, json_mode, args)
     finally:
         _set_state(**saved_state)
         for sig, handler in previous.items():
@@ -638,5 +652,39 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(sig, handler)
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, errno.EFBIG}
+
+
+def _internal_error(e: BaseException, json_mode: bool, args) -> int:
+    # Exit 3, not 1: a script must be able to tell "the input has errors" from "netdef broke".
+    if json_mode and args is not None:
+        with contextlib.suppress(Exception):
+            _failure_json(args, error=f"internal error: {type(e).__name__}: {e}", code=3)
+    sys.stderr.write(f"netdef: internal error: {type(e).__name__}: {e}\n"
+                     "This is a bug in netdef; run with --debug for the traceback and report it.\n")
+    return 3
+
+
+def entry() -> None:
+    """The `netdef` program (console script and `python -m netdef`): main(), then an exit that
+    skips freeing every object one by one. After `fmt` of a large file that teardown took a
+    quarter of the run (a parse leaves a million small objects); mypy exits the same way.
+    Standard streams are flushed and atexit handlers run first."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except ValueError:  # already closed (the language server closes its streams at exit)
+            pass
+        except OSError as e:  # standard output on a full disk, say
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(f"netdef: error: cannot write the output: {e.strerror or e}\n")
+                sys.stderr.flush()
+            code = code or 1
+    import atexit
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

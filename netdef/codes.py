@@ -99,6 +99,7 @@ SOLVER_CONSTRAINT = Code("E610", "{field} must be {rule} for the {type} solver, 
 SOLVER_IGNORES = _w("W611", "'{field}' has no effect with the {type} solver")
 SOLVER_SUSPICIOUS = _w("W612", "{field} = {value} with the {type} solver: {why}")
 BAD_REGULARIZATION = Code("E613", "unknown regularization_type '{value}'; Caffe knows 'L1' and 'L2'")
+NOT_A_SOLVER = Code("E630", "{path} is a network definition, not a solver")
 SOLVER_VALUE = Code("E614", "{field} must be {rule}, got {value}")
 SOLVER_VALUE_WARN = _w("W615", "{field} = {value}: {why}")
 NO_TRAIN_NET = Code("E616", "the solver names no training net")

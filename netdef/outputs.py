@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import secrets
 import stat
 
 from .diagnostics import CliError
@@ -74,7 +73,7 @@ def atomic_path(path: str, suffix: str = ""):
     # moment after it is created (a signal lands between two bytecodes) still removes it.
     try:
         while True:
-            tmp = os.path.join(d, f".netdef-{secrets.token_hex(8)}{suffix}")
+            tmp = os.path.join(d, f".netdef-{os.urandom(8).hex()}{suffix}")
             try:
                 os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
                 break

@@ -11,20 +11,18 @@ so far); schema errors (unknown fields, wrong types, ...) are collected and pars
 from __future__ import annotations
 
 import gc
+import os
 import re
+import sys
 import threading
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
-
-import lark
 
 from . import codes
 from .diagnostics import Diagnostics, Span
 from .proto import pb
 from .resources import GRAMMAR
 from .source import Source
-from lark.parsers.lalr_analysis import Shift
-
 from .transform import Loc, MessageFiller, Tok, _Abort
 
 GRAMMAR_PATH = GRAMMAR
@@ -51,10 +49,17 @@ class _Machine:
     """The grammar's LALR(1) tables (built by lark from netdef/data/grammar/prototxt.lark) and a tight
     driver for them. lark's own parser front end allocates a Token and runs a generic tree
     builder for every token; definitions are large and token-dense, so netdef lexes with one
-    compiled pattern and calls the transformer's callbacks straight from the table loop."""
+    compiled pattern and calls the transformer's callbacks straight from the table loop.
 
-    def __init__(self):
-        grammar = lark.Lark(GRAMMAR_PATH.read_text(), parser="lalr", lexer="basic")
+    Building the tables with lark costs more than parsing a small file, so they are cached on
+    disk (see _load_machine): `_Machine()` builds them, `_Machine.from_state` restores them."""
+
+    def __init__(self, grammar_text: str | None = None):
+        import lark  # only to build the tables; a cached copy needs neither lark nor its imports
+        from lark.parsers.lalr_analysis import Shift
+
+        text = GRAMMAR_PATH.read_text() if grammar_text is None else grammar_text
+        grammar = lark.Lark(text, parser="lalr", lexer="basic")
         table = grammar.parser.parser.parser.parse_table
         ignore = set(grammar.ignore_tokens)
         regexps, literals = [], []
@@ -100,11 +105,51 @@ class _Machine:
                         g[sym] = arg
                 else:
                     name = arg.alias or arg.origin.name
-                    cb = None if name in trivial else getattr(_filler, name)
+                    cb = None if name in trivial else str(name)  # a callback's name until _bind
                     a[sym] = (False, (len(arg.expansion), cb, str(arg.origin.name)))
             self.actions[state] = a
             self.goto[state] = g
         self.fused_in_place = self._fused_in_place_states()
+        import marshal
+        self.snapshot = marshal.dumps(self._snapshot())  # what the cache stores (before _bind)
+        self._bind()
+
+    # --- the cached form: plain data (str, int, tuple, dict, frozenset) that marshal stores ----
+    _STATE_FIELDS = ("pattern", "start", "end", "actions", "goto", "fused_in_place")
+
+    def _snapshot(self) -> dict:
+        return {"pattern": (self.pattern.pattern, self.pattern.flags), "start": self.start, "end": self.end,
+                "actions": self.actions, "goto": self.goto, "fused_in_place": self.fused_in_place}
+
+    def _bind(self) -> None:
+        """Callback names in the reduce actions -> the filler's bound methods."""
+        for acts in self.actions.values():
+            for sym, (shift, arg) in acts.items():
+                if not shift and arg[1] is not None:
+                    acts[sym] = (False, (arg[0], getattr(_filler, arg[1]), arg[2]))
+
+    @classmethod
+    def from_state(cls, state: dict) -> "_Machine":
+        """A machine from a cached snapshot; raises (KeyError, TypeError, ValueError,
+        AttributeError, re.error) when the snapshot is not a well-formed one."""
+        self = cls.__new__(cls)
+        if not isinstance(state, dict) or set(state) != set(cls._STATE_FIELDS):
+            raise ValueError("not a table snapshot")
+        pattern, flags = state["pattern"]
+        self.pattern = re.compile(pattern, flags)
+        self.start, self.end = int(state["start"]), int(state["end"])
+        self.actions = {int(s): {str(k): (bool(v[0]), (int(v[1]) if v[0] else (int(v[1][0]), v[1][1], str(v[1][2]))))
+                                 for k, v in acts.items()} for s, acts in state["actions"].items()}
+        self.goto = {int(s): {str(k): int(v) for k, v in g.items()} for s, g in state["goto"].items()}
+        self.fused_in_place = frozenset(state["fused_in_place"])
+        for acts in self.actions.values():  # every action leads to a known state
+            for shift, arg in acts.values():
+                if shift and arg not in self.actions or not shift and not isinstance(arg[1], (str, type(None))):
+                    raise ValueError("inconsistent table snapshot")
+        if self.start not in self.actions or not self.fused_in_place <= set(self.actions):
+            raise ValueError("inconsistent table snapshot")
+        self._bind()
+        return self
 
     def _fused_in_place_states(self) -> frozenset:
         """States where a SCALAR_FIELD token leaves the parse stack as it found it.
@@ -194,11 +239,97 @@ class _Machine:
 
 _machine: _Machine | None = None
 
+# --- the table cache ----------------------------------------------------------------------------
+#
+# Where: $NETDEF_CACHE_DIR, else $XDG_CACHE_HOME/netdef, else ~/.cache/netdef. What: one file per
+# (grammar text, this module's source, lark version, Python version), named after a hash of
+# them; the file repeats them in full and is used only when they match exactly, so an edited
+# grammar or driver, another lark or another Python never sees stale tables. A file that cannot
+# be read, is corrupt (checksum) or does not match is replaced; a directory that cannot be
+# written just means the tables are built each time. Nothing here ever fails a parse.
+
+_CACHE_MAGIC = b"netdef-lalr-tables 1\n"
+
+
+def cache_dir() -> str | None:
+    if os.environ.get("NETDEF_CACHE_DIR"):
+        return os.environ["NETDEF_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "netdef") if os.path.isabs(base) else None
+
+
+def _lark_version() -> str:
+    """lark's version, read from its package without importing it (importing lark costs more
+    than loading the cached tables)."""
+    import importlib.util
+    spec = importlib.util.find_spec("lark")
+    if spec is None or not spec.origin:
+        return "none"
+    try:
+        with open(spec.origin, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return "unreadable"
+    for line in text.splitlines():
+        if line.startswith("__version__"):
+            return line.partition("=")[2].strip().strip("'\"")
+    return "unknown"
+
+
+def _cache_key(grammar_text: str) -> bytes:
+    try:
+        with open(__file__, "rb") as f:
+            driver = f.read()
+    except OSError:  # pragma: no cover - a frozen install: the netdef version stands for the driver
+        from . import __version__
+        driver = __version__.encode()
+    return b"\0".join([grammar_text.encode(), driver, _lark_version().encode(), sys.version.encode()])
+
+
+def _load_machine() -> _Machine:
+    import marshal
+    grammar_text = GRAMMAR_PATH.read_text()
+    directory = cache_dir()
+    if directory is None:
+        return _Machine(grammar_text)
+    key = _cache_key(grammar_text)
+    path = os.path.join(directory, f"tables-{zlib.crc32(key):08x}{zlib.adler32(key):08x}.bin")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        head, stored_key, checksum, payload = data[:len(_CACHE_MAGIC)], *_split(data[len(_CACHE_MAGIC):])
+        if head == _CACHE_MAGIC and stored_key == key and checksum == zlib.crc32(payload):
+            return _Machine.from_state(marshal.loads(payload))
+    except Exception:  # noqa: BLE001 - missing, unreadable or corrupt: rebuilt below
+        pass
+    machine = _Machine(grammar_text)
+    payload = machine.snapshot
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(_CACHE_MAGIC + len(key).to_bytes(8, "little") + key +
+                    zlib.crc32(payload).to_bytes(4, "little") + payload)
+        os.replace(tmp, path)
+    except OSError:  # read-only or full: the tables are simply built again next time
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    return machine
+
+
+def _split(rest: bytes) -> tuple[bytes, int, bytes]:
+    n = int.from_bytes(rest[:8], "little")
+    key = rest[8:8 + n]
+    checksum = int.from_bytes(rest[8 + n:12 + n], "little")
+    return key, checksum, rest[12 + n:]
+
 
 def _get_machine() -> _Machine:
     global _machine
     if _machine is None:
-        _machine = _Machine()
+        _machine = _load_machine()
     return _machine
 
 

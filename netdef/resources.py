@@ -5,21 +5,25 @@ from the repository layout.
 """
 from __future__ import annotations
 
-import atexit
-import contextlib
-from importlib import resources
 from pathlib import Path
-
-_stack = contextlib.ExitStack()
-atexit.register(_stack.close)
 
 
 def _data_root() -> Path:
+    # The usual install, a directory: its data folder directly (importlib.resources and the
+    # zipfile machinery it imports cost more at start-up than the rest of a small `check`).
+    here = Path(__file__).parent / "data"
+    if here.is_dir():
+        return here
+    import atexit
+    import contextlib
+    from importlib import resources
+    stack = contextlib.ExitStack()
+    atexit.register(stack.close)
     ref = resources.files("netdef").joinpath("data")
     if isinstance(ref, Path):
         return ref
     # A zipped install: extract once for the life of the process.
-    return _stack.enter_context(resources.as_file(ref))  # pragma: no cover
+    return stack.enter_context(resources.as_file(ref))  # pragma: no cover
 
 
 DATA = _data_root()

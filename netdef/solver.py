@@ -657,10 +657,27 @@ def plan_nets(parsed, diags: Diagnostics) -> list[NetUse]:
 
 def load_solver(path: str, max_errors: int = 100):
     """Parse (and upgrade) a solver; raises DiagnosticError when it cannot be read as one."""
-    from . import load
-    from .parse import SOLVER
+    from .library import resolve
+    from .parse import NET, SOLVER, _NET_KEYS, parse_text, sniff_kind
+    from .source import Source
+    from .upgrade import upgrade_parsed
 
-    parsed = load(path, kind=SOLVER, max_errors=max_errors)
+    source = Source.from_path(resolve(path))
+    if sniff_kind(source.text) == NET:
+        # Parsed as a solver, a net would be a hundred 'unknown field' errors: say what it is
+        # (after its syntax errors, if it has any: those are what to fix first).
+        as_net = parse_text(source, NET, max_errors)
+        if not as_net.syntax_ok:
+            raise DiagnosticError(list(as_net.diagnostics))
+        m = _NET_KEYS.search(source.text)
+        at = m.start(1) if m.group(1) else m.start()
+        word = m.group(1) or "name"
+        raise DiagnosticError([codes.NOT_A_SOLVER.at(
+            Span(source, at, at + len(word)), path=source.path,
+            notes=[f"it has '{word}', which solvers do not; a solver sets base_lr, lr_policy, net, ...",
+                   "'netdef check' and 'netdef summary' analyse networks; 'netdef lr' and 'netdef solver' "
+                   "take the solver that trains one (the library's are listed by 'netdef list')"])])
+    parsed = upgrade_parsed(parse_text(source, SOLVER, max_errors))
     if not parsed.syntax_ok:
         raise DiagnosticError(list(parsed.diagnostics))
     return parsed
@@ -697,13 +714,47 @@ def _checked(args):
     return parsed
 
 
+SAMPLES = 11          # the default view: this many evenly spaced iterations ...
+CHANGE_POINTS = 20    # ... and up to this many change points
+
+
+def short_schedule(schedule: Schedule, stop: int) -> tuple[np.ndarray, int]:
+    """The default view of 0:stop: iteration 0, the first CHANGE_POINTS change points, evenly
+    spaced samples and the last iteration, in order; with the number of change points."""
+    if stop <= 0:
+        return np.zeros(0, np.int64), 0
+    changes = schedule.change_points(stop)
+    its = {0, stop - 1}
+    its.update(int(round(x)) for x in np.linspace(0, stop, SAMPLES) if round(x) < stop)
+    its.update(t for t, _ in changes[:CHANGE_POINTS])
+    return np.array(sorted(its), dtype=np.int64), len(changes)
+
+
 def cmd_lr(args) -> int:
+    if args.all and args.iters is not None:
+        raise UsageError("netdef lr: give --iters or --all, not both")
     parsed = _checked(args)
     msg = parsed.message
     start, stop, step = parse_iters(args.iters, msg.max_iter)
     schedule = Schedule(msg)
     if args.plot:
-        plot_schedule(args.plot, parsed, schedule, start, stop)
+        plot_schedule(args.plot, parsed, schedule, start, stop, log=args.log)
+    elif args.log:
+        raise UsageError("netdef lr: --log applies to --plot")
+    short = args.iters is None and not args.all
+    if short:
+        sample, n_changes = short_schedule(schedule, stop)
+        blocks = [(sample, schedule.rates(sample))]
+        from . import progress
+        if not progress.quiet:
+            what = (f"the first {CHANGE_POINTS} of its {n_changes:,} change points and an even sample"
+                    if n_changes > CHANGE_POINTS else
+                    f"its {n_changes} change point{'s' if n_changes > 1 else ''} and an even sample" if n_changes
+                    else "an even sample")
+            sys.stderr.write(f"netdef lr: {len(sample)} of {stop:,} iterations ({what}); "
+                             "--iters START:STOP[:STEP] for a range, --all for every iteration\n")
+    else:
+        blocks = schedule.chunks(start, stop, step)
     out = sys.stdout
     if args.format == "json":
         from .cli import SCHEMA_VERSION, collected
@@ -711,18 +762,19 @@ def cmd_lr(args) -> int:
                            "file": parsed.source.path, "lr_policy": msg.lr_policy, "type": type_name(msg),
                            "base_lr": _json_float(F32(msg.base_lr)), "max_iter": msg.max_iter,
                            "change_points": [{"iter": t, "lr": _json_float(v)}
-                                             for t, v in schedule.change_points(stop)]}, indent=1)
+                                             for t, v in schedule.change_points(stop)],
+                           "sampled": short}, indent=1)
         # The points are streamed a chunk at a time, as the TSV is: max_iter can be 2^31.
         out.write(head[:-2] + ',\n "points": [')
         first = True
-        for it, r in schedule.chunks(start, stop, step):
+        for it, r in blocks:
             items = [f'{{"iter": {i}, "lr": {json.dumps(_json_float(v))}}}' for i, v in zip(it.tolist(), r.tolist())]
             if items:
                 out.write(("\n  " if first else ",\n  ") + ",\n  ".join(items))
                 first = False
         out.write("\n ],\n \"diagnostics\": " + json.dumps([d.to_json() for d in collected]) + "\n}\n")
         return 0
-    for it, r in schedule.chunks(start, stop, step):
+    for it, r in blocks:
         out.write("".join(f"{i}\t{fmt_rate(v)}\n" for i, v in zip(it.tolist(), r.tolist())))
     return 0
 
@@ -736,255 +788,90 @@ def _json_float(v) -> float | None:
 
 
 # --- the schedule plot -----------------------------------------------------------------------
-#
-# A report-quality chart with only the project's own dependencies: the chart is a list of
-# primitives (lines, text, dots) written out natively as SVG, and for PNG/PDF as a Graphviz
-# graph whose nodes are pinned at their coordinates (`neato -n2`), so Graphviz's cairo/pango
-# renderers draw the same lines and text. (matplotlib is not a dependency; `dot` cannot
-# rasterise an SVG without librsvg.)
 
 
-class _Chart:
-    def __init__(self, width: float, height: float):
-        self.w, self.h = width, height
-        self.items: list[tuple] = []
-
-    def line(self, pts, color="#333333", width=1.0, dash=False):
-        if len(pts) >= 2:
-            self.items.append(("line", [(float(x), float(y)) for x, y in pts], color, width, dash))
-
-    def text(self, x, y, s, size=11.0, anchor="start", color="#222222", bold=False):
-        self.items.append(("text", float(x), float(y), str(s), size, anchor, color, bold))
-
-    def dot(self, x, y, r, color):
-        self.items.append(("dot", float(x), float(y), r, color))
-
-    def svg(self) -> str:
-        from xml.sax.saxutils import escape
-
-        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.w:g}" height="{self.h:g}" '
-               f'viewBox="0 0 {self.w:g} {self.h:g}" font-family="Helvetica, Arial, sans-serif">',
-               f'<rect width="{self.w:g}" height="{self.h:g}" fill="white"/>']
-        for it in self.items:
-            if it[0] == "line":
-                _, pts, color, width, dash = it
-                d = " ".join(f"{x:.2f},{y:.2f}" for x, y in pts)
-                out.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{width:g}"'
-                           + (' stroke-dasharray="4,3"' if dash else "") + ' stroke-linejoin="round"/>')
-            elif it[0] == "text":
-                _, x, y, s, size, anchor, color, bold = it
-                out.append(f'<text x="{x:.2f}" y="{y:.2f}" font-size="{size:g}" text-anchor="{anchor}" '
-                           f'fill="{color}"' + (' font-weight="bold"' if bold else "") + f">{escape(s)}</text>")
-            else:
-                _, x, y, r, color = it
-                out.append(f'<circle cx="{x:.2f}" cy="{y:.2f}" r="{r:g}" fill="{color}"/>')
-        out.append("</svg>\n")
-        return "\n".join(out)
-
-    def gv(self, dpi: int = 150) -> str:
-        """The same chart as a Graphviz graph for `neato -n2` (positions in points, y upwards)."""
-        h = self.h
-
-        def q(s: str) -> str:
-            return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-        out = [f'graph chart {{ graph [bb="0,0,{self.w:g},{h:g}" bgcolor=white dpi={dpi} pad=0.1 '
-               'outputorder=edgesfirst];',
-               'node [shape=point width=0 height=0 style=invis label=""]; edge [dir=none];']
-        n = 0
-        for it in self.items:
-            if it[0] == "line":
-                _, pts, color, width, dash = it
-                # One edge whose spline (`pos`, honoured by -n2) is the whole polyline: each
-                # straight piece p→q is the cubic Bézier p, p, q, q, so joints stay joined.
-                ctrl = [pts[0]]
-                for a, b in zip(pts, pts[1:]):
-                    ctrl += [a, b, b]
-                words = [f"{x:.2f},{h - y:.2f}" for x, y in ctrl]
-                # DOT's scanner refuses quoted strings over 16 KiB; "a" + "b" concatenates.
-                spline = '" + "'.join(" ".join(words[i:i + 400]) + (" " if i + 400 < len(words) else "")
-                                      for i in range(0, len(words), 400))
-                (x0, y0), (x1, y1) = pts[0], pts[-1]
-                out.append(f'p{n} [pos="{x0:.2f},{h - y0:.2f}"]; p{n + 1} [pos="{x1:.2f},{h - y1:.2f}"];')
-                style = ' style=dashed' if dash else ''
-                out.append(f'p{n} -- p{n + 1} [pos="{spline}" color="{color}" penwidth={width:g}{style}];')
-                n += 2
-            elif it[0] == "text":
-                _, x, y, s, size, anchor, color, bold = it
-                width = max(0.2, len(s) * size * 0.62 / 72)  # generous: the label is justified inside
-                cx = {"start": x + width * 36, "end": x - width * 36}.get(anchor, x)
-                just = {"start": "\\l", "end": "\\r"}.get(anchor, "")
-                label = q(s)[:-1] + just + '"'
-                font = "Helvetica-Bold" if bold else "Helvetica"
-                out.append(f'p{n} [shape=plaintext style="" fixedsize=true width={width:.3f} height={size / 72:.3f} '
-                           f'pos="{cx:.2f},{h - y + size * 0.35:.2f}" label={label} fontsize={size:g} '
-                           f'fontname="{font}" fontcolor="{color}"];')
-                n += 1
-            else:
-                _, x, y, r, color = it
-                out.append(f'p{n} [shape=circle style=filled fixedsize=true width={2 * r / 72:.3f} '
-                           f'color="{color}" fillcolor="{color}" pos="{x:.2f},{h - y:.2f}"];')
-                n += 1
-        out.append("}")
-        return "\n".join(out)
-
-
-def _nice_step(span: float, target: int = 6) -> float:
-    raw = span / max(1, target)
-    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
-    for m in (1, 2, 2.5, 5, 10):
-        if raw <= m * mag:
-            return m * mag
-    return 10 * mag
-
-
-def _short_int(v: float) -> str:
-    v = int(round(v))
-    for div, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
-        if abs(v) >= div and v % (div // 100) == 0 and abs(v) >= 10 * div // 10:
-            return f"{v / div:g}{suffix}"
-    return f"{v:,}"
-
-
-def _drop_collinear(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Keep the ends of horizontal and vertical runs only: a flat stretch is one line, not
-    hundreds of anti-aliased pieces."""
-    out: list[tuple[float, float]] = []
-    for pt in pts:
-        if len(out) >= 2 and ((out[-1][1] == out[-2][1] == pt[1]) or (out[-1][0] == out[-2][0] == pt[0])):
-            out[-1] = pt
-        else:
-            out.append(pt)
-    return out
-
-
-def schedule_chart(parsed, schedule: Schedule, start: int, stop: int) -> _Chart:
-    msg = parsed.message
-    last = max(start, stop - 1)
-    changes = [(t, r) for t, r in schedule.change_points(stop) if start < t <= last]
-    n = min(last - start + 1, 600)
+def _plot_points(schedule: Schedule, start: int, last: int, changes) -> tuple[np.ndarray, np.ndarray]:
+    """Up to 2,000 evenly spaced iterations, plus both sides of every change point shown, so
+    that a step is drawn where it happens."""
+    n = min(last - start + 1, 2000)
     iters = set(np.unique(np.round(np.linspace(start, last, n)).astype(np.int64)).tolist())
     for t, _ in changes:
         iters.update((t - 1, t))
-    xs = np.array(sorted(iters), dtype=np.int64)
-    ys = schedule.rates(xs).astype(np.float64)
-    finite = np.isfinite(ys)
-    fv = ys[finite]
+    xs = np.array(sorted(i for i in iters if start <= i <= last), dtype=np.int64)
+    return xs, schedule.rates(xs).astype(np.float64)
 
-    W, H, L, R, T, B = 860.0, 520.0, 96.0, 36.0, 104.0, 62.0
-    pw, ph = W - L - R, H - T - B
-    c = _Chart(W, H)
-    name = os.path.basename(parsed.source.path)
-    c.text(L, 28, f"Learning rate: {name}", size=16, bold=True)
+
+def schedule_figure(parsed, schedule: Schedule, start: int, stop: int, log: bool = False):
+    """The schedule over [start, stop) as a matplotlib Figure (no pyplot: no global state)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
+
+    msg = parsed.message
+    last = max(start, stop - 1)
+    changes = [(t, r) for t, r in schedule.change_points(stop) if start < t <= last]
+    xs, ys = _plot_points(schedule, start, last, changes)
+    ys = np.where(np.isfinite(ys) & ((ys > 0) if log else True), ys, np.nan)  # gaps, not wild lines
+
+    fig = Figure(figsize=(8.6, 5.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
     p = schedule.policy
-    details = [f"{type_name(msg)}", f"lr_policy \"{p.name}\"", f"base_lr {_num(msg.base_lr)}"]
+    details = [type_name(msg), f'lr_policy "{p.name}"', f"base_lr {_num(msg.base_lr)}"]
     details += [f"{f} {_num(getattr(msg, f))}" for f in ("gamma", "power", "stepsize") if f in p.needs]
     if "stepvalue" in p.needs:
         details.append("stepvalue " + ", ".join(str(v) for v in msg.stepvalue[:8]) + (" …" if len(msg.stepvalue) > 8 else ""))
     if p.name == "poly" or msg.max_iter:
         details.append(f"max_iter {msg.max_iter:,}")
-    c.text(L, 50, " · ".join(details), size=11.5, color="#555555")
-    c.text(L, 50 + 16, f"rate = {p.formula}", size=11.5, color="#555555")
-
-    # Multiplicative schedules read best on a log axis once they span two decades; the others
-    # (inv, poly, sigmoid) are shaped curves a linear axis shows as they are.
-    log = (p.name in ("step", "multistep", "exp") and bool(len(fv)) and float(fv.min()) > 0
-           and float(fv.max()) / float(fv.min()) > 100)
-    if not len(fv):
-        lo, hi = 0.0, 1.0
-    elif log:
-        # a small tolerance: float32 1e-6 is 9.99999997e-07 and must not open a decade of its own
-        lo, hi = math.floor(math.log10(fv.min()) + 1e-6), math.ceil(math.log10(fv.max()) - 1e-6)
-        hi = hi if hi > lo else lo + 1
-    else:
-        lo, hi = min(0.0, float(fv.min())), float(fv.max())
-        hi = hi * 1.08 if hi > 0 else (1.0 if hi == lo else hi)
-        if hi == lo:
-            hi = lo + 1.0
-
-    def X(i):
-        return L + (i - start) / max(1, last - start) * pw
-
-    def Y(v):
-        t = (math.log10(v) - lo) / (hi - lo) if log else (v - lo) / (hi - lo)
-        return T + ph * (1 - t)
-
-    grid, axis = "#e6e6e6", "#444444"
-    # y ticks
-    if log:
-        every = max(1, math.ceil((hi - lo) / 8))
-        for d in range(int(lo), int(hi) + 1, every):
-            y = Y(10.0 ** d)
-            c.line([(L, y), (L + pw, y)], grid)
-            c.text(L - 8, y + 4, f"{10.0 ** d:g}", anchor="end", size=10.5)
-    else:
-        st = _nice_step(hi - lo)
-        v = math.ceil(lo / st) * st
-        while v <= hi + st * 1e-9:
-            y = Y(v)
-            c.line([(L, y), (L + pw, y)], grid)
-            c.text(L - 8, y + 4, f"{float(f'{v:.10g}'):g}", anchor="end", size=10.5)
-            v += st
-    # x ticks
-    st = max(1, _nice_step(max(1, last - start)))
-    v = math.ceil(start / st) * st
-    while v <= last + 1e-9:
-        x = X(v)
-        c.line([(x, T), (x, T + ph)], grid)
-        c.line([(x, T + ph), (x, T + ph + 5)], axis)
-        c.text(x, T + ph + 19, _short_int(v), anchor="middle", size=10.5)
-        v += st
-    c.line([(L, T), (L, T + ph), (L + pw, T + ph)], axis, 1.2)
-    c.text(L + pw / 2, H - 14, "iteration", anchor="middle", size=12)
-    c.text(L, T - 10, "learning rate" + (" (log scale)" if log else ""), anchor="start", size=12, color="#333333")
-
-    # the schedule: piecewise-constant policies are drawn as steps
-    segment: list[tuple[float, float]] = []
-    segments = []
-    prev = None
-    for i, v, ok in zip(xs.tolist(), ys.tolist(), finite.tolist()):
-        if not ok or (log and v <= 0):
-            if len(segment) > 1:
-                segments.append(segment)
-            segment, prev = [], None
-            continue
-        if p.stepped and prev is not None and v != prev:
-            segment.append((X(i), Y(prev)))
-        segment.append((X(i), Y(v)))
-        prev = v
-    if segment:
-        segments.append(segment if len(segment) > 1 else segment * 2)
-    for seg in segments:
-        c.line(_drop_collinear(seg), "#1f5fa8", 2.2)
-    if not len(fv):
-        c.text(L + pw / 2, T + ph / 2, "no finite learning rate in this range", anchor="middle", size=13, color="#b22222")
-
-    # change points: where a stepped schedule drops
+    # Text from the definition is data: parse_math=False keeps a '$' in a file name literal.
+    fig.suptitle(f"Learning rate: {os.path.basename(parsed.source.path)}", x=0.01, ha="left",
+                 fontweight="bold", parse_math=False)
+    ax.set_title(" · ".join(details) + f"\nrate = {p.formula}", loc="left", fontsize=9, color="#555555",
+                 parse_math=False)
+    ax.plot(xs, ys, color="#1f5fa8", linewidth=2, drawstyle="steps-post" if p.stepped else "default")
     if len(changes) <= 200:
-        for k, (t, r) in enumerate(changes):
-            if not math.isfinite(r) or (log and r <= 0):
-                continue
-            x, y = X(t), Y(r)
-            c.line([(x, T), (x, T + ph)], "#c0392b", 0.8, dash=True)
-            c.dot(x, y, 3.5, "#c0392b")
-            if len(changes) <= 12:
-                right = x > L + pw * 0.8
-                c.text(x + (-6 if right else 6), y - 8, f"{t:,} → {fmt_rate(r)}", anchor="end" if right else "start",
-                       size=10.5, color="#c0392b")
-    return c
+        shown = [(t, r) for t, r in changes if math.isfinite(r) and (r > 0 or not log)]
+        for t, r in shown:
+            ax.axvline(t, color="#c0392b", linewidth=0.8, linestyle="--", alpha=0.6)
+        if shown:
+            ax.plot([t for t, _ in shown], [r for _, r in shown], "o", color="#c0392b", markersize=4)
+        if len(shown) <= 12:
+            for t, r in shown:
+                right = t > start + 0.8 * (last - start)   # labels near the right edge go to the left
+                ax.annotate(f"{t:,} → {fmt_rate(r)}", (t, r), textcoords="offset points",
+                            xytext=(-5 if right else 5, 5), ha="right" if right else "left",
+                            fontsize=8, color="#c0392b", parse_math=False)
+    if log:
+        ax.set_yscale("log")
+    if not np.isfinite(ys).any():
+        ax.text(0.5, 0.5, "no finite learning rate in this range" + (" above 0" if log else ""),
+                transform=ax.transAxes, ha="center", color="#b22222")
+    ax.set_xlim(start, last if last > start else start + 1)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("learning rate" + (" (log scale)" if log else ""))
+    ax.grid(True, color="#e6e6e6")
+    return fig
 
 
-def plot_schedule(out: str, parsed, schedule: Schedule, start: int, stop: int) -> None:
-    from .draw import render
+def plot_schedule(out: str, parsed, schedule: Schedule, start: int, stop: int, log: bool = False) -> None:
+    import io
+
     from .outputs import check_writable, write_atomic
 
     ext = os.path.splitext(out)[1].lower().lstrip(".")
     if ext not in ("svg", "png", "pdf"):
         raise CliError(f"cannot plot to {out}: unknown format '{ext or out}'; use .svg, .png or .pdf")
     check_writable(out)
-    chart = schedule_chart(parsed, schedule, start, stop)
-    data = chart.svg().encode("utf-8") if ext == "svg" else render(chart.gv(), ext, engine="neato", neato_no_op=2)
-    write_atomic(out, data)
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise CliError(f"cannot plot: matplotlib is not installed ({e}); pip install matplotlib") from None
+    fig = schedule_figure(parsed, schedule, start, stop, log)
+    buf = io.BytesIO()
+    # No dates or random ids in the file: the same schedule gives the same bytes.
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(ext)
+    with matplotlib.rc_context({"svg.hashsalt": "netdef", "svg.fonttype": "none"}):
+        fig.savefig(buf, format=ext, metadata=metadata, dpi=150 if ext == "png" else "figure")
+    write_atomic(out, buf.getvalue())
 
 
 # --- compiling the nets and the `netdef solver` summary ----------------------------------------

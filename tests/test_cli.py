@@ -70,3 +70,16 @@ def test_failures_exit_1(monkeypatch, capsys, exc, needle):
 def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "netdef", "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("netdef ")
+
+
+def test_standard_output_that_cannot_be_written_is_exit_1_not_an_internal_error():
+    # /dev/full: every write fails with ENOSPC. That is "an output could not be written" (1),
+    # not a bug in netdef (3).
+    import subprocess
+    import sys
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "netdef", "summary", "lenet"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=600)
+    assert r.returncode == 1, r.stderr
+    assert "cannot write the output: No space left on device" in r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr

@@ -40,9 +40,52 @@ def _tsv_lines(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.strip()]
 
 
-def test_default_range_is_zero_to_max_iter(capsys):
-    assert main(["lr", str(LR / "solver_step.prototxt")]) == 0
+def test_all_is_zero_to_max_iter(capsys):
+    assert main(["lr", str(LR / "solver_step.prototxt"), "--all"]) == 0
     assert _tsv_lines(capsys.readouterr().out) == _tsv(LR / "step.tsv")  # max_iter 40: iterations 0..39
+
+
+def test_default_is_short_change_points_and_sample(capsys):
+    # stepsize 7 over max_iter 40: changes at 7, 14, 21, 28, 35; samples at 0, 4, 8, ..., 36 and 39
+    assert main(["lr", str(LR / "solver_step.prototxt")]) == 0
+    captured = capsys.readouterr()
+    rows = _tsv_lines(captured.out)
+    caffe = dict(line.split("\t") for line in _tsv(LR / "step.tsv"))
+    its = [int(r.split("\t")[0]) for r in rows]
+    assert its == sorted({0, 39, 7, 14, 21, 28, 35} | set(range(0, 40, 4)))
+    assert all(caffe[r.split("\t")[0]] == r.split("\t")[1] for r in rows)
+    assert "15 of 40 iterations" in captured.err and "--all" in captured.err and "--iters" in captured.err
+
+
+def test_default_stays_short_for_long_schedules(tmp_path, capsys):
+    # stepsize 1 over 2^31 - 1 iterations: a few dozen lines, not two billion
+    path = _solver(tmp_path, 'lr_policy: "step"\ngamma: 0.999\nstepsize: 1\n')
+    text = Path(path).read_text().replace("max_iter: 40", "max_iter: 2147483647")
+    Path(path).write_text(text)
+    assert main(["lr", path]) == 0
+    captured = capsys.readouterr()
+    rows = _tsv_lines(captured.out)
+    assert 20 <= len(rows) <= 40 and rows[0] == "0\t0.05" and rows[-1].startswith("2147483646\t")
+    assert [int(r.split("\t")[0]) for r in rows[1:21]] == list(range(1, 21))   # the first 20 changes
+    assert "the first 20 of its" in captured.err
+    assert main(["lr", path, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["sampled"] is True and len(doc["points"]) == len(rows)
+
+
+def test_all_and_iters_together_is_a_usage_error(capsys):
+    assert main(["lr", str(LR / "solver_step.prototxt"), "--all", "--iters", "0:5"]) == 2
+    assert main(["lr", str(LR / "solver_step.prototxt"), "--log"]) == 2
+    assert "--log applies to --plot" in capsys.readouterr().err
+
+
+def test_a_net_given_for_a_solver_is_one_error(capsys):
+    assert main(["lr", "lenet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error[") == 1 and "error[E630]" in err and "is a network definition, not a solver" in err
+    assert "E201" not in err and ":17:1:" in err   # lenet.prototxt's first line is a comment block
+    assert main(["solver", "googlenet"]) == 1
+    assert capsys.readouterr().err.count("error[") == 1
 
 
 def test_multistep_advances_one_step_per_iteration(capsys):
@@ -121,18 +164,44 @@ def test_plot_svg(tmp_path, capsys):
     assert main(["lr", str(LR / "solver_multistep.prototxt"), "--plot", str(out)]) == 0
     text = out.read_text()
     xml.dom.minidom.parseString(text)  # well-formed
-    assert "<polyline" in text and "iteration" in text and "learning rate" in text
-    # the three change points are marked and labelled: 5 → 0.015, 6 → 0.0045, 20 → 0.00135
-    assert text.count("<circle") == 3
+    assert "matplotlib" in text and "iteration" in text and "learning rate" in text and "log scale" not in text
+    # the three change points are labelled: 5 → 0.015, 6 → 0.0045, 20 → 0.00135
     for label in ("5 → 0.015", "6 → 0.0045", "20 → 0.00135"):
         assert label in text
-    assert _tsv_lines(capsys.readouterr().out) == _tsv(LR / "multistep.tsv")
+    assert "solver_multistep.prototxt" in text
+    assert _tsv_lines(capsys.readouterr().out)[0] == "0\t0.05"
+    # the same schedule gives the same bytes (no date, no random ids)
+    again = tmp_path / "again.svg"
+    assert main(["lr", str(LR / "solver_multistep.prototxt"), "--plot", str(again)]) == 0
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_plot_log_axis(tmp_path, capsys):
+    out = tmp_path / "lr.svg"
+    assert main(["lr", str(LR / "solver_step.prototxt"), "--plot", str(out), "--log"]) == 0
+    assert "learning rate (log scale)" in out.read_text()
+    from netdef.solver import Schedule, load_solver, schedule_figure
+    parsed = load_solver(str(LR / "solver_step.prototxt"))
+    fig = schedule_figure(parsed, Schedule(parsed.message), 0, 40, log=True)
+    assert fig.axes[0].get_yscale() == "log"
+    assert schedule_figure(parsed, Schedule(parsed.message), 0, 40).axes[0].get_yscale() == "linear"
+
+
+def test_plot_text_from_the_file_is_literal(tmp_path, capsys):
+    src = tmp_path / "a$x^2$<b>&.prototxt"
+    src.write_text((LR / "solver_step.prototxt").read_text())
+    out = tmp_path / "lr.svg"
+    assert main(["lr", str(src), "--plot", str(out)]) == 0
+    text = out.read_text()
+    xml.dom.minidom.parseString(text)
+    assert "a$x^2$&lt;b&gt;&amp;.prototxt" in text
 
 
 @pytest.mark.parametrize("fmt,magic", [("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF")])
-def test_plot_png_pdf(fmt, magic, tmp_path):
+@pytest.mark.parametrize("log", [False, True])
+def test_plot_png_pdf(fmt, magic, log, tmp_path):
     out = tmp_path / f"lr.{fmt}"
-    assert main(["lr", str(LR / "solver_poly.prototxt"), "--plot", str(out)]) == 0
+    assert main(["lr", str(LR / "solver_poly.prototxt"), "--plot", str(out)] + ["--log"] * log) == 0
     data = out.read_bytes()
     assert data.startswith(magic) and len(data) > 5000
 
@@ -145,17 +214,23 @@ def test_plot_unknown_format(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_plot_without_graphviz(tmp_path, monkeypatch, capsys):
+def test_plot_needs_no_graphviz(tmp_path, monkeypatch, capsys):
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     out = tmp_path / "lr.png"
+    assert main(["lr", str(LR / "solver_step.prototxt"), "--plot", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_plot_without_matplotlib(tmp_path, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib raises ImportError
+    out = tmp_path / "lr.png"
     assert main(["lr", str(LR / "solver_step.prototxt"), "--plot", str(out)]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not installed or not on PATH" in err
-    assert not out.exists() and os.listdir(tmp_path) == ["bin"]  # no partial or temporary file
-    # SVG needs no Graphviz
-    assert main(["lr", str(LR / "solver_step.prototxt"), "--plot", str(tmp_path / "lr.svg")]) == 0
+    assert err.count("\n") == 1 and "matplotlib is not installed" in err
+    assert not out.exists() and os.listdir(tmp_path) == []
 
 
 def test_plot_unwritable(tmp_path, capsys):

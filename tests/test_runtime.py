@@ -91,6 +91,43 @@ def test_bench(tmp_path, softmax_model, capsys):
     assert "batch 4," in capsys.readouterr().out
 
 
+def test_bench_runs_duration_threads_and_warmup(softmax_model, capsys, monkeypatch):
+    _, model = softmax_model
+    capsys.readouterr()
+    assert main(["bench", str(model), "--runs", "3", "--warmup", "2", "--duration", "60", "--provider", "cpu",
+                 "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 2, 3 runs after 2 warm-up\n" in out and "1 thread(s)" in out
+    assert re.search(r"warm-up \(not in the statistics\): first run [0-9.]+ ms, 2 more: mean [0-9.]+ ms", out)
+    # --duration stops the timed runs (and the warm-up) early; one timed run at least
+    assert main(["bench", str(model), "--runs", "1000", "--warmup", "1000", "--duration", "1e-9",
+                 "--provider", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 2, 1 runs after 1 warm-up (--duration 1e-09 s reached; 1000 asked)" in out
+    assert "stopped at --duration" in out
+    for bad in (["--duration", "0"], ["--duration", "nan"], ["--threads", "0"]):
+        assert main(["bench", str(model), "--runs", "1", "--provider", "cpu"] + bad) == 2, bad
+    # progress lines come from netdef.progress (silenced by -q, shown on a terminal only)
+    from netdef import progress
+    seen = []
+
+    class Recorder(progress.Progress):
+        def update(self, n=1, detail=""):
+            seen.append(self.label)
+            super().update(n, detail)
+    monkeypatch.setattr(progress, "Progress", Recorder)
+    assert main(["bench", str(model), "--runs", "2", "--warmup", "1", "--provider", "cpu"]) == 0
+    assert seen == ["bench: warm-up", "bench", "bench"]
+
+
+def test_run_latency_is_from_warm_runs(softmax_model, capsys):
+    _, model = softmax_model
+    capsys.readouterr()
+    assert main(["run", str(model), "--provider", "cpu"]) == 0
+    assert re.search(r"latency: [0-9.]+ ms \(median of 10 warm run\(s\); the first, cold run: [0-9.]+ ms\)",
+                     capsys.readouterr().out)
+
+
 def test_providers_without_error_spam(softmax_model, capfd):
     _, model = softmax_model
     capfd.readouterr()
@@ -325,3 +362,76 @@ def test_verify_shows_progress_through_the_reference(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     # One line redrawn in place per layer, naming it, then erased.
     assert "\rverify: NumPy reference: 2/3 (0 s) conv" in err and "\rverify: NumPy reference: 3/3 (0 s) fc" in err
+
+
+# --- one real input through a bundled net -----------------------------------------------------
+
+@pytest.fixture()
+def one_digit(tmp_path):
+    x = np.random.default_rng(11).random((1, 1, 28, 28), dtype=np.float32)
+    np.save(tmp_path / "digit.npy", x)
+    return tmp_path / "digit.npy"
+
+
+def test_run_one_image_through_lenet_with_one_flag(one_digit, capsys):
+    # lenet declares a batch of 100 (its data layer) and a loss reading 'label': the array's
+    # batch is the one analysed, and the loss and accuracy are left out before the analysis.
+    assert main(["run", "lenet", "--input-file", f"data={one_digit}", "--provider", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "input  data: (1, 1, 28, 28) float32\n" in out and "output ip2: (1, 10) float32" in out
+    assert "label" not in out and re.search(r"top-5 \[0\]: \d: ", out)
+
+
+def test_run_analyses_the_deploy_view(capsys):
+    # Before: SoftmaxWithLoss compared ip2 (1, 10) with label (100,) and the run failed.
+    assert main(["run", "lenet", "--input", "data=1,1,28,28", "--provider", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "input  data: (1, 1, 28, 28) float32 (random)" in captured.out
+    assert "W511" in captured.err and "'loss' (SoftmaxWithLoss)" in captured.err and "error" not in captured.err
+
+
+def test_run_labels_name_the_top_k(one_digit, tmp_path, capsys):
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(names) + "\n\n")
+    assert main(["run", "lenet", "--input-file", f"data={one_digit}", "--labels", str(labels), "--top", "3",
+                 "--provider", "cpu"]) == 0
+    line = re.search(r"top-3 \[0\]: (.*)", capsys.readouterr().out).group(1)
+    picks = [t.split(":")[0].split(" ") for t in line.split(", ")]
+    assert len(picks) == 3 and all(names[int(k)] == name for k, name in picks)
+    labels.write_text("a\nb\n")
+    assert main(["run", "lenet", "--input-file", f"data={one_digit}", "--labels", str(labels), "--provider", "cpu"]) == 1
+    assert "has 2 class name(s), but output 'ip2' scores 10 classes" in capsys.readouterr().err
+    assert main(["run", "lenet", "--labels", str(tmp_path / "missing.txt"), "--provider", "cpu"]) == 1
+    assert "cannot read the labels file" in capsys.readouterr().err
+
+
+def test_label_names_are_text(tmp_path, capsys, softmax_model):
+    _, model = softmax_model
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"c{k}\x1b[31m" for k in range(12)) + "\n")
+    assert main(["run", str(model), "--labels", str(labels), "--provider", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "c0\\x1b[31m" in out
+
+
+def test_input_arrays_must_agree_on_the_batch(tmp_path, capsys):
+    net = tmp_path / "two.prototxt"
+    net.write_text('layer { name: "a" type: "Input" top: "a" input_param { shape { dim: 1 dim: 3 } } }\n'
+                   'layer { name: "b" type: "Input" top: "b" input_param { shape { dim: 1 dim: 3 } } }\n'
+                   'layer { name: "s" type: "Eltwise" bottom: "a" bottom: "b" top: "s" }\n')
+    np.save(tmp_path / "a.npy", np.zeros((2, 3), np.float32))
+    np.save(tmp_path / "b.npy", np.zeros((3, 3), np.float32))
+    assert main(["run", str(net), "--input-file", f"a={tmp_path / 'a.npy'}", "--input-file",
+                 f"b={tmp_path / 'b.npy'}", "--provider", "cpu"]) == 1
+    assert "disagree on the batch" in capsys.readouterr().err
+    np.save(tmp_path / "b.npy", np.ones((2, 3), np.float32))
+    assert main(["run", str(net), "--input-file", f"a={tmp_path / 'a.npy'}", "--input-file",
+                 f"b={tmp_path / 'b.npy'}", "--provider", "cpu"]) == 0
+    assert "output s: (2, 3)" in capsys.readouterr().out
+
+
+def test_verify_takes_the_batch_from_the_arrays(one_digit, capsys):
+    assert main(["verify", "lenet", "--input-file", f"data={one_digit}"]) == 0
+    out = capsys.readouterr().out
+    assert "compared 7 blobs" in out

@@ -42,11 +42,10 @@ def ir_version_for(opset: int) -> int:
     """The oldest IR version that knows `opset` (onnx.helper.VERSION_TABLE). Newer onnx
     releases stamp their own, newer IR, which older runtimes (onnxruntime 1.31 included)
     refuse; the oldest one that carries the opset loads everywhere the opset does."""
-    from onnx import helper
-    for _release, ir, op, *_ in helper.VERSION_TABLE:
-        if op >= opset:
-            return ir
-    raise UsageError(f"opset {opset} is newer than this onnx package knows")
+    from .onnx_proto import IR_VERSION_FOR_OPSET
+    if opset not in IR_VERSION_FOR_OPSET:
+        raise UsageError(f"opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
+    return IR_VERSION_FOR_OPSET[opset]
 
 
 class LowerError(Exception):
@@ -154,7 +153,7 @@ class Lowering:
     def op(self, op_type: str, inputs, outputs=None, name: str | None = None, **attrs):
         """Add one node; returns its output name (or the list, for several outputs). The first
         node a layer adds is named after the layer, the others `layer/op`."""
-        from onnx import helper
+        from . import onnx_proto as helper
         if outputs is None:
             outputs = [self.tmp(op_type.lower())]
         elif isinstance(outputs, str):
@@ -190,7 +189,7 @@ class Lowering:
         return self.op("Reshape", [x, self.ints(self.reshape_target(shape, dyn), "shape")], out)
 
     def cast_float(self, x: str, out=None) -> str:
-        from onnx import TensorProto
+        from .onnx_proto import TensorProto
         return self.op("Cast", [x], out, to=TensorProto.FLOAT16 if self.fp16 else TensorProto.FLOAT)
 
     def fail(self, why: str, span=None, notes=()):
@@ -427,7 +426,7 @@ class Exporter:
 
     def _custom_node(self, node) -> None:
         """--custom-ops: the layer as one node of CUSTOM_DOMAIN, op type = the Caffe type."""
-        from onnx import helper
+        from . import onnx_proto as helper
         ins = [self.name_of(v) for v in node.inputs]
         outs = [self.name_of(v) for v in node.outputs]
         self.nodes.append(helper.make_node(node.type, ins, outs, name=self.unique(node.name, self.node_names),
@@ -436,7 +435,8 @@ class Exporter:
         self.diags.add(codes.EXPORT_CUSTOM.at(node.span, layer=node.name, type=node.type, domain=CUSTOM_DOMAIN))
 
     def _finish_io(self, input_values, outputs):
-        from onnx import TensorProto, helper
+        from . import onnx_proto as helper
+        from .onnx_proto import TensorProto
         ftype = TensorProto.FLOAT16 if self.fp16 else TensorProto.FLOAT
         io_type = TensorProto.FLOAT16 if self.fp16_io else TensorProto.FLOAT
 
@@ -608,7 +608,7 @@ def custom_attributes(node) -> dict:
 
 class Exported:
     def __init__(self, ex: Exporter, name: str):
-        from onnx import helper
+        from . import onnx_proto as helper
         self.exporter = ex
         self.diagnostics = ex.diags
         graph = helper.make_graph(ex.nodes, name or "net", ex.inputs, ex.outputs)
@@ -627,7 +627,8 @@ class Exported:
         """A value_info entry (type and shape, batch symbolic where dynamic) for every Caffe
         blob that is an intermediate value of the model, so that viewers (Netron) and tools
         show the shapes between layers without running shape inference."""
-        from onnx import TensorProto, helper
+        from . import onnx_proto as helper
+        from .onnx_proto import TensorProto
         ex = self.exporter
         graph = self.skeleton.graph
         io = {v.name for v in graph.input} | {v.name for v in graph.output}
@@ -649,7 +650,8 @@ class Exported:
             graph.value_info.append(helper.make_tensor_value_info(name, elem, dims))
 
     def _init_header(self, init: Init) -> bytes:
-        from onnx import TensorProto, helper
+        from . import onnx_proto as helper
+        from .onnx_proto import TensorProto
         t = TensorProto(name=init.name, data_type=helper.np_dtype_to_tensor_dtype(init.dtype))
         t.dims.extend(init.shape)
         return t.SerializeToString()
@@ -674,26 +676,31 @@ class Exported:
         yield model.SerializeToString()
         yield field_key(7, 2) + encode_varint(total)
         yield graph_bytes
-        for head, init in heads:
-            yield head
-            arr = np.asarray(init.make(), dtype=init.dtype.newbyteorder("<"), order="C")
-            if arr.shape != init.shape:
-                raise AssertionError(f"initializer {init.name}: shape {arr.shape}, expected {init.shape}")
-            yield memoryview(arr).cast("B")
+        from ..progress import Progress
+        # Weights are made (filled or converted) here, one tensor at a time: the long part of
+        # exporting a large net, so a progress line on a terminal.
+        with Progress("export: weights", total=len(heads)) as prog:
+            for head, init in heads:
+                yield head
+                arr = np.asarray(init.make(), dtype=init.dtype.newbyteorder("<"), order="C")
+                if arr.shape != init.shape:
+                    raise AssertionError(f"initializer {init.name}: shape {arr.shape}, expected {init.shape}")
+                yield memoryview(arr).cast("B")
+                prog.update(detail=init.name)
 
     def to_bytes(self) -> bytes:
         return b"".join(bytes(c) for c in self.chunks())
 
     def model(self, with_weights: bool = True):
-        """The model as an onnx.ModelProto. with_weights=False declares the float weights as
+        """The model as an onnx.ModelProto (this imports onnx; `skeleton` is netdef's own
+        message of the same schema). with_weights=False declares the float weights as
         typed graph inputs instead (shape constants stay): the structure and every shape
         without the data, for checking or inspecting large nets cheaply."""
         import onnx
         if with_weights:
             return onnx.load_from_string(self.to_bytes())
         from onnx import helper, numpy_helper
-        m = type(self.skeleton)()
-        m.CopyFrom(self.skeleton)
+        m = onnx.load_from_string(self.skeleton.SerializeToString())
         for init in self.inits:
             if init.dtype == np.int64 or math.prod(init.shape) <= 16:
                 t = numpy_helper.from_array(np.asarray(init.make(), init.dtype).reshape(init.shape), init.name)
@@ -830,12 +837,88 @@ def _need_shapes(graph, what: str) -> None:
                 v.producer.span if v.producer is not None else None, blob=v.name, what=what, notes=notes)])
 
 
+def deploy_view(parsed, phase="TEST", stages=(), level=0):
+    """(parsed, notes, orphans): the net without the layers a deploy graph leaves out (losses,
+    Accuracy, Silence, ...; is_training_only), removed before analysis, so that the labels they
+    compare with the prediction need no shape and an input of another batch or size does not
+    fail in a loss layer. notes: W511 warnings for the layers removed; orphans: the blobs only
+    they read (labels), whose 'never used' warnings say nothing about the deploy graph. The net
+    as it is when a kept layer reads what a removed one computes (nothing is removed then)."""
+    import dataclasses
+
+    from ..build import build
+    from ..transform import Loc
+    graph = build(parsed, phase, stages, level, diagnostics=Diagnostics())
+    dropped = [n for n in graph.nodes if is_training_only(n)]
+    if not dropped or graph.diagnostics.has_errors:
+        return parsed, [], set()
+    gone = {id(v) for n in dropped for v in n.outputs}
+    if any(id(v) in gone for n in graph.nodes if not is_training_only(n) for v in n.inputs):
+        return parsed, [], set()
+    drop = {n.index for n in dropped}
+    msg = type(parsed.message)()
+    msg.CopyFrom(parsed.message)
+    del msg.layer[:]
+    msg.layer.extend(lp for i, lp in enumerate(parsed.message.layer) if i not in drop)
+    loc = parsed.loc
+    if loc is not None:
+        new = Loc(loc.source, loc.name_start, loc.head_end)
+        new.end, new.extra, new.fields = loc.end, loc.extra, dict(loc.fields)
+        if "layer" in new.fields:
+            new.fields["layer"] = [e for i, e in enumerate(new.fields["layer"]) if i not in drop]
+        loc = new
+    kept_reads = {id(v) for n in graph.nodes if not is_training_only(n) for v in n.inputs}
+    notes = [codes.EXPORT_DROPPED.at(n.span, layer=n.name, type=n.type, notes=[
+        f"'{v.name}' becomes an output of the exported graph" for v in dict.fromkeys(n.inputs)
+        if v.producer is not None and not is_training_only(v.producer) and id(v) not in kept_reads
+        and not getattr(v.producer.impl, "source", False) and v.producer.type != "Input"])
+        for n in dropped]
+    orphans = {v.name for n in dropped for v in n.inputs if id(v) not in kept_reads}
+    return dataclasses.replace(parsed, message=msg, loc=loc), notes, orphans
+
+
+def batch_of_arrays(graph, shapes: dict) -> int | None:
+    """The batch that input arrays of these shapes give the net: the first dimension of the
+    arrays for inputs whose declared first dimension is the net's batch (an ROI list's row
+    count is not a batch), which must agree. None when no such array is given."""
+    batch = graph.batch_size
+    found = {}
+    for v in graph.inputs:
+        declared = v.meta.get("shape")
+        given = shapes.get(v.name)
+        if declared and given and declared[0] == batch and len(given) == len(declared):
+            found[v.name] = int(given[0])
+    if len(set(found.values())) > 1:
+        shown = ", ".join(f"'{n}' {b}" for n, b in found.items())
+        raise CliError(f"the input arrays disagree on the batch (their first dimension): {shown}")
+    b = next(iter(found.values()), None)
+    if b is not None and b < 1:
+        raise CliError(f"the array for '{next(iter(found))}' is empty (its first dimension is 0)")
+    return b
+
+
 def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, inputs=None, max_errors=100,
-                       what: str = "exported"):
+                       what: str = "exported", deploy: bool = False, batch_from: dict | None = None):
     """(graph, dyn): the analysed graph at the requested batch, and for a dynamic batch which
-    dimension of every value follows it (found by analysing the net at two batch sizes)."""
+    dimension of every value follows it (found by analysing the net at two batch sizes).
+    deploy: analyse deploy_view(parsed) (its W511 warnings join the graph's diagnostics).
+    batch_from: {input name: shape} of the arrays to be fed; without `batch`, the batch they
+    give (batch_of_arrays)."""
     parsed = _load(source, max_errors)
-    graph = _compile(parsed, phase, stages, level, inputs, max_errors)
+    dropped, orphans = [], set()
+    if deploy and getattr(parsed, "kind", None) == "net" and parsed.syntax_ok:
+        parsed, dropped, orphans = deploy_view(parsed, phase, stages, level)
+
+    def _compile_view(inputs):
+        graph = _compile(parsed, phase, stages, level, inputs, max_errors)
+        if orphans:
+            graph.diagnostics.items = [d for d in graph.diagnostics if not (
+                d.code == codes.UNUSED_TOP.id and any(d.message.startswith(f"top '{b}' ") for b in orphans))]
+        graph.diagnostics.extend(dropped)
+        return graph
+    graph = _compile_view(inputs)
+    if batch is None and batch_from:
+        batch = batch_of_arrays(graph, batch_from)
     _need_shapes(graph, what)
     dyn = {}
     if batch is None:
@@ -855,7 +938,7 @@ def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, 
     if int(batch) < 1:
         raise UsageError(f"--batch must be a positive number or 'dynamic', got {batch}")
     if graph.batch_size != int(batch):
-        graph = _compile(parsed, phase, stages, level, _with_batch(graph, inputs, int(batch)), max_errors)
+        graph = _compile_view(_with_batch(graph, inputs, int(batch)))
     return graph, dyn
 
 
@@ -901,16 +984,17 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
 def export(source, weights=None, *, opset: int = DEFAULT_OPSET, batch=None, fp16: bool = False,
            fp16_io: bool = False, fold: bool = True, seed: int = 0, phase: str = "TEST", stages=(),
            level: int = 0, inputs: dict | None = None, max_errors: int = 100,
-           allow_missing_weights: bool = False, outputs=None, custom_ops: bool = False) -> Exported:
+           allow_missing_weights: bool = False, outputs=None, custom_ops: bool = False, deploy: bool = False,
+           batch_from: dict | None = None) -> Exported:
     """A definition (path, bundled name or parsed) with weights (.caffemodel path, WeightSet, or
     None for fillers seeded by `seed`) as an ONNX model. Raises DiagnosticError, also when the
     weights lack a layer with parameters (unless allow_missing_weights: fillers for it).
     `outputs` (blob names) exports only what computes them; `custom_ops` emits layers ONNX cannot
-    express as CUSTOM_DOMAIN nodes."""
+    express as CUSTOM_DOMAIN nodes. deploy, batch_from: see compile_for_export."""
     if opset not in OPSETS:
         raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
     graph, dyn = compile_for_export(source, batch=batch, phase=phase, stages=stages, level=level,
-                                    inputs=inputs, max_errors=max_errors)
+                                    inputs=inputs, max_errors=max_errors, deploy=deploy, batch_from=batch_from)
     diags = Diagnostics(max_errors)
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags, lazy=True, allow_missing_weights=allow_missing_weights)

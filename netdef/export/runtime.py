@@ -62,14 +62,17 @@ def _quiet_native_stderr():
             captured["text"] = tmp.read().decode("utf-8", "replace")
 
 
-def _options(ort):
+def _options(ort, threads: int | None = None):
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
     return so
 
 
 def _probe_model() -> bytes:
-    from onnx import TensorProto, helper
+    from . import onnx_proto as helper
+    from .onnx_proto import TensorProto
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
@@ -115,8 +118,10 @@ def _strip_ansi(s: str) -> str:
 class Session:
     """An onnxruntime session on the provider asked for: cpu, cuda (fails if unusable), auto."""
 
-    def __init__(self, model, provider: str = "auto"):
+    def __init__(self, model, provider: str = "auto", threads: int | None = None):
         ort = _ort()
+        if threads is not None and threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {threads}")
         if provider not in ("cpu", "cuda", "auto"):
             raise UsageError(f"unknown provider '{provider}' (allowed: cpu, cuda, auto)")
         self.note = ""
@@ -141,7 +146,7 @@ class Session:
                 raise CliError(f"cannot read {os.fspath(model)}: {e.strerror or e}") from None
         with _quiet_native_stderr():
             try:
-                self.sess = ort.InferenceSession(model, _options(ort), providers=providers)
+                self.sess = ort.InferenceSession(model, _options(ort, threads), providers=providers)
             except Exception as e:  # noqa: BLE001 - onnxruntime raises several types
                 raise CliError(f"onnxruntime cannot load the model: {_first_line(e)}") from None
         self.provider = "cuda" if self.sess.get_providers()[0] == PROVIDERS["cuda"] else "cpu"
@@ -213,11 +218,13 @@ def read_input_files(specs: list[str]) -> dict[str, np.ndarray]:
     return feed
 
 
-def load_input_files(specs: list[str], sess: Session) -> dict[str, np.ndarray]:
-    """`NAME=FILE.npy` pairs, checked against the model's inputs (name, rank, fixed dims)."""
+def load_input_files(specs, sess: Session) -> dict[str, np.ndarray]:
+    """`NAME=FILE.npy` pairs (or the arrays read_input_files made of them), checked against the
+    model's inputs (name, rank, fixed dims)."""
     by_name = {a.name: a for a in sess.inputs}
     feed = {}
-    for name, arr in read_input_files(specs).items():
+    arrays = specs if isinstance(specs, dict) else read_input_files(specs)
+    for name, arr in arrays.items():
         if name not in by_name:
             raise CliError(f"the model has no input '{name}' (its inputs: {', '.join(by_name)})")
         arg = by_name[name]
@@ -268,10 +275,11 @@ def nonfinite_outputs(outs: dict[str, np.ndarray], where, notes=()) -> dict:
 
 # --- model from a file: .onnx as is, a definition exported first ------------------------------
 
-def model_from_args(args, batch=None):
+def model_from_args(args, batch=None, arrays=None):
     """(ONNX bytes, label, where): the model to run, and where(output name) -> the Span that
     defines that output (the layer producing it; the file itself for an .onnx model).
-    Definitions are exported with the same options."""
+    Definitions are exported with the same options, at the batch of the input `arrays`
+    given (see onnx.batch_of_arrays) unless `batch` is."""
     path = args.file
     if path.endswith(".onnx"):
         if getattr(args, "weights", None):
@@ -282,7 +290,10 @@ def model_from_args(args, batch=None):
         except OSError as e:
             raise CliError(f"cannot read {path}: {e.strerror or e}") from None
     from .onnx import export_from_args
-    exported = export_from_args(args, batch=batch)
+    # The deploy view: losses and Accuracy are left out before the analysis, so that a batch
+    # or an input size of one's own does not fail in a layer that the model does not run.
+    exported = export_from_args(args, batch=batch, deploy=True,
+                                batch_from={n: a.shape for n, a in (arrays or {}).items()})
     graph = exported.exporter.graph
 
     def where(name):
@@ -291,19 +302,26 @@ def model_from_args(args, batch=None):
     return exported.to_bytes(), path, where
 
 
+RUN_WARM_RUNS = 10
+
+
 @reporting
 def cmd_run(args) -> int:
     from ..cli import print_diagnostics
-    model, label, where = model_from_args(args)
+    arrays = read_input_files(args.input_files)
+    labels = read_labels(args.labels) if args.labels else None
+    # A definition is exported at the arrays' batch: one 1x1x28x28 image runs through lenet as is.
+    model, label, where = model_from_args(args, arrays=arrays)
     sess = Session(model, args.provider)
-    feed = load_input_files(args.input_files, sess)
+    feed = load_input_files(arrays, sess)
     feed, randomised = complete_feed(sess, feed, args.seed)
-    sess.run(feed)                                    # warm-up: first runs allocate
     t0 = time.perf_counter()
-    outs = sess.run(feed)
-    dt = time.perf_counter() - t0
+    outs = sess.run(feed)                             # the cold run: first runs allocate
+    cold = time.perf_counter() - t0
+    # Latency from warm runs: up to RUN_WARM_RUNS of them, within about a second.
+    warm = timed_runs(sess, feed, RUN_WARM_RUNS, duration=1.0, label="run")
     if args.format == "json":
-        return _run_json(args, sess, label, feed, randomised, outs, where, dt)
+        return _run_json(args, sess, label, feed, randomised, outs, where, float(np.median(warm)), cold, labels)
     out = sys.stdout
     out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
     for name, arr in feed.items():
@@ -317,19 +335,39 @@ def cmd_run(args) -> int:
             bad[name].notes.append("its top-k scores are not shown")
         elif scores is not None and args.top > 0:
             k = min(args.top, scores.shape[1])
+            if labels is not None and len(labels) != scores.shape[1]:
+                raise CliError(f"{args.labels} has {len(labels)} class name(s), but output '{name}' scores "
+                               f"{scores.shape[1]} classes")
             for i, row in enumerate(scores[:4]):
                 order = np.argsort(-row.astype(np.float64), kind="stable")[:k]
-                pairs = ", ".join(f"{int(j)}: {float(row[j]):.4g}" for j in order)
+                pairs = ", ".join(f"{int(j)}{f' {labels[j]}' if labels is not None else ''}: {float(row[j]):.4g}"
+                                  for j in order)
                 out.write(f"  top-{k} [{i}]: {pairs}\n")
             if scores.shape[0] > 4:
                 out.write(f"  ... ({scores.shape[0] - 4} more)\n")
-    out.write(f"latency: {dt * 1e3:.3f} ms\n")
+    out.write(f"latency: {float(np.median(warm)) * 1e3:.3f} ms (median of {len(warm)} warm run(s); "
+              f"the first, cold run: {cold * 1e3:.3f} ms)\n")
     out.flush()
     print_diagnostics(bad.values())
     return 0
 
 
-def _run_json(args, sess, label, feed, randomised, outs, where, dt) -> int:
+def read_labels(path: str) -> list[str]:
+    """--labels FILE: one class name per line (line k names class k); blank lines at the end
+    are ignored. Names are shown as text: control characters are escaped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read the labels file {path}: {getattr(e, 'strerror', None) or e}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise CliError(f"the labels file {path} has no class names")
+    return ["".join(c if c.isprintable() else repr(c)[1:-1] for c in line.strip()) for line in lines]
+
+
+def _run_json(args, sess, label, feed, randomised, outs, where, dt, cold=None, labels=None) -> int:
     from ..cli import emit_json, print_diagnostics
     bad = nonfinite_outputs(outs, where)
     print_diagnostics(bad.values())
@@ -339,13 +377,17 @@ def _run_json(args, sess, label, feed, randomised, outs, where, dt) -> int:
         scores = classifier_scores(arr)
         if scores is not None and args.top > 0 and name not in bad:
             k = min(args.top, scores.shape[1])
-            rec["top"] = [[{"index": int(j), "score": float(row[j])}
+            if labels is not None and len(labels) != scores.shape[1]:
+                raise CliError(f"{args.labels} has {len(labels)} class name(s), but output '{name}' scores "
+                               f"{scores.shape[1]} classes")
+            rec["top"] = [[{"index": int(j), "score": float(row[j]),
+                            **({"label": labels[j]} if labels is not None else {})}
                            for j in np.argsort(-row.astype(np.float64), kind="stable")[:k]] for row in scores]
         outputs.append(rec)
     emit_json(args, {"ok": True, "model": label, "provider": sess.provider, "provider_note": sess.note or None,
                      "inputs": [{"name": n, "shape": [int(d) for d in a.shape], "dtype": str(a.dtype),
                                  "random": n in randomised} for n, a in feed.items()],
-                     "outputs": outputs, "latency_s": dt})
+                     "outputs": outputs, "latency_s": dt, "cold_run_s": cold})
     return 0
 
 
@@ -353,21 +395,40 @@ def _shape(arr) -> str:
     return "(" + ", ".join(str(d) for d in arr.shape) + ")"
 
 
-def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: int = 5) -> dict:
-    """Latency statistics (seconds) over `runs` timed runs after `warmup` untimed ones."""
+def timed_runs(sess: Session, feed: dict[str, np.ndarray], runs: int, duration: float | None = None,
+               label: str = "") -> list[float]:
+    """Up to `runs` timed runs (seconds each), stopping early once `duration` seconds have
+    passed (always at least one run); a progress line on a terminal when `label` is given."""
+    from ..progress import Progress
+    names = [o.name for o in sess.outputs]
+    times: list[float] = []
+    start = time.perf_counter()
+    with Progress(label, total=runs) if label else contextlib.nullcontext() as p:
+        for _ in range(runs):
+            if duration is not None and times and time.perf_counter() - start >= duration:
+                break
+            t0 = time.perf_counter()
+            sess.sess.run(names, feed)
+            times.append(time.perf_counter() - t0)
+            if p is not None:
+                p.update()
+    return times
+
+
+def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: int = 5,
+          duration: float | None = None) -> dict:
+    """Latency statistics (seconds) over up to `runs` timed runs after up to `warmup` untimed
+    ones; each phase stops early after `duration` seconds (at least one timed run)."""
     if runs < 1 or warmup < 0:
         raise UsageError("--runs must be at least 1 and --warmup at least 0")
-    names = [o.name for o in sess.outputs]
-    for _ in range(warmup):
-        sess.sess.run(names, feed)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.sess.run(names, feed)
-        times.append(time.perf_counter() - t0)
-    t = np.asarray(times)
+    if duration is not None and not 0 < duration < float("inf"):
+        raise UsageError(f"--duration must be a positive number of seconds, got {duration}")
+    warm = timed_runs(sess, feed, warmup, duration, "bench: warm-up") if warmup else []
+    t = np.asarray(timed_runs(sess, feed, runs, duration, "bench"))
     batch = next((v.shape[0] for v in feed.values() if v.ndim), 1)
-    return {"runs": runs, "batch": int(batch), "mean": float(t.mean()), "min": float(t.min()),
+    return {"runs": int(len(t)), "requested_runs": runs, "stopped_by_duration": bool(len(t) < runs),
+            "warmup_runs": len(warm), "warmup_times": [float(w) for w in warm],
+            "batch": int(batch), "mean": float(t.mean()), "min": float(t.min()),
             "p50": float(np.percentile(t, 50)), "p90": float(np.percentile(t, 90)),
             "p99": float(np.percentile(t, 99)), "max": float(t.max()),
             "throughput": float(batch / t.mean())}
@@ -377,7 +438,7 @@ def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: in
 def cmd_bench(args) -> int:
     from ..cli import print_diagnostics
     model, label, where = model_from_args(args, batch=args.batch)
-    sess = Session(model, args.provider)
+    sess = Session(model, args.provider, args.threads)
     if args.batch is not None:
         if args.batch < 1:
             raise UsageError("--batch must be at least 1")
@@ -389,17 +450,26 @@ def cmd_bench(args) -> int:
     feed = random_inputs(sess, args.seed, args.batch)
     # One untimed run whose outputs are looked at: timing a model that computes NaN is
     # rarely what was meant.
+    t0 = time.perf_counter()
     bad = nonfinite_outputs(sess.run(feed), where)
-    r = bench(sess, feed, args.runs, args.warmup)
+    cold = time.perf_counter() - t0
+    r = bench(sess, feed, args.runs, args.warmup, args.duration)
     if args.format == "json":
         from ..cli import emit_json
         print_diagnostics(bad.values())
         emit_json(args, {"ok": True, "model": label, "provider": sess.provider, "provider_note": sess.note or None,
-                         "warmup": args.warmup, **r, "units": "seconds; throughput in samples per second"})
+                         "warmup": r["warmup_runs"], "cold_run_s": cold, **r,
+                         "units": "seconds; throughput in samples per second"})
         return 0
     out = sys.stdout
-    out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
-    out.write(f"batch {r['batch']}, {r['runs']} runs after {args.warmup} warm-up\n")
+    out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "")
+              + (f", {args.threads} thread(s)" if args.threads else "") + "\n")
+    w = r["warmup_times"]
+    out.write(f"warm-up (not in the statistics): first run {cold * 1e3:.3f} ms" + (
+        f", {len(w)} more: mean {np.mean(w) * 1e3:.3f} ms, last {w[-1] * 1e3:.3f} ms" if w else "") +
+        (f"; stopped at --duration {args.duration:g} s" if len(w) < args.warmup else "") + "\n")
+    stopped = f" (--duration {args.duration:g} s reached; {args.runs} asked)" if r["stopped_by_duration"] else ""
+    out.write(f"batch {r['batch']}, {r['runs']} runs after {len(w)} warm-up{stopped}\n")
     out.write("latency ms: " + "  ".join(f"{k} {r[k] * 1e3:.3f}" for k in ("mean", "min", "p50", "p90", "p99", "max")) + "\n")
     out.write(f"throughput: {r['throughput']:.1f} samples/s\n")
     out.flush()

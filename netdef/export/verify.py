@@ -61,7 +61,8 @@ class Report:
 def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
     """The model's bytes with every value it still computes as an extra output, and the map
     from IR values (by id) to those ONNX names."""
-    from onnx import TensorProto, helper
+    from . import onnx_proto as helper
+    from .onnx_proto import TensorProto
     graph = exported.exporter.graph
     names = exported.value_map()
     skel = exported.skeleton.graph
@@ -93,8 +94,11 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     from .runtime import Session, nonfinite_outputs
 
     diags = diags if diags is not None else Diagnostics()
+    # The batch comes from the input arrays when given (else `batch`: 1 by default from the
+    # command line); losses and Accuracy are left out first.
     graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes,
-                                  batch=batch)
+                                  deploy=True, batch=batch,
+                                  batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags, allow_missing_weights=allow_missing_weights)
     ex = Exporter(graph, blobs, fold=fold, diags=diags)
@@ -208,7 +212,7 @@ def cmd_verify(args) -> int:
         from .onnx import compile_for_export
         try:
             compile_for_export(args.file, batch=1, phase=args.phase, stages=tuple(args.stage), level=args.level,
-                               inputs=common["input_shapes"])
+                               inputs=common["input_shapes"], deploy=True)
             batch = 1
         except DiagnosticError:
             batch = None

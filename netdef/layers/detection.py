@@ -19,14 +19,26 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from .. import codes
 from ..proto import pb
 from .base import Layer, bad, fmt_shape, need_rank, prod, register
 from .fork import ForkParams, _int
 
-FLT_MAX = float(np.finfo(np.float32).max)
+
+class _LazyNumpy:
+    """numpy, imported when first used: the layer registry imports this module for every
+    command, and `netdef check` of a net without detection layers never needs numpy (its
+    import alone is more than the rest of a small check; see tests/test_startup.py)."""
+
+    def __getattr__(self, name):
+        import numpy
+        globals()["np"] = numpy
+        return getattr(numpy, name)
+
+
+np = _LazyNumpy()
+
+FLT_MAX = 3.4028234663852886e+38   # float(np.finfo(np.float32).max), without importing numpy
 
 
 def _f32(g, value, suffix: str) -> str:
@@ -39,14 +51,14 @@ def _f32(g, value, suffix: str) -> str:
 def _to_f32(g, x: str) -> str:
     if not g.fp16:
         return x
-    from onnx import TensorProto
+    from ..export.onnx_proto import TensorProto
     return g.op("Cast", [x], g.tmp("to_float32"), to=TensorProto.FLOAT)
 
 
 def _from_f32(g, x: str, out: str) -> str:
     if not g.fp16:
         return g.op("Identity", [x], out)
-    from onnx import TensorProto
+    from ..export.onnx_proto import TensorProto
     return g.op("Cast", [x], out, to=TensorProto.FLOAT16)
 
 
@@ -647,7 +659,7 @@ class PSROIPooling(Layer):
         lose nothing), gathered at the bin corners Caffe computes: corners round()ed (halves away
         from zero) before scaling, end + 1, size at least 0.1, bin edges floor/ceil of float
         products, clipped to the map; the mean over the bin, 0 for an empty one."""
-        from onnx import TensorProto
+        from ..export.onnx_proto import TensorProto
         scale, out_dim, group = self.spec(node)
         n, c, h, w = g.in_shape(0)
         if any(g.in_dyn(0)):

@@ -91,7 +91,7 @@ class Upsample(Layer):
             g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="nearest",
                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
             return
-        from onnx import TensorProto
+        from ..export.onnx_proto import TensorProto
         flat = g.op("Reshape", [g.x(0), g.ints([0, 0, -1], "flat")], g.tmp("values"))
         idx = g.op("Cast", [g.op("Reshape", [g.x(1), g.ints([0, 0, -1], "flat_mask")], g.tmp("mask"))],
                    g.tmp("index"), to=TensorProto.INT64)
@@ -112,7 +112,7 @@ def max_pool_mask(g, node, kernel, stride, pad, in_hw, out_hw):
     of each window's first maximum. ONNX MaxPool's Indices count over the whole tensor in the
     same row-major order and also keep the first maximum (strict comparison, as Caffe's
     `bottom > top`), so the plane index is Indices mod H*W."""
-    from onnx import TensorProto
+    from ..export.onnx_proto import TensorProto
 
     from ..export.lower import _fit_end
     ends = []
