@@ -57,7 +57,7 @@ PARSEABLE = OPS[-5:]
 # What the text between tokens can be: runs of each kind of blank (as long as a banner or a
 # trailing run, or far longer), and comments holding what a lexer might mistake for tokens.
 # Issue 11: a banner of '#' after a string took the lexer exponential time.
-_RUN_LENGTHS = (1, 2, 26, 80, 1000, 100_000)
+_RUN_LENGTHS = (1, 2, 26, 80, 1000, 10_000)
 _BLANK_UNITS = (" ", "\t", "\n", "\r\n", "\r", " \t", "\f", "\v", "\n\n", "  \n")
 _COMMENT_BODIES = ("", "#", " ", "\t", '"', "'", '"x"', "\\", '\\"', "{", "}", "[ ]", ":", "layer {",
                    "# # #", "\r", "\u00e9", "\ufeff", "7e-3", "-")
