@@ -6,7 +6,9 @@ through the command line in-process, checked against the contract of tests/robus
 
 Each worker draws a zoo file (or a conformance .caffemodel), applies one to four mutations
 (tests/robustness/fuzzlib.py: token deletions, duplications, swaps, hostile replacements,
-truncation, random bytes, bit flips, duplicated blocks, 10,000-level nesting) and runs every
+truncation, random bytes, bit flips, duplicated blocks, 10,000-level nesting, and the blanks
+and comments between tokens: runs of every kind of whitespace up to 10,000 long, banners of
+'#' after string values, comments holding quotes, backslashes and brackets) and runs every
 command that reads that kind of input. A run breaks the contract when it exits with anything
 but 0/1/2, shows a traceback or an internal error, fails without a located diagnostic, runs
 out of memory (each worker runs under a 4 GiB address-space limit) or takes longer than the

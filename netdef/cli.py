@@ -289,6 +289,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _allow_missing(p)
     p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
                    help="feed this array to an input (random data otherwise)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="samples per input (default 1; the net's declared batch when --input-file is given)")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest max|a-b| / max(1, max|b|) accepted per blob (default 1e-4)")
     p.add_argument("--seed", type=_seed, default=0, help="seed for random inputs and filler weights (default 0)")

@@ -84,7 +84,8 @@ EXPORT_CUSTOM = _w("W530", "layer '{layer}' ({type}) is exported as a node of th
 # --- upgrade (netdef/upgrade.py; E210-E213 above are upgrade codes too) ------------------
 DROPPED_BY_UPGRADE = _w("W214", "the upgrade drops '{field}': {why}")
 FORK_V1_TYPE = _w("W215", "'{value}' is not a BVLC Caffe V1 layer type: it comes from {fork}; upgraded to type \"{v2}\"")
-FORK_ENUM = _w("W216", "'{value}' is not a BVLC Caffe value of {enum} (field '{field}'): it comes from {fork}")
+FORK_FIELD_READ = _w("W216", "'{field}' is not a BVLC Caffe field of {message}: it comes from {fork}; {reading}")
+FORK_ENUM = _w("W217", "'{value}' is not a BVLC Caffe value of {enum} (field '{field}'): it comes from {fork}")
 
 # --- E6xx: solvers ------------------------------------------------------------------------
 NO_LR_POLICY = Code("E601", "the solver has no lr_policy")
@@ -149,6 +150,8 @@ RF_DISAGREE = _w("W412", "the inputs of layer '{layer}' disagree on the receptiv
 
 # --- analysis follow-ups (netdef/layers, netdef/passes) ---------------------------------
 PARAM_IGNORED = _w("W413", "{message}")
+POOL_KERNEL_LARGER = _w("W414", "the kernel of pooling layer '{layer}' is larger than its padded input {detail}; Caffe computes {windows}")
+ANALYSIS_INCOMPLETE = Code("E415", "the totals are incomplete: {n} layer(s) could not be analysed, starting at layer '{layer}'")
 
 # --- export follow-ups: running models (netdef/export/runtime.py, verify.py) ---------------
 WEIGHTS_MISSING_STRICT = Code("E505", "layer '{layer}' has parameters, but {path} has no weights for it")

@@ -11,6 +11,7 @@ import io
 import json
 import sys
 
+from . import codes
 from .analysis import compile as compile_net, valid_sizes
 from .cli import SCHEMA_VERSION, print_diagnostics
 from .diagnostics import DiagnosticError, UsageError
@@ -269,6 +270,24 @@ def _rows(graph, elide: int | None = None) -> list[list[str]]:
     return rows
 
 
+def not_analysed(graph) -> list:
+    """The nodes the analysis could not cost (unknown types, or after the analysis stopped)."""
+    return [n for n in graph.nodes if n.meta.get("unknown") or (n.outputs and "cost" not in n.meta)]
+
+
+def _incomplete_is_an_error(graph) -> list:
+    """Totals over part of a net are wrong numbers, not smaller ones (issue 11: `summary
+    --format json` reported a ResNet's 2,100 parameters and exit 0): an analysis that stopped is
+    an error (E415) for a command that reports totals. Returns the names not analysed."""
+    missing = not_analysed(graph)
+    if missing and not graph.diagnostics.has_errors:
+        first = missing[0]
+        graph.diagnostics.add(codes.ANALYSIS_INCOMPLETE.at(
+            first.span, n=len(missing), layer=first.name,
+            notes=["the warnings above say why; 'netdef check' lists every diagnostic"]))
+    return [n.name for n in missing]
+
+
 def _totals_lines(graph) -> list[str]:
     t = totals(graph)
     per = samples(graph)
@@ -283,7 +302,7 @@ def _totals_lines(graph) -> list[str]:
         label = f"per sample ({per.what})" if per.steps is not None else "per sample"
         lines.append(f"{label}: {_si(t['macs'] / batch)} MACs, {_si(t['flops'] / batch)} FLOPs, "
                      f"activations {_bytes(t['activation_bytes'] / batch)}")
-    unknown = [n.name for n in graph.nodes if n.meta.get("unknown") or (n.outputs and "cost" not in n.meta)]
+    unknown = [n.name for n in not_analysed(graph)]
     if unknown:
         lines.append(f"incomplete: {len(unknown)} layer(s) could not be analysed, starting at '{unknown[0]}'")
     return lines
@@ -392,11 +411,14 @@ def summary_text(graph, fmt: str, width: int | None = None) -> str:
 
 def cmd_summary(args) -> int:
     graph = _graph(args)
+    missing = _incomplete_is_an_error(graph)
     code = _report(graph, args)
     if args.format == "json":
         from . import cli
         doc = summary_json(graph)
         doc["ok"] = code == 0
+        doc["complete"] = not missing
+        doc["not_analysed"] = missing
         if args.output and code:
             sys.stderr.write(f"netdef summary: {args.output} not written: the net has errors\n")
         cli.emit_json(args, doc, None if code else args.output)

@@ -109,6 +109,10 @@ class Diagnostic:
         return self.render()
 
 
+# Every control character but the tab (expanded), as '?'.
+_VISIBLE = {c: "?" for c in [*range(32), 127] if c != 9}
+
+
 _RESET = "\x1b[0m"
 _BOLD = "\x1b[1m"
 _NOTE = "\x1b[1;36m"
@@ -125,20 +129,10 @@ def _snippet(span: Span, tint: str = "") -> list[str]:
     end_line, end_col = src.line_col(max(span.start, span.end - 1) if span.end > span.start else span.start)
     width = (end_col - col + 1) if end_line == line and span.end > span.start else 1
     width = max(1, min(width, len(text) - col + 1 if len(text) >= col else 1))
-    # Expand tabs by hand so the caret lines up; keep control characters visible.
-    shown, caret_at = [], 0
-    for i, ch in enumerate(text):
-        if i == col - 1:
-            caret_at = sum(len(s) for s in shown)
-        if ch == "\t":
-            shown.append(" " * (4 - sum(len(s) for s in shown) % 4))
-        elif ch < " " or ch == "\x7f":
-            shown.append("?")
-        else:
-            shown.append(ch)
-    if col - 1 >= len(text):
-        caret_at = sum(len(s) for s in shown)
-    shown_text = "".join(shown)
+    # Control characters are shown as '?' (one column, as they count), then tabs expanded to
+    # the next multiple of 4 so that the caret lines up. Both in C: a line can be a whole file.
+    shown_text = text.translate(_VISIBLE).expandtabs(4)
+    caret_at = len(text[:col - 1].translate(_VISIBLE).expandtabs(4))
     if len(shown_text) > 200:  # one-line files (minified, fuzzed) must not flood the terminal
         lo = max(0, caret_at - 80)
         shown_text = ("..." if lo else "") + shown_text[lo:lo + 160] + "..."

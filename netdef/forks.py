@@ -135,3 +135,55 @@ def fork_of_field(message: str, field: str) -> str | None:
 
 def fork_of_layer_type(layer_type: str) -> str | None:
     return _LAYER_TYPES.get(layer_type)
+
+
+# Fork fields whose value netdef reads (the others are reported and ignored): what it does.
+_READ: dict[tuple[str, str], str] = {
+    ("PoolingParameter", "ceil_mode"): "netdef reads it: false rounds the output size down, as BVLC's "
+                                       "round_mode: FLOOR does",
+    **{(m, f): "netdef reads it: pad_t/pad_l/pad_b/pad_r pad the top, left, bottom and right apart"
+       for m in ("ConvolutionParameter", "PoolingParameter") for f in ("pad_l", "pad_r", "pad_t", "pad_b")},
+    ("ReLUParameter", "relu6"): "netdef reads it: true limits the output to 6",
+    ("BatchNormParameter", "add_eps_before_sqrt"): "netdef reads it: false divides by sqrt(var) + eps",
+}
+
+
+def reading_of_field(message: str, field: str) -> str | None:
+    """What netdef does with a fork field it reads; None for one it ignores."""
+    return _READ.get((message, field))
+
+
+# The forks' `optional bool ceil_mode = 13 [default = true]` of PoolingParameter (the field of
+# BVLC/caffe pull request 3057, which the DenseNet and ResNeXt ports build on): true rounds the
+# pooled size up as BVLC Caffe always did, false rounds it down, and the clip of a last window
+# that would start in the padding applies in both modes; the forward pass is unchanged. Checked
+# against foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/pooling_layer.cpp
+# (PoolingLayer::LayerSetUp reads ceil_mode_, Reshape uses ceil or floor of the same quotient).
+# The spellings of a bool in protobuf's text format:
+_BOOL_SPELLINGS = {"true": True, "True": True, "t": True, "1": True,
+                   "false": False, "False": False, "f": False, "0": False}
+
+
+def ceil_mode_values(layer_loc) -> list:
+    """The `ceil_mode` values written in a layer's pooling_param blocks, in order (raw)."""
+    values = []
+    for sub in (layer_loc.fields.get("pooling_param") or []) if layer_loc is not None else []:
+        if hasattr(sub, "extra"):
+            values.extend(sub.extra.get("ceil_mode") or [])
+    return values
+
+
+def as_bool(value) -> bool | None:
+    """A raw value as protobuf's text format reads a bool; None when it is not one."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return {0: False, 1: True}.get(value)
+    return _BOOL_SPELLINGS.get(str(value))
+
+
+def ceil_mode(layer_loc) -> bool | None:
+    """The fork's ceil_mode of a Pooling layer (the last one written wins, as in protobuf);
+    None when it is not given or not a bool (Pooling's check reports that)."""
+    values = ceil_mode_values(layer_loc)
+    return as_bool(values[-1]) if values else None

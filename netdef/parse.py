@@ -42,6 +42,7 @@ class _SyntaxError(Exception):
 
 _PUNCTUATION = frozenset({"COLON", "SEP", "COMMA", "LSQB", "RSQB", "MINUS"})
 _VALUE_GROUP = {"NUMBER": "f_num", "STRING": "f_str", "NAME": "f_id"}
+_COMMENTS_PER_TOKEN = 8
 
 
 class _Machine:
@@ -66,16 +67,28 @@ class _Machine:
             if t.name in ignore:
                 continue
             (literals if t.pattern.type == "str" else regexps).append(f"(?P<{t.name}>{t.pattern.to_regexp()})")
-        skip = "|".join(grammar.get_terminal(n).pattern.to_regexp() for n in sorted(ignore))
-        rx = {n: grammar.get_terminal(n).pattern.to_regexp() for n in ("NAME", "NUMBER", "STRING")}
+        # The lexer must take time linear in the text whatever it holds (issue 11: a banner of
+        # '#' after a string took exponential time). Python's regex engine backtracks, so no
+        # part of the pattern may match the same text in more than one way under a repetition
+        # (the grammar writes WS and COMMENT so that each has one possible end, and a string's
+        # plain characters are one flat run between escapes), and no group is repeated without
+        # bound: the engine keeps a backtracking record per repetition of a group, which made a
+        # long run of comment lines cost more per line the longer it was.
+        assert ignore == {"WS", "COMMENT"}, ignore
+        rx = {n: grammar.get_terminal(n).pattern.to_regexp() for n in ("NAME", "NUMBER", "STRING", "WS", "COMMENT")}
+        blank = re.match(r"\[[^]]*\]", rx["WS"]).group(0)  # WS is a run of this character class
         # The fused `name: value` token (see the grammar): a value that is a number, a name, or
-        # a string that no other string follows (adjacent strings concatenate).
+        # a string that no other string follows (adjacent strings concatenate). A string that
+        # blanks and then a comment follow is not fused either (the parser then reads it as
+        # three tokens, with the same result): so the look-ahead is one flat run of blanks.
         fused = (f"(?P<SCALAR_FIELD>(?P<f_name>{rx['NAME']})[ \\t]*:[ \\t]*(?:(?P<f_num>{rx['NUMBER']})|"
-                 f"(?P<f_str>{rx['STRING']})(?!(?:{skip})*[\"'])|(?P<f_id>{rx['NAME']})))")
-        # Leading whitespace and comments are consumed with the token that follows them, so the
-        # loop sees only real tokens. Anything else is one bad character.
-        self.pattern = re.compile(f"(?:{skip})*(?:{fused}|{'|'.join(regexps + literals)}|(?P<_END>\\Z)|"
-                                  "(?P<_BAD>.))", re.S)
+                 f"(?P<f_str>{rx['STRING']})(?!{blank}*[\"'#])|(?P<f_id>{rx['NAME']})))")
+        # Blanks and up to _COMMENTS_PER_TOKEN comments are consumed with the token that follows
+        # them, so the loop sees only real tokens; a longer run of comments goes on as _SKIP
+        # matches, which the loop passes over. Anything else is one bad character.
+        skip = f"{blank}*(?:{rx['COMMENT']}{blank}*){{0,{_COMMENTS_PER_TOKEN}}}"
+        self.pattern = re.compile(f"{skip}(?:{fused}|{'|'.join(regexps + literals)}|(?P<_SKIP>{rx['COMMENT']})|"
+                                  "(?P<_END>\\Z)|(?P<_BAD>.))", re.S)
         self.start = table.start_states["start"]
         self.end = table.end_states["start"]
         trivial = {"items", "elems", "start"}
@@ -169,10 +182,12 @@ class _Machine:
         values: list = []
         for m in self.pattern.finditer(text):
             kind = m.lastgroup
-            if kind == "_BAD":
-                raise _SyntaxError(None, m.start(kind), set())
-            if kind == "_END":
-                break
+            if kind[0] == "_":
+                if kind == "_SKIP":
+                    continue
+                if kind == "_BAD":
+                    raise _SyntaxError(None, m.start(kind), set())
+                break  # _END
             if kind == "SCALAR_FIELD":
                 vkind = "NUMBER" if m.start("f_num") >= 0 else "STRING" if m.start("f_str") >= 0 else "NAME"
                 value = Tok(vkind, m.group(_VALUE_GROUP[vkind]), m.start(_VALUE_GROUP[vkind]), m.end())
@@ -343,7 +358,17 @@ _SOLVER_KEYS = re.compile(r"^[ \t]*(base_lr|lr_policy|max_iter|solver_type|solve
 _NET_KEYS = re.compile(r"^[ \t]*(layer|layers|input|input_dim|input_shape|force_backward|state|"
                        r"debug_info)\s*[:{<]|^name\s*:", re.M)
 _ANY_KEY = re.compile(r"^[ \t]*([A-Za-z_][A-Za-z0-9_]*)\s*[:{<]", re.M)
-_BLANKS = re.compile(r"(?:\s+|#[^\n]*)*")
+_BLANKS = re.compile(r"\s*(?:#[^\n]*(?![^\n])\s*){0,64}")  # bounded: see _Machine
+
+
+def _first_not_blank(text: str) -> int:
+    """Where the first thing that is neither blank nor a comment starts (len(text) if none)."""
+    at = 0
+    while True:
+        end = _BLANKS.match(text, at).end()
+        if end == at:
+            return at
+        at = end
 
 
 def sniff_kind(text: str) -> str | None:
@@ -447,7 +472,7 @@ def parse_text(source: Source, kind: str | None = None, limit: int = 100) -> Par
             if m:
                 span = Span(source, m.start(1), m.end(1))
             else:  # no field at all: point at the first thing that is not blank or a comment
-                at = _BLANKS.match(source.text).end()
+                at = _first_not_blank(source.text)
                 at = at if at < len(source.text) else 0
                 span = Span(source, at, at + (at < len(source.text)))
             diags.add(codes.NOT_A_DEFINITION.at(span, path=source.path, why=why,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import forks
 from .proto import pb
 
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -73,10 +74,11 @@ class Step:
 
 
 class _Ctx:
-    def __init__(self, layer: pb.LayerParameter, phase: int, extra: dict | None = None):
+    def __init__(self, layer: pb.LayerParameter, phase: int, extra: dict | None = None, loc=None):
         self.layer = layer
         self.phase = phase
         self.extra = extra or {}      # fields the schema lacks (fork layers' parameters)
+        self.loc = loc                # the layer's Loc: fork fields inside known messages
 
     def fork_param(self, message: str, name: str, default):
         """The last value given for `message { name: ... }`, a fork field, else `default`."""
@@ -165,11 +167,17 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
             bottoms.append(blobs[b].astype(np.float64))
         params = [np.asarray(w, dtype=np.float64) for w in weights.get(layer.name, [])]
         layer_loc = layer_locs[index] if index < len(layer_locs) else None
-        ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None))
+        ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None), layer_loc)
         ctx.loc = layer_loc
         ctx.net, ctx.index, ctx.phase_value = net, index, (ph, level, tuple(stages))
         with np.errstate(all="ignore"):
-            outs = fn(ctx, layer, bottoms, params)
+            try:
+                outs = fn(ctx, layer, bottoms, params)
+            except MemoryError as e:
+                # numpy says what it could not allocate ("Unable to allocate 3.1 GiB for an array
+                # with shape ..."): the layer and that size, instead of a bare "out of memory".
+                ctx.fail(f"out of memory in the NumPy reference: {e or 'the size needed is not known'}"
+                         f" (its bottoms hold {sum(b.nbytes for b in bottoms) / 2**20:.1f} MiB as float64)")
             if len(outs) != len(layer.top):
                 ctx.fail(f"computes {len(outs)} output(s) but has {len(layer.top)} top(s)")
             # Past float32's range is Inf, as in Caffe's float blobs: not worth a RuntimeWarning.
@@ -403,7 +411,11 @@ def _pooling(ctx, layer, bottoms, params):
             ctx.fail("global pooling allows no padding")
         pad, pad_end = asym
     method = 3 if ctx.sub_field("pooling_param", "pool", None) in ("AVE_EXC_PAD", "AVE_TF") else p.pool
-    y = pool2d(x, method, kernel, stride, pad, p.round_mode, pad_end)
+    # The fork's `ceil_mode` (false: round down) overrides BVLC's round_mode (netdef/forks.py).
+    fork_ceil = forks.ceil_mode(ctx.loc)
+    round_mode = p.round_mode if fork_ceil is None else (pb.PoolingParameter.CEIL if fork_ceil
+                                                         else pb.PoolingParameter.FLOOR)
+    y = pool2d(x, method, kernel, stride, pad, round_mode, pad_end)
     outs = [y]
     if len(layer.top) > 1:
         if pad_end is not None:

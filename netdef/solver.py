@@ -409,8 +409,10 @@ def _check_policy(msg, loc, diags):
             if name == "sigmoid" else "Caffe checks gamma >= 0")
     if "stepsize" in pol.needs and msg.HasField("stepsize") and msg.stepsize <= 0:
         bad("stepsize", "positive", "Caffe checks stepsize > 0")
-    if name == "poly" and msg.HasField("max_iter") and msg.max_iter <= 0:
-        bad("max_iter", "positive", "poly divides by max_iter")
+    # poly divides by max_iter, but only in GetLearningRate, which Solver::Step calls once per
+    # iteration: with max_iter 0 no iteration runs and Caffe only evaluates the net (BVLC
+    # src/caffe/solvers/sgd_solver.cpp, solver.cpp: no CHECK on max_iter). An evaluation-only
+    # solver is therefore not an error; the warning below says that nothing is trained.
     if name in ("step", "exp", "multistep") and has_g and g >= 0:
         if g == 1:
             degenerate("gamma", f"gamma is 1: the rate never changes under lr_policy '{name}' ('fixed' says so directly)")
@@ -478,7 +480,7 @@ def _check_values(msg, loc, diags):
                                              else "every update is zero"))
     elif msg.base_lr < 0:
         warn("base_lr", "a negative rate climbs the loss instead of descending it")
-    if msg.max_iter <= 0 and not (msg.lr_policy == "poly"):
+    if msg.max_iter <= 0:
         diags.add(codes.SOLVER_VALUE_WARN.at(loc.field_or_self("max_iter"), field="max_iter", value=msg.max_iter,
                                              why="Caffe runs no training iteration"))
     if msg.weight_decay < 0:

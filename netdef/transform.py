@@ -18,7 +18,7 @@ from google.protobuf.descriptor import FieldDescriptor as FD
 
 from . import codes
 from .diagnostics import Diagnostics, Span
-from .forks import fork_of_field
+from .forks import fork_of_field, reading_of_field
 from .source import Source
 
 # Caffe's schema nests at most five deep; deeper text is hostile or broken, and stopping
@@ -318,6 +318,11 @@ class MessageFiller:
         span = self._span(name_tok.start_pos, name_tok.end_pos)
         fork = fork_of_field(frame.type_name, name)
         if fork:
+            reading = reading_of_field(frame.type_name, name)
+            if reading:
+                self.diags.add(codes.FORK_FIELD_READ.at(span, field=name, message=frame.type_name, fork=fork,
+                                                        reading=reading))
+                return
             self.diags.add(codes.FORK_FIELD.at(span, field=name, message=frame.type_name, fork=fork))
             return
         if self.diags.full and self.diags.errors:
@@ -361,7 +366,7 @@ class MessageFiller:
             return False
         self.diags.add(codes.FORK_ENUM.at(self._span(value.start_pos, value.end_pos), value=value.value,
                                           enum=info.fd.enum_type.name, field=info.name, fork=fork))
-        frame.loc.extra.setdefault(info.name, []).append(value.value)
+        frame.loc.extra.setdefault(info.name, []).append(Ident(value.value))
         return True
 
     def _duplicate(self, frame: _Frame, info: _Field, name_tok) -> bool:

@@ -123,7 +123,8 @@ def test_summary_stops_at_unknown_layer_but_prints_what_came_before(capsys, tmp_
                  'layer { name: "r" type: "Upsample2" bottom: "c" top: "r" }\n'
                  'layer { name: "after" type: "ReLU" bottom: "r" top: "after" }\n')
     code, out, err = run(capsys, "summary", str(p))
-    assert code == 0 and "W306" in err and "YOLO" in err
+    # Still printed, but an error now (issue 11: totals over part of a net): E415, exit 1.
+    assert code == 1 and "W306" in err and "YOLO" in err and "error[E415]" in err
     assert "1x2x6x6" in out and "incomplete: 2 layer(s)" in out
 
 
@@ -252,3 +253,44 @@ def test_per_sample_of_a_time_major_net(capsys):
     code, out, _ = run(capsys, "summary", ALEXNET, "--format", "json")
     doc = json.loads(out)
     assert doc["batch_size"] == 10 and doc["batch_axis"] == 0 and "axis 0" in doc["per_sample_is"]
+
+
+PARTIAL_NET = '''name: "u"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "py" type: "Python" bottom: "conv" top: "m" python_param { module: "m" layer: "L" } }
+layer { name: "fc" type: "InnerProduct" bottom: "m" top: "fc" inner_product_param { num_output: 10 } }
+'''
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv", "markdown"])
+def test_summary_of_a_stopped_analysis_is_an_error(tmp_path, capsys, fmt):
+    """Issue 11: totals over part of a net were reported with exit 0 (only the table said
+    'incomplete'). Now E415 at the first layer not analysed, exit 1, and in JSON
+    "complete": false with the layers not analysed."""
+    import json
+    from netdef.cli import main
+    path = tmp_path / "net.prototxt"
+    path.write_text(PARTIAL_NET)
+    assert main(["summary", str(path), "--format", fmt]) == 1
+    captured = capsys.readouterr()
+    if fmt == "json":
+        doc = json.loads(captured.out)
+        assert doc["complete"] is False and doc["not_analysed"] == ["py", "fc"] and doc["ok"] is False
+        assert [d["code"] for d in doc["diagnostics"] if d["severity"] == "error"] == ["E415"]
+    else:
+        assert "net.prototxt:4:1: error[E415]: the totals are incomplete: 2 layer(s) could not be analysed, " \
+               "starting at layer 'py'" in captured.err
+    out = tmp_path / "s.txt"
+    assert main(["summary", str(path), "-o", str(out)]) == 1 and not out.exists()
+
+
+def test_summary_of_a_complete_analysis_says_so(tmp_path, capsys):
+    import json
+    from netdef.cli import main
+    path = tmp_path / "net.prototxt"
+    path.write_text(PARTIAL_NET.replace('type: "Python" bottom: "conv" top: "m" python_param { module: "m" layer: "L" }',
+                                        'type: "ReLU" bottom: "conv" top: "m"'))
+    assert main(["summary", str(path), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["complete"] is True and doc["not_analysed"] == []

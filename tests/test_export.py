@@ -449,14 +449,14 @@ def test_failures_leave_analysis_warnings_to_check(tmp_path, capsys):
 
 
 def test_warnings_that_bear_on_the_model_are_shown(tmp_path, capsys):
-    # A fork field the export ignores (W202) and a layer name used twice (W310: weights are
+    # A fork field the export reads (W216) and a layer name used twice (W310: weights are
     # matched by name) are shown; the overhang Caffe clips (W411) is not.
     from netdef.cli import main
     net = _write(tmp_path, NOISY_NET.replace("stride: 2 }", "stride: 2 ceil_mode: true }")
                  + 'layer { name: "fc" type: "ReLU" bottom: "fc" top: "fc" }\n')
     assert main(["export", net, "-o", str(tmp_path / "m.onnx")]) == 0
     err = capsys.readouterr().err
-    assert "net.prototxt:4:" in err and "warning[W202]: 'ceil_mode' is not a BVLC Caffe field" in err
+    assert "net.prototxt:4:" in err and "warning[W216]: 'ceil_mode' is not a BVLC Caffe field" in err
     assert "warning[W310]: layer name 'fc' is used more than once" in err
     assert "W411" not in err and err.endswith("note: 1 analysis warning not shown; "
                                               f"'netdef check {net}' lists them\n")

@@ -293,6 +293,77 @@ def test_bench_and_verify_warn_about_nan(tmp_path, capsys):
     assert "nan.prototxt:5:1: warning[W517]: output 'prob'" in err and "nan.prototxt:6:1: warning[W517]: output 'inf'" in err
 
 
+BATCH_NET = """
+name: "batched"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 10 dim: 3 dim: 6 dim: 6 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+"""
+
+
+@pytest.mark.parametrize("extra,want", [([], 1), (["--batch", "3"], 3)])
+def test_verify_runs_one_sample_unless_told(tmp_path, monkeypatch, capsys, extra, want):
+    """Issue 11: verify ran the declared batch (10 or 50) through the NumPy reference, minutes
+    on a big net; it now runs 1 sample by default, `--batch N` to choose."""
+    from netdef.export import runtime
+    seen = []
+    real_run = runtime.Session.run
+
+    def run(self, feed):
+        seen.append({k: v.shape for k, v in feed.items()})
+        return real_run(self, feed)
+
+    monkeypatch.setattr(runtime.Session, "run", run)
+    path = tmp_path / "net.prototxt"
+    path.write_text(BATCH_NET)
+    assert main(["verify", str(path), *extra]) == 0
+    assert seen and all(shapes["data"] == (want, 3, 6, 6) for shapes in seen), seen
+    assert "compared 2 blobs" in capsys.readouterr().out
+
+
+def test_verify_keeps_the_declared_batch_when_the_net_fixes_it(tmp_path, capsys):
+    # The Reshape fixes the batch at 10: batch 1 cannot be analysed, so the net runs as declared.
+    path = tmp_path / "net.prototxt"
+    path.write_text(BATCH_NET + 'layer { name: "r" type: "Reshape" bottom: "fc" top: "r" '
+                                'reshape_param { shape { dim: 10 dim: 3 } } }\n')
+    assert main(["verify", str(path)]) == 0, capsys.readouterr().err
+    assert main(["verify", str(path), "--batch", "0"]) == 2
+
+
+def test_verify_names_the_layer_and_size_when_the_reference_runs_out_of_memory(tmp_path, monkeypatch, capsys):
+    import netdef.reference as reference
+
+    def hungry(ctx, layer, bottoms, params):
+        # What numpy raises when an allocation fails (its message gives the size).
+        raise MemoryError("Unable to allocate 7.45 GiB for an array with shape (1000000000,) and data type float64")
+
+    monkeypatch.setitem(reference._OPS, "InnerProduct", hungry)
+    path = tmp_path / "net.prototxt"
+    path.write_text(BATCH_NET)
+    # The layers before it are compared; the stop is reported (W515, as any incomplete comparison).
+    assert main(["verify", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning[W515]" in err and "layer 'fc' (InnerProduct): out of memory in the NumPy reference: Unable to allocate 7.45 GiB" in err
+
+
+def test_verify_shows_progress_through_the_reference(tmp_path, monkeypatch, capsys):
+    import netdef.progress as progress
+
+    class Eager(progress.Progress):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **{**k, "delay": 0.0, "interval": 0.0})
+
+    monkeypatch.setattr(progress, "force", True)
+    monkeypatch.setattr(progress, "Progress", Eager)
+    path = tmp_path / "net.prototxt"
+    path.write_text(BATCH_NET)
+    assert main(["verify", str(path)]) == 0
+    err = capsys.readouterr().err
+    # One line redrawn in place per layer, naming it, then erased.
+    assert "\rverify: NumPy reference: 2/3 (0 s) conv" in err and "\rverify: NumPy reference: 3/3 (0 s) fc" in err
+
+
 # --- one real input through a bundled net -----------------------------------------------------
 
 @pytest.fixture()

@@ -104,7 +104,7 @@ def test_fork_ceil_mode_false_rounds_down():
     g = _net('layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX '
              'kernel_size: 3 stride: 2 ceil_mode: false } }', shape="1 dim: 1 dim: 8 dim: 8")
     assert g.blob("p").meta["shape"] == (1, 1, 3, 3)
-    assert "W202" in _codes(g)  # the fork field is still reported as not BVLC
+    assert "W216" in _codes(g)  # the fork field is still reported as not BVLC, and as read
 
 
 def test_global_pooling_and_rectangular_conv():
@@ -242,7 +242,7 @@ def test_concat_mismatch():
     ('type: "Convolution" convolution_param { kernel_size: 3 }', "E403", "num_output"),
     ('type: "Convolution" convolution_param { num_output: 4 kernel_size: 3 group: 2 }', "E405", "does not divide the 3 input channels"),
     ('type: "Pooling" pooling_param { kernel_size: 2 pad: 2 }', "E402", "must be smaller than the kernel"),
-    ('type: "Pooling" pooling_param { kernel_size: 9 }', "E402", "larger than the padded input"),
+    ('type: "Pooling" pooling_param { kernel_size: 12 }', "E402", "output height would be -3"),
     ('type: "Slice" top: "y" slice_param { slice_point: 3 }', "E406", "not inside axis 1"),
     ('type: "Reshape" reshape_param { shape { dim: 5 dim: -1 } }', "E409", "not a multiple of 5"),
     ('type: "InnerProduct" inner_product_param { num_output: 2 axis: 4 }', "E408", "out of range"),
@@ -403,3 +403,32 @@ def test_data_layer_both_force_flags_warn():
                       'force_gray: true } data_param { source: "db" batch_size: 4 } }', inputs={"data": (4, 3, 8, 8)})
     d = _one(g, "W413")
     assert "force_color and force_gray" in d.message and not g.diagnostics.has_errors
+
+
+def test_a_pooling_kernel_larger_than_a_placeholder_input_is_a_warning(tmp_path, capsys):
+    """A deploy file whose input is a 1x1 placeholder set at run time (issue 11): Caffe's
+    PoolingLayer checks no size against the kernel, so the file loads; 0 windows is a size Caffe
+    accepts (only a negative one fails Blob::Reshape). netdef warns (W414) and goes on."""
+    from netdef.cli import main
+    path = tmp_path / "deploy.prototxt"
+    path.write_text('''name: "placeholder"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 1 dim: 1 }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 8 kernel_size: 7 stride: 2 pad: 3 } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "pool2" type: "Pooling" bottom: "pool1" top: "pool2" pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool2" top: "fc" inner_product_param { num_output: 10 } }
+''')
+    assert main(["check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning[W414]: the kernel of pooling layer 'pool1' is larger than its padded input" in err
+    assert "Caffe computes 0 x 0 windows" in err and "error" not in err
+    # Caffe's sizes: conv1 (1 + 6 - 7) / 2 + 1 = 1; pool1 ceil((1 - 3) / 2) + 1 = 0; pool2
+    # ceil((0 - 2) / 2) + 1 = 0; fc sees 8 x 0 x 0 = 0 inputs.
+    assert main(["summary", str(path), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [doc["blobs"][b]["shape"] for b in ("conv1", "pool1", "pool2", "fc")] == \
+        [[1, 8, 1, 1], [1, 8, 0, 0], [1, 8, 0, 0], [1, 10]]
+    # With the real size given, no warning.
+    assert main(["check", str(path), "--input", "data=1,3,224,224"]) == 0
+    assert "W414" not in capsys.readouterr().err

@@ -449,3 +449,17 @@ def test_epochs_need_a_batch_size(capsys):
     # iter_size 1, batch 1: 1,464 iterations per epoch; max_iter 100,000 → 68.31 epochs
     assert "1,464.0 iterations per epoch; max_iter = 68.31 epochs" in out
     assert main(["solver", str(path), "--dataset-size", "0"]) == 2
+
+
+def test_evaluation_only_poly_solver_is_not_an_error(tmp_path, capsys):
+    """`max_iter: 0` with lr_policy "poly" (issue 11): Caffe only divides by max_iter in
+    GetLearningRate, once per iteration, and runs none; it loads the solver and evaluates."""
+    from netdef.cli import main
+    (tmp_path / "net.prototxt").write_text(
+        'name: "n"\nlayer { name: "d" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n')
+    path = tmp_path / "solver.prototxt"
+    path.write_text('net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "poly"\npower: 0.9\nmax_iter: 0\n'
+                    'test_iter: 10\ntest_interval: 1\n')
+    assert main(["solver", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "E604" not in err and "warning[W615]: max_iter = 0: Caffe runs no training iteration" in err

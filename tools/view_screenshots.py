@@ -3,8 +3,9 @@
     python3 tools/view_screenshots.py [OUTDIR]
 
 Writes googlenet.png (an Inception module unfolded, a layer selected), resnet50.png (a search,
-a layer of a folded stage selected from the table) and resnet50_solver.png (the learning-rate
-plot with the pointer on it), each 1280x800.
+a layer of a folded stage selected from the table), squeezenet1_1.png (the whole net fitted,
+fire modules folded, a fire module's details) and resnet50_solver.png (the learning-rate plot
+with the pointer on it), each 1280x800.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def shoot(out: Path) -> None:
     tmp = Path(tempfile.mkdtemp())
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     try:
-        for name in ("googlenet", "resnet50", "resnet50_solver"):
+        for name in ("googlenet", "resnet50", "squeezenet1_1", "resnet50_solver"):
             assert main(["view", name, "-o", str(tmp / f"{name}.html")]) == 0
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium)
@@ -42,6 +43,13 @@ def shoot(out: Path) -> None:
             page.fill("#search", "res3")
             page.press("#search", "Enter")
             page.screenshot(path=str(out / "resnet50.png"))
+
+            page.goto((tmp / "squeezenet1_1.html").as_uri())
+            page.wait_for_selector("body[data-ready]")
+            page.fill("#table-filter", "fire5/expand3x3")
+            page.locator("#layer-table tbody tr[data-layer]").first.click()
+            page.fill("#table-filter", "")
+            page.screenshot(path=str(out / "squeezenet1_1.png"))
 
             page.goto((tmp / "resnet50_solver.html").as_uri())
             page.wait_for_selector("body[data-ready]")

@@ -78,24 +78,31 @@ def pool(g, x: str, y: str, method: int, kernel, stride, pad, in_hw, out_hw, tag
 
 def _pool_explicit(g, x, y, method, kernel, stride, pad, ends, in_hw, out_hw, tag):
     """Windows that lie wholly past the input (stride larger than the kernel, with the
-    round-up): ONNX pools refuse padding as large as the kernel, so the padding is made
-    explicit. Caffe's MAX of an empty window is -FLT_MAX, its initial value; its AVE divides a
-    zero sum by the clipped window size, which the correction map below reproduces."""
+    round-up): ONNX pools refuse padding as large as the kernel. Caffe's MAX of an empty
+    window is -FLT_MAX, its initial value: the padding is made explicit with that value. Its
+    AVE divides a zero sum by min(start + k, H + pad) - start, negative or zero past the input
+    (so -0, +0 or NaN): the windows that meet the input are pooled as usual, and the empty ones
+    appended as zeros times 0 / that size. (A zero-filled Pad before the pool, as for MAX,
+    would be fused into the pool by onnxruntime's optimizer, which then refuses the model.)"""
     P = pb.PoolingParameter
-    pads = g.ints([0, 0, pad[0], pad[1], 0, 0, ends[0], ends[1]], f"{tag}_pads")
-    fill = float(-np.finfo(np.float32).max) if method == P.MAX else 0.0
-    padded = g.op("Pad", [x, pads, g.const(fill, f"{tag}_fill")], g.tmp(f"{tag}_pad"), mode="constant")
     common = dict(kernel_shape=list(kernel), strides=list(stride))
     if method == P.MAX:
+        pads = g.ints([0, 0, pad[0], pad[1], 0, 0, ends[0], ends[1]], f"{tag}_pads")
+        fill = float(-np.finfo(np.float32).max)
+        padded = g.op("Pad", [x, pads, g.const(fill, f"{tag}_fill")], g.tmp(f"{tag}_pad"), mode="constant")
         return g.op("MaxPool", [padded], y, **common)
-    avg = g.op("AveragePool", [padded], g.tmp(f"{tag}_kxk_mean"), **common)
+    valid = [sum(1 for o in range(out_hw[i]) if o * stride[i] - pad[i] < in_hw[i]) for i in range(2)]
+    inner = pool(g, x, g.tmp(f"{tag}_meets_input"), method, kernel, stride, pad, in_hw, valid, f"{tag}_in")
+    tail = g.ints([0, 0, 0, 0, 0, 0, out_hw[0] - valid[0], out_hw[1] - valid[1]], f"{tag}_empty_pads")
+    padded = g.op("Pad", [inner, tail], g.tmp(f"{tag}_with_empty"), mode="constant")
     sizes = []
     for i in range(2):
         start = np.arange(out_hw[i]) * stride[i] - pad[i]
         sizes.append(np.minimum(start + kernel[i], in_hw[i] + pad[i]) - start)
-    with np.errstate(divide="ignore"):
-        correction = (kernel[0] * kernel[1]) / np.outer(sizes[0], sizes[1]).astype(np.float64)
-    return g.op("Mul", [avg, g.const(correction, f"{tag}_divisor")], y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        empty = 0.0 / np.outer(sizes[0], sizes[1]).astype(np.float64)
+    factor = np.where(np.outer(np.arange(out_hw[0]) < valid[0], np.arange(out_hw[1]) < valid[1]), 1.0, empty)
+    return g.op("Mul", [padded, g.const(factor, f"{tag}_empty_values")], y)
 
 
 def _crop_hw(g, x, crops, tag):

@@ -21,7 +21,7 @@ import sys
 
 from ..diagnostics import DiagnosticError
 
-_ALSO_SHOWN = {"W202", "W310"}
+_ALSO_SHOWN = {"W202", "W216", "W310"}
 
 
 def worth_showing(diag) -> bool:

@@ -88,15 +88,17 @@ def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
 def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float = 1e-4, seed: int = 0,
            fold: bool = True, provider: str = "cpu", phase: str = "TEST", stages=(), level: int = 0,
            input_shapes: dict | None = None, diags: Diagnostics | None = None,
-           allow_missing_weights: bool = False) -> Report:
+           allow_missing_weights: bool = False, batch: int | None = None) -> Report:
     from ..reference import ReferenceError, trace
     from .onnx import Exporter, Exported, compile_for_export, graph_weights
     from .runtime import Session, nonfinite_outputs
 
     diags = diags if diags is not None else Diagnostics()
-    # The batch comes from the input arrays when given; losses and Accuracy are left out first.
+    # The batch comes from the input arrays when given (else `batch`: 1 by default from the
+    # command line); losses and Accuracy are left out first.
     graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes,
-                                  deploy=True, batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
+                                  deploy=True, batch=batch,
+                                  batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags, allow_missing_weights=allow_missing_weights)
     ex = Exporter(graph, blobs, fold=fold, diags=diags)
@@ -126,9 +128,13 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
             ref_inputs[v.name] = rng.standard_normal(tuple(v.meta["shape"])).astype(np.float32)
     nodes = {n.name: n for n in graph.nodes}
     comparisons, skipped, stopped, first_bad = [], [], None, None
+    from ..progress import Progress
+    # The reference is the long part on a big net (a line on a terminal after a second).
+    progress = Progress("verify: NumPy reference", total=len(graph.parsed.message.layer))
     try:
         for step in trace(graph.parsed.message, blobs, ref_inputs, phase=phase, level=level, stages=stages,
                           loc=graph.parsed.loc):
+            progress.update(detail=step.layer)
             node = nodes.get(step.layer)
             if node is None or not node.inputs:
                 continue
@@ -145,6 +151,8 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
                     first_bad = c
     except ReferenceError as e:
         stopped = str(e)
+    finally:
+        progress.close()
     return Report(comparisons, first_bad, skipped, stopped, sess.provider, nonfinite)
 
 
@@ -188,11 +196,27 @@ def cmd_verify(args) -> int:
         raise UsageError("--tolerance must be positive")
     inputs = read_input_files(args.input_files)
     diags = Diagnostics(getattr(args, "max_errors", 100))
-    report = verify(args.file, args.weights, inputs=inputs, tolerance=args.tolerance, seed=args.seed,
-                    fold=getattr(args, "fold", True), provider=getattr(args, "provider", "cpu"),
-                    phase=args.phase, stages=tuple(args.stage), level=args.level,
-                    input_shapes=parse_input_shapes(args.inputs), diags=diags,
-                    allow_missing_weights=getattr(args, "allow_missing_weights", False))
+    common = dict(inputs=inputs, tolerance=args.tolerance, seed=args.seed,
+                  fold=getattr(args, "fold", True), provider=getattr(args, "provider", "cpu"),
+                  phase=args.phase, stages=tuple(args.stage), level=args.level,
+                  input_shapes=parse_input_shapes(args.inputs),
+                  allow_missing_weights=getattr(args, "allow_missing_weights", False))
+    batch = getattr(args, "batch", None)
+    if batch is not None and batch < 1:
+        from ..diagnostics import UsageError
+        raise UsageError(f"--batch must be a positive number, got {batch}")
+    if batch is None and not inputs:
+        # Batch 1 by default (issue 11): a net declares 10 or 50 samples for its benchmarks, and
+        # the NumPy reference takes minutes over them; one sample checks the same arithmetic.
+        # A net whose graph cannot take batch 1 (a Reshape that fixes it) runs as declared.
+        from .onnx import compile_for_export
+        try:
+            compile_for_export(args.file, batch=1, phase=args.phase, stages=tuple(args.stage), level=args.level,
+                               inputs=common["input_shapes"], deploy=True)
+            batch = 1
+        except DiagnosticError:
+            batch = None
+    report = verify(args.file, args.weights, diags=diags, batch=batch, **common)
     if args.format == "json":
         return _verify_json(args, report, diags)
     out = sys.stdout

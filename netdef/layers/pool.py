@@ -10,7 +10,7 @@ in both modes.
 """
 from __future__ import annotations
 
-from .. import codes
+from .. import codes, forks
 from ..ir import RF
 from ..proto import pb
 from .base import Layer, bad, fmt_shape, need_rank, prod, register, whole_rf, window_rf
@@ -44,12 +44,12 @@ class PoolGeometry:
 
 
 def rounds_up(node) -> bool:
-    pp = node.param.pooling_param
-    sub = node.loc.msg("pooling_param") if node.loc is not None else None
-    fork = sub.extra.get("ceil_mode") if sub is not None else None
-    if fork:
-        return bool(fork[-1])
-    return pp.round_mode == P.CEIL
+    """CEIL or FLOOR rounding: the fork's `ceil_mode` when given (see forks.ceil_mode), else
+    BVLC's round_mode. The NumPy reference reads the same two fields the same way."""
+    fork = forks.ceil_mode(node.loc)
+    if fork is not None:
+        return fork
+    return node.param.pooling_param.round_mode == P.CEIL
 
 
 def static_geometry_errors(node) -> list[tuple[str, object, list]]:
@@ -139,18 +139,17 @@ def pooled_sizes(hw, g: PoolGeometry) -> list[int]:
 def pool_output(node, shape, g: PoolGeometry, field="pooling_param") -> tuple:
     need_rank(node, shape, 4)
     hw = shape[2:]
-    for i, axis in enumerate(("height", "width")):
-        padded = hw[i] + g.pad[i] + g.pad_end[i]
-        if g.kernel[i] > padded:
-            padding = f"2 x {g.pad[i]}" if g.pad[i] == g.pad_end[i] else f"{g.pad[i]} + {g.pad_end[i]}"
-            bad(node, f"kernel {g.kernel[i]} is larger than the padded input {axis} {hw[i]} + {padding} = "
-                      f"{padded} of '{node.inputs[0].name}' {fmt_shape(shape)}",
-                node.field_span(field, "kernel_size"), code=codes.BAD_GEOMETRY,
-                notes=["the input is too small for this layer; use a larger input or a smaller kernel"])
     out = pooled_sizes(hw, g)
+    # Caffe's PoolingLayer checks no size against the kernel (BVLC src/caffe/layers/
+    # pooling_layer.cpp, Reshape): a kernel larger than the padded input gives 1 or 0 windows,
+    # and a deploy file whose input is a 1x1 placeholder, set at run time, loads. Only a
+    # negative size fails, in Blob::Reshape's CHECK_GE(shape[i], 0). The rest is a warning (lint).
     for i, axis in enumerate(("height", "width")):
-        if out[i] <= 0:
-            bad(node, f"the output {axis} would be {out[i]}", node.field_span(field), code=codes.BAD_GEOMETRY)
+        if out[i] < 0:
+            bad(node, f"the output {axis} would be {out[i]}: kernel {g.kernel[i]} on the padded input {axis} "
+                      f"{hw[i]} + 2 x {g.pad[i]} of '{node.inputs[0].name}' {fmt_shape(shape)}",
+                node.field_span(field, "kernel_size"), code=codes.BAD_GEOMETRY,
+                notes=["Caffe's Blob::Reshape refuses a negative size; use a larger input or a smaller kernel"])
     return (shape[0], shape[1], out[0], out[1])
 
 
@@ -166,6 +165,12 @@ class Pooling(Layer):
     def check(self, node, diags):
         for msg, span, notes in static_geometry_errors(node):
             diags.add(codes.BAD_PARAM.at(span, notes=notes, message=f"layer '{node.name}': {msg}"))
+        values = forks.ceil_mode_values(node.loc)
+        if values and forks.as_bool(values[-1]) is None:
+            # The fork's Caffe reads ceil_mode as a bool: anything else fails its text parser.
+            diags.add(codes.BAD_PARAM.at(node.field_span("pooling_param"), notes=[
+                "ceil_mode is a bool: true (round the output size up) or false (round it down)"],
+                message=f"layer '{node.name}': ceil_mode must be true or false, got {values[-1]}"))
 
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
@@ -190,6 +195,19 @@ class Pooling(Layer):
     def lint(self, node, in_shapes, out_shapes, diags):
         g = geometry(node, in_shapes[0])
         if g.global_:
+            return
+        small = [(axis, i) for i, axis in enumerate(("height", "width"))
+                 if g.kernel[i] > in_shapes[0][2 + i] + 2 * g.pad[i]]
+        if small:
+            # Not an error: Caffe loads it (see pool_output); a placeholder input set at run time.
+            detail = "; ".join(f"{axis}: kernel {g.kernel[i]} on {in_shapes[0][2 + i]} + 2 x {g.pad[i]}"
+                               for axis, i in small)
+            windows = " x ".join(str(o) for o in out_shapes[0][2:]) + " windows"
+            field = "kernel_size" if node.param.pooling_param.HasField("kernel_size") else "kernel_h"
+            diags.add(codes.POOL_KERNEL_LARGER.at(node.field_span("pooling_param", field), layer=node.name,
+                                                  detail=f"({detail})", windows=windows,
+                                                  notes=["a deploy file often gives a placeholder input size; "
+                                                         "pass the real one with --input NAME=N,C,H,W"]))
             return
         over = []  # (axis, where the last window lies, where the input ends)
         for i, axis in enumerate(("height", "width")):

@@ -47,10 +47,20 @@ HOSTILE = [
 NUMBERS = ["0", "-1", "1", "2", "3", "7", "-7", "65536", "2147483647", "2147483648", "4294967295", "4294967296",
            "9223372036854775807", "-2147483648", "1e9", "-1e-9", "0.5", "nan", "inf", "-inf", "1e400"]
 
-# The first ten break the text; the last three keep it parseable (a value, a blob name or a
-# field name changes), so that the later stages (graph, shapes, export) see the damage.
+# The first ten break the text; the last five keep it parseable (whitespace or comments
+# between tokens change, or a value, a blob name or a field name does), so that the lexer's
+# treatment of blanks and the later stages (graph, shapes, export) see the damage.
 OPS = ("delete", "duplicate", "swap", "replace", "insert", "truncate", "bytes", "dup_block",
-       "deep", "flip", "number", "string", "field")
+       "deep", "flip", "blanks", "comment", "number", "string", "field")
+PARSEABLE = OPS[-5:]
+
+# What the text between tokens can be: runs of each kind of blank (as long as a banner or a
+# trailing run, or far longer), and comments holding what a lexer might mistake for tokens.
+# Issue 11: a banner of '#' after a string took the lexer exponential time.
+_RUN_LENGTHS = (1, 2, 26, 80, 1000, 10_000)
+_BLANK_UNITS = (" ", "\t", "\n", "\r\n", "\r", " \t", "\f", "\v", "\n\n", "  \n")
+_COMMENT_BODIES = ("", "#", " ", "\t", '"', "'", '"x"', "\\", '\\"', "{", "}", "[ ]", ":", "layer {",
+                   "# # #", "\r", "\u00e9", "\ufeff", "7e-3", "-")
 
 
 def tokens(text: str) -> list[str]:
@@ -122,6 +132,29 @@ def apply(text: str, ops) -> bytes:
                     toks[k] = rng.choice(NUMBERS)
                 else:  # another string or name of the same file: blob names, types, fields mixed up
                     toks[k] = toks[rng.choice(where)]
+        elif name == "blanks":
+            # Replace the blanks between two tokens (or put some where there were none).
+            unit, length = rng.choice(_BLANK_UNITS), rng.choice(_RUN_LENGTHS)
+            gaps = [k for k, t in enumerate(toks) if t.isspace()]
+            if gaps and rng.random() < 0.8:
+                k = rng.choice(gaps)
+                # The line end that closes a comment stays, or the next line joins the comment.
+                toks[k] = ("\n" if k and toks[k - 1][:1] == "#" else "") + unit * length
+            else:
+                toks.insert(i, unit * length)
+        elif name == "comment":
+            # A comment after a token (a string value most often: the case of issue 11), as a
+            # banner, a trailing remark or the file's last line, with or without its line end.
+            length = rng.choice(_RUN_LENGTHS)
+            body = rng.choice(_COMMENT_BODIES) * (length if rng.random() < 0.5 else 1)
+            text = rng.choice(("#", "#" * length, "# ")) + body
+            lead = rng.choice(("", " ", "\n", " " * length, "\t" * length))
+            end = rng.choice(("\n", "\r\n", "\n" + "#" * length + "\n", ""))
+            strings = [k for k, t in enumerate(toks) if t[:1] in "\"'"]
+            k = rng.choice(strings) + 1 if strings and rng.random() < 0.6 else i
+            toks.insert(k, lead + text + end)
+            if not end and k + 1 < len(toks):
+                toks.insert(k + 1, "\n")  # a comment ends at its line's end: keep the next token
         elif name == "deep":
             depth = rng.choice((65, 200, 10_000))
             toks.insert(i, "x {" * depth + "}" * depth)
@@ -141,7 +174,7 @@ def random_ops(rng: random.Random, k: int | None = None):
     """One to four mutations; half the time only the kinds that keep the text parseable, so
     that the graph, shape and export stages get as much damage to chew on as the parser."""
     k = k or rng.choice((1, 1, 1, 2, 2, 3, 4))
-    pool = OPS[-3:] if rng.random() < 0.5 else OPS
+    pool = PARSEABLE if rng.random() < 0.5 else OPS
     return [(rng.choice(pool), rng.randrange(2**32), rng.choice(HOSTILE)) for _ in range(k)]
 
 

@@ -119,3 +119,24 @@ def test_random_bytes(tmp_path_factory, data):
     path.write_bytes(data)
     for cmd in ("check", "upgrade", "solver"):
         cli_ok(cmd, path, files=[path])
+
+
+@pytest.mark.parametrize("index", range(0, len(FILES), 3), ids=[f"{p.parent.name}/{p.name}" for p in FILES[::3]])
+def test_blank_and_comment_mutants_read_as_the_original(index):
+    """Whitespace and comments between tokens, however long or odd, change nothing: the mutant
+    parses to the same message, with the same syntax errors (none) as the original."""
+    from netdef.parse import parse_text
+    from netdef.source import Source
+
+    src = FILES[index]
+    text = src.read_text(encoding="utf-8")
+    original = parse_text(Source(text, src.name))
+    if not original.syntax_ok:
+        return
+    for j in range(4):
+        k = index * 4 + j
+        ops = [(("blanks", "comment")[(k + n) % 2], 7919 * k + 104729 * n, "") for n in range(1 + k % 4)]
+        mutant = apply(text, ops).decode("utf-8")
+        parsed = parse_text(Source(mutant, src.name), original.kind)
+        assert parsed.syntax_ok, (ops, [d.render() for d in parsed.diagnostics][:3])
+        assert parsed.message == original.message, ops
