@@ -671,3 +671,17 @@ def test_synopsys_cli_check_export_verify(tmp_path, capsys, name):
     assert main(["export", path, "-o", str(tmp_path / "m.onnx")]) == 0
     assert main(["verify", path]) == 0
     capsys.readouterr()
+
+
+def test_fork_enum_value_warns_and_survives_fmt(tmp_path, capsys):
+    path = _write(tmp_path, SYN_POOL)
+    assert main(["check", path]) == 0
+    err = capsys.readouterr().err
+    assert "warning[W217]: 'AVE_EXC_PAD' is not a BVLC Caffe value of PoolMethod" in err
+    out = tmp_path / "fmt.prototxt"
+    assert main(["fmt", path, "-o", str(out)]) == 0
+    capsys.readouterr()
+    text = out.read_text()
+    assert text.count("pool: AVE_EXC_PAD") == 3 and '"AVE_EXC_PAD"' not in text
+    assert main(["verify", str(out)]) == 0
+    capsys.readouterr()
