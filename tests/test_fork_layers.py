@@ -456,6 +456,17 @@ def test_dynamic_batch_export_runs_at_another_batch(tmp_path, text):
         assert rel_error(value, ref[name]) < 1e-4, name
 
 
+def test_training_only_face_losses_read_their_fork_fillers():
+    # `netdef init` fills their blobs from the fork's own filler fields (weight_filler of
+    # margin_inner_product_param, center_filler of center_loss_param); unwritten, constant.
+    from netdef.layers.base import get
+    _, g = _shapes(FACE)
+    assert [f.type for f in get("MarginInnerProduct").filler_params(g.node("fc6"))] == ["xavier"]
+    assert [f.type for f in get("CenterLoss").filler_params(g.node("center_loss"))] == ["xavier"]
+    _, g = _shapes(FACE.replace('center_filler { type: "xavier" }', ""))
+    assert [f.type for f in get("CenterLoss").filler_params(g.node("center_loss"))] == ["constant"]
+
+
 # --- Synopsys' caffe fork (converter output): BatchNorm add_eps_before_sqrt, UpsampleDarknet ----
 
 SYN_BN = _net((2, 3, 4, 5), """

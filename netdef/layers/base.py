@@ -165,6 +165,19 @@ def bad(node, message, span=None, notes=(), code=None):
                              message=f"layer '{node.name}': {message}"))
 
 
+def fork_filler(node, message: str, field: str):
+    """A FillerParameter for a fork layer's blob from the fork's own `message { field { type } }`
+    (kept as Loc.extra values, as every fork field is); `constant` when not written, as
+    FillerParameter's default type is."""
+    from ..proto import pb
+    raw = (node.extra.get(message) or [{}])[-1]
+    spec = raw.get(field, [None])[-1] if isinstance(raw, dict) else None
+    f = pb.FillerParameter()
+    if isinstance(spec, dict):
+        f.type = str((spec.get("type") or ["constant"])[-1])
+    return f
+
+
 def canonical_axis(node, axis: int, shape, field_span=None, what: str = "axis") -> int:
     # field_span: where to point on error, as bad() takes it (a lazy tuple on hot paths).
     """Caffe's Blob::CanonicalAxisIndex: -n <= axis < n; negative counts from the end."""

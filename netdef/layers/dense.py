@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import codes
-from .base import Layer, bad, canonical_axis, count, prod, register, whole_rf
+from .base import Layer, bad, canonical_axis, count, fork_filler, prod, register, whole_rf
 
 
 @register("InnerProduct")
@@ -163,13 +163,7 @@ class MarginInnerProduct(Layer):
         return [(n, count(in_shapes[0], axis))]
 
     def filler_params(self, node):
-        from ..proto import pb
-        raw = (node.extra.get("margin_inner_product_param") or [{}])[-1]
-        spec = raw.get("weight_filler", [None])[-1] if isinstance(raw, dict) else None
-        f = pb.FillerParameter()
-        if isinstance(spec, dict):
-            f.type = str((spec.get("type") or ["constant"])[-1])
-        return [f]
+        return [fork_filler(node, "margin_inner_product_param", "weight_filler")]
 
     def receptive_field(self, node, in_rfs):
         return [None] * len(node.outputs)

@@ -7,7 +7,7 @@ probabilities (bottom 0's shape). Accuracy's optional second top is per-class ac
 from __future__ import annotations
 
 from .. import codes
-from .base import Layer, bad, canonical_axis, count, fmt_shape, prod, register
+from .base import Layer, bad, canonical_axis, count, fork_filler, fmt_shape, prod, register
 
 SCALAR = ()
 
@@ -237,13 +237,7 @@ class CenterLoss(Layer):
         return [(n, count(in_shapes[0], axis))]
 
     def filler_params(self, node):
-        from ..proto import pb
-        raw = (node.extra.get("center_loss_param") or [{}])[-1]
-        spec = raw.get("center_filler", [None])[-1] if isinstance(raw, dict) else None
-        f = pb.FillerParameter()
-        if isinstance(spec, dict):
-            f.type = str((spec.get("type") or ["constant"])[-1])
-        return [f]
+        return [fork_filler(node, "center_loss_param", "center_filler")]
 
     def receptive_field(self, node, in_rfs):
         return [None] * len(node.outputs)
