@@ -634,9 +634,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         # Standard output that cannot take the result (a full disk, /dev/full, a closed pipe) is
         # "an output could not be written" (exit 1), not a bug in netdef.
-        if debug or e.errno not in _WRITE_ERRNOS:
-            if debug:
-                raise
+        if debug:
+            raise
+        if e.errno not in _WRITE_ERRNOS:
             return _internal_error(e, json_mode, args)
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(f"netdef: error: cannot write the output: {e.strerror or e}\n")

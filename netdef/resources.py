@@ -1,7 +1,7 @@
 """Files netdef reads at run time, inside the installed package (netdef/data/).
 
-Found with importlib.resources, so a wheel installed anywhere finds them; no path is built
-from the repository layout.
+Found beside this module, inside the installed package (importlib.resources for a zipped
+install), so a wheel installed anywhere finds them; no path is built from the repository layout.
 """
 from __future__ import annotations
 

@@ -165,6 +165,12 @@ def bad(node, message, span=None, notes=(), code=None):
                              message=f"layer '{node.name}': {message}"))
 
 
+def weight_bias_fillers(p) -> list:
+    """The fillers of a layer with a weight and an optional bias (convolution_param,
+    inner_product_param, embed_param, ...), in Caffe's blob order."""
+    return [p.weight_filler, p.bias_filler] if p.bias_term else [p.weight_filler]
+
+
 def fork_filler(node, message: str, field: str):
     """A FillerParameter for a fork layer's blob from the fork's own `message { field { type } }`
     (kept as Loc.extra values, as every fork field is); `constant` when not written, as

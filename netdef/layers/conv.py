@@ -10,7 +10,7 @@ from fractions import Fraction
 
 from .. import codes
 from ..ir import RF
-from .base import Layer, bad, canonical_axis, fmt_shape, need_rank, prod, register, window_rf
+from .base import Layer, bad, canonical_axis, fmt_shape, need_rank, prod, register, weight_bias_fillers, window_rf
 from .fork import synopsys_pads
 
 # BaseConvolutionLayer's kDefaultStride, kDefaultPad, kDefaultDilation.
@@ -203,8 +203,7 @@ class Convolution(Layer):
         return [w, (cp.num_output,)] if cp.bias_term else [w]
 
     def filler_params(self, node):
-        cp = node.param.convolution_param
-        return [cp.weight_filler, cp.bias_filler] if cp.bias_term else [cp.weight_filler]
+        return weight_bias_fillers(node.param.convolution_param)
 
     def receptive_field(self, node, in_rfs):
         rf = in_rfs[0]
@@ -392,8 +391,7 @@ class ConvolutionDepthwise(Layer):
         return [w, (c,)] if node.param.convolution_param.bias_term else [w]
 
     def filler_params(self, node):
-        cp = node.param.convolution_param
-        return [cp.weight_filler, cp.bias_filler] if cp.bias_term else [cp.weight_filler]
+        return weight_bias_fillers(node.param.convolution_param)
 
     def receptive_field(self, node, in_rfs):
         rf = in_rfs[0]
@@ -498,8 +496,7 @@ class Convolution3D(Layer):
         return [w, (1, 1, 1, 1, cp.num_output)] if cp.bias_term else [w]
 
     def filler_params(self, node):
-        cp = node.param.convolution_param
-        return [cp.weight_filler, cp.bias_filler] if cp.bias_term else [cp.weight_filler]
+        return weight_bias_fillers(node.param.convolution_param)
 
     def receptive_field(self, node, in_rfs):
         rf = in_rfs[0]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import codes
-from .base import Layer, bad, canonical_axis, count, fork_filler, prod, register, whole_rf
+from .base import Layer, bad, canonical_axis, count, fork_filler, prod, register, weight_bias_fillers, whole_rf
 
 
 @register("InnerProduct")
@@ -39,8 +39,7 @@ class InnerProduct(Layer):
         return [w, (ip.num_output,)] if ip.bias_term else [w]
 
     def filler_params(self, node):
-        ip = node.param.inner_product_param
-        return [ip.weight_filler, ip.bias_filler] if ip.bias_term else [ip.weight_filler]
+        return weight_bias_fillers(node.param.inner_product_param)
 
     def receptive_field(self, node, in_rfs):
         rf = in_rfs[0]
@@ -98,8 +97,7 @@ class Embed(Layer):
         return [w, (ep.num_output,)] if ep.bias_term else [w]
 
     def filler_params(self, node):
-        ep = node.param.embed_param
-        return [ep.weight_filler, ep.bias_filler] if ep.bias_term else [ep.weight_filler]
+        return weight_bias_fillers(node.param.embed_param)
 
     def receptive_field(self, node, in_rfs):
         return [None]
@@ -139,14 +137,8 @@ class MarginInnerProduct(Layer):
     checked_against = "wy1iu/sphereface tools/caffe-sphereface/src/caffe/layers/margin_inner_product_layer.cpp"
 
     def _params(self, node):
-        from .fork import ForkParams, _int
-        p = ForkParams(node, "margin_inner_product_param", {"axis": 1})
-        if not p.has("num_output"):
-            bad(node, "margin_inner_product_param has no num_output", p.span())
-        n = _int(node, p, "num_output")
-        if n <= 0:
-            bad(node, f"num_output must be positive, got {n}", p.span())
-        return n, _int(node, p, "axis")
+        from .fork import num_output_and_axis
+        return num_output_and_axis(node, "margin_inner_product_param")
 
     def infer_shapes(self, node, in_shapes):
         feat, label = in_shapes

@@ -49,6 +49,18 @@ def _int(node, params, name):
         bad(node, f"{params.field}.{name} must be an integer, got {v!r}", params.span(name))
 
 
+def num_output_and_axis(node, message: str) -> tuple[int, int]:
+    """`num_output` (required, positive) and `axis` [default 1] of a fork's inner-product-like
+    parameter message (SphereFace's margin_inner_product_param, caffe-face's center_loss_param)."""
+    p = ForkParams(node, message, {"axis": 1})
+    if not p.has("num_output"):
+        bad(node, f"{message} has no num_output", p.span())
+    n = _int(node, p, "num_output")
+    if n <= 0:
+        bad(node, f"num_output must be positive, got {n}", p.span())
+    return n, _int(node, p, "axis")
+
+
 def synopsys_pads(node, message: str):
     """Synopsys' asymmetric padding, (top, left, bottom, right), or None when it is not used.
 

@@ -218,14 +218,8 @@ class CenterLoss(Layer):
     checked_against = "ydwen/caffe-face src/caffe/layers/center_loss_layer.cpp (a stored copy)"
 
     def _params(self, node):
-        from .fork import ForkParams, _int
-        p = ForkParams(node, "center_loss_param", {"axis": 1})
-        if not p.has("num_output"):
-            bad(node, "center_loss_param has no num_output", p.span())
-        n = _int(node, p, "num_output")
-        if n <= 0:
-            bad(node, f"num_output must be positive, got {n}", p.span())
-        return n, _int(node, p, "axis")
+        from .fork import num_output_and_axis
+        return num_output_and_axis(node, "center_loss_param")
 
     def infer_shapes(self, node, in_shapes):
         self._params(node)

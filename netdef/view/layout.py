@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 
 from ..draw import render, shape_text
+from ..layers.base import prod
 
 # Text metrics assumed for sizing (the page uses these font sizes; a generous average width).
 _CHAR = {"b": 7.0, "r": 6.1, "s": 5.6}
@@ -55,19 +56,12 @@ def _si(n) -> str:
 def block_lines(name, stage, boxes) -> list[dict]:
     nodes = [n for b in boxes for n in b.nodes]
     macs = sum((n.meta.get("cost") or {}).get("macs") or 0 for n in nodes)
-    params = sum(sum(_prod(s) for s in n.meta.get("params") or ()) for n in nodes)
+    params = sum(sum(prod(s) for s in n.meta.get("params") or ()) for n in nodes)
     what = f"{len(nodes)} layers" + (f" · {_si(macs)} MACs" if macs else "") + (f" · {_si(params)} params" if params else "")
     lines = [{"t": "▸ " + name, "f": "b"}, {"t": what, "f": "r"}]
     if stage:
         lines.append({"t": f"stage {stage}", "f": "s"})
     return lines
-
-
-def _prod(s) -> int:
-    n = 1
-    for d in s:
-        n *= int(d)
-    return n
 
 
 def value_lines(v) -> list[str]:
