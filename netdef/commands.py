@@ -13,7 +13,7 @@ import sys
 
 from . import codes
 from .analysis import compile as compile_net, valid_sizes
-from .cli import SCHEMA_VERSION, print_diagnostics
+from .cli.output import SCHEMA_VERSION, print_diagnostics
 from .diagnostics import DiagnosticError, UsageError
 from .ir import fmt_num
 from .outputs import write_atomic, write_or_print
@@ -66,7 +66,7 @@ def _report(graph, args, only_gaps: bool = True) -> int:
     if not graph.nodes and diags.has_errors:
         raise DiagnosticError(diags)  # the collector itself: the CLI says how many were cut
     shown = [d for d in diags if d.is_error or not only_gaps or d.code in _EXPLAINS_GAPS]
-    from .cli import note
+    from .cli.output import note
     print_diagnostics(shown)
     if diags.dropped:
         note(f"note: {diags.dropped} more diagnostics not shown (--max-errors)")
@@ -109,7 +109,7 @@ def _rf_short(rf) -> str:
 # --- check ----------------------------------------------------------------------------------
 
 def cmd_check(args) -> int:
-    from . import cli
+    from .cli import output as cli
     graph = _graph(args)
     diags = list(graph.diagnostics)
     errors = [d for d in diags if d.is_error]
@@ -414,7 +414,7 @@ def cmd_summary(args) -> int:
     missing = _incomplete_is_an_error(graph)
     code = _report(graph, args)
     if args.format == "json":
-        from . import cli
+        from .cli import output as cli
         doc = summary_json(graph)
         doc["ok"] = code == 0
         doc["complete"] = not missing
@@ -469,7 +469,7 @@ def _render_table(header, rows, fmt: str, right=()) -> str:
 
 
 def cmd_rf(args) -> int:
-    from . import cli
+    from .cli import output as cli
     graph = _graph(args)
     code = _report(graph, args)
     rows = rf_rows(graph)
@@ -532,7 +532,7 @@ def cmd_sizes(args) -> int:
             UsageError(f"{args.file} has no input with spatial axes (N, C, H, W) whose size could vary")
     h, w = scan.declared
     if args.format == "json":
-        from . import cli
+        from .cli import output as cli
         cli.emit_json(args, {
             "file": display_name(args.file), "ok": code == 0, "inputs": list(scan.inputs), "declared": [h, w],
             "tried": [lo, hi],

@@ -502,9 +502,9 @@ def draw(graph, path: str, rankdir: str = "TB", shapes: bool = True, rf: bool = 
 
 
 def cmd_draw(args) -> int:
-    from . import cli
+    from .cli import output as cli
     from .analysis import compile as compile_net
-    from .cli import print_diagnostics
+    from .cli.output import print_diagnostics
 
     output_format(args.output)  # an unknown format fails before any work
     graph = compile_net(args.file, phase=args.phase, stages=tuple(args.stage), level=args.level,

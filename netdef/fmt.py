@@ -394,7 +394,7 @@ def cmd_fmt(args) -> int:
     (--diff shows how, as a unified diff) and exit 1 when any would."""
     import sys
 
-    from .cli import print_diagnostics
+    from .cli.output import print_diagnostics
     from .diagnostics import UsageError
     from .library import resolve
     from .outputs import check_writable, write_or_print

@@ -46,7 +46,7 @@ def cmd_list(args) -> int:
     rows = [("net", name, description(p)) for name, p in nets().items()]
     rows += [("solver", name, description(p)) for name, p in solvers().items()]
     if getattr(args, "format", "text") == "json":
-        from .cli import emit_json
+        from .cli.output import emit_json
         emit_json(args, {"nets": [{"name": n, "path": str(p), "description": description(p)} for n, p in nets().items()],
                          "solvers": [{"name": n, "path": str(p), "description": description(p)}
                                      for n, p in solvers().items()]})

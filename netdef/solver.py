@@ -704,7 +704,7 @@ def parse_iters(text: str | None, max_iter: int) -> tuple[int, int, int]:
 
 def _checked(args):
     """Load and check a solver's own fields; warnings printed, errors raised."""
-    from .cli import print_diagnostics
+    from .cli.output import print_diagnostics
 
     parsed = load_solver(args.file, getattr(args, "max_errors", 100))
     check_fields(parsed.message, parsed.loc, parsed.diagnostics)
@@ -757,7 +757,7 @@ def cmd_lr(args) -> int:
         blocks = schedule.chunks(start, stop, step)
     out = sys.stdout
     if args.format == "json":
-        from .cli import SCHEMA_VERSION, collected
+        from .cli.output import SCHEMA_VERSION, collected
         head = json.dumps({"schema_version": SCHEMA_VERSION, "command": "lr",
                            "file": parsed.source.path, "lr_policy": msg.lr_policy, "type": type_name(msg),
                            "base_lr": _json_float(F32(msg.base_lr)), "max_iter": msg.max_iter,
@@ -1166,7 +1166,7 @@ def render_summary(doc: dict) -> str:
 
 
 def cmd_solver(args) -> int:
-    from .cli import print_diagnostics
+    from .cli.output import print_diagnostics
 
     if args.dataset_size is not None and args.dataset_size < 1:
         raise UsageError(f"netdef solver: --dataset-size must be at least 1, got {args.dataset_size}")
@@ -1182,11 +1182,11 @@ def cmd_solver(args) -> int:
     if fields_ok:
         doc = summarize(parsed, uses, args.dataset_size)
         if args.format == "json":
-            from .cli import emit_json
+            from .cli.output import emit_json
             emit_json(args, dict(doc, ok=not diags.has_errors))
         else:
             sys.stdout.write(render_summary(doc))
     elif args.format == "json":
-        from .cli import emit_json
+        from .cli.output import emit_json
         emit_json(args, {"ok": False})
     return 1 if diags.has_errors else 0

@@ -673,7 +673,7 @@ def cmd_upgrade(args) -> int:
     import sys
 
     from . import load
-    from .cli import print_diagnostics
+    from .cli.output import print_diagnostics
     from .fmt import format_message
     from .outputs import check_writable, write_or_print
 

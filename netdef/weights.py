@@ -708,7 +708,7 @@ def cmd_init(args) -> int:
 
 
 def _init(args) -> int:
-    from .cli import print_diagnostics
+    from .cli.output import print_diagnostics
     from .export.onnx import compile_for_export, param_specs, parse_input_shapes
     from .export.report import print_report
     from .outputs import check_writable
@@ -735,7 +735,7 @@ def _init(args) -> int:
     n = write_caffemodel(args.output, graph.name, layers())
     print_diagnostics(diags)
     count = sum(math.prod(s) for spec in specs.values() for s in spec.shapes)
-    from . import cli
+    from .cli import output as cli
     if cli.json_mode:
         cli.emit_json(args, {"ok": True, "wrote": args.output, "bytes": n, "layers_with_parameters": len(specs),
                              "values": count, "seed": args.seed})

@@ -42,7 +42,8 @@ def test_list_shows_the_bundled_library(capsys):
 def _patch_handler(monkeypatch, exc):
     def handler(args):
         raise exc
-    monkeypatch.setattr(cli, "COMMANDS", {**cli.COMMANDS, "list": ("netdef.tests_fake", "h", "x")})
+    # netdef.cli.parser owns the table of commands
+    monkeypatch.setitem(cli.COMMANDS, "list", ("netdef.tests_fake", "h", "x"))
     fake = type(sys)("netdef.tests_fake")
     fake.h = handler
     monkeypatch.setitem(sys.modules, "netdef.tests_fake", fake)

@@ -1071,7 +1071,7 @@ def cmd_export(args) -> int:
     ex = export_from_args(args, batch=args.batch)
     n = ex.write(args.output)
     g = ex.skeleton.graph
-    from .. import cli
+    from ..cli import output as cli
     if cli.json_mode:
         cli.emit_json(args, {"ok": True, "wrote": args.output, "bytes": n, "opset": ex.exporter.opset,
                              "nodes": len(g.node), "initializers": len(ex.inits),

@@ -45,11 +45,11 @@ def check_command(args) -> str:
 
 def print_report(diags, args, dropped: int | None = None) -> None:
     """Print the diagnostics worth showing to stderr, then what was left out."""
-    from ..cli import print_diagnostics
+    from ..cli.output import print_diagnostics
     diags_list = list(diags)
     shown = [d for d in diags_list if worth_showing(d)]
     print_diagnostics(shown)
-    from ..cli import note
+    from ..cli.output import note
     dropped = getattr(diags, "dropped", 0) if dropped is None else dropped
     if dropped:
         note(f"note: {dropped} more diagnostics not shown (--max-errors)")

@@ -307,7 +307,7 @@ RUN_WARM_RUNS = 10
 
 @reporting
 def cmd_run(args) -> int:
-    from ..cli import print_diagnostics
+    from ..cli.output import print_diagnostics
     arrays = read_input_files(args.input_files)
     labels = read_labels(args.labels) if args.labels else None
     # A definition is exported at the arrays' batch: one 1x1x28x28 image runs through lenet as is.
@@ -368,7 +368,7 @@ def read_labels(path: str) -> list[str]:
 
 
 def _run_json(args, sess, label, feed, randomised, outs, where, dt, cold=None, labels=None) -> int:
-    from ..cli import emit_json, print_diagnostics
+    from ..cli.output import emit_json, print_diagnostics
     bad = nonfinite_outputs(outs, where)
     print_diagnostics(bad.values())
     outputs = []
@@ -436,7 +436,7 @@ def bench(sess: Session, feed: dict[str, np.ndarray], runs: int = 50, warmup: in
 
 @reporting
 def cmd_bench(args) -> int:
-    from ..cli import print_diagnostics
+    from ..cli.output import print_diagnostics
     model, label, where = model_from_args(args, batch=args.batch)
     sess = Session(model, args.provider, args.threads)
     if args.batch is not None:
@@ -455,7 +455,7 @@ def cmd_bench(args) -> int:
     cold = time.perf_counter() - t0
     r = bench(sess, feed, args.runs, args.warmup, args.duration)
     if args.format == "json":
-        from ..cli import emit_json
+        from ..cli.output import emit_json
         print_diagnostics(bad.values())
         emit_json(args, {"ok": True, "model": label, "provider": sess.provider, "provider_note": sess.note or None,
                          "warmup": r["warmup_runs"], "cold_run_s": cold, **r,

@@ -170,7 +170,7 @@ def _verify_findings(args, report, diags) -> None:
 
 
 def _verify_json(args, report, diags) -> int:
-    from ..cli import emit_json
+    from ..cli.output import emit_json
     _verify_findings(args, report, diags)
     if not report.comparisons:
         diags.add(codes.VERIFY_INCOMPLETE.at(None, why="no blob could be compared"))

@@ -224,7 +224,7 @@ def build(path: str, phase: str = "TEST", stages=(), level: int = 0, inputs=None
 
 
 def cmd_view(args) -> int:
-    from .. import cli
+    from ..cli import output as cli
     from ..draw import input_shapes
     from ..outputs import check_writable, write_atomic
 
