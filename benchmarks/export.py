@@ -56,7 +56,7 @@ def rss(key):
             return int(line.split()[1]) * 1024
 import numpy, onnx
 from netdef.export.onnx import export
-import netdef.analysis
+import netdef.pipeline
 base = rss('VmRSS:')
 t = time.perf_counter()
 ex = export(sys.argv[1], sys.argv[2])

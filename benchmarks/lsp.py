@@ -50,7 +50,7 @@ def _stats(xs: list[float]) -> str:
 
 
 def _reference(text: str, path: str) -> float:
-    from netdef.analysis import compile as compile_net
+    from netdef.pipeline import compile as compile_net
     from netdef.parse import parse_text
     from netdef.source import Source
     from netdef.upgrade import upgrade_parsed

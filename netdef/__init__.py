@@ -12,23 +12,20 @@ def load(path: str, kind: str | None = None, max_errors: int = 100):
     """Parse a net or solver definition (a path or a bundled name), upgrading V0/V1 formats.
 
     Returns a parse.Parsed: .kind ("net"/"solver"), .message, .loc, .diagnostics.
-    Raises source.SourceError when the file cannot be read.
+    Raises source.SourceError when the file cannot be read. See netdef.pipeline.
     """
-    from .library import resolve
-    from .parse import parse_file
-    from .upgrade import upgrade_parsed
+    from .pipeline import load as _load
 
-    parsed = parse_file(resolve(path), kind, max_errors)
-    return upgrade_parsed(parsed)
+    return _load(path, kind, max_errors)
 
 
 def compile(path_or_parsed, phase: str = "TEST", stages=(), level: int = 0, inputs: dict | None = None,
             max_errors: int = 100):
     """Analyse a net: NetState filtering, IR, shapes, receptive fields, cost (an ir.Graph).
 
-    Never raises for bad input; problems are in graph.diagnostics. See netdef.analysis.
+    Never raises for bad input; problems are in graph.diagnostics. See netdef.pipeline.
     """
-    from .analysis import compile as _compile
+    from .pipeline import compile as _compile
 
     return _compile(path_or_parsed, phase, stages, level, inputs, max_errors)
 

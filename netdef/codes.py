@@ -159,3 +159,16 @@ OUTPUT_NOT_FINITE = _w("W517", "output '{output}' holds {detail} of its {total} 
 
 # --- robustness follow-ups (hostile input found by tests/robustness, benchmarks/fuzz.py) -------
 SAME_NAME_PARAMS = Code("E520", "layer '{layer}' ({type}) has the name of another layer with parameters ({other}, line {line}); weights are matched to layers by name, so netdef cannot give each its own")
+
+
+# Warnings that explain a gap in a result (a layer netdef cannot analyse, an input whose shape
+# must be given): every command that reports on a net shows them, not only `netdef check`.
+EXPLAINS_A_GAP = frozenset({UNSUPPORTED_LAYER.id, INPUT_SHAPE_NEEDED.id})
+# The warnings that say a definition uses a fork's field or value (summed up by fmt).
+FORK_NOTES = frozenset({FORK_FIELD.id, FORK_V1_TYPE.id, FORK_FIELD_READ.id, FORK_ENUM.id})
+
+
+def explains_a_gap(diag) -> bool:
+    """An error, or a warning that explains a gap in a result: what a report on a net shows
+    outside `netdef check` (netdef.cli.select holds the table of what each command shows)."""
+    return diag.is_error or diag.code in EXPLAINS_A_GAP

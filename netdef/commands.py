@@ -1,6 +1,6 @@
 """`netdef check`, `summary`, `rf` and `sizes`: the analysis on the command line.
 
-Each handler compiles the definition (netdef.analysis.compile), prints what it found and returns
+Each handler compiles the definition (netdef.pipeline.compile), prints what it found and returns
 the exit code: 0 when the definition has no errors, 1 otherwise. Diagnostics go to standard
 error, results to standard output (or -o FILE, written atomically).
 """
@@ -12,7 +12,8 @@ import json
 import sys
 
 from . import codes
-from .analysis import compile as compile_net, valid_sizes
+from .pipeline import compile as compile_net
+from .sizes import valid_sizes
 from .cli.output import SCHEMA_VERSION, print_diagnostics
 from .diagnostics import DiagnosticError, UsageError
 from .ir import fmt_num
@@ -20,44 +21,11 @@ from .outputs import write_atomic, write_or_print
 from .passes.cost import BYTES_PER_ELEMENT, samples, totals
 from .layers.base import prod
 
-# Warnings that explain why a summary is incomplete; the others are for `netdef check`.
-_EXPLAINS_GAPS = {"W306", "W308"}
-
-
 # --- shared -------------------------------------------------------------------------------
-
-def parse_input_option(text: str) -> tuple[str, tuple[int, ...]]:
-    """--input NAME=N,C,H,W (any number of dimensions; 'x' also separates them)."""
-    name, sep, dims = text.partition("=")
-    name = name.strip()
-    if not sep or not name:
-        raise UsageError(f"--input {text}: expected NAME=N,C,H,W (e.g. --input data=1,3,224,224)")
-    parts = [p.strip() for p in dims.replace("x", ",").split(",")]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"--input {text}: dimensions must be whole numbers, separated by commas") from None
-    if not shape or any(d < 0 for d in shape):
-        raise UsageError(f"--input {text}: give one or more dimensions, none negative")
-    count = 1
-    for d in shape:
-        count *= d
-    if len(shape) > 32 or count > 2**31 - 1:  # Blob::Reshape: kMaxBlobAxes, INT_MAX elements
-        raise UsageError(f"--input {text}: a Caffe blob has at most 32 axes and 2,147,483,647 elements")
-    return name, shape
-
-
-def _inputs(args) -> dict:
-    out = {}
-    for text in getattr(args, "inputs", []) or []:
-        name, shape = parse_input_option(text)
-        out[name] = shape
-    return out
-
 
 def _graph(args):
     return compile_net(args.file, phase=args.phase, stages=tuple(args.stage), level=args.level,
-                       inputs=_inputs(args), max_errors=getattr(args, "max_errors", 100))
+                       inputs=args.inputs, max_errors=getattr(args, "max_errors", 100))
 
 
 def _report(graph, args, only_gaps: bool = True) -> int:
@@ -65,7 +33,7 @@ def _report(graph, args, only_gaps: bool = True) -> int:
     diags = graph.diagnostics
     if not graph.nodes and diags.has_errors:
         raise DiagnosticError(diags)  # the collector itself: the CLI says how many were cut
-    shown = [d for d in diags if d.is_error or not only_gaps or d.code in _EXPLAINS_GAPS]
+    shown = [d for d in diags if not only_gaps or codes.explains_a_gap(d)]
     from .cli.output import note
     print_diagnostics(shown)
     if diags.dropped:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf import text_format
 
+from . import codes
 from .diagnostics import CliError, DiagnosticError
 
 RENDERED = ("svg", "png", "pdf")
@@ -453,21 +454,6 @@ def output_format(path: str) -> str:
     return ext
 
 
-def input_shapes(specs) -> dict | None:
-    """--input NAME=N,C,H,W (repeatable) → {name: shape}, parsed as every net command does."""
-    from .commands import parse_input_option
-
-    return dict(parse_input_option(text) for text in specs or ()) or None
-
-
-def worth_showing(diag) -> bool:
-    """Outside `netdef check`: errors, and the warnings that explain a gap in the result
-    (a layer netdef cannot analyse, an input whose shape must be given)."""
-    from . import codes
-
-    return diag.is_error or diag.code in (codes.UNSUPPORTED_LAYER.id, codes.INPUT_SHAPE_NEEDED.id)
-
-
 def layers_in_error(graph) -> set[str]:
     """The names of the layers the graph's errors are about: the layer a message names
     ("... layer 'conv1' ..."), else the layer whose definition holds the error's place."""
@@ -503,17 +489,17 @@ def draw(graph, path: str, rankdir: str = "TB", shapes: bool = True, rf: bool = 
 
 def cmd_draw(args) -> int:
     from .cli import output as cli
-    from .analysis import compile as compile_net
+    from .pipeline import compile as compile_net
     from .cli.output import print_diagnostics
 
     output_format(args.output)  # an unknown format fails before any work
     graph = compile_net(args.file, phase=args.phase, stages=tuple(args.stage), level=args.level,
-                        inputs=input_shapes(args.inputs), max_errors=args.max_errors)
+                        inputs=args.inputs or None, max_errors=args.max_errors)
     parsed = graph.parsed
     if parsed is None or not parsed.syntax_ok or parsed.kind != "net":
         # unreadable, broken syntax, or a solver: nothing to draw
         raise DiagnosticError(list(graph.diagnostics))
-    print_diagnostics([d for d in graph.diagnostics if worth_showing(d)])
+    print_diagnostics([d for d in graph.diagnostics if codes.explains_a_gap(d)])
     failed = graph.diagnostics.has_errors
     errors = layers_in_error(graph) if failed else set()
     report = {"ok": not failed, "wrote": None, "format": output_format(args.output), "layers": len(graph.nodes),

@@ -18,6 +18,8 @@ import struct
 
 from google.protobuf.descriptor import FieldDescriptor as FD
 
+from . import codes
+
 # --- scalars --------------------------------------------------------------------------
 
 _pack_f32 = struct.Struct("<f")
@@ -421,11 +423,11 @@ def cmd_fmt(args) -> int:
             failed += 1
             continue
         # The fork-field warnings (W202, W216) are summed up in the one line below.
-        print_diagnostics([d for d in parsed.diagnostics if d.code not in ("W202", "W216")])
+        print_diagnostics([d for d in parsed.diagnostics if d.code not in (codes.FORK_FIELD.id, codes.FORK_FIELD_READ.id)])
         # Fields the schema lacks are kept only with a W202/W215/W216 (an unknown field of no
         # fork is an error, handled above): without one, the Loc tree walk is skipped (a tenth
         # of a large file's fmt).
-        forked = parsed.diagnostics.full or any(d.code in ("W202", "W215", "W216", "W217") for d in parsed.diagnostics)
+        forked = parsed.diagnostics.full or any(d.code in codes.FORK_NOTES for d in parsed.diagnostics)
         kept = count_extras(parsed.loc) if forked else []
         if kept and not checking:
             names = ", ".join(dict.fromkeys(kept))

@@ -543,7 +543,7 @@ def _display(path: str) -> str:
 def plan_nets(parsed, diags: Diagnostics) -> list[NetUse]:
     """The training net and the test nets, as Solver::InitTrainNet/InitTestNets choose them,
     with each file read (relative to the solver) and parsed; problems go to `diags`."""
-    from . import load
+    from .pipeline import load
     from .parse import NET, Parsed
     from .source import SourceError
     from .upgrade import upgrade_parsed
@@ -572,8 +572,7 @@ def plan_nets(parsed, diags: Diagnostics) -> list[NetUse]:
                 diags.add(codes.NET_FILE_MISSING.at(span, role=role, path=name, why=e.message))
                 cache[found] = None
             else:
-                from .draw import worth_showing
-                diags.extend(d for d in cache[found].diagnostics if worth_showing(d))
+                diags.extend(d for d in cache[found].diagnostics if codes.explains_a_gap(d))
         return found, cache[found]
 
     def inline(fname: str, index: int):
@@ -880,8 +879,7 @@ def plot_schedule(out: str, parsed, schedule: Schedule, start: int, stop: int, l
 def compile_nets(uses: list[NetUse], diags: Diagnostics, inputs=None) -> None:
     """Compile each net instance in its NetState (phase, level, stages after Caffe's merge);
     the graphs' diagnostics join `diags`, each reported once even when a file serves twice."""
-    from .analysis import compile as compile_net
-    from .draw import worth_showing
+    from .pipeline import compile as compile_net
 
     seen = {(d.code, d.span.source.path if d.span else None, d.span.start if d.span else None, d.message)
             for d in diags}
@@ -899,7 +897,7 @@ def compile_nets(uses: list[NetUse], diags: Diagnostics, inputs=None) -> None:
                                                             for k, v in inputs.items()}, **kw)
         for d in use.graph.diagnostics:
             key = (d.code, d.span.source.path if d.span else None, d.span.start if d.span else None, d.message)
-            if key not in seen and worth_showing(d):
+            if key not in seen and codes.explains_a_gap(d):
                 seen.add(key)
                 diags.add(d)
 
@@ -1176,8 +1174,7 @@ def cmd_solver(args) -> int:
     check_fields(parsed.message, parsed.loc, diags)
     fields_ok = not diags.has_errors
     uses = plan_nets(parsed, diags)
-    from .draw import input_shapes
-    compile_nets(uses, diags, inputs=input_shapes(args.inputs))
+    compile_nets(uses, diags, inputs=args.inputs or None)
     print_diagnostics(diags)
     if fields_ok:
         doc = summarize(parsed, uses, args.dataset_size)

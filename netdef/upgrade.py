@@ -672,7 +672,7 @@ def cmd_upgrade(args) -> int:
     """`netdef upgrade FILE [-o OUT]`: the current-format text of an old net or solver."""
     import sys
 
-    from . import load
+    from .pipeline import load
     from .cli.output import print_diagnostics
     from .fmt import format_message
     from .outputs import check_writable, write_or_print

@@ -702,20 +702,20 @@ def write_caffemodel(path: str, net_name: str, layers) -> int:
 
 def cmd_init(args) -> int:
     """Filler-initialised weights for a net, written as a .caffemodel Caffe can load."""
-    from .export.report import reporting
+    from .cli.select import reporting
 
     return reporting(_init)(args)
 
 
 def _init(args) -> int:
     from .cli.output import print_diagnostics
-    from .export.onnx import compile_for_export, param_specs, parse_input_shapes
-    from .export.report import print_report
+    from .export.onnx import compile_for_export, param_specs
+    from .cli.select import print_report
     from .outputs import check_writable
 
     check_writable(args.output)
     graph, _ = compile_for_export(args.file, phase=args.phase, stages=tuple(args.stage), level=args.level,
-                                  inputs=parse_input_shapes(args.inputs), max_errors=args.max_errors,
+                                  inputs=args.inputs, max_errors=args.max_errors,
                                   what="initialised")
     diags = Diagnostics(args.max_errors)
     diags.extend(graph.diagnostics)

@@ -45,7 +45,7 @@ def test_every_zoo_net_that_parses_draws(path, tmp_path, capsys):
         return
     text = out.read_text()
     assert text.startswith("digraph") and text.rstrip().endswith("}")
-    from netdef.analysis import compile
+    from netdef.pipeline import compile
     graph = compile(str(path))
     assert code == (1 if graph.diagnostics.has_errors else 0)
     unknown = [n for n in graph.nodes if n.meta.get("unknown")]

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from conftest import CONFORMANCE, ZOO
 
-from netdef.analysis import compile as compile_net
+from netdef.pipeline import compile as compile_net
 from netdef.diagnostics import DiagnosticError
 from netdef.export import lower
 from netdef.export.onnx import export, is_training_only, param_specs

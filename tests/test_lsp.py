@@ -108,7 +108,7 @@ def test_diagnostics_at_their_ranges_then_none_once_fixed(client):
     assert missing["range"]["end"] == {"line": line, "character": col + len('"conv2"')}
     assert "'conv2'" in missing["message"]
     # The same codes, places and messages as `netdef check`.
-    from netdef.analysis import compile as compile_net
+    from netdef.pipeline import compile as compile_net
     from netdef.upgrade import upgrade_parsed
     check = compile_net(upgrade_parsed(parse_text(Source(broken, "x.prototxt"))))
     assert sorted((d.code, d.span.line - 1, d.span.col - 1, d.message) for d in check.diagnostics) == \

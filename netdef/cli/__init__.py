@@ -7,7 +7,7 @@ command runs (so `netdef check` does not import numpy, onnx, graphviz or pygls).
 modules never import this package.
 """
 from .main import entry, main
-from .output import print_diagnostics
+from .output import SCHEMA_VERSION, print_diagnostics
 from .parser import COMMANDS, _command_in, build_parser
 
-__all__ = ["COMMANDS", "build_parser", "entry", "main", "print_diagnostics"]
+__all__ = ["COMMANDS", "SCHEMA_VERSION", "build_parser", "entry", "main", "print_diagnostics"]

@@ -76,7 +76,7 @@ def _net_options(p: argparse.ArgumentParser, phase_default: str = "TEST") -> Non
                    help=f"the phase whose layers are included (default {phase_default})")
     g.add_argument("--stage", action="append", default=[], metavar="NAME", help="a NetState stage (repeatable)")
     g.add_argument("--level", type=int, default=0, help="the NetState level (default 0)")
-    g.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=N,C,H,W",
+    g.add_argument("--input", dest="inputs", action=_InputShape, default={}, metavar="NAME=N,C,H,W",
                    help="the shape of an input blob whose shape the definition does not fix (repeatable)")
 
 
@@ -280,7 +280,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _file(p, "a solver definition or a bundled solver's name")
     p.add_argument("--dataset-size", type=int, default=None, help="training set size, for epochs")
     _format_option(p)
-    p.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=N,C,H,W",
+    p.add_argument("--input", dest="inputs", action=_InputShape, default={}, metavar="NAME=N,C,H,W",
                    help="the shape of a net input the definition does not fix, e.g. a Data layer's "
                         "(needed for the parameter table; repeatable)")
 
@@ -305,6 +305,36 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     _format_option(p, what=" of the report")
     return parser
+
+
+def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """--input NAME=N,C,H,W ('x' also separates the dimensions): the one parser of it. Caffe's
+    Blob::Reshape limits: at most 32 axes (kMaxBlobAxes) and INT_MAX elements; every
+    dimension at least 1 (an empty input cannot be analysed, exported or run)."""
+    name, sep, dims = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise UsageError(f"--input {text}: expected NAME=N,C,H,W (e.g. --input data=1,3,224,224)")
+    try:
+        shape = tuple(int(p.strip()) for p in dims.replace("x", ",").split(","))
+    except ValueError:
+        raise UsageError(f"--input {text}: dimensions must be whole numbers, separated by commas") from None
+    if any(d < 1 for d in shape):
+        raise UsageError(f"--input {text}: every dimension must be at least 1")
+    count = 1
+    for d in shape:
+        count *= d
+    if len(shape) > 32 or count > 2**31 - 1:
+        raise UsageError(f"--input {text}: a Caffe blob has at most 32 axes and 2,147,483,647 elements")
+    return name, shape
+
+
+class _InputShape(argparse.Action):
+    """Repeatable --input: args.inputs is {blob name: shape}, parsed once for every command."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        name, shape = input_shape(values)
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), name: shape})
 
 
 def _seed(text: str) -> int:

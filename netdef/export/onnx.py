@@ -24,7 +24,7 @@ import numpy as np
 from .. import codes
 from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
 from ..wire import encode_varint, field_key
-from .report import reporting
+from ..cli.select import reporting
 
 OPSETS = range(13, 22)
 CUSTOM_DOMAIN = "netdef.caffe"   # --custom-ops: layers ONNX cannot express, parameters as attributes
@@ -789,7 +789,7 @@ def model_metadata(ex: "Exporter") -> dict[str, str]:
 
 def _load(source, max_errors: int = 100):
     if isinstance(source, (str, os.PathLike)):
-        from .. import load
+        from ..pipeline import load
         from ..source import SourceError
         try:
             return load(os.fspath(source), max_errors=max_errors)
@@ -799,7 +799,7 @@ def _load(source, max_errors: int = 100):
 
 
 def _compile(parsed, phase, stages, level, inputs, max_errors):
-    from ..analysis import compile as compile_net
+    from ..pipeline import compile as compile_net
     graph = compile_net(parsed, phase=phase, stages=tuple(stages), level=level, inputs=inputs or None,
                         max_errors=max_errors)
     if graph.diagnostics.has_errors:
@@ -1033,29 +1033,14 @@ def parse_batch(value):
     return n
 
 
-def parse_input_shapes(specs) -> dict:
-    """--input NAME=N,C,H,W (repeatable) -> {name: shape}."""
-    out = {}
-    for spec in specs or []:
-        name, sep, dims = spec.partition("=")
-        try:
-            shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
-        except ValueError:
-            shape = ()
-        if not sep or not name or not shape or any(d < 1 for d in shape):
-            raise UsageError(f"--input expects NAME=N,C,H,W with positive dimensions, got '{spec}'")
-        out[name] = shape
-    return out
-
-
 def export_from_args(args, batch=None, **overrides) -> Exported:
     """Export with the network-state options every net command shares; prints the
     diagnostics worth showing (report.print_report)."""
-    from .report import print_report
+    from ..cli.select import print_report
     kw = dict(opset=getattr(args, "opset", DEFAULT_OPSET), fp16=getattr(args, "fp16", False),
               fp16_io=getattr(args, "fp16_io", False), fold=getattr(args, "fold", True),
               seed=getattr(args, "seed", 0), phase=args.phase, stages=tuple(args.stage), level=args.level,
-              inputs=parse_input_shapes(args.inputs), max_errors=getattr(args, "max_errors", 100),
+              inputs=args.inputs, max_errors=getattr(args, "max_errors", 100),
               allow_missing_weights=getattr(args, "allow_missing_weights", False),
               outputs=parse_outputs(getattr(args, "outputs", None)), custom_ops=getattr(args, "custom_ops", False))
     kw.update(overrides)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import codes
 from ..diagnostics import CliError, UsageError, byte_span
-from .report import reporting
+from ..cli.select import reporting
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,

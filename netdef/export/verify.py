@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import codes
 from ..diagnostics import DiagnosticError, Diagnostics
-from .report import print_report, reporting
+from ..cli.select import print_report, reporting
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -188,7 +188,6 @@ def _verify_json(args, report, diags) -> int:
 
 @reporting
 def cmd_verify(args) -> int:
-    from .onnx import parse_input_shapes
     from .runtime import read_input_files
 
     if args.tolerance <= 0:
@@ -199,7 +198,7 @@ def cmd_verify(args) -> int:
     common = dict(inputs=inputs, tolerance=args.tolerance, seed=args.seed,
                   fold=getattr(args, "fold", True), provider=getattr(args, "provider", "cpu"),
                   phase=args.phase, stages=tuple(args.stage), level=args.level,
-                  input_shapes=parse_input_shapes(args.inputs),
+                  input_shapes=args.inputs,
                   allow_missing_weights=getattr(args, "allow_missing_weights", False))
     batch = getattr(args, "batch", None)
     if batch is not None and batch < 1:

@@ -123,7 +123,7 @@ class Document:
         self._index()
 
     def _compile(self, parsed, max_errors: int) -> None:
-        """netdef.analysis.compile (TEST phase, as `netdef check`), pass by pass, remembering
+        """netdef.pipeline.compile (TEST phase, as `netdef check`), pass by pass, remembering
         which diagnostics each stage made and what the build wrote into each node's and value's
         meta: what netdef.lsp.incremental needs to re-analyse one layer's edit."""
         import gc

@@ -1,4 +1,4 @@
-"""Analysis passes over an ir.Graph, run in order by analysis.compile:
+"""Analysis passes over an ir.Graph, run in order by pipeline.compile:
 
   verify           static checks: layer types, blob counts, parameters, unused tops, dead layers
   shapes           Value.meta["shape"], Node.meta["blobs"/"params"/"stat_params"]

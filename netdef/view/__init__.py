@@ -85,7 +85,7 @@ def _state_label(phase, stages, level) -> str:
 
 
 def _compile(parsed, phase, stages, level, inputs, max_errors):
-    from ..analysis import compile as compile_net
+    from ..pipeline import compile as compile_net
 
     if parsed.syntax_ok:
         return compile_net(parsed, phase, stages, level, inputs, max_errors)
@@ -198,7 +198,7 @@ def build(path: str, phase: str = "TEST", stages=(), level: int = 0, inputs=None
     """(html text, diagnostics to print, has errors) for a net or solver file or bundled name.
     Raises DiagnosticError when there is nothing to show (unreadable file, a syntax error before
     the first layer, a solver whose fields are wrong)."""
-    from .. import load
+    from ..pipeline import load
     from ..parse import NET
     from ..source import SourceError
 
@@ -218,14 +218,13 @@ def build(path: str, phase: str = "TEST", stages=(), level: int = 0, inputs=None
     first = graphs[0]
     title = parsed.message.name or os.path.basename(parsed.source.path)
     errors = first.diagnostics.has_errors or parsed.diagnostics.has_errors
-    from ..draw import worth_showing
+    from .. import codes
 
-    return page(doc, title), [d for d in first.diagnostics if worth_showing(d)], errors
+    return page(doc, title), [d for d in first.diagnostics if codes.explains_a_gap(d)], errors
 
 
 def cmd_view(args) -> int:
     from ..cli import output as cli
-    from ..draw import input_shapes
     from ..outputs import check_writable, write_atomic
 
     out = args.output
@@ -234,7 +233,7 @@ def cmd_view(args) -> int:
         raise CliError(f"cannot write {out}: netdef view writes an HTML page; name it OUT.html")
     check_writable(out)
     text, diags, errors = build(args.file, args.phase, tuple(args.stage), args.level,
-                                input_shapes(args.inputs), args.max_errors)
+                                args.inputs or None, args.max_errors)
     # Unlike `draw`, the page of a net with errors is written: it lists the errors and marks
     # the layers they concern, which is what the page is for. The exit code still says 1.
     cli.print_diagnostics(diags)  # -W error stops here, before anything is written
