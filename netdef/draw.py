@@ -19,13 +19,11 @@ from __future__ import annotations
 import html
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
 
-from . import codes
-from .diagnostics import CliError, DiagnosticError
+from .diagnostics import CliError
 
 RENDERED = ("svg", "png", "pdf")
 FORMATS = RENDERED + ("dot",)
@@ -485,37 +483,3 @@ def draw(graph, path: str, rankdir: str = "TB", shapes: bool = True, rf: bool = 
     check_writable(path)
     source = to_dot(graph, rankdir, shapes, rf, params, collapse, errors).source
     write_atomic(path, source if fmt == "dot" else render(source, fmt))
-
-
-def cmd_draw(args) -> int:
-    from .cli import output as cli
-    from .pipeline import compile as compile_net
-    from .cli.output import print_diagnostics
-
-    output_format(args.output)  # an unknown format fails before any work
-    graph = compile_net(args.file, phase=args.phase, stages=tuple(args.stage), level=args.level,
-                        inputs=args.inputs or None, max_errors=args.max_errors)
-    parsed = graph.parsed
-    if parsed is None or not parsed.syntax_ok or parsed.kind != "net":
-        # unreadable, broken syntax, or a solver: nothing to draw
-        raise DiagnosticError(list(graph.diagnostics))
-    print_diagnostics([d for d in graph.diagnostics if codes.explains_a_gap(d)])
-    failed = graph.diagnostics.has_errors
-    errors = layers_in_error(graph) if failed else set()
-    report = {"ok": not failed, "wrote": None, "format": output_format(args.output), "layers": len(graph.nodes),
-              "layers_in_error": sorted(errors)}
-    if failed and not getattr(args, "force", False):
-        # A picture of a net with errors looks like a valid net: none is written unless asked.
-        sys.stderr.write(f"netdef draw: {args.output} not written: the net has errors "
-                         "(--force draws it, with the layers in error outlined in red)\n")
-        if cli.json_mode:
-            cli.emit_json(args, report)
-        return 1
-    draw(graph, args.output, args.rankdir, args.shapes, args.rf, args.params, args.collapse, errors)
-    report["wrote"] = args.output
-    if cli.json_mode:
-        cli.emit_json(args, report)
-    else:
-        marked = f"; {len(errors)} layer(s) in error outlined in red" if errors else ""
-        cli.info(f"wrote {args.output}: {report['format']}, {len(graph.nodes)} layers{marked}")
-    return 1 if failed else 0

@@ -203,13 +203,17 @@ class Graph:
         return None
 
     def __str__(self) -> str:
+        def typed(v):  # %conv1:(1,96,55,55); an unknown shape is left out
+            shape = v.meta.get("shape")
+            return f"%{v.label}" if shape is None else f"%{v.label}:{fmt_shape(shape, 'ir')}"
+
         def vals(vs):
-            return ", ".join(f"%{v.label}{_shape_str(v.meta.get('shape'))}" for v in vs)
+            return ", ".join(typed(v) for v in vs)
 
         lines = [f"graph {self.name or '<unnamed>'} ({self.state}) {{"]
         for v in self.inputs:
             if v.producer is None:
-                lines.append(f"  input %{v.label}{_shape_str(v.meta.get('shape'))}")
+                lines.append(f"  input {typed(v)}")
         for n in self.nodes:
             lhs = vals(n.outputs)
             rhs = ", ".join(f"%{v.label}" for v in n.inputs)
@@ -220,7 +224,17 @@ class Graph:
         return "\n".join(lines)
 
 
-def _shape_str(shape) -> str:
+def fmt_shape(shape, style: str = "x") -> str:
+    """A blob shape as text: netdef's one shape formatter. `style` is the separator of a flat
+    form, "x" (tables, hovers: 1x3x224x224) or "×" (drawings: 1×3×224×224), where an unknown
+    shape is "?" and a shape of no axes "scalar"; or "tuple" (messages: (1, 3, 224, 224));
+    or "ir" (the IR listing: (1,3,224,224))."""
     if shape is None:
-        return ""
-    return ":(" + ",".join(str(d) for d in shape) + ")"
+        return "?"
+    dims = [str(d) for d in shape]
+    if style == "tuple":
+        return "(" + ", ".join(dims) + ")"
+    if style == "ir":
+        return "(" + ",".join(dims) + ")"
+    return style.join(dims) if dims else "scalar"
+

@@ -663,31 +663,3 @@ def upgrade_parsed(parsed):
     if new_msg is msg:
         return parsed
     return dataclasses.replace(parsed, message=new_msg, loc=new_loc)
-
-
-# --- the command ----------------------------------------------------------------------
-
-
-def cmd_upgrade(args) -> int:
-    """`netdef upgrade FILE [-o OUT]`: the current-format text of an old net or solver."""
-    import sys
-
-    from .pipeline import load
-    from .cli.output import print_diagnostics
-    from .fmt import format_message
-    from .outputs import check_writable, write_or_print
-
-    if args.output:
-        check_writable(args.output)
-    parsed = load(args.file, max_errors=args.max_errors)
-    if parsed.diagnostics.has_errors:
-        print_diagnostics(parsed.diagnostics)  # the collector itself: it knows how many were cut
-        return 1
-    # W213 says what `netdef upgrade` is doing right now; everything else is worth showing.
-    rest = [d for d in parsed.diagnostics if d.code != codes.UPGRADED.id]
-    print_diagnostics(rest)
-    if not any(d.code == codes.UPGRADED.id for d in parsed.diagnostics) and parsed.message is not None:
-        sys.stderr.write(f"netdef upgrade: {parsed.source.path} is already in the current format\n")
-    text = format_message(parsed.message, extras=parsed.loc)
-    write_or_print(args.output, text)
-    return 0

@@ -202,7 +202,7 @@ def test_quiet_silences_everything_but_results_and_diagnostics(capsys, tmp_path,
     code, out, err = run(capsys, "check", "lenet", "-q")
     assert code == 0 and out == "" and err == ""
     code, out, err = run(capsys, "summary", "googlenet")
-    assert "more warning(s); run 'netdef check googlenet'" in err
+    assert "analysis warnings not shown; 'netdef check googlenet' lists them" in err
     code, out2, err = run(capsys, "summary", "googlenet", "-q")
     assert code == 0 and err == "" and out2 == out  # the notes go, the result stays
 
@@ -245,7 +245,7 @@ def test_dash_reads_standard_input(capsys, monkeypatch):
 
 
 def test_internal_error_in_a_real_command_exits_3(capsys, monkeypatch):
-    from netdef import commands
+    from netdef.cli import check as commands
 
     def boom(args):
         raise KeyError("injected")

@@ -16,7 +16,7 @@ import sys
 from ..diagnostics import CliError, DiagnosticError, UsageError
 from ..source import SourceError
 from . import output
-from .output import WarningsAsErrors, emit_json, failure_json, note, print_diagnostics, set_state
+from .output import WarningsAsErrors, emit_json, failure_json, print_diagnostics, set_state
 from .parser import COMMANDS, _command_in, build_parser
 
 
@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             failure_json(args, e.diagnostics)
         else:
             print_diagnostics(e.diagnostics)
-        if e.dropped:
-            note(f"note: {e.dropped} more diagnostics not shown (--max-errors)")
+        output.note_dropped(e.dropped)
         return 1
     except SourceError as e:
         if output.json_mode and args is not None:

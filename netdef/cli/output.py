@@ -61,9 +61,7 @@ def print_diagnostics(diags, stream=None, warnings: str | None = None) -> tuple[
             collected.append(d)
         else:
             stream.write(d.render(color=color) + "\n")
-    dropped = getattr(diags, "dropped", 0)
-    if dropped:
-        note("note: {dropped} more diagnostics not shown (--max-errors)".format(dropped=dropped), stream)
+    note_dropped(getattr(diags, "dropped", 0), stream)
     if n_warn and warnings == "error" and not explicit:
         # Stop here, before the command writes anything: -W error makes a warning fatal.
         raise WarningsAsErrors(n_warn)
@@ -78,6 +76,17 @@ def note(text: str, stream=None) -> None:
     """An informational line on stderr, which -q silences."""
     if not quiet:
         (stream or sys.stderr).write(text.rstrip("\n") + "\n")
+
+
+def dropped_note(dropped: int) -> str:
+    """The line that says how many diagnostics --max-errors left out."""
+    return f"note: {dropped} more diagnostics not shown (--max-errors)"
+
+
+def note_dropped(dropped: int, stream=None) -> None:
+    """dropped_note as a note, when any were left out."""
+    if dropped:
+        note(dropped_note(dropped), stream)
 
 
 def info(text: str) -> None:

@@ -13,13 +13,13 @@ from .output import SCHEMA_VERSION
 
 # subcommand -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "check": ("netdef.commands", "cmd_check", "parse and analyse a definition; print its diagnostics"),
-    "summary": ("netdef.commands", "cmd_summary", "one row per layer: shapes, receptive field, params, MACs, memory"),
-    "rf": ("netdef.commands", "cmd_rf", "receptive field, stride and centre of every blob"),
-    "sizes": ("netdef.commands", "cmd_sizes", "input sizes for which the whole net is valid"),
-    "fmt": ("netdef.fmt", "cmd_fmt", "print a definition in canonical form"),
-    "upgrade": ("netdef.upgrade", "cmd_upgrade", "upgrade a V0/V1 net or an old solver to the current format"),
-    "draw": ("netdef.draw", "cmd_draw", "draw the network with graphviz"),
+    "check": ("netdef.cli.check", "cmd_check", "parse and analyse a definition; print its diagnostics"),
+    "summary": ("netdef.cli.check", "cmd_summary", "one row per layer: shapes, receptive field, params, MACs, memory"),
+    "rf": ("netdef.cli.check", "cmd_rf", "receptive field, stride and centre of every blob"),
+    "sizes": ("netdef.cli.check", "cmd_sizes", "input sizes for which the whole net is valid"),
+    "fmt": ("netdef.cli.fmt", "cmd_fmt", "print a definition in canonical form"),
+    "upgrade": ("netdef.cli.upgrade", "cmd_upgrade", "upgrade a V0/V1 net or an old solver to the current format"),
+    "draw": ("netdef.cli.draw", "cmd_draw", "draw the network with graphviz"),
     "export": ("netdef.export.onnx", "cmd_export", "export to ONNX"),
     "init": ("netdef.weights", "cmd_init", "write filler-initialised weights as a .caffemodel"),
     "run": ("netdef.export.runtime", "cmd_run", "run a model with onnxruntime"),
@@ -27,9 +27,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("netdef.export.verify", "cmd_verify", "compare onnxruntime with an independent NumPy forward pass"),
     "solver": ("netdef.solver", "cmd_solver", "check and summarise a solver definition"),
     "lr": ("netdef.solver", "cmd_lr", "the learning rate at each iteration, as Caffe computes it"),
-    "list": ("netdef.library", "cmd_list", "the bundled library of networks and solvers"),
-    "lsp": ("netdef.lsp", "cmd_lsp", "a language server for editors (LSP over standard input and output)"),
-    "view": ("netdef.view", "cmd_view", "one self-contained interactive HTML page of a net or solver"),
+    "list": ("netdef.cli.library", "cmd_list", "the bundled library of networks and solvers"),
+    "lsp": ("netdef.cli.lsp", "cmd_lsp", "a language server for editors (LSP over standard input and output)"),
+    "view": ("netdef.cli.view", "cmd_view", "one self-contained interactive HTML page of a net or solver"),
 }
 
 

@@ -11,8 +11,9 @@ cannot analyse, an input whose shape must be given). A command that makes or run
 
 The rest (pooling overhangs Caffe clips, deprecated formats upgraded, receptive fields that
 disagree, ...) describe the definition, not the result; one closing line counts them and names
-the `netdef check` command that lists them. `upgrade` shows everything; `fmt` everything but
-the notes on fork fields (W202, W216), which it sums up in one line.
+the `netdef check` command that lists them. `upgrade` shows everything but W213 (which says
+what `netdef upgrade` is doing); `fmt` everything but the notes on fork fields (W202, W216),
+which it sums up in one line.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import shlex
 
 from .. import codes
 from ..diagnostics import DiagnosticError
-from .output import note, print_diagnostics
+from .output import note, note_dropped, print_diagnostics
 
 _MODEL = codes.EXPLAINS_A_GAP | {codes.FORK_FIELD.id, codes.FORK_FIELD_READ.id, codes.DUPLICATE_LAYER_NAME.id}
 
@@ -38,13 +39,17 @@ def _text(diag) -> bool:
     return diag.code not in (codes.FORK_FIELD.id, codes.FORK_FIELD_READ.id)
 
 
+def _upgrade(diag) -> bool:
+    return diag.code != codes.UPGRADED.id
+
+
 # command -> which of its diagnostics it shows
 SHOWN = {
     "check": _everything,
     "summary": codes.explains_a_gap, "rf": codes.explains_a_gap, "sizes": codes.explains_a_gap,
     "draw": codes.explains_a_gap, "view": codes.explains_a_gap, "solver": codes.explains_a_gap,
     "export": _model, "init": _model, "run": _model, "bench": _model, "verify": _model,
-    "fmt": _text, "upgrade": _everything,
+    "fmt": _text, "upgrade": _upgrade,
 }
 
 
@@ -73,9 +78,7 @@ def print_report(diags, args, dropped: int | None = None) -> None:
     diags_list = list(diags)
     kept = shown(args.command, diags_list)
     print_diagnostics(kept)
-    dropped = getattr(diags, "dropped", 0) if dropped is None else dropped
-    if dropped:
-        note(f"note: {dropped} more diagnostics not shown (--max-errors)")
+    note_dropped(getattr(diags, "dropped", 0) if dropped is None else dropped)
     hidden = len(diags_list) - len(kept)
     if hidden:
         what = "analysis warning" if hidden == 1 else "analysis warnings"

@@ -1,4 +1,4 @@
-"""`netdef lsp`: a language server for Caffe net and solver definitions (LSP over stdio).
+"""A language server for Caffe net and solver definitions (LSP over stdio).
 
 The modules split the work by job:
 
@@ -12,14 +12,6 @@ The modules split the work by job:
   navigation.py  definition, references, document symbols, document links
   edits.py       formatting, rename, quick fixes, inlay hints
 
-Nothing here is imported by the other commands: `netdef check` never pays for pygls.
+Nothing here is imported by the other commands: `netdef check` never pays for pygls. The
+`netdef lsp` command (netdef.cli.lsp) runs server.serve().
 """
-from __future__ import annotations
-
-
-def cmd_lsp(args) -> int:
-    """Serve the Language Server Protocol on standard input and output until the client exits."""
-    from .server import serve
-
-    serve()
-    return 0

@@ -18,7 +18,7 @@ import json
 import os
 from importlib import resources
 
-from ..diagnostics import CliError, DiagnosticError, Diagnostics
+from ..diagnostics import DiagnosticError, Diagnostics
 
 MAX_STATES = 8
 
@@ -192,10 +192,11 @@ def _diag_json(d) -> dict:
             "col": d.span.col if d.span is not None else None, "layer": None}
 
 
-# --- the command -----------------------------------------------------------------------------
+# --- the page of a file -----------------------------------------------------------------------------
 
 def build(path: str, phase: str = "TEST", stages=(), level: int = 0, inputs=None, max_errors: int = 100):
-    """(html text, diagnostics to print, has errors) for a net or solver file or bundled name.
+    """(html text, diagnostics, has errors, kind: parse.NET or parse.SOLVER) for a net or solver
+    file or bundled name (the net's diagnostics are those of its first state's graph).
     Raises DiagnosticError when there is nothing to show (unreadable file, a syntax error before
     the first layer, a solver whose fields are wrong)."""
     from ..pipeline import load
@@ -211,42 +212,11 @@ def build(path: str, phase: str = "TEST", stages=(), level: int = 0, inputs=None
             raise DiagnosticError(parsed.diagnostics)
         doc = solver_doc(parsed, inputs)
         diags = parsed.diagnostics
-        return page(doc, doc["name"]), list(diags), diags.has_errors
+        return page(doc, doc["name"]), list(diags), diags.has_errors, parsed.kind
     if not parsed.syntax_ok and not any(lp.type for lp in parsed.message.layer) and not len(parsed.message.input):
         raise DiagnosticError(parsed.diagnostics)
     doc, graphs = net_doc(parsed, phase, stages, level, inputs, max_errors)
     first = graphs[0]
     title = parsed.message.name or os.path.basename(parsed.source.path)
     errors = first.diagnostics.has_errors or parsed.diagnostics.has_errors
-    from .. import codes
-
-    return page(doc, title), [d for d in first.diagnostics if codes.explains_a_gap(d)], errors
-
-
-def cmd_view(args) -> int:
-    from ..cli import output as cli
-    from ..outputs import check_writable, write_atomic
-
-    out = args.output
-    special = os.path.exists(out) and not os.path.isfile(out) and not os.path.isdir(out)  # /dev/stdout
-    if not special and os.path.splitext(out)[1].lower() not in (".html", ".htm"):
-        raise CliError(f"cannot write {out}: netdef view writes an HTML page; name it OUT.html")
-    check_writable(out)
-    text, diags, errors = build(args.file, args.phase, tuple(args.stage), args.level,
-                                args.inputs or None, args.max_errors)
-    # Unlike `draw`, the page of a net with errors is written: it lists the errors and marks
-    # the layers they concern, which is what the page is for. The exit code still says 1.
-    cli.print_diagnostics(diags)  # -W error stops here, before anything is written
-    write_atomic(out, text)
-    report = {"ok": not errors, "wrote": out, "bytes": len(text.encode("utf-8"))}
-    if cli.json_mode:
-        cli.emit_json(args, report)
-    else:
-        cli.info(f"wrote {out}" + ("; the definition has errors, listed in the page" if errors else ""))
-    if args.open:
-        import webbrowser
-        from pathlib import Path
-
-        if not webbrowser.open(Path(os.path.realpath(out)).as_uri()):
-            cli.note(f"netdef view: no browser could be started; open {out} yourself")
-    return 1 if errors else 0
+    return page(doc, title), list(first.diagnostics), errors, parsed.kind

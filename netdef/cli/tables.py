@@ -1,8 +1,6 @@
-"""`netdef check`, `summary`, `rf` and `sizes`: the analysis on the command line.
-
-Each handler compiles the definition (netdef.pipeline.compile), prints what it found and returns
-the exit code: 0 when the definition has no errors, 1 otherwise. Diagnostics go to standard
-error, results to standard output (or -o FILE, written atomically).
+"""The tables of `netdef summary` and `netdef rf`: one row per layer or blob, as aligned text,
+CSV, Markdown or JSON, fitted to the terminal's width. Numbers only come from the graph's
+analysis (netdef.passes); this module only lays them out.
 """
 from __future__ import annotations
 
@@ -11,43 +9,10 @@ import io
 import json
 import sys
 
-from . import codes
-from .pipeline import compile as compile_net
-from .sizes import valid_sizes
-from .cli.output import SCHEMA_VERSION, print_diagnostics
-from .diagnostics import DiagnosticError, UsageError
-from .ir import fmt_num
-from .outputs import write_atomic, write_or_print
-from .passes.cost import BYTES_PER_ELEMENT, samples, totals
-from .layers.base import prod
-
-# --- shared -------------------------------------------------------------------------------
-
-def _graph(args):
-    return compile_net(args.file, phase=args.phase, stages=tuple(args.stage), level=args.level,
-                       inputs=args.inputs, max_errors=getattr(args, "max_errors", 100))
-
-
-def _report(graph, args, only_gaps: bool = True) -> int:
-    """Print errors (and the warnings that explain missing results) to stderr; the exit code."""
-    diags = graph.diagnostics
-    if not graph.nodes and diags.has_errors:
-        raise DiagnosticError(diags)  # the collector itself: the CLI says how many were cut
-    shown = [d for d in diags if not only_gaps or codes.explains_a_gap(d)]
-    from .cli.output import note
-    print_diagnostics(shown)
-    if diags.dropped:
-        note(f"note: {diags.dropped} more diagnostics not shown (--max-errors)")
-    hidden = len(diags) - len(shown)
-    if hidden:
-        note(f"note: {hidden} more warning(s); run 'netdef check {args.file}' to see them")
-    return 1 if diags.has_errors else 0
-
-
-def _dims(shape) -> str:
-    if shape is None:
-        return "?"
-    return "x".join(str(d) for d in shape) if shape else "scalar"
+from ..ir import fmt_num, fmt_shape
+from ..layers.base import prod
+from ..passes.cost import BYTES_PER_ELEMENT, samples, totals
+from .output import SCHEMA_VERSION
 
 
 def _si(n: float) -> str:
@@ -74,59 +39,7 @@ def _rf_short(rf) -> str:
     return f"{size}/{stride}"
 
 
-# --- check ----------------------------------------------------------------------------------
-
-def cmd_check(args) -> int:
-    from .cli import output as cli
-    graph = _graph(args)
-    diags = list(graph.diagnostics)
-    errors = [d for d in diags if d.is_error]
-    warnings = [d for d in diags if d.severity == "warning"]
-    failed = bool(errors) or (args.warnings == "error" and bool(warnings))
-    shown = [d for d in diags if args.warnings != "hide" or d.severity != "warning"]
-    output = getattr(args, "output", None)
-    if args.format in ("github", "sarif"):
-        write_or_print(output, cli.render_ci(args.format, shown))
-        return 1 if failed else 0
-    if args.format == "json":
-        doc = {"file": display_name(args.file), "ok": not failed, "errors": graph.diagnostics.error_count,
-               "warnings": len(warnings), "layers": len(graph.nodes), "dropped": graph.diagnostics.dropped,
-               "diagnostics": [d.to_json() for d in shown]}
-        cli.emit_json(args, doc, output)
-        return 1 if failed else 0
-    if output:
-        # The text report goes to the file, uncoloured, as it would to a pipe.
-        lines = [d.render() for d in shown]
-        if graph.diagnostics.dropped:
-            lines.append(f"note: {graph.diagnostics.dropped} more diagnostics not shown (--max-errors)")
-        lines.append(_check_verdict(args, graph, errors, warnings, failed))
-        write_atomic(output, "\n".join(lines) + "\n")
-        return 1 if failed else 0
-    print_diagnostics(graph.diagnostics, warnings=args.warnings)
-    if failed:
-        sys.stderr.write(_check_verdict(args, graph, errors, warnings, failed) + "\n")
-        return 1
-    cli.info(_check_verdict(args, graph, errors, warnings, failed))
-    return 0
-
-
-def _check_verdict(args, graph, errors, warnings, failed) -> str:
-    name = display_name(args.file)
-    if failed:
-        why = f"{len(errors)} error(s)" if errors else f"{len(warnings)} warning(s) treated as errors (-W error)"
-        return f"{name}: {why}, {len(warnings)} warning(s)"
-    note = f", {len(warnings)} warning(s)" if warnings else ""
-    return f"{name}: ok ({len(graph.nodes)} layers in {graph.state}{note})"
-
-
-def display_name(path: str) -> str:
-    """How a FILE argument is named in messages ('-' is standard input)."""
-    return "<stdin>" if path == "-" else path
-
-
-# --- summary --------------------------------------------------------------------------------
-
-def _shape_json(v):
+def shape_json(v):
     return list(v.meta["shape"]) if v.meta.get("shape") is not None else None
 
 
@@ -140,7 +53,7 @@ def summary_json(graph) -> dict:
     for name in graph.blob_names:
         v = graph.blob(name)
         rf = v.meta.get("rf")
-        blobs[name] = {"shape": _shape_json(v), "rf": rf.as_json() if rf is not None else None}
+        blobs[name] = {"shape": shape_json(v), "rf": rf.as_json() if rf is not None else None}
     layers = []
     for node in graph.nodes:
         c = node.meta.get("cost") or {}
@@ -151,8 +64,8 @@ def summary_json(graph) -> dict:
         layers.append({
             "name": node.name, "type": node.type,
             "bottoms": list(node.param.bottom), "tops": list(node.param.top),
-            "outputs": [{"name": v.name, "shape": _shape_json(v)} for v in node.outputs],
-            "output_shapes": [_shape_json(v) for v in node.outputs],
+            "outputs": [{"name": v.name, "shape": shape_json(v)} for v in node.outputs],
+            "output_shapes": [shape_json(v) for v in node.outputs],
             "rf": rf.as_json() if rf is not None else None,
             "params": [list(s) for s in params] if params is not None else None,
             "stat_params": [list(s) for s in node.meta.get("stat_params", [])],
@@ -168,7 +81,7 @@ def summary_json(graph) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "name": graph.name,
-        "inputs": {v.name: _shape_json(v) for v in graph.inputs},
+        "inputs": {v.name: shape_json(v) for v in graph.inputs},
         "outputs": [v.name for v in graph.outputs],
         "blobs": blobs,
         "layers": layers,
@@ -228,7 +141,7 @@ def _rows(graph, elide: int | None = None) -> list[list[str]]:
         first = node.outputs[0] if node.outputs else None
         rows.append([
             node.name, node.type, _flow(node, elide),
-            "; ".join(_dims(v.meta.get("shape")) for v in node.outputs) or "-",
+            "; ".join(fmt_shape(v.meta.get("shape")) for v in node.outputs) or "-",
             _rf_short(first.meta.get("rf")) if first is not None else "-",
             "?" if pc is None else (f"{pc:,}" + (f" (+{stat:,} stats)" if stat else "") if pc or stat else "-"),
             _bytes(pbytes) if pbytes else ("?" if pc is None else "-"),
@@ -241,19 +154,6 @@ def _rows(graph, elide: int | None = None) -> list[list[str]]:
 def not_analysed(graph) -> list:
     """The nodes the analysis could not cost (unknown types, or after the analysis stopped)."""
     return [n for n in graph.nodes if n.meta.get("unknown") or (n.outputs and "cost" not in n.meta)]
-
-
-def _incomplete_is_an_error(graph) -> list:
-    """Totals over part of a net are wrong numbers, not smaller ones (issue 11: `summary
-    --format json` reported a ResNet's 2,100 parameters and exit 0): an analysis that stopped is
-    an error (E415) for a command that reports totals. Returns the names not analysed."""
-    missing = not_analysed(graph)
-    if missing and not graph.diagnostics.has_errors:
-        first = missing[0]
-        graph.diagnostics.add(codes.ANALYSIS_INCOMPLETE.at(
-            first.span, n=len(missing), layer=first.name,
-            notes=["the warnings above say why; 'netdef check' lists every diagnostic"]))
-    return [n.name for n in missing]
 
 
 def _totals_lines(graph) -> list[str]:
@@ -319,7 +219,7 @@ def _fit(graph, width: int | None) -> tuple[list[str], list[list[str]], list[str
     return header, rows, dropped
 
 
-def _terminal_width(args) -> int | None:
+def terminal_width(args) -> int | None:
     """The width a text table must fit: the terminal's, when standard output is one (and
     neither -o nor --wide is given); None (no limit) otherwise."""
     import shutil
@@ -347,7 +247,7 @@ def summary_text(graph, fmt: str, width: int | None = None) -> str:
             rf = node.outputs[0].meta.get("rf") if node.outputs else None
             params = node.meta.get("params")
             w.writerow([node.name, node.type, " ".join(node.param.bottom), " ".join(node.param.top),
-                        " ".join(_dims(v.meta.get("shape")) for v in node.outputs),
+                        " ".join(fmt_shape(v.meta.get("shape")) for v in node.outputs),
                         "x".join(fmt_num(s) for s in rf.size) if rf else "",
                         "x".join(fmt_num(s) for s in rf.stride) if rf else "",
                         sum(prod(s) for s in params) if params is not None else "",
@@ -367,7 +267,7 @@ def summary_text(graph, fmt: str, width: int | None = None) -> str:
         out += [""] + [line.strip() + "  " for line in _FOOTER]
         return f"## {graph.name or 'net'} ({graph.state})\n\n" + "\n".join(out) + "\n"
     head = f"{graph.name or 'net'} ({graph.state}); inputs: " + ", ".join(
-        f"{v.name} {_dims(v.meta.get('shape'))}" for v in graph.inputs) + "\n\n"
+        f"{v.name} {fmt_shape(v.meta.get('shape'))}" for v in graph.inputs) + "\n\n"
     header, rows, dropped = _fit(graph, width)
     foot = _footer(width)
     if dropped:
@@ -376,35 +276,6 @@ def summary_text(graph, fmt: str, width: int | None = None) -> str:
                               width)
     return head + _table(header, rows) + "\n\n" + "\n".join(_totals_lines(graph)) + "\n\n" + "\n".join(foot) + "\n"
 
-
-def cmd_summary(args) -> int:
-    graph = _graph(args)
-    missing = _incomplete_is_an_error(graph)
-    code = _report(graph, args)
-    if args.format == "json":
-        from .cli import output as cli
-        doc = summary_json(graph)
-        doc["ok"] = code == 0
-        doc["complete"] = not missing
-        doc["not_analysed"] = missing
-        if args.output and code:
-            sys.stderr.write(f"netdef summary: {args.output} not written: the net has errors\n")
-        cli.emit_json(args, doc, None if code else args.output)
-        return code
-    text = summary_text(graph, "table" if args.format == "text" else args.format, _terminal_width(args))
-    if args.output:
-        if code:
-            # A failed run leaves the previous output as it was; the partial table is shown.
-            sys.stderr.write(f"netdef summary: {args.output} not written: the net has errors\n")
-            sys.stdout.write(text)
-            return code
-        write_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
-    return code
-
-
-# --- rf -------------------------------------------------------------------------------------
 
 def rf_rows(graph) -> list:
     out = []
@@ -416,7 +287,7 @@ def rf_rows(graph) -> list:
     return out
 
 
-def _render_table(header, rows, fmt: str, right=()) -> str:
+def render_table(header, rows, fmt: str, right=()) -> str:
     """A plain table as text (aligned columns), CSV or Markdown."""
     if fmt == "csv":
         buf = io.StringIO()
@@ -436,96 +307,24 @@ def _render_table(header, rows, fmt: str, right=()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cmd_rf(args) -> int:
-    from .cli import output as cli
-    graph = _graph(args)
-    code = _report(graph, args)
+def rf_text(graph, fmt: str) -> str:
+    """`netdef rf` as a table: text (table) or CSV/Markdown, whose columns are machine-readable."""
     rows = rf_rows(graph)
-    output = getattr(args, "output", None)
-    if args.format == "json":
-        blobs = {v.name: dict(rf.as_json(), whole=rf.whole, shape=_shape_json(v)) for v, rf in rows}
-        cli.emit_json(args, {"file": display_name(args.file), "ok": code == 0, "blobs": blobs,
-                             "units": "input pixels; centre of output 0 along each spatial axis"}, output)
-        return code
     if not rows:
-        write_or_print(output, "no blob has spatial axes to trace a receptive field through\n")
-        return code
+        return "no blob has spatial axes to trace a receptive field through\n"
     table = []
     for v, rf in rows:
-        if args.format in ("csv", "markdown"):
-            table.append([v.name, _dims(v.meta.get("shape")), "x".join(fmt_num(s) for s in rf.size),
+        if fmt in ("csv", "markdown"):
+            table.append([v.name, fmt_shape(v.meta.get("shape")), "x".join(fmt_num(s) for s in rf.size),
                           "x".join(fmt_num(s) for s in rf.stride), "x".join(fmt_num(c) for c in rf.center),
                           "yes" if rf.whole else "no"])
             continue
-        table.append([v.name, _dims(v.meta.get("shape")),
+        table.append([v.name, fmt_shape(v.meta.get("shape")),
                       " x ".join(fmt_num(s) for s in rf.size) + (" (whole input)" if rf.whole else ""),
                       " x ".join(fmt_num(s) for s in rf.stride),
                       "(" + ", ".join(fmt_num(c) for c in rf.center) + ")"])
-    if args.format in ("csv", "markdown"):
+    if fmt in ("csv", "markdown"):
         header = ["blob", "shape", "rf_size", "rf_stride", "center", "whole_input"]
     else:
         header = ["blob", "shape", "rf size", "stride", "centre of output 0"]
-    write_or_print(output, _render_table(header, table, "text" if args.format == "table" else args.format))
-    return code
-
-
-# --- sizes ----------------------------------------------------------------------------------
-
-def _parse_range(text: str) -> tuple[int, int]:
-    lo, sep, hi = text.partition(":")
-    try:
-        lo_i, hi_i = int(lo), int(hi)
-    except ValueError:
-        raise UsageError(f"--range {text}: expected MIN:MAX, e.g. 32:512") from None
-    if not sep or lo_i < 1 or hi_i < lo_i:
-        raise UsageError(f"--range {text}: need 1 <= MIN <= MAX")
-    if hi_i - lo_i > 100_000:
-        raise UsageError(f"--range {text}: at most 100000 sizes at a time")
-    return lo_i, hi_i
-
-
-def _fmt_ranges(ranges) -> str:
-    if not ranges:
-        return "none"
-    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
-
-
-def cmd_sizes(args) -> int:
-    lo, hi = _parse_range(args.range)
-    graph = _graph(args)
-    code = _report(graph, args)
-    scan = valid_sizes(graph, lo, hi)
-    if not scan.inputs:
-        raise DiagnosticError(list(graph.diagnostics)) if graph.diagnostics.has_errors else \
-            UsageError(f"{args.file} has no input with spatial axes (N, C, H, W) whose size could vary")
-    h, w = scan.declared
-    if args.format == "json":
-        from .cli import output as cli
-        cli.emit_json(args, {
-            "file": display_name(args.file), "ok": code == 0, "inputs": list(scan.inputs), "declared": [h, w],
-            "tried": [lo, hi],
-            "valid": {mode: [[a, b] for a, b in scan.modes[mode]] for mode in ("height", "width", "square")},
-            "fixed": [{"layer": n, "type": t} for n, t in scan.fixed],
-            "derived": [{"input": n, "readers": list(r)} for n, r in scan.derived],
-            "held": [{"input": n, "size": [hh, ww]} for n, (hh, ww) in scan.held],
-            "skipped": list(scan.skipped)}, getattr(args, "output", None))
-        return code
-    lines = [f"inputs {', '.join(scan.inputs)}: declared {h}x{w}; sizes tried {lo}-{hi}",
-             f"height (width {w}): {_fmt_ranges(scan.modes['height'])}",
-             f"width (height {h}): {_fmt_ranges(scan.modes['width'])}",
-             f"square (H = W):     {_fmt_ranges(scan.modes['square'])}"]
-    if scan.fixed:
-        names = ", ".join(f"{n} ({t})" for n, t in scan.fixed)
-        lines.append(f"fixed-size layers: {names}: their parameter shapes depend on the input size, so only "
-                     "sizes that give them their declared input are valid")
-    for name, readers in scan.derived:
-        lines.append(f"derived: {name} (read only by loss and Accuracy layers "
-                     f"{', '.join(repr(r) for r in readers)}): not varied; its size must follow the prediction's, "
-                     "so those layers are not checked")
-    for name, (hh, ww) in scan.held:
-        lines.append(f"held: {name} at its declared {hh}x{ww} (it differs from {scan.inputs[0]}'s)")
-    if scan.skipped:
-        lines.append(f"note: {len(scan.skipped)} layer(s) netdef cannot analyse are not checked "
-                     f"(from '{scan.skipped[0]}')")
-    write_or_print(getattr(args, "output", None), "\n".join(lines) + "\n")
-    return code
+    return render_table(header, table, "text" if fmt == "table" else fmt)
