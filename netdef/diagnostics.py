@@ -6,21 +6,51 @@ Rendering follows the compilers people already read every day:
        12 |     kernal_size: 3
           |     ^~~~~~~~~~~
     note: did you mean 'kernel_size'?
+
+This module imports nothing from netdef: codes.py (the catalogue of diagnostics) builds on it,
+and source.py (reading definitions) on both.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from .source import Source
+from typing import Protocol
 
 ERROR = "error"
 WARNING = "warning"
 NOTE = "note"
 
 
+class Text(Protocol):
+    """What a Span points into: a netdef.source.Source, or a BinarySource below."""
+
+    path: str
+    text: str
+
+    def line_col(self, offset: int) -> tuple[int, int]: ...
+
+    def line_text(self, line: int) -> str: ...
+
+
+class BinarySource:
+    """A binary file (a .caffemodel), for diagnostics: it has no lines, so a position is
+    shown as line 1 and column offset + 1, i.e. `model.caffemodel:1:513:` is byte 512."""
+
+    __slots__ = ("path", "text")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.text = ""
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        return 1, max(0, offset) + 1
+
+    def line_text(self, line: int) -> str:
+        return ""
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
-    source: Source
+    source: Text
     start: int
     end: int
 
@@ -190,12 +220,12 @@ def _sarif_uri(path: str) -> str:
     return quote(path.replace("\\", "/"), safe="/:")
 
 
-def sarif_log(diags, tool_version: str) -> dict:
+def sarif_log(diags, tool_version: str, known: dict | None = None) -> dict:
     """A SARIF 2.1.0 log (OASIS) of one run: a rule per code used, a result per diagnostic;
-    columns are 1-based and endColumn exclusive, SARIF's defaults."""
+    columns are 1-based and endColumn exclusive, SARIF's defaults. `known` maps a code to its
+    codes.Code (whose template describes the rule): codes.all_codes()."""
     diags = list(diags)
-    from .codes import all_codes
-    known = all_codes()
+    known = known or {}
     rule_ids = list(dict.fromkeys(d.code for d in diags))
     rules = []
     for rid in rule_ids:
@@ -223,7 +253,6 @@ def sarif_log(diags, tool_version: str) -> dict:
 
 def byte_span(path: str, offset: int = 0) -> Span:
     """A place in a binary file: rendered `path:1:<offset + 1>:`, without a snippet."""
-    from .source import BinarySource
     return Span(BinarySource(path), offset, offset + 1)
 
 

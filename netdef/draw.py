@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 
 from .diagnostics import CliError
+from .ir import fmt_num, fmt_shape
 
 RENDERED = ("svg", "png", "pdf")
 FORMATS = RENDERED + ("dot",)
@@ -204,16 +205,11 @@ def params_text(node) -> str:
     return ", ".join(([f"{n:,} params"] if n else []) + ([f"{stats:,} statistics"] if stats else []))
 
 
-def shape_text(shape) -> str:
-    return "×".join(str(d) for d in shape) if shape else "scalar"
-
-
 def rf_text(rf) -> str:
     if rf is None:
         return ""
     if getattr(rf, "whole", False):
         return "RF whole input"
-    from .ir import fmt_num
     size = _dims([fmt_num(x) for x in rf.size])
     stride = _dims([fmt_num(x) for x in rf.stride])
     return f"RF {size}, jump {stride}"
@@ -384,7 +380,7 @@ def to_dot(graph, rankdir: str = "TB", shapes: bool = True, rf: bool = False, pa
         lines = [v.name]
         s = v.meta.get("shape")
         if shapes and s is not None:
-            lines.append(shape_text(s))
+            lines.append(fmt_shape(s, "×"))
         if rf and v.meta.get("rf") is not None:
             lines.append(rf_text(v.meta["rf"]))
         return "\n".join(lines)

@@ -10,21 +10,43 @@ A Caffe blob name can be written several times: `relu1` reads `conv1` and writes
 0, made by conv1) and `conv1` (version 1, made by relu1) are distinct, and each Value lists every
 layer that reads it (fan-out is explicit; Caffe inserts Split layers for it, netdef does not).
 
-Documented meta keys (passes write them; nothing else should be assumed):
-  Value.meta["shape"]     tuple[int, ...]      the blob shape, as Caffe's Reshape computes it
-  Value.meta["rf"]        RF | None             receptive field on the net input's spatial axes
-  Value.meta["undefined"] True                  a bottom that no earlier layer produced
-  Value.meta["automatic"] True                  a loss top Caffe adds when none is written (AutoTopBlobs)
-  Node.meta["blobs"]      list[tuple]           every parameter blob shape, in Caffe's blob order
-  Node.meta["params"]     list[tuple]           the learnable ones (what a solver updates)
-  Node.meta["stat_params"] list[tuple]          statistics (BatchNorm mean/variance/factor)
-  Node.meta["cost"]       {"macs", "flops", "activation_bytes"}   for the net's batch size
-  Node.meta["unknown"]    True                  a type netdef cannot infer shapes through
-  Node.meta["in_place"]   list[bool]            per top: it rewrites the bottom of the same index
+Documented meta keys: every key anything writes, with its writer (nothing else may be assumed).
+  Value.meta["shape"]          tuple[int, ...]  the blob shape, as Caffe's Reshape computes it (passes.shapes)
+  Value.meta["rf"]             RF | None        receptive field on the net input's spatial axes
+                                                (passes.receptive_field)
+  Value.meta["undefined"]      True             a bottom that no earlier layer produced (build)
+  Value.meta["automatic"]      True             a loss top Caffe adds when none is written
+                                                (AutoTopBlobs; build)
+  Value.meta["declared_shape"] tuple[int, ...]  a legacy `input:`'s input_shape/input_dim, before
+                                                --input (build; passes.shapes reads it)
+  Value.meta["input_span"]     Span | None      where that legacy `input:` is written (build)
+  Node.meta["blobs"]           list[tuple]      every parameter blob shape, in Caffe's blob order
+                                                (passes.shapes)
+  Node.meta["params"]          list[tuple]      the learnable ones (what a solver updates)
+  Node.meta["stat_params"]     list[tuple]      statistics (BatchNorm mean/variance/factor)
+  Node.meta["cost"]            {"macs", "flops", "activation_bytes"}  for the net's batch size
+                                                (passes.cost)
+  Node.meta["unknown"]         True             a type netdef cannot infer shapes through
+                                                (passes.shapes)
+  Node.meta["in_place"]        list[bool]       per top: it rewrites the bottom of the same index
+                                                (build)
+  Node.meta["invalid"]         True             the layer's own parameters are wrong; later passes
+                                                skip it (passes.verify)
+  Node.meta["shapes_from_options"] True         its top shapes came from --input (a data or
+                                                opaque layer; passes.shapes)
+  Node.meta["permute_order"]   list[int]        a Permute's full axis order (its infer_shapes, read
+                                                by its receptive_field)
+  Node.meta["rf_disagree"]     (what, values)   how the bottoms' receptive fields differ ("stride"
+                                                or "centre", and the values; Concat and Eltwise's
+                                                receptive_field), taken and reported by
+                                                passes.receptive_field, which removes the key
+
+Graph.overrides ({blob: shape}, from --input) is an attribute, not meta, and so is a layer
+class's memo (Node.geometry): neither is a result of the analysis.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 from .diagnostics import Diagnostics, Span
@@ -110,18 +132,21 @@ class Value:
 class Node:
     """One layer that survived NetState filtering."""
 
-    __slots__ = ("name", "type", "index", "param", "loc", "inputs", "outputs", "impl", "meta")
+    __slots__ = ("name", "type", "index", "param", "loc", "inputs", "outputs", "impl", "meta", "geometry")
 
     def __init__(self, name: str, type: str, index: int, param, loc, impl=None):
         self.name = name
         self.type = type
         self.index = index          # position in the file (before filtering)
         self.param = param          # pb.LayerParameter
-        self.loc = loc              # transform.Loc of the `layer {` block (None if synthesised)
+        self.loc = loc              # loc.Loc of the `layer {` block (None if synthesised)
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
         self.impl = impl            # the registered layers.Layer, None for unknown types
         self.meta: dict = {}
+        # layers.conv.geometry's memo: (number of bottom axes, Geometry); None when not computed
+        # or when the layer's parameters changed (the language server's incremental edits)
+        self.geometry: tuple | None = None
 
     # -- spans for diagnostics -------------------------------------------------------------
     @property
@@ -178,6 +203,9 @@ class Graph:
         # and data layers, in definition order.
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
+        # --input: shapes that supply or replace those of net inputs and data layers' tops
+        # (passes.shapes applies them)
+        self.overrides: dict[str, tuple] = {}
         self._latest: dict[str, Value] = {}
 
     def blob(self, name: str) -> Value | None:
@@ -224,11 +252,11 @@ class Graph:
         return "\n".join(lines)
 
 
-def fmt_shape(shape, style: str = "x") -> str:
-    """A blob shape as text: netdef's one shape formatter. `style` is the separator of a flat
-    form, "x" (tables, hovers: 1x3x224x224) or "×" (drawings: 1×3×224×224), where an unknown
-    shape is "?" and a shape of no axes "scalar"; or "tuple" (messages: (1, 3, 224, 224));
-    or "ir" (the IR listing: (1,3,224,224))."""
+def fmt_shape(shape, style: str = "tuple") -> str:
+    """A shape as text: netdef's one shape formatter. `style` is "tuple" (messages:
+    (1, 3, 224, 224)), "ir" (the IR listing: (1,3,224,224)), or the separator of a flat form,
+    "x" (tables, hovers: 1x3x224x224) or "×" (drawings: 1×3×224×224), in which a shape of no
+    axes is "scalar". An unknown shape (None) is "?"."""
     if shape is None:
         return "?"
     dims = [str(d) for d in shape]

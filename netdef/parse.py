@@ -23,7 +23,8 @@ from .diagnostics import Diagnostics, Span
 from .proto import pb
 from .resources import GRAMMAR
 from .source import Source
-from .transform import Loc, MessageFiller, Tok, _Abort
+from .loc import Loc
+from .transform import MessageFiller, Tok, _Abort
 
 GRAMMAR_PATH = GRAMMAR
 

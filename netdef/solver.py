@@ -26,6 +26,7 @@ import numpy as np
 
 from . import codes
 from .diagnostics import CliError, DiagnosticError, Diagnostics, Span, UsageError
+from .ir import fmt_shape
 from .proto import pb
 
 F32 = np.float32
@@ -1150,7 +1151,7 @@ def render_summary(doc: dict) -> str:
             return "\n".join(out) + "\n"
         table = [("layer", "blob", "shape", "count", "lr_mult", "lr", "decay_mult", "decay", "")]
         for r in rows:
-            table.append((r["layer"], str(r["blob"]), "×".join(map(str, r["shape"])) or "scalar", f"{r['count']:,}",
+            table.append((r["layer"], str(r["blob"]), fmt_shape(r["shape"], "×"), f"{r['count']:,}",
                           _num(r["lr_mult"]), _num(r["lr"]), _num(r["decay_mult"]), _num(r["decay"]),
                           f"shared with {r['shared_with']}" if r["shared_with"] else ("frozen" if r["lr_mult"] == 0 else "")))
         widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]

@@ -9,6 +9,9 @@ import bisect
 import os
 import stat
 
+from . import codes
+from .diagnostics import Span
+
 # Files larger than this are refused before they are read. A definition is text written by
 # people or generators: the biggest real one (Inception-ResNet-v2) is 0.23 MB. netdef's
 # commands cost about 2 s and 40 MB of memory per MB of text, so 8 MiB (35 times the biggest
@@ -40,9 +43,6 @@ class SourceError(Exception):
 
     def diagnostic(self):
         """The failure as an E100 diagnostic with a location."""
-        from . import codes  # codes → diagnostics → source: imported late
-        from .diagnostics import Span
-
         src = self.source
         return codes.UNREADABLE.at(Span(src, self.offset, self.offset + (self.offset < len(src.text))),
                                    notes=self.notes, message=self.message)
@@ -172,18 +172,3 @@ class Source:
     def line_count(self) -> int:
         return len(self._line_starts())
 
-
-class BinarySource(Source):
-    """A binary file (a .caffemodel), for diagnostics: it has no lines, so a position is
-    shown as line 1 and column offset + 1, i.e. `model.caffemodel:1:513:` is byte 512."""
-
-    __slots__ = ()
-
-    def __init__(self, path: str):
-        super().__init__("", path)
-
-    def line_col(self, offset: int) -> tuple[int, int]:
-        return 1, max(0, offset) + 1
-
-    def line_text(self, line: int) -> str:
-        return ""

@@ -3,7 +3,7 @@
 The grammar (netdef/data/grammar/prototxt.lark) reduces `open`/`list_open` as soon as a bracket is read,
 so this transformer keeps a stack of the messages being filled and puts every value straight
 into its protobuf field: there is no parse tree and no second walk. Each message gets a Loc
-that remembers where each of its fields was written, so later stages can point at the text.
+(netdef.loc) that remembers where each of its fields was written, so later stages can point at the text.
 
 Fields netdef does not know (Caffe forks' layer parameters, typos) are reported and their
 contents kept as plain Python values in Loc.extra, so fork layers can still be described.
@@ -19,76 +19,12 @@ from google.protobuf.descriptor import FieldDescriptor as FD
 from . import codes
 from .diagnostics import Diagnostics, Span
 from .forks import fork_of_field, reading_of_field
+from .loc import Loc
 from .source import Source
 
 # Caffe's schema nests at most five deep; deeper text is hostile or broken, and stopping
 # early keeps every later recursive walk (fmt, raw values of unknown fields) bounded.
 MAX_DEPTH = 64
-
-
-class Loc:
-    """Where one message was written: the `name {` head, its end, and each field's place.
-
-    fields maps a field name to one entry per occurrence, in order (so entry i belongs to
-    element i of a repeated field): a (name_start, value_start, value_end) tuple for a
-    scalar, a Loc for a message.
-    """
-
-    __slots__ = ("source", "name_start", "head_end", "end", "fields", "extra")
-
-    def __init__(self, source: Source, name_start: int, head_end: int):
-        self.source = source
-        self.name_start = name_start
-        self.head_end = head_end
-        self.end = head_end
-        self.fields: dict[str, list] = {}
-        self.extra: dict[str, list] = {}
-
-    @property
-    def span(self) -> Span:
-        """The head of the block: `layer {`."""
-        return Span(self.source, self.name_start, self.head_end)
-
-    @property
-    def full_span(self) -> Span:
-        return Span(self.source, self.name_start, self.end)
-
-    def count(self, name: str) -> int:
-        return len(self.fields.get(name, ()))
-
-    def entry(self, name: str, index: int = 0):
-        entries = self.fields.get(name)
-        if not entries or index >= len(entries) or index < -len(entries):
-            return None
-        return entries[index]
-
-    def field(self, name: str, index: int = 0) -> Span | None:
-        """The span of a field's value (a scalar) or of its `name {` head (a message)."""
-        e = self.entry(name, index)
-        if e is None:
-            return None
-        if isinstance(e, Loc):
-            return e.span
-        return Span(self.source, e[1], e[2])
-
-    def name_span(self, name: str, index: int = 0) -> Span | None:
-        e = self.entry(name, index)
-        if e is None:
-            return None
-        if isinstance(e, Loc):
-            return e.span
-        return Span(self.source, e[0], e[0] + len(name))
-
-    def msg(self, name: str, index: int = 0) -> "Loc | None":
-        e = self.entry(name, index)
-        return e if isinstance(e, Loc) else None
-
-    def field_or_self(self, name: str, index: int = 0) -> Span:
-        """The field's span if it was written, else this block's head (for defaults)."""
-        return self.field(name, index) or self.span
-
-    def __repr__(self) -> str:
-        return f"Loc({self.span}, fields={list(self.fields)})"
 
 
 # --- per-message-type field tables --------------------------------------------------------

@@ -44,7 +44,7 @@ import difflib
 from . import codes
 from .diagnostics import Span
 from .proto import pb
-from .transform import Loc
+from .loc import Loc
 
 # --- Caffe's tables -------------------------------------------------------------------
 
@@ -136,15 +136,6 @@ _SOLVER_TYPE_NAMES = {v.number: v.name for v in pb.SolverParameter.SolverType.DE
 # --- Loc helpers ----------------------------------------------------------------------
 
 
-def _copy_loc(loc: Loc, fields: dict | None = None) -> Loc:
-    """A new Loc over the same text (same spans), with `fields` (default: a shallow copy)."""
-    new = Loc(loc.source, loc.name_start, loc.head_end)
-    new.end = loc.end
-    new.fields = dict(loc.fields) if fields is None else fields
-    new.extra = dict(loc.extra)
-    return new
-
-
 def _entry_loc(at: Loc, entries: list, fields: dict) -> Loc:
     """A Loc for a message made up from scalar entries: it spans the first of them (`at`'s
     head when there are none)."""
@@ -227,7 +218,7 @@ class _Upgrade:
             changed = True
         if self.needs_data_upgrade(msg):
             if not changed:
-                msg, loc = _clone(msg), _copy_loc(loc)
+                msg, loc = _clone(msg), loc.copy()
             self.data_upgrade(msg, loc)
             changed = True
         if msg.layers:
@@ -235,12 +226,12 @@ class _Upgrade:
             changed = True
         if msg.input:
             if not changed:
-                msg, loc = _clone(msg), _copy_loc(loc)
+                msg, loc = _clone(msg), loc.copy()
             msg, loc = self.input_upgrade(msg, loc)
             changed = True
         if any(l.type == "BatchNorm" and len(l.param) == 3 for l in msg.layer):
             if not changed:
-                msg, loc = _clone(msg), _copy_loc(loc)
+                msg, loc = _clone(msg), loc.copy()
             self.batch_norm_upgrade(msg, loc)
         return msg, loc
 
@@ -286,7 +277,7 @@ class _Upgrade:
             is_padding = v0.type == "padding"
             if not is_padding:
                 conn = _clone(conn)
-                conn_loc = _copy_loc(conn_loc)
+                conn_loc = conn_loc.copy()
                 kept.append(conn)
                 kept_locs.append(conn_loc)
             for j, blob in enumerate(conn.bottom):
@@ -310,7 +301,7 @@ class _Upgrade:
                     self.error(codes.UPGRADE_FAILED, _head(conn_loc, "bottom", j), message=why,
                                related=[(pad_loc.span, "the padding layer")])
                     continue
-                inner = _copy_loc(_sub(conn_loc, "layer", conn_loc))
+                inner = _sub(conn_loc, "layer", conn_loc).copy()
                 conn_loc.fields["layer"] = [inner]
                 conn.layer.pad = pad_layer.layer.pad
                 pad_entry = (pad_loc.msg("layer") or pad_loc).entry("pad")
@@ -411,7 +402,7 @@ class _Upgrade:
         return False
 
     def data_upgrade(self, msg, loc: Loc):
-        loc.fields["layers"] = layer_locs = [_copy_loc(l) for l in _locs(loc, "layers", len(msg.layers))]
+        loc.fields["layers"] = layer_locs = [l.copy() for l in _locs(loc, "layers", len(msg.layers))]
         noted = False
         for l, l_loc in zip(msg.layers, layer_locs):
             param_name = _DATA_PARAMS.get(_V1_TYPE_NAMES.get(l.type))
@@ -423,7 +414,7 @@ class _Upgrade:
                 continue
             p_loc = l_loc.msg(param_name)
             if p_loc is not None:
-                p_loc = _copy_loc(p_loc)
+                p_loc = p_loc.copy()
                 l_loc.fields[param_name] = [p_loc]
             if not noted:
                 noted = True
@@ -433,7 +424,7 @@ class _Upgrade:
             t_loc = None
             if p_loc is not None:
                 t_loc = l_loc.msg("transform_param")
-                t_loc = _copy_loc(t_loc) if t_loc is not None else None
+                t_loc = t_loc.copy() if t_loc is not None else None
                 if t_loc is None:
                     t_loc = Loc(p_loc.source, p_loc.name_start, p_loc.head_end)
                     t_loc.end = p_loc.end
@@ -450,7 +441,7 @@ class _Upgrade:
         out.CopyFrom(msg)
         out.ClearField("layers")
         out.ClearField("layer")
-        out_loc = _copy_loc(loc)
+        out_loc = loc.copy()
         out_loc.fields.pop("layers", None)
         layer_locs = _locs(loc, "layers", len(msg.layers))
         new_locs = []
@@ -463,7 +454,7 @@ class _Upgrade:
 
     def v1_layer(self, v1, v1_loc: Loc, layer) -> Loc:
         """UpgradeV1LayerParameter."""
-        new_loc = _copy_loc(v1_loc, {})
+        new_loc = v1_loc.copy({})
         for name in _V1_SAME:
             src = getattr(v1, name)
             if name == "name":
@@ -550,16 +541,16 @@ class _Upgrade:
                     layer.input_param.shape.add().dim.extend(msg.input_dim[4 * i:4 * i + 4])
                     dims = loc.fields.get("input_dim", [])[4 * i:4 * i + 4]
                     shape_locs.append(_entry_loc(in_loc, dims, {"dim": dims}))
-            param_loc = _copy_loc(in_loc, {"shape": shape_locs})
+            param_loc = in_loc.copy({"shape": shape_locs})
             in_loc.fields["input_param"] = [param_loc]
             out.layer.extend(msg.layer)
             msg = out
-            loc = _copy_loc(loc)
+            loc = loc.copy()
             loc.fields["layer"] = [in_loc] + list(loc.fields.get("layer", []))
         else:
             # A bare `input` is how old binary models named their inputs; Caffe just drops it.
             msg = _clone(msg)
-            loc = _copy_loc(loc)
+            loc = loc.copy()
         for name in ("input", "input_shape", "input_dim"):
             msg.ClearField(name)
             loc.fields.pop(name, None)
@@ -598,7 +589,7 @@ class _Upgrade:
         msg = _clone(msg)
         msg.type = _SOLVER_TYPES[name]
         msg.ClearField("solver_type")
-        loc = _copy_loc(loc)
+        loc = loc.copy()
         if "solver_type" in loc.fields:
             loc.fields["type"] = loc.fields.pop("solver_type")
         return msg, loc

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import codes
 from .diagnostics import Diagnostics, DiagnosticError, Span, byte_span
+from .ir import fmt_shape
 from .proto import pb
 from .wire import FIXED32 as _FIXED32, FIXED64 as _FIXED64, LEN as _LEN, VARINT as _VARINT
 from .wire import encode_varint, field_key, len_prefix
@@ -372,10 +373,6 @@ class ParamSpec:
     stats: frozenset[int] = frozenset()     # which blobs are statistics (Layer.stat_blobs)
 
 
-def _fmt_shape(s) -> str:
-    return "(" + ", ".join(str(int(d)) for d in s) + ")"
-
-
 def _legacy_equal(target: tuple[int, ...], stored: tuple[int, ...]) -> bool:
     # Blob::ShapeEquals for legacy blobs: the net's shape, padded with leading 1s to 4 axes.
     if len(target) > 4:
@@ -417,8 +414,8 @@ def bind(specs, weights: WeightSet, diags: Diagnostics, allow_missing: bool = Tr
         if len(lw.blobs) != len(spec.shapes):
             diags.add(codes.WEIGHTS_BLOB_COUNT.at(
                 spec.span, layer=spec.name, path=weights.path, expected=len(spec.shapes), got=len(lw.blobs),
-                expected_shapes=", ".join(_fmt_shape(s) for s in spec.shapes),
-                got_shapes=", ".join(_fmt_shape(b.shape) for b in lw.blobs),
+                expected_shapes=", ".join(fmt_shape(s) for s in spec.shapes),
+                got_shapes=", ".join(fmt_shape(b.shape) for b in lw.blobs),
                 notes=["Caffe copies a layer's blobs only when their number matches (Net::CopyTrainedLayersFrom)"]))
             continue
         arrays, ok = [], True
@@ -434,7 +431,7 @@ def bind(specs, weights: WeightSet, diags: Diagnostics, allow_missing: bool = Tr
                     notes.append("the file gives this blob as legacy num/channels/height/width; "
                                  "Caffe compares it with the net's shape padded with leading 1s")
                 diags.add(codes.WEIGHTS_BLOB_SHAPE.at(spec.span, index=i, layer=spec.name, path=weights.path,
-                                              got=_fmt_shape(have.shape), expected=_fmt_shape(want), notes=notes))
+                                              got=fmt_shape(have.shape), expected=fmt_shape(want), notes=notes))
                 ok = False
         if ok:
             out[spec.name] = arrays
@@ -630,7 +627,7 @@ def init_layer(spec: ParamSpec, seed: int, diags: Diagnostics, lazy: bool = Fals
                 return None
             except FillerError as e:
                 diags.add(codes.FILLER_INVALID.at(span, type=fp.type, index=i, layer=spec.name,
-                                                  shape=_fmt_shape(shape), why=str(e)))
+                                                  shape=fmt_shape(shape), why=str(e)))
                 return None
             make = (lambda shape=shape, fp=fp, i=i: fill(shape, fp, blob_rng(seed, spec.name, i)))
         out.append(Lazy(shape, make) if lazy else make())

@@ -114,10 +114,11 @@ def emit_json(args, doc: dict, path: str | None = None) -> None:
 
 def render_ci(fmt: str, diags) -> str:
     """Diagnostics as GitHub workflow commands or as a SARIF 2.1.0 log."""
+    from ..codes import all_codes
     from ..diagnostics import github_annotation, sarif_log
     if fmt == "github":
         return "".join(github_annotation(d) + "\n" for d in diags)
-    return json.dumps(sarif_log(diags, __version__), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(sarif_log(diags, __version__, all_codes()), indent=2, ensure_ascii=False) + "\n"
 
 
 def _finite(obj):

@@ -141,7 +141,7 @@ def _rows(graph, elide: int | None = None) -> list[list[str]]:
         first = node.outputs[0] if node.outputs else None
         rows.append([
             node.name, node.type, _flow(node, elide),
-            "; ".join(fmt_shape(v.meta.get("shape")) for v in node.outputs) or "-",
+            "; ".join(fmt_shape(v.meta.get("shape"), "x") for v in node.outputs) or "-",
             _rf_short(first.meta.get("rf")) if first is not None else "-",
             "?" if pc is None else (f"{pc:,}" + (f" (+{stat:,} stats)" if stat else "") if pc or stat else "-"),
             _bytes(pbytes) if pbytes else ("?" if pc is None else "-"),
@@ -247,7 +247,7 @@ def summary_text(graph, fmt: str, width: int | None = None) -> str:
             rf = node.outputs[0].meta.get("rf") if node.outputs else None
             params = node.meta.get("params")
             w.writerow([node.name, node.type, " ".join(node.param.bottom), " ".join(node.param.top),
-                        " ".join(fmt_shape(v.meta.get("shape")) for v in node.outputs),
+                        " ".join(fmt_shape(v.meta.get("shape"), "x") for v in node.outputs),
                         "x".join(fmt_num(s) for s in rf.size) if rf else "",
                         "x".join(fmt_num(s) for s in rf.stride) if rf else "",
                         sum(prod(s) for s in params) if params is not None else "",
@@ -267,7 +267,7 @@ def summary_text(graph, fmt: str, width: int | None = None) -> str:
         out += [""] + [line.strip() + "  " for line in _FOOTER]
         return f"## {graph.name or 'net'} ({graph.state})\n\n" + "\n".join(out) + "\n"
     head = f"{graph.name or 'net'} ({graph.state}); inputs: " + ", ".join(
-        f"{v.name} {fmt_shape(v.meta.get('shape'))}" for v in graph.inputs) + "\n\n"
+        f"{v.name} {fmt_shape(v.meta.get('shape'), 'x')}" for v in graph.inputs) + "\n\n"
     header, rows, dropped = _fit(graph, width)
     foot = _footer(width)
     if dropped:
@@ -315,11 +315,11 @@ def rf_text(graph, fmt: str) -> str:
     table = []
     for v, rf in rows:
         if fmt in ("csv", "markdown"):
-            table.append([v.name, fmt_shape(v.meta.get("shape")), "x".join(fmt_num(s) for s in rf.size),
+            table.append([v.name, fmt_shape(v.meta.get("shape"), "x"), "x".join(fmt_num(s) for s in rf.size),
                           "x".join(fmt_num(s) for s in rf.stride), "x".join(fmt_num(c) for c in rf.center),
                           "yes" if rf.whole else "no"])
             continue
-        table.append([v.name, fmt_shape(v.meta.get("shape")),
+        table.append([v.name, fmt_shape(v.meta.get("shape"), "x"),
                       " x ".join(fmt_num(s) for s in rf.size) + (" (whole input)" if rf.whole else ""),
                       " x ".join(fmt_num(s) for s in rf.stride),
                       "(" + ", ".join(fmt_num(c) for c in rf.center) + ")"])

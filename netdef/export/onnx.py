@@ -847,7 +847,7 @@ def deploy_view(parsed, phase="TEST", stages=(), level=0):
     import dataclasses
 
     from ..build import build
-    from ..transform import Loc
+    from ..loc import Loc
     graph = build(parsed, phase, stages, level, diagnostics=Diagnostics())
     dropped = [n for n in graph.nodes if is_training_only(n)]
     if not dropped or graph.diagnostics.has_errors:

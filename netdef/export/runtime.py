@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import codes
 from ..diagnostics import CliError, UsageError, byte_span
+from ..ir import fmt_shape
 from ..cli.select import reporting
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -326,10 +327,10 @@ def cmd_run(args) -> int:
     out.write(f"model: {label}\nprovider: {sess.provider}" + (f" ({sess.note})" if sess.note else "") + "\n")
     for name, arr in feed.items():
         tag = " (random)" if name in randomised else ""
-        out.write(f"input  {name}: {_shape(arr)} {arr.dtype}{tag}\n")
+        out.write(f"input  {name}: {fmt_shape(arr.shape)} {arr.dtype}{tag}\n")
     bad = nonfinite_outputs(outs, where)
     for name, arr in outs.items():
-        out.write(f"output {name}: {_shape(arr)} {arr.dtype}\n")
+        out.write(f"output {name}: {fmt_shape(arr.shape)} {arr.dtype}\n")
         scores = classifier_scores(arr)
         if scores is not None and args.top > 0 and name in bad:
             bad[name].notes.append("its top-k scores are not shown")
@@ -391,8 +392,6 @@ def _run_json(args, sess, label, feed, randomised, outs, where, dt, cold=None, l
     return 0
 
 
-def _shape(arr) -> str:
-    return "(" + ", ".join(str(d) for d in arr.shape) + ")"
 
 
 def timed_runs(sess: Session, feed: dict[str, np.ndarray], runs: int, duration: float | None = None,

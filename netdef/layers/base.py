@@ -26,7 +26,7 @@ from fractions import Fraction
 
 from .. import codes
 from ..diagnostics import Diagnostic
-from ..ir import RF
+from ..ir import RF, fmt_shape  # fmt_shape: for the layer files
 
 _REGISTRY: dict[str, "Layer"] = {}
 
@@ -144,10 +144,6 @@ def prod(shape) -> int:
 
 def count(shape, start: int = 0, end: int | None = None) -> int:
     return prod(shape[start:end])
-
-
-def fmt_shape(shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def fail(code, span, notes=(), related=(), **fields):

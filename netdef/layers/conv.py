@@ -52,11 +52,11 @@ def _per_axis(node, cp, name, n, default):
 def geometry(node, shape) -> Geometry:
     """Kernel, stride, pad and dilation per spatial axis, exactly as LayerSetUp reads them.
     They depend on the bottom only through its number of axes, so they are computed once."""
-    cached = node.meta.get("_conv_geometry")
+    cached = node.geometry
     if cached is not None and cached[0] == len(shape):
         return cached[1]
     g = _geometry(node, shape)
-    node.meta["_conv_geometry"] = (len(shape), g)
+    node.geometry = (len(shape), g)
     return g
 
 

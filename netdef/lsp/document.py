@@ -20,7 +20,7 @@ from ..diagnostics import Diagnostics
 from ..parse import NET, SOLVER, parse_text
 from ..proto import pb
 from ..source import Source
-from ..transform import Loc
+from ..loc import Loc
 
 
 @dataclass
@@ -159,7 +159,6 @@ class Document:
         # the build wrote.
         items = diags.items
         self.stages = ([items[a:b] for a, b in zip([0] + marks[:-1], marks)], built)
-        from .incremental import spread_blocks
         self.spread = spread_blocks(parsed.loc)
 
     def _solver_diagnostics(self, parsed, max_errors: int) -> list:
@@ -369,3 +368,24 @@ def uri_of(path: str) -> str:
     from pygls.uris import from_fs_path
 
     return from_fs_path(os.path.abspath(path)) or path
+
+
+def spread_blocks(root: Loc) -> set:
+    """The ids of the root's blocks with a field past their own end (see incremental._shift_tree)."""
+    out = set()
+    for entries in root.fields.values():
+        for e in entries:
+            if isinstance(e, Loc) and not _within(e, e.end):
+                out.add(id(e))
+    return out
+
+
+def _within(loc: Loc, end: int) -> bool:
+    for entries in loc.fields.values():
+        for e in entries:
+            if isinstance(e, Loc):
+                if e.end > end or not _within(e, end):
+                    return False
+            elif e[2] > end:
+                return False
+    return True

@@ -7,15 +7,12 @@ import re
 from lsprotocol import types as t
 
 from ..fmt import quote
+from ..ir import fmt_shape
 from .diagnostics import lsp_range, to_lsp
 from .document import Document
 from .navigation import _layer_name_at
 
 
-def dims(shape) -> str:
-    if shape is None:
-        return "?"
-    return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
 # --- formatting ----------------------------------------------------------------------------
@@ -121,6 +118,6 @@ def inlay_hints(doc: Document, start: int, end: int) -> list[t.InlayHint]:
             shape = v.meta.get("shape")
             if shape is None:
                 continue
-            hints.append(t.InlayHint(t.Position(*doc.offset_to_position(tops[k][2])), f"{dims(shape)}",
+            hints.append(t.InlayHint(t.Position(*doc.offset_to_position(tops[k][2])), fmt_shape(shape, "x"),
                                      kind=t.InlayHintKind.Type, padding_left=True))
     return hints

@@ -7,17 +7,13 @@ import re
 
 from lsprotocol import types as t
 
-from ..ir import fmt_num
+from ..ir import fmt_num, fmt_shape
 from ..layers.base import LayerError, prod
 from .diagnostics import lsp_range
 from .document import Document, LayerRef
 from .schema import field_markdown
 
 
-def _dims(shape) -> str:
-    if shape is None:
-        return "?"
-    return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
 def _rf(rf) -> str:
@@ -151,15 +147,15 @@ def layer_markdown(doc: Document, ref: LayerRef) -> str:
         return "\n\n".join(parts)
     rows = ["| blob | shape | receptive field |", "|---|---|---|"]
     for v in node.inputs:
-        rows.append(f"| in `{v.label}` | {_dims(v.meta.get('shape'))} | {_rf(v.meta.get('rf'))} |")
+        rows.append(f"| in `{v.label}` | {fmt_shape(v.meta.get('shape'), 'x')} | {_rf(v.meta.get('rf'))} |")
     for v in node.outputs:
-        rows.append(f"| out `{v.label}` | {_dims(v.meta.get('shape'))} | {_rf(v.meta.get('rf'))} |")
+        rows.append(f"| out `{v.label}` | {fmt_shape(v.meta.get('shape'), 'x')} | {_rf(v.meta.get('rf'))} |")
     parts.append("\n".join(rows))
     stats = []
     params = node.meta.get("params")
     if params is not None:
         n = sum(prod(s) for s in params)
-        stats.append(f"parameters: {n:,}" + (f" ({', '.join(_dims(s) for s in params)})" if params else ""))
+        stats.append(f"parameters: {n:,}" + (f" ({', '.join(fmt_shape(s, 'x') for s in params)})" if params else ""))
     if node.meta.get("stat_params"):
         stats.append(f"statistics: {sum(prod(s) for s in node.meta['stat_params']):,}")
     cost = node.meta.get("cost")
@@ -183,7 +179,7 @@ def blob_markdown(doc: Document, use) -> str:
         value = doc.value_of(use)
     parts = [f"**{use.name}** (blob)"]
     if value is not None:
-        parts[0] += f" `{_dims(value.meta.get('shape'))}`"
+        parts[0] += f" `{fmt_shape(value.meta.get('shape'), 'x')}`"
         if value.meta.get("rf") is not None:
             parts.append(f"receptive field: {_rf(value.meta['rf'])}")
         if value.version:

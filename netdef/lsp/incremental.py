@@ -32,7 +32,7 @@ from ..diagnostics import Diagnostics, Span
 from ..passes import cost, receptive_field, shapes, verify
 from ..parse import NET, parse_text
 from ..source import Source
-from ..transform import Loc
+from ..loc import Loc
 from .document import Document, line_starts
 
 
@@ -88,27 +88,6 @@ def _shift_tree(root: Loc, at: int, delta: int, spread: set) -> None:
                         entries[i] = (a + delta if a >= at else a, b + delta if b >= at else b, c + delta)
                 elif e.end >= at or id(e) in spread:
                     stack.append(e)
-
-
-def spread_blocks(root: Loc) -> set:
-    """The ids of the root's blocks with a field past their own end (see _shift_tree)."""
-    out = set()
-    for entries in root.fields.values():
-        for e in entries:
-            if isinstance(e, Loc) and not _within(e, e.end):
-                out.add(id(e))
-    return out
-
-
-def _within(loc: Loc, end: int) -> bool:
-    for entries in loc.fields.values():
-        for e in entries:
-            if isinstance(e, Loc):
-                if e.end > end or not _within(e, end):
-                    return False
-            elif e[2] > end:
-                return False
-    return True
 
 
 def _set_source(loc: Loc, source: Source) -> None:
@@ -207,6 +186,7 @@ def reanalyse(prev: Document, text: str, version, max_errors: int = 100) -> Docu
     if node is not None:
         node.param = msg_layer
         node.loc = new_loc
+        node.geometry = None  # computed from the old parameters
         verify_global = {codes.UNUSED_TOP.id, codes.DEAD_LAYER.id}
         verify_d = [d for d in verify_d if d.code in verify_global or not _inside(d, start, end + delta)]
         fresh = Diagnostics(max_errors)

@@ -7,6 +7,7 @@ import os
 
 from lsprotocol import types as t
 
+from ..ir import fmt_shape
 from ..parse import SOLVER
 from .diagnostics import lsp_range
 from .document import Document, uri_of
@@ -96,8 +97,7 @@ def document_symbols(doc: Document) -> list[t.DocumentSymbol]:
         sel = lsp_range(doc, e[1], e[2]) if isinstance(e, tuple) else lsp_range(doc, loc.name_start, loc.head_end)
         shapes = ""
         if ref.node is not None and ref.node.outputs:
-            from .edits import dims
-            shapes = " -> " + ", ".join(dims(v.meta.get("shape")) for v in ref.node.outputs)
+            shapes = " -> " + ", ".join(fmt_shape(v.meta.get("shape"), "x") for v in ref.node.outputs)
         out.append(t.DocumentSymbol(name=ref.name or "(unnamed)", kind=t.SymbolKind.Class, range=rng,
                                     selection_range=sel, detail=ref.type + shapes))
     return out

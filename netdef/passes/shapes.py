@@ -18,7 +18,7 @@ from ..proto import pb
 
 def run(graph) -> None:
     diags = graph.diagnostics
-    overrides = dict(getattr(graph, "overrides", {}) or {})
+    overrides = dict(graph.overrides)
     used: set[str] = set()
     owners: dict[str, dict] = {}
 

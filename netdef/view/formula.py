@@ -8,6 +8,7 @@ shows a formula that disagrees with the shape beside it (tests/test_view.py chec
 """
 from __future__ import annotations
 
+from ..ir import fmt_shape
 from ..layers.base import LayerError, prod
 
 _AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
@@ -90,8 +91,8 @@ def _inner_product(node, shape, out, ins):
     ip = node.param.inner_product_param
     axis = ip.axis if ip.axis >= 0 else ip.axis + len(shape)
     k = prod(shape[axis:])
-    head = "×".join(str(d) for d in shape[:axis]) or "1"
-    return [f"input flattened from axis {axis}: {'×'.join(str(d) for d in shape[axis:])} = {k} values",
+    head = fmt_shape(shape[:axis], "×") if axis else "1"
+    return [f"input flattened from axis {axis}: {fmt_shape(shape[axis:], '×')} = {k} values",
             f"output: {head} × num_output {ip.num_output}"]
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 
-from ..draw import render, shape_text
+from ..draw import render
+from ..ir import fmt_shape
 from ..layers.base import prod
 
 # Text metrics assumed for sizing (the page uses these font sizes; a generous average width).
@@ -66,7 +67,7 @@ def block_lines(name, stage, boxes) -> list[dict]:
 
 def value_lines(v) -> list[str]:
     s = v.meta.get("shape")
-    return [v.name] + ([shape_text(s)] if s is not None else [])
+    return [v.name] + ([fmt_shape(s, "×")] if s is not None else [])
 
 
 class _Dot:
