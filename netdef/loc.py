@@ -72,6 +72,47 @@ class Loc:
         """The field's span if it was written, else this block's head (for defaults)."""
         return self.field(name, index) or self.span
 
+    # -- making Locs for rewritten messages (netdef.upgrade) ------------------------------------
+
+    def blank(self) -> "Loc":
+        """A Loc with no fields of its own, spanning this one's head and extent."""
+        loc = Loc(self.source, self.name_start, self.head_end)
+        loc.end = self.end
+        return loc
+
+    def sub(self, name: str, make_at: "Loc") -> "Loc":
+        """The Loc of sub-message `name`, made (spanning `make_at`'s head) if absent."""
+        sub = self.msg(name)
+        if sub is None:
+            sub = make_at.blank()
+            self.fields[name] = [sub]
+        return sub
+
+    def locs(self, name: str, n: int) -> "list[Loc]":
+        """The n Locs of repeated message field `name`; a parse always has them all, but a
+        message built by hand may not, and a missing Loc must not lose a message."""
+        entries = [e if isinstance(e, Loc) else self.blank() for e in self.fields.get(name, [])[:n]]
+        return entries + [self.blank() for _ in range(n - len(entries))]
+
+    def around(self, entries: list, fields: dict) -> "Loc":
+        """A Loc for a message made up from other messages' entries (places of scalars, or
+        Locs), with `fields`: it spans the first of them (this Loc's head when there are none)."""
+        tuples = [e for e in entries if e is not None and not isinstance(e, Loc)]
+        locs = [e for e in entries if isinstance(e, Loc)]
+        if not tuples and not locs:
+            loc = self.blank()
+            loc.fields = {k: v for k, v in fields.items() if v}
+            return loc
+        if tuples:
+            start, end = tuples[0][0], tuples[0][2]
+            last = max(e[2] for e in tuples)
+        else:
+            start, end, last = locs[0].name_start, locs[0].head_end, locs[0].end
+        loc = Loc(self.source, start, end)
+        loc.end = max([last] + [sub.end for sub in locs])
+        loc.fields = {k: v for k, v in fields.items() if v}
+        return loc
+
     def copy(self, fields: dict | None = None) -> "Loc":
         """A new Loc over the same text (the same places), with `fields` (default: a shallow
         copy of this one's) and a copy of the kept unknown fields."""

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 
 from google.protobuf.descriptor import FieldDescriptor as FD
 
 from . import codes
 from .diagnostics import Diagnostics, Span
 from .forks import fork_of_field, reading_of_field
+from .literals import BOOL_WORDS, FLOAT_WORDS, BadEscape, Ident, parse_float, parse_int, unescape
 from .loc import Loc
 from .source import Source
 
@@ -85,11 +85,7 @@ def field_table(descriptor) -> dict[str, _Field]:
     return table
 
 
-# --- scalar conversion --------------------------------------------------------------------
-
-_ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))", re.S)
-_SIMPLE_ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "a": b"\a", "b": b"\b", "f": b"\f",
-                   "v": b"\v", "\\": b"\\", "'": b"'", '"': b'"', "?": b"?"}
+# --- scalar conversion (the literals' syntax: netdef.literals) ----------------------------
 
 
 class _LazySpan:
@@ -104,39 +100,6 @@ class _LazySpan:
         return Span(self.source, self.start, self.end)
 
 
-class _BadEscape(Exception):
-    """args: the escape as written, and its offset in the string's body."""
-
-
-def unescape(body: str) -> bytes:
-    """C-style escapes as protobuf's text format defines them, to bytes."""
-    out = bytearray()
-    pos = 0
-    for m in _ESCAPE.finditer(body):
-        out += body[pos:m.start()].encode("utf-8")
-        octal, hx, u4, u8, other = m.groups()
-        if octal is not None:
-            out.append(int(octal, 8) & 0xFF)
-        elif hx is not None:
-            out.append(int(hx, 16))
-        elif u4 is not None or u8 is not None:
-            cp = int(u4 or u8, 16)
-            if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
-                raise _BadEscape(m.group(0), m.start())
-            out += chr(cp).encode("utf-8")
-        elif other in _SIMPLE_ESCAPES:
-            out += _SIMPLE_ESCAPES[other]
-        else:
-            raise _BadEscape(m.group(0), m.start())
-        pos = m.end()
-    out += body[pos:].encode("utf-8")
-    return bytes(out)
-
-
-_FLOAT_WORDS = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
-_BOOL_WORDS = {"true": True, "True": True, "t": True, "false": False, "False": False, "f": False}
-
-
 def _describe(kind: str, text: str) -> str:
     if kind == "STRING":
         return "a string"
@@ -145,44 +108,9 @@ def _describe(kind: str, text: str) -> str:
     return f"the name {text}"
 
 
-def _parse_int(text: str) -> int | None:
-    neg = text.startswith("-")
-    body = text[1:] if neg else text
-    if body[:2] in ("0x", "0X"):
-        v = int(body, 16)
-    elif len(body) > 1 and body[0] == "0" and body.isdigit():
-        if any(c in "89" for c in body):
-            return None
-        v = int(body, 8)  # C++ and protobuf read a leading 0 as octal
-    elif body.isdigit():
-        # Python refuses to convert more than 4300 decimal digits (a guard against quadratic
-        # time); a number of more than 40 digits is past every integer field's range anyway,
-        # and any value past 2^128 says so.
-        v = int(body) if len(body) <= 40 else 1 << 140
-    else:
-        return None
-    return -v if neg else v
-
-
 def _short(text: str) -> str:
     """A value as written, cut down for a one-line message."""
     return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
-
-
-def _parse_float(text: str) -> float:
-    if text[-1] in "fF" and not text.lstrip("-")[:2] in ("0x", "0X"):
-        text = text[:-1]
-    if text.lstrip("-")[:2] in ("0x", "0X"):
-        return float(int(text, 16))
-    return float(text)
-
-
-class Ident(str):
-    """A bare word (an enum value, `inf`) kept for a field the schema lacks. It equals its text;
-    the mark lets `netdef fmt` write it back bare rather than as a quoted string."""
-
-    __slots__ = ()
-    is_ident = True
 
 
 def _suggest(name: str, allowed) -> list[str]:
@@ -346,16 +274,16 @@ class MessageFiller:
                 return data
             if k == "f":
                 if kind == "NUMBER":
-                    return _parse_float(text)
+                    return parse_float(text)
                 word = text.lstrip("-").lower()
-                if word in _FLOAT_WORDS:
-                    v = _FLOAT_WORDS[word]
+                if word in FLOAT_WORDS:
+                    v = FLOAT_WORDS[word]
                     return -v if text.startswith("-") else v
                 return self._wrong(info, span, _describe(kind, text))
             if k == "i":
                 if kind != "NUMBER":
                     return self._wrong(info, span, _describe(kind, text))
-                v = _parse_int(text)
+                v = parse_int(text)
                 if v is None:
                     return self._wrong(info, span, _describe(kind, text))
                 tname, lo, hi = info.int_range
@@ -365,8 +293,8 @@ class MessageFiller:
                     return None
                 return v
             if k == "b":
-                if kind == "NAME" and text in _BOOL_WORDS:
-                    return _BOOL_WORDS[text]
+                if kind == "NAME" and text in BOOL_WORDS:
+                    return BOOL_WORDS[text]
                 if kind == "NUMBER" and text in ("0", "1"):
                     return text == "1"
                 return self._wrong(info, span, _describe(kind, text))
@@ -384,7 +312,7 @@ class MessageFiller:
                                                          enum=info.fd.enum_type.name, field=info.name))
                     return None
                 if kind == "NUMBER":
-                    v = _parse_int(text)
+                    v = parse_int(text)
                     if v is not None and v in info.enum_numbers:
                         return v
                     names = ", ".join(f"{n} ({v})" for n, v in info.enum_names.items())
@@ -394,12 +322,12 @@ class MessageFiller:
                 return self._wrong(info, span, _describe(kind, text))
             if k in "sy":
                 return self._wrong(info, span, _describe(kind, text))
-        except _BadEscape as e:
+        except BadEscape as e:
             where = span.get()
             for t in value if isinstance(value, list) else ():  # which string, and where in it
                 try:
                     unescape(t.value[1:-1])
-                except _BadEscape as bad:
+                except BadEscape as bad:
                     start = t.start_pos + 1 + bad.args[1]
                     where = Span(self.source, start, start + len(bad.args[0]))
                     break
@@ -431,14 +359,14 @@ class MessageFiller:
         if value.type == "NUMBER":
             if len(text) > 40:  # kept as written, so that `netdef fmt` gives it back unchanged
                 return Ident(text)
-            v = _parse_int(text)
+            v = parse_int(text)
             if v is not None:
                 return v
             try:
-                return _parse_float(text)
+                return parse_float(text)
             except ValueError:
                 return text
-        return _BOOL_WORDS.get(text, text) if text in ("true", "false") else Ident(text)
+        return BOOL_WORDS.get(text, text) if text in ("true", "false") else Ident(text)
 
     def _store_scalar(self, frame: _Frame, name_tok, value, list_item: bool):
         name = name_tok.value

@@ -133,43 +133,6 @@ _SOLVER_TYPES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RM
 _SOLVER_TYPE_NAMES = {v.number: v.name for v in pb.SolverParameter.SolverType.DESCRIPTOR.values}
 
 
-# --- Loc helpers ----------------------------------------------------------------------
-
-
-def _entry_loc(at: Loc, entries: list, fields: dict) -> Loc:
-    """A Loc for a message made up from scalar entries: it spans the first of them (`at`'s
-    head when there are none)."""
-    tuples = [e for e in entries if e is not None and not isinstance(e, Loc)]
-    locs = [e for e in entries if isinstance(e, Loc)]
-    if not tuples and not locs:
-        loc = _blank(at)
-        loc.fields = {k: v for k, v in fields.items() if v}
-        return loc
-    if tuples:
-        start, end = tuples[0][0], tuples[0][2]
-        last = max(e[2] for e in tuples)
-    else:
-        start, end, last = locs[0].name_start, locs[0].head_end, locs[0].end
-    loc = Loc(at.source, start, end)
-    loc.end = max([last] + [l.end for l in locs])
-    loc.fields = {k: v for k, v in fields.items() if v}
-    return loc
-
-
-def _sub(loc: Loc, name: str, make_at: Loc) -> Loc:
-    """The Loc of sub-message `name` in `loc`, made (spanning `make_at`'s head) if absent."""
-    sub = loc.msg(name)
-    if sub is None:
-        sub = Loc(make_at.source, make_at.name_start, make_at.head_end)
-        sub.end = make_at.end
-        loc.fields[name] = [sub]
-    return sub
-
-
-def _head(loc: Loc, name: str, i: int = 0) -> Span:
-    return loc.field(name, i) or loc.span
-
-
 # --- the upgrade ----------------------------------------------------------------------
 
 
@@ -270,7 +233,7 @@ class _Upgrade:
         """UpgradeV0PaddingLayers: drop padding layers, giving their pad to the conv/pool they feed."""
         produced: dict[str, int] = {name: -1 for name in msg.input}
         kept, kept_locs = [], []
-        layer_locs = _locs(loc, "layers", len(msg.layers))
+        layer_locs = loc.locs("layers", len(msg.layers))
         for i, conn in enumerate(msg.layers):
             conn_loc = layer_locs[i]
             v0 = conn.layer
@@ -283,7 +246,7 @@ class _Upgrade:
             for j, blob in enumerate(conn.bottom):
                 if blob not in produced:
                     # Caffe: LOG(FATAL) "Unknown blob input".
-                    self.error(codes.UPGRADE_FAILED, _head(conn_loc, "bottom", j),
+                    self.error(codes.UPGRADE_FAILED, conn_loc.field_or_self("bottom", j),
                                message=f"bottom '{blob}' of a V0 layer is not an input and no earlier "
                                        "layer produces it",
                                notes=["in a V0 net every bottom must be a net input or the top of an "
@@ -298,10 +261,10 @@ class _Upgrade:
                     why = (f"a padding layer feeds a '{v0.type}' layer; only conv and pool layers can "
                            "take its padding" if v0.type not in ("conv", "pool") else
                            "a padding layer and the layer it feeds must each have one bottom and one top")
-                    self.error(codes.UPGRADE_FAILED, _head(conn_loc, "bottom", j), message=why,
+                    self.error(codes.UPGRADE_FAILED, conn_loc.field_or_self("bottom", j), message=why,
                                related=[(pad_loc.span, "the padding layer")])
                     continue
-                inner = _sub(conn_loc, "layer", conn_loc).copy()
+                inner = conn_loc.sub("layer", conn_loc).copy()
                 conn_loc.fields["layer"] = [inner]
                 conn.layer.pad = pad_layer.layer.pad
                 pad_entry = (pad_loc.msg("layer") or pad_loc).entry("pad")
@@ -319,9 +282,7 @@ class _Upgrade:
         out = pb.V1LayerParameter()
         out.bottom.extend(conn.bottom)
         out.top.extend(conn.top)
-        out_loc = Loc(self.source, conn_loc.name_start, conn_loc.head_end)
-        out_loc.end = conn_loc.end
-        out_loc.extra = dict(conn_loc.extra)
+        out_loc = conn_loc.copy({})
         for name in ("bottom", "top"):
             if name in conn_loc.fields:
                 out_loc.fields[name] = conn_loc.fields[name]
@@ -348,7 +309,7 @@ class _Upgrade:
                     [k for k in _V0_TYPES if t.startswith(k) or k.startswith(t)][:1]
                 notes = ([f"did you mean '{close[0]}'?"] if close else []) + \
                     ["V0 layer types: " + ", ".join(sorted(_V0_TYPES))]
-                self.error(codes.UPGRADE_FAILED, _head(v0_loc, "type"), notes=notes,
+                self.error(codes.UPGRADE_FAILED, v0_loc.field_or_self("type"), notes=notes,
                            message=f"'{t}' is not a V0 layer type")
                 return out, out_loc
             out.type = pb.V1LayerParameter.LayerType.Value(_V0_TYPES[t])
@@ -377,7 +338,7 @@ class _Upgrade:
                 param.CopyFrom(value)
                 _move(v0_loc, name, out_loc, param_name)
                 continue
-            param_loc = _sub(out_loc, param_name, v0_loc)
+            param_loc = out_loc.sub(param_name, v0_loc)
             if name == "pool":
                 value = pb.PoolingParameter.PoolMethod.Value(pb.V0LayerParameter.PoolMethod.Name(value))
             target_fd = param.DESCRIPTOR.fields_by_name[field]
@@ -402,7 +363,7 @@ class _Upgrade:
         return False
 
     def data_upgrade(self, msg, loc: Loc):
-        loc.fields["layers"] = layer_locs = [l.copy() for l in _locs(loc, "layers", len(msg.layers))]
+        loc.fields["layers"] = layer_locs = [l.copy() for l in loc.locs("layers", len(msg.layers))]
         noted = False
         for l, l_loc in zip(msg.layers, layer_locs):
             param_name = _DATA_PARAMS.get(_V1_TYPE_NAMES.get(l.type))
@@ -424,10 +385,7 @@ class _Upgrade:
             t_loc = None
             if p_loc is not None:
                 t_loc = l_loc.msg("transform_param")
-                t_loc = t_loc.copy() if t_loc is not None else None
-                if t_loc is None:
-                    t_loc = Loc(p_loc.source, p_loc.name_start, p_loc.head_end)
-                    t_loc.end = p_loc.end
+                t_loc = t_loc.copy() if t_loc is not None else p_loc.blank()
                 l_loc.fields["transform_param"] = [t_loc]
             for f in moved:
                 setattr(t, f, getattr(p, f))
@@ -443,7 +401,7 @@ class _Upgrade:
         out.ClearField("layer")
         out_loc = loc.copy()
         out_loc.fields.pop("layers", None)
-        layer_locs = _locs(loc, "layers", len(msg.layers))
+        layer_locs = loc.locs("layers", len(msg.layers))
         new_locs = []
         for v1, v1_loc in zip(msg.layers, layer_locs):
             layer = out.layer.add()
@@ -489,7 +447,7 @@ class _Upgrade:
                       for old, new in (("param", "name"), ("blob_share_mode", "share_mode"),
                                        ("blobs_lr", "lr_mult"), ("weight_decay", "decay_mult"))}
             entries = [e[0] for e in fields.values() if e]
-            param_locs.append(_entry_loc(v1_loc, entries, fields))
+            param_locs.append(v1_loc.around(entries, fields))
         if param_locs:
             new_loc.fields["param"] = param_locs
         for name in _V1_PARAMS:
@@ -498,7 +456,7 @@ class _Upgrade:
                 if name in v1_loc.fields:
                     new_loc.fields[name] = v1_loc.fields[name]
         if v1.HasField("layer"):  # only possible if the V0 step failed
-            self.error(codes.UPGRADE_FAILED, _head(v1_loc, "layer"),
+            self.error(codes.UPGRADE_FAILED, v1_loc.field_or_self("layer"),
                        message="a V0 'layer { ... }' block inside a V1 layer is ignored")
         return new_loc
 
@@ -529,18 +487,18 @@ class _Upgrade:
             layer.name = "input"
             layer.type = "Input"
             layer.top.extend(msg.input)
-            in_loc = _entry_loc(loc, list(loc.fields.get("input", [])),
+            in_loc = loc.around(list(loc.fields.get("input", [])),
                                 {"top": list(loc.fields.get("input", []))})
             shape_locs = []
             for i in range(n):
                 if has_shape:
                     layer.input_param.shape.add().CopyFrom(msg.input_shape[i])
                     given = loc.fields.get("input_shape", [])
-                    shape_locs.append(given[i] if i < len(given) else _blank(in_loc))
+                    shape_locs.append(given[i] if i < len(given) else in_loc.blank())
                 else:
                     layer.input_param.shape.add().dim.extend(msg.input_dim[4 * i:4 * i + 4])
                     dims = loc.fields.get("input_dim", [])[4 * i:4 * i + 4]
-                    shape_locs.append(_entry_loc(in_loc, dims, {"dim": dims}))
+                    shape_locs.append(in_loc.around(dims, {"dim": dims}))
             param_loc = in_loc.copy({"shape": shape_locs})
             in_loc.fields["input_param"] = [param_loc]
             out.layer.extend(msg.layer)
@@ -593,20 +551,6 @@ class _Upgrade:
         if "solver_type" in loc.fields:
             loc.fields["type"] = loc.fields.pop("solver_type")
         return msg, loc
-
-
-def _blank(at: Loc) -> Loc:
-    """A Loc with no fields of its own, spanning `at`'s head."""
-    loc = Loc(at.source, at.name_start, at.head_end)
-    loc.end = at.end
-    return loc
-
-
-def _locs(loc: Loc, name: str, n: int) -> list[Loc]:
-    """The n Locs of repeated message field `name`; a parse always has them all, but a message
-    built by hand may not, and a missing Loc must not lose a layer."""
-    entries = [e if isinstance(e, Loc) else _blank(loc) for e in loc.fields.get(name, [])[:n]]
-    return entries + [_blank(loc) for _ in range(n - len(entries))]
 
 
 def _clone(msg):
