@@ -448,28 +448,6 @@ def output_format(path: str) -> str:
     return ext
 
 
-def layers_in_error(graph) -> set[str]:
-    """The names of the layers the graph's errors are about: the layer a message names
-    ("... layer 'conv1' ..."), else the layer whose definition holds the error's place."""
-    names = {n.name for n in graph.nodes}
-    path = graph.parsed.source.path if graph.parsed is not None else None
-    starts = sorted((n.span.start, n.name) for n in graph.nodes if n.span is not None and n.span.path == path)
-    out = set()
-    for d in graph.diagnostics:
-        if not d.is_error:
-            continue
-        named = [m for m in re.findall(r"layer '([^']*)'", d.message) if m in names]
-        if named:
-            out.update(named)
-            continue
-        if d.span is None or not starts or d.span.path != path:
-            continue
-        before = [name for start, name in starts if start <= d.span.start]
-        if before:
-            out.add(before[-1])
-    return out
-
-
 def draw(graph, path: str, rankdir: str = "TB", shapes: bool = True, rf: bool = False, params: bool = False,
          collapse=(), errors=frozenset()) -> None:
     """Write the drawing of a compiled graph to `path` (.svg/.png/.pdf/.dot), atomically."""

@@ -1,10 +1,11 @@
 """`netdef draw`: a compiled net drawn with graphviz (the drawing itself is netdef.draw)."""
 from __future__ import annotations
 
+import re
 import sys
 
 from ..diagnostics import DiagnosticError
-from ..draw import draw, layers_in_error, output_format
+from ..draw import draw, output_format
 from ..pipeline import compile as compile_net
 from . import output as cli
 from .select import shown
@@ -38,3 +39,25 @@ def cmd_draw(args) -> int:
         marked = f"; {len(errors)} layer(s) in error outlined in red" if errors else ""
         cli.info(f"wrote {args.output}: {report['format']}, {len(graph.nodes)} layers{marked}")
     return 1 if failed else 0
+
+
+def layers_in_error(graph) -> set[str]:
+    """The names of the layers the graph's errors are about: the layer a message names
+    ("... layer 'conv1' ..."), else the layer whose definition holds the error's place."""
+    names = {n.name for n in graph.nodes}
+    path = graph.parsed.source.path if graph.parsed is not None else None
+    starts = sorted((n.span.start, n.name) for n in graph.nodes if n.span is not None and n.span.path == path)
+    out = set()
+    for d in graph.diagnostics:
+        if not d.is_error:
+            continue
+        named = [m for m in re.findall(r"layer '([^']*)'", d.message) if m in names]
+        if named:
+            out.update(named)
+            continue
+        if d.span is None or not starts or d.span.path != path:
+            continue
+        before = [name for start, name in starts if start <= d.span.start]
+        if before:
+            out.add(before[-1])
+    return out

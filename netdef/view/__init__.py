@@ -1,4 +1,5 @@
-"""`netdef view FILE -o net.html [--open]`: one self-contained interactive page per definition.
+"""One self-contained interactive page per definition: what `netdef view FILE -o net.html`
+writes (its handler is netdef.cli.view).
 
 A net gives the graph (Graphviz's layout, repeated blocks folded, pan and zoom), a details
 panel per layer and per blob, a sortable per-layer table, search, diagnostics marked on their
