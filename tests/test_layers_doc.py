@@ -1,10 +1,10 @@
-"""docs/layers.md is generated from the layer registry (python3 -m netdef.layers.doc) and must
+"""docs/layers.md is generated from the layer registry (python3 -m netdef.layer_table) and must
 be current: every registered type has a row with its origin and the source it was checked against."""
 from conftest import REPO
 
 from netdef import layers
 from netdef.forks import fork_of_layer_type
-from netdef.layers import doc
+from netdef import layer_table as doc
 
 
 def test_committed_table_is_current(capsys):

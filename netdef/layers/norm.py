@@ -290,8 +290,7 @@ class MVN(Layer):
 # shift_filler = 2, bn_mode = 3 [default = LEARN] (LEARN = 0, INFERENCE = 1).
 # yjxiong/caffe's (PSPNet's) BNParameter: slope_filler = 1, bias_filler = 2,
 # momentum = 3 [default 0.9], eps = 4 [default 1e-5], frozen = 5 [default false].
-_SEGNET_BN = {"bn_mode": "LEARN"}
-_PSP_BN = {"eps": 1e-5, "momentum": 0.9, "frozen": False}
+_BN = {"bn_mode": "LEARN", "eps": 1e-5, "momentum": 0.9, "frozen": False}
 SEGNET_BN_EPS = 1e-9  # BNLayer::LayerSetUp's var_eps_ (SegNet), not a parameter
 
 
@@ -313,6 +312,7 @@ class BN(Layer):
     cannot tell the two apart."""
 
     elementwise = True
+    fork_defaults = _BN
     origin = "the SegNet fork (alexgkendall/caffe-segnet) and the PSPNet/yjxiong forks"
     checked_against = ("alexgkendall/caffe-segnet src/caffe/layers/bn_layer.cpp and caffe.proto; "
                        "hszhao/PSPNet src/caffe/layers/bn_layer.cpp (commit c479f4fe); yjxiong/caffe's "
@@ -324,7 +324,7 @@ class BN(Layer):
 
     def mode(self, node) -> str:
         from .fork import ForkParams
-        return str(ForkParams(node, "bn_param", _SEGNET_BN).get("bn_mode"))
+        return str(ForkParams(node, "bn_param").get("bn_mode"))
 
     def check(self, node, diags):
         if not self.pspnet_style(node) and self.mode(node) not in ("LEARN", "INFERENCE", "0", "1"):
@@ -365,7 +365,7 @@ class BN(Layer):
         shape = (1, g.in_shape(0)[1], 1, 1)
         x = g.x(0)
         if self.pspnet_style(node):
-            eps = float(ForkParams(node, "bn_param", _PSP_BN).get("eps"))
+            eps = float(ForkParams(node, "bn_param").get("eps"))
             mean, var = g.param(2, "mean", shape), g.param(3, "var", shape)
             std = g.op("Sqrt", [g.op("Add", [var, g.const(eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
             x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))
