@@ -32,3 +32,11 @@ def test_check_reports_a_stale_file(tmp_path, capsys):
     assert "not current" in capsys.readouterr().err
     assert doc.main([str(stale)]) == 0
     assert doc.main(["--check", str(stale)]) == 0
+
+
+def test_the_module_runs_as_a_command():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "netdef.layer_table", "--check", str(REPO / "docs" / "layers.md")],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -1,9 +1,9 @@
 """Layer types from Caffe forks whose semantics are public, so their shapes can be inferred.
 
 Their parameters are not in netdef's (BVLC) schema: the parser keeps them as plain values in the
-layer Loc's `extra` (e.g. extra["permute_param"] == [{"order": [0, 2, 3, 1]}]). Each parameter
-message's defaults are declared once below, as the fork's own .proto declares them:
-  SSD (weiliu89/caffe): pooling's ceil_mode
+layer Loc's `extra` (e.g. extra["permute_param"] == [{"order": [0, 2, 3, 1]}]). Each fork layer
+class declares its parameter message's defaults once, as the fork's own .proto declares them, in
+its `fork_defaults` (field -> default); ForkParams here and netdef.reference read them there.
   (Upsample and Interp live in resize.py, BN in norm.py, ReLU6 and Mish in activation.py,
   ShuffleChannel and Reorg in shape.py, the depthwise convolutions in conv.py, Axpy in merge.py;
   the detection family, SSD's Permute, Normalize, PriorBox, DetectionOutput, R-CNN's ROIPooling,

@@ -63,12 +63,13 @@ def eps_before_sqrt(node) -> bool:
     sqrt(var) + eps when it is false."""
     sub = node.loc.msg("batch_norm_param") if node.loc is not None else None
     vals = sub.extra.get("add_eps_before_sqrt") if sub is not None else None
-    return bool(vals[-1]) if vals else True
+    return bool(vals[-1]) if vals else BatchNorm.fork_defaults["add_eps_before_sqrt"]
 
 
 @register("BatchNorm")
 class BatchNorm(Layer):
     param = "batch_norm_param"
+    fork_defaults = {"add_eps_before_sqrt": True}  # Synopsys' field; true is BVLC's rule
     elementwise = True
     checked_against = ("BVLC/caffe src/caffe/layers/batch_norm_layer.cpp; add_eps_before_sqrt: "
                        "foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/batch_norm_layer.cpp")

@@ -14,7 +14,7 @@ def _relu(ctx, layer, bottoms, params):
     x, a = bottoms[0], layer.relu_param.negative_slope
     y = np.maximum(x, 0) + a * np.minimum(x, 0)
     # Synopsys' relu6 (foss-for-synopsys-dwc-arc-processors/synopsys-caffe relu_layer.cpp): then min(y, 6).
-    if ctx.sub_field("relu_param", "relu6", False):
+    if ctx.sub_field("relu_param", "relu6", ctx.fork_default("relu6")):
         y = np.minimum(y, 6.0)
     return [y]
 

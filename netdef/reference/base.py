@@ -66,14 +66,16 @@ class Ctx:
                 return v[-1] if isinstance(v, list) and v else v
         return None
 
+    def fork_default(self, name: str):
+        """The default the layer's class declares for a fork field (its fork_defaults in
+        netdef/layers/, as the fork's caffe.proto has it), else None."""
+        impl = layers.get(self.layer.type)
+        return impl.fork_defaults.get(name) if impl is not None else None
+
     def fork_param(self, message: str, name: str):
-        """A fork field's value, else the default the layer's class declares (its fork_defaults
-        in netdef/layers/, the fork's caffe.proto default), else None."""
+        """A fork field's value, else its declared default, else None."""
         v = self.fork_given(message, name)
-        if v is None:
-            impl = layers.get(self.layer.type)
-            return impl.fork_defaults.get(name) if impl is not None else None
-        return v
+        return self.fork_default(name) if v is None else v
 
     def fork_all(self, message: str, name: str) -> list:
         """Every value given for a repeated fork field (the last block that has it)."""
@@ -161,9 +163,9 @@ def c3d_geometry(ctx, message):
     if message == "convolution_param":
         k, s, pd = (p.kernel_size[0] if len(p.kernel_size) else 0), (p.stride[0] if len(p.stride) else 1), \
             (p.pad[0] if len(p.pad) else 0)
-        tp = int(ctx.sub_field(message, "temporal_pad", 0))
+        tp = int(ctx.sub_field(message, "temporal_pad", ctx.fork_default("temporal_pad")))
     else:
         k, s, pd, tp = p.kernel_size, p.stride, p.pad, 0
-    kd = int(ctx.sub_field(message, "kernel_depth", 1))
-    ts = int(ctx.sub_field(message, "temporal_stride", 1))
+    kd = int(ctx.sub_field(message, "kernel_depth", ctx.fork_default("kernel_depth")))
+    ts = int(ctx.sub_field(message, "temporal_stride", ctx.fork_default("temporal_stride")))
     return (kd, k, k), (ts, s, s), (tp, pd, pd)

@@ -44,7 +44,7 @@ def _batchnorm(ctx, layer, bottoms, params):
     mean, var = mean.reshape(c), var.reshape(c)
     # Synopsys' fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe batch_norm_layer.cpp):
     # add_eps_before_sqrt: false divides by sqrt(var) + eps instead of sqrt(var + eps).
-    if ctx.sub_field("batch_norm_param", "add_eps_before_sqrt", True):
+    if ctx.sub_field("batch_norm_param", "add_eps_before_sqrt", ctx.fork_default("add_eps_before_sqrt")):
         den = np.sqrt(bcast(var, x.ndim, 1) + p.eps)
     else:
         den = np.sqrt(bcast(var, x.ndim, 1)) + p.eps
