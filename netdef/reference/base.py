@@ -10,8 +10,6 @@ netdef/layers/ declare), `layer` the pb.LayerParameter, `bottoms` and `params` f
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import layers
@@ -133,10 +131,6 @@ def canonical_axis(ctx, axis: int, ndim: int, allow_end: bool = False) -> int:
     if not -ndim <= axis < hi:
         ctx.fail(f"axis {axis} is out of range for a blob with {ndim} axes")
     return axis + ndim if axis < 0 else axis
-
-
-def count(shape, start=0, end=None) -> int:
-    return int(math.prod(shape[start:end]))
 
 
 def bcast(blob: np.ndarray, ndim: int, axis: int) -> np.ndarray:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import canonical_axis, count, op
+from ..layers.base import count
+from .base import canonical_axis, op
 
 
 @op("InnerProduct")

@@ -19,11 +19,10 @@ import math
 
 import numpy as np
 
-from ..layers.detection import NMS_PARAM
+from ..layers.detection import CODE_TYPES, NMS_PARAM
 from .base import FLT_MAX, bcast, op
 
 F = np.float32
-_CODES = {"CORNER": 1, "CENTER_SIZE": 2, "CORNER_SIZE": 3}
 
 
 def _bool(v) -> bool:
@@ -174,7 +173,7 @@ def _detection_output(ctx, layer, bottoms, params):
     share = _bool(ctx.fork_param(mp, "share_location"))
     background = int(ctx.fork_param(mp, "background_label_id"))
     code = ctx.fork_param(mp, "code_type")
-    code = _CODES.get(code, code) if isinstance(code, str) else int(code)
+    code = CODE_TYPES.get(code, code) if isinstance(code, str) else int(code)
     variance_encoded = _bool(ctx.fork_param(mp, "variance_encoded_in_target"))
     keep_top_k = int(ctx.fork_param(mp, "keep_top_k"))
     conf = ctx.fork_given(mp, "confidence_threshold")       # absent: every score passes

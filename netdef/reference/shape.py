@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from ..proto import pb
-from .base import canonical_axis, count, included, op
+from ..layers.base import count
+from .base import canonical_axis, included, op
 
 
 @op("Tile")
