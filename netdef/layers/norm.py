@@ -293,6 +293,7 @@ class MVN(Layer):
 # momentum = 3 [default 0.9], eps = 4 [default 1e-5], frozen = 5 [default false].
 _BN = {"bn_mode": "LEARN", "eps": 1e-5, "momentum": 0.9, "frozen": False}
 SEGNET_BN_EPS = 1e-9  # BNLayer::LayerSetUp's var_eps_ (SegNet), not a parameter
+PSP_BN_FIELDS = ("slope_filler", "momentum", "frozen", "eps")  # any of them: the PSPNet/yjxiong BN
 
 
 @register("BN")
@@ -321,7 +322,7 @@ class BN(Layer):
 
     def pspnet_style(self, node) -> bool:
         raw = (node.extra.get("bn_param") or [{}])[-1]
-        return isinstance(raw, dict) and any(k in raw for k in ("slope_filler", "momentum", "frozen", "eps"))
+        return isinstance(raw, dict) and any(k in raw for k in PSP_BN_FIELDS)
 
     def mode(self, node) -> str:
         from .fork import ForkParams

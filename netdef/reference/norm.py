@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers.norm import PSP_BN_FIELDS, SEGNET_BN_EPS
 from ..proto import pb
 from .base import bcast, canonical_axis, op
 from .pool import pool2d
@@ -114,10 +115,10 @@ def _bn(ctx, layer, bottoms, params):
     # Fork BN layers. yjxiong/caffe (PSPNet; bn_param with slope_filler/bias_filler/eps):
     # slope * (x - mean) / sqrt(var + eps) + bias with the stored mean and variance at test
     # time. SegNet's bn_layer.cpp: INFERENCE: scale * x + shift; LEARN (the default): the
-    # batch's mean and E[x^2] - mean^2 over (N, H, W), + 1e-9, then scale and shift.
+    # batch's mean and E[x^2] - mean^2 over (N, H, W), + var_eps_ (1e-9), then scale and shift.
     x = bottoms[0]
     block = (ctx.extra.get("bn_param") or [{}])[-1]
-    psp = isinstance(block, dict) and any(k in block for k in ("slope_filler", "momentum", "frozen", "eps"))
+    psp = isinstance(block, dict) and any(k in block for k in PSP_BN_FIELDS)
     scale, shift = params[0].reshape(1, -1, 1, 1), params[1].reshape(1, -1, 1, 1)
     if psp:
         eps = float(ctx.fork_param("bn_param", "eps"))
@@ -128,4 +129,4 @@ def _bn(ctx, layer, bottoms, params):
         return [scale * x + shift]
     mean = x.mean(axis=(0, 2, 3), keepdims=True)
     var = (x * x).mean(axis=(0, 2, 3), keepdims=True) - mean * mean
-    return [(x - mean) / np.sqrt(var + 1e-9) * scale + shift]
+    return [(x - mean) / np.sqrt(var + SEGNET_BN_EPS) * scale + shift]
