@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "upgrade": ("netdef.upgrade", "cmd_upgrade", "upgrade a V0/V1 net or an old solver to the current format"),
     "draw": ("netdef.draw", "cmd_draw", "draw the network with graphviz"),
     "export": ("netdef.export.onnx", "cmd_export", "export to ONNX"),
-    "init": ("netdef.weights", "cmd_init", "write filler-initialised weights as a .caffemodel"),
+    "init": ("netdef.cli.weights", "cmd_init", "write filler-initialised weights as a .caffemodel"),
     "run": ("netdef.export.runtime", "cmd_run", "run a model with onnxruntime"),
     "bench": ("netdef.export.runtime", "cmd_bench", "latency and throughput with onnxruntime"),
     "verify": ("netdef.export.verify", "cmd_verify", "compare onnxruntime with an independent NumPy forward pass"),
