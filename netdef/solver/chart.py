@@ -12,6 +12,7 @@ from ..outputs import check_writable, write_atomic
 from .kinds import type_name
 from .policies import Schedule, fmt_rate, fmt_value
 
+
 def _plot_points(schedule: Schedule, start: int, last: int, changes) -> tuple[np.ndarray, np.ndarray]:
     """Up to 2,000 evenly spaced iterations, plus both sides of every change point shown, so
     that a step is drawn where it happens."""

@@ -9,6 +9,7 @@ from ..diagnostics import Diagnostics
 from .kinds import HYPER_FIELDS, SOLVERS, type_name
 from .policies import POLICIES, SCHEDULE_FIELDS, fmt_value, multistep_iterations
 
+
 def _did_you_mean(value: str, names) -> list[str]:
     close = [n for n in names if n.lower() == value.lower()] or difflib.get_close_matches(value, names, n=2, cutoff=0.6)
     return ["did you mean " + " or ".join(f"'{c}'" for c in close) + "?"] if close else []

@@ -13,6 +13,7 @@ from ..proto import pb
 from ..source import Source, SourceError
 from ..upgrade import upgrade_parsed
 
+
 @dataclass
 class NetUse:
     """One net instance Caffe's Solver builds: the training net or one test net."""
