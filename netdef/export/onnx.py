@@ -23,7 +23,7 @@ from .. import codes
 from ..diagnostics import DiagnosticError, Diagnostics, UsageError
 from .model import CUSTOM_DOMAIN, DEFAULT_OPSET, OPSETS, Exported, ir_version_for
 from .prepare import TRAINING_ONLY, compile_for_export, graph_weights, is_training_only, param_specs
-from .subgraph import _ancestors, custom_attributes, select_outputs
+from .subgraph import ancestors, custom_attributes, select_outputs
 
 # Re-exported: the public API and the tests import these from here.
 __all__ = ["CUSTOM_DOMAIN", "DEFAULT_OPSET", "OPSETS", "TRAINING_ONLY", "Exported", "Exporter", "compile_for_export",
@@ -313,7 +313,7 @@ class Exporter:
         from . import lower
         graph = self.graph
         kept, dropped = [], []
-        needed = _ancestors(self.requested) if self.requested is not None else None
+        needed = ancestors(self.requested) if self.requested is not None else None
         for node in graph.nodes:
             if needed is not None and id(node) not in needed:
                 continue

@@ -15,12 +15,6 @@ import os
 from .. import codes
 from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
 
-TRAINING_ONLY = frozenset({
-    "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
-    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
-    "HDF5Output", "SmoothL1Loss", "MultiBoxLoss", "DetectionEvaluate",
-})
-
 
 def _load(source, max_errors: int = 100):
     if isinstance(source, (str, os.PathLike)):
@@ -49,6 +43,13 @@ def _with_batch(graph, inputs, batch: int) -> dict:
         if s:
             shapes[v.name] = (batch,) + tuple(shapes.get(v.name, s))[1:]
     return shapes
+
+
+TRAINING_ONLY = frozenset({
+    "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
+    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
+    "HDF5Output", "SmoothL1Loss", "MultiBoxLoss", "DetectionEvaluate",
+})
 
 
 def is_training_only(node) -> bool:

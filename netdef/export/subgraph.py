@@ -1,6 +1,6 @@
 """What part of the net an export covers, and how a layer ONNX cannot express is carried.
 
-select_outputs and _ancestors serve --outputs BLOB[,BLOB...] (export only the layers that
+select_outputs and ancestors serve --outputs BLOB[,BLOB...] (export only the layers that
 compute these blobs); custom_attributes serves --custom-ops (a layer as one node of the custom
 domain, its parameters flattened to attributes).
 """
@@ -33,7 +33,7 @@ def select_outputs(graph, names) -> list:
     return chosen
 
 
-def _ancestors(values) -> set:
+def ancestors(values) -> set:
     """id() of every layer the values depend on. A layer that reads only its bottoms' shapes
     (PriorBox: reads_values = False) does not need their producers."""
     seen, stack = set(), [v.producer for v in values if v.producer is not None]
