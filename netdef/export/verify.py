@@ -14,7 +14,9 @@ import numpy as np
 
 from ..diagnostics import Diagnostics
 from .model import Exported
+from .onnx import Exporter
 from .prepare import compile_for_export, graph_weights
+from .runtime import Session, nonfinite_outputs
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,8 +91,6 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
            input_shapes: dict | None = None, diags: Diagnostics | None = None,
            allow_missing_weights: bool = False, batch: int | None = None) -> Report:
     from ..reference import ReferenceError, trace
-    from .onnx import Exporter
-    from .runtime import Session, nonfinite_outputs
 
     diags = diags if diags is not None else Diagnostics()
     # The batch comes from the input arrays when given (else `batch`: 1 by default from the
