@@ -99,7 +99,7 @@ def build(parsed, phase: str = "TEST", stages=(), level: int = 0, inputs: dict |
                                                           "matches; netdef applies the include rules"]))
         if not layer_included(state, lp):
             continue
-        node = Node(lp.name, lp.type, i, lp, loc, layers.get(lp.type))
+        node = Node(lp.name, lp.type, i, lp, loc, layers.resolve(lp.type, lp, loc, msg))
         if not lp.type:
             diags.add(codes.MISSING_TYPE.at(node.span, layer=lp.name, notes=['write e.g. type: "Convolution"']))
         if lp.name in seen_names and lp.name:

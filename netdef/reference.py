@@ -34,10 +34,12 @@ TRAINING_ONLY = frozenset({
     # Training-only layers of forks: SphereFace's MarginInnerProduct (its output depends on the
     # labels and the iteration), center loss, DeepLab's SegAccuracy and MatWrite.
     "MarginInnerProduct", "CenterLoss", "SegAccuracy", "MatWrite",
+    # issue 11's face and YOLO training layers (netdef/layers/face.py, yolo.py).
+    "CosinAddm", "FocalLoss", "LargeMarginInnerProduct", "RegionLoss", "YoloV2Loss",
 })
 DATA_LAYERS = frozenset({
     "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData", "AnnotatedData",
-    "VideoData", "DenseImageData", "Python", "ImageLabelmapData", "ImageSegData",
+    "VideoData", "DenseImageData", "Python", "ImageLabelmapData", "ImageSegData", "BoxData",
 })
 
 
@@ -49,9 +51,22 @@ class ReferenceError(Exception):
         self.layer, self.type, self.why = layer, type_, why
 
 
-def op(*types):
+def op(*types, when=None):
+    """Register fn(ctx, layer, bottoms, params) as the op of `types`. With when(layer, loc, net):
+    a fork's variant of a type registered before (happynear's Normalize, wy1iu's BN), run for
+    the layers where it holds; ctx.base is then the earlier op."""
     def register(fn):
         for t in types:
+            if when is not None:
+                base = _OPS[t]
+
+                def variant(ctx, layer, bottoms, params, _fn=fn, _base=base):
+                    if when(layer, ctx.loc, getattr(ctx, "net", None)):
+                        ctx.base = _base
+                        return _fn(ctx, layer, bottoms, params)
+                    return _base(ctx, layer, bottoms, params)
+                _OPS[t] = variant
+                continue
             if t in _OPS:
                 raise ValueError(f"reference op {t} registered twice")
             _OPS[t] = fn
@@ -1428,3 +1443,4 @@ def _auto_crop(ctx, layer, bottoms, params):
 
 # The detection layers of Caffe forks (SSD, R-FCN, YOLO ports) live in their own module.
 from . import reference_detection  # noqa: E402,F401  (registers its ops)
+from . import reference_attention, reference_face  # noqa: E402,F401  (issue 11's fork layers)
