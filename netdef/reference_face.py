@@ -95,7 +95,7 @@ def _lsoftmax_bn(ctx, layer, bottoms, params):
     c = x.shape[1]
     slope, bias = params[0].reshape(1, c, 1, 1), params[1].reshape(1, c, 1, 1)
     frozen = forks.as_bool(ctx.fork_param("bn_param", "frozen", False)) is True
-    if ctx.phase == 1 and not frozen:           # TRAIN
+    if ctx.phase == 0 and not frozen:           # pb.TRAIN
         eps = float(ctx.fork_param("bn_param", "eps", 1e-5))
         mean = x.mean(axis=(0, 2, 3), keepdims=True)
         inv = ((x - mean) ** 2).mean(axis=(0, 2, 3), keepdims=True) + eps
