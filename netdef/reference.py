@@ -61,7 +61,7 @@ def op(*types, when=None):
                 base = _OPS[t]
 
                 def variant(ctx, layer, bottoms, params, _fn=fn, _base=base):
-                    if when(layer, ctx.loc, getattr(ctx, "net", None)):
+                    if when(layer, ctx.loc, getattr(ctx, "whole", None)):
                         ctx.base = _base
                         return _fn(ctx, layer, bottoms, params)
                     return _base(ctx, layer, bottoms, params)
@@ -150,10 +150,11 @@ def _phase_value(phase) -> int:
 
 
 def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: dict[str, np.ndarray],
-          phase="TEST", level: int = 0, stages=(), loc=None):
+          phase="TEST", level: int = 0, stages=(), loc=None, whole=None):
     """Yields a Step per layer that runs, in order. `weights` maps layer names to their blobs;
     `inputs` must hold every Input/`input:` blob and the tops of any data layer; `loc` (the
-    parse's Loc tree) supplies fork layers' parameters, which the schema does not hold."""
+    parse's Loc tree) supplies fork layers' parameters, which the schema does not hold; `whole`: the
+    net before layers were removed from `net` (Parsed.whole), for forks told by a net's layers."""
     ph = _phase_value(phase)
     blobs: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
     for name in net.input:
@@ -185,6 +186,7 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
         ctx = _Ctx(layer, ph, getattr(layer_loc, "extra", None), layer_loc)
         ctx.loc = layer_loc
         ctx.net, ctx.index, ctx.phase_value = net, index, (ph, level, tuple(stages))
+        ctx.whole = whole if whole is not None else net
         with np.errstate(all="ignore"):
             try:
                 outs = fn(ctx, layer, bottoms, params)
