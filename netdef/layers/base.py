@@ -117,6 +117,7 @@ class Layer:
     time_major = False              # reads (T, N, ...) blobs: the batch is axis 1 (RNN, LSTM)
     elementwise = False             # output i has the shape of input 0 and the same RF
     training_only = False           # a deploy graph leaves it out (export, verify), as it does losses
+    variant = ""                    # for a fork's variant of a type (register_variant): when it applies
     # For the layer-type table (docs/layers.md, `python3 -m netdef.layers.doc`): where the type
     # comes from, and the source its rules were checked against (repository and file).
     origin = "BVLC Caffe"

@@ -125,6 +125,7 @@ class FaceNormalize(Layer):
     + 1e-6 for L1; top = x / norm. No parameter blob."""
 
     tops = (1, 2)
+    variant = "with normalize_param"
     origin = forks.FACE
     checked_against = ("happynear/caffe-windows src/caffe/layers/normalize_layer.cpp and caffe.proto "
                        "(NormalizeParameter); xialuxi/arcface-caffe caffe.proto")
@@ -180,6 +181,7 @@ class NormalizedInnerProduct(InnerProduct):
     bottom): Forward_cpu first scales each run of K weights (row n of the (N, K) blob) by
     1/sqrt(its sum of squares + 1e-6), in place, then computes the usual product and bias."""
 
+    variant = "with normalize: true"
     origin = forks.FACE
     checked_against = "happynear/caffe-windows src/caffe/layers/inner_product_layer.cpp (normalize_) and caffe.proto"
 
@@ -368,6 +370,7 @@ class LSoftmaxBN(BN):
     BN layers of a net that uses a layer type only this fork defines (LargeMarginInnerProduct):
     hszhao/PSPNet's BN reads the same bn_param but keeps (1, C, 1, 1) blobs and the variance."""
 
+    variant = "in a net with LargeMarginInnerProduct"
     origin = forks.LSOFTMAX
     checked_against = "wy1iu/LargeMargin_Softmax_Loss src/caffe/layers/bn_layer.cpp and caffe.proto (BNParameter)"
 
