@@ -154,6 +154,9 @@ def test_normalized_inner_product_by_hand(tmp_path, capsys):
 
 def test_normalized_inner_product_export_matches_reference(tmp_path):
     _verify(tmp_path, IPN)
+    # A Scale after it is not folded into its weights (the row normalisation would undo it).
+    _verify(tmp_path, IPN + 'layer { name: "s" type: "Scale" bottom: "ip" top: "s" '
+                            'scale_param { filler { type: "constant" value: 3 } bias_term: true } }\n')
 
 
 # --- CosinAddm, FocalLoss ------------------------------------------------------------------------
@@ -173,6 +176,7 @@ def test_cosin_add_m_and_focal_loss_shapes():
     # FocalLossLayer::Reshape CHECKs one label per position outside the softmax axis.
     two = ARC.replace('top: "label" input_param { shape { dim: 3 }', 'top: "label" input_param { shape { dim: 3 dim: 2 }')
     assert any("needs 3 labels" in e for e in _errors(two))
+    assert any("alpha must be a number above 0" in e for e in _errors(ARC.replace("alpha: 0.25", "alpha: 0")))
 
 
 def test_cosin_add_m_by_hand():

@@ -264,6 +264,18 @@ class FocalLoss(Loss):
     checked_against = ("happynear/caffe-windows src/caffe/layers/focal_loss_layer.cpp; xialuxi/arcface-caffe "
                        "caffe.proto (FocalLossParameter)")
 
+    def check(self, node, diags):
+        # LayerSetUp: CHECK_GE(gamma, 0), CHECK_GT(alpha, 0).
+        p = ForkParams(node, "focal_loss_param", FOCAL_DEFAULTS)
+        for name, ok, rule in (("gamma", lambda v: v >= 0, "at least 0"), ("alpha", lambda v: v > 0, "above 0")):
+            try:
+                good = ok(float(p.get(name)))
+            except (TypeError, ValueError):
+                good = False
+            if not good:
+                diags.add(codes.BAD_PARAM.at(node.span, message=f"layer '{node.name}': focal_loss_param.{name} must be "
+                                                                f"a number {rule}, got {p.get(name)!r}"))
+
     def infer_shapes(self, node, in_shapes):
         data, label = in_shapes
         axis = canonical_axis(node, node.param.softmax_param.axis, data, ("softmax_param", "axis"))
