@@ -390,13 +390,15 @@ class LSoftmaxBN(BN):
         return True
 
     def check(self, node, diags):
+        if any(d.code == codes.FORK_SEMANTICS.id for d in diags):
+            return          # said once, at the net's first BN layer
         why = f"the net has a {' or '.join(sorted(LSOFTMAX_ONLY_TYPES))} layer, a type only that fork defines"
         diags.add(codes.FORK_SEMANTICS.at(
             node.span, layer=node.name, type=node.type, forks="wy1iu/LargeMargin_Softmax_Loss and hszhao/PSPNet (yjxiong)",
             chosen="wy1iu/LargeMargin_Softmax_Loss", why=why,
             notes=["both read bn_param { slope_filler bias_filler momentum eps frozen }; wy1iu's keeps (1, C) "
                    "blobs and stores the inverse standard deviation in blob 3, PSPNet's (1, C, 1, 1) blobs and "
-                   "the variance"]))
+                   "the variance", "the same holds for every BN layer of this net"]))
 
     def infer_shapes(self, node, in_shapes):
         # Reshape: ReshapeLike; the forward reads num/channels/height/width (at most 4 axes).
