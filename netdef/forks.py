@@ -100,12 +100,13 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("LayerParameter", "cosin_add_m_param"): ARCFACE,
     # hszhao/PSANet src/caffe/proto/caffe.proto: pointwise_spatial_attention_param = 1001.
     ("LayerParameter", "pointwise_spatial_attention_param"): PSANET,
-    # gklz1982/caffe-yolov2 src/caffe/proto/caffe.proto: box_data_param, region_loss_param.
-    ("LayerParameter", "box_data_param"): YOLOV2, ("LayerParameter", "region_loss_param"): YOLOV2,
-    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe caffe.proto: yolo_v2_loss_param,
-    # TransformationParameter caffe_yolo, DataParameter side (YOLO training data).
+    # gklz1982/caffe-yolov2 src/caffe/proto/caffe.proto: LayerParameter region_loss_param = 202;
+    # DataParameter side = 11 (repeated uint32: one per BoxData label top), which
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe's caffe.proto declares too, with
+    # LayerParameter yolo_v2_loss_param = 198 and TransformationParameter caffe_yolo = 21 [false].
+    ("LayerParameter", "region_loss_param"): YOLOV2,
+    ("DataParameter", "side"): "the YOLOv2 ports of Caffe (gklz1982/caffe-yolov2, Synopsys' synopsys-caffe)",
     ("LayerParameter", "yolo_v2_loss_param"): SYNOPSYS, ("TransformationParameter", "caffe_yolo"): SYNOPSYS,
-    ("DataParameter", "side"): SYNOPSYS,
 }
 
 # V1 `layers { type: NAME }` enum values that only forks define, and the V2 type string their
