@@ -187,8 +187,8 @@ def test_cosin_add_m_by_hand():
     class Ctx:
         extra = {"cosin_add_m_param": [{"m": [0.5]}]}
 
-        def fork_param(self, message, name, default):
-            return self.extra.get(message, [{}])[-1].get(name, [default])[-1]
+        def fork_given(self, message, name):
+            return self.extra.get(message, [{}])[-1].get(name, [None])[-1]
 
     x = np.array([[0.6, 0.1], [-0.95, 0.2], [1.2, 0.3]])
     out = _OPS["CosinAddm"](Ctx(), None, [x, np.array([0, 0, 0])], [])[0]
@@ -263,8 +263,8 @@ def test_large_margin_reference_by_hand():
     class Ctx:
         extra = {"largemargin_inner_product_param": [{"num_output": [2], "type": ["DOUBLE"], "gamma": [0]}]}
 
-        def fork_param(self, message, name, default):
-            return self.extra[message][-1].get(name, [default])[-1]
+        def fork_given(self, message, name):
+            return self.extra[message][-1].get(name, [None])[-1]
 
         def fail(self, why):
             raise AssertionError(why)

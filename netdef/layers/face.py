@@ -72,6 +72,7 @@ class Flip(Layer):
     the height index reversed when flip_height, over num/channels/height/width (the legacy
     accessors: at most 4 axes, missing ones read as 1, so a 2-D blob is copied unchanged)."""
 
+    fork_defaults = FLIP_DEFAULTS
     origin = forks.FACE
     checked_against = "happynear/caffe-windows src/caffe/layers/flip_layer.cpp and caffe.proto (FlipParameter)"
 
@@ -124,6 +125,7 @@ class FaceNormalize(Layer):
     width). Forward: at each (n, h, w), norm = sqrt(sum over c of x^2 + 1e-6) for L2, sum of |x|
     + 1e-6 for L1; top = x / norm. No parameter blob."""
 
+    fork_defaults = NORMALIZE_DEFAULTS
     tops = (1, 2)
     variant = "with normalize_param"
     origin = forks.FACE
@@ -225,6 +227,7 @@ class CosinAddm(Layer):
     1 counts as 1), or cos - m*sin(m) when cos <= cos(pi - m). It reads the labels, so a deploy
     graph leaves it out, as it does losses."""
 
+    fork_defaults = COSIN_ADD_M_DEFAULTS
     bottoms = (2, 2)
     compares = True
     training_only = True
@@ -259,6 +262,7 @@ class FocalLoss(Loss):
     count(0, axis) * count(axis + 1) equals the labels' count; top 0 is the loss (a scalar),
     top 1 (optional) the probabilities, bottom 0's shape."""
 
+    fork_defaults = FOCAL_DEFAULTS
     tops = (1, 2)
     origin = forks.FACE
     checked_against = ("happynear/caffe-windows src/caffe/layers/focal_loss_layer.cpp; xialuxi/arcface-caffe "
@@ -296,6 +300,7 @@ class LargeMarginInnerProduct(Layer):
     writes top 1 unconditionally, lambda, shape (1,), so the layer needs both tops. Its forward
     reads the labels and an iteration counter: a training layer, left out of a deploy graph."""
 
+    fork_defaults = LARGE_MARGIN_DEFAULTS
     bottoms = (2, 2)
     tops = (2, 2)
     compares = True
@@ -382,6 +387,7 @@ class LSoftmaxBN(BN):
     BN layers of a net that uses a layer type only this fork defines (LargeMarginInnerProduct):
     hszhao/PSPNet's BN reads the same bn_param but keeps (1, C, 1, 1) blobs and the variance."""
 
+    fork_defaults = LSOFTMAX_BN_DEFAULTS
     variant = "in a net with LargeMarginInnerProduct"
     origin = forks.LSOFTMAX
     checked_against = "wy1iu/LargeMargin_Softmax_Loss src/caffe/layers/bn_layer.cpp and caffe.proto (BNParameter)"

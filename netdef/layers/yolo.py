@@ -69,6 +69,7 @@ class RegionLoss(Loss):
     bottom 0 holds side * side * num * (coords + num_class + 1) values per sample and bottom 1
     (the BoxData labels) 30 * num; top 0 is the loss (a scalar)."""
 
+    fork_defaults = REGION_LOSS_DEFAULTS
     origin = forks.YOLOV2
     checked_against = "gklz1982/caffe-yolov2 src/caffe/layers/region_loss_layer.cpp and caffe.proto"
 
@@ -97,6 +98,7 @@ class YoloV2Loss(Loss):
     (num_classes + 5) * num_object values per sample and bottom 1 side * side * 7; top 0 is the
     loss (a scalar)."""
 
+    fork_defaults = YOLO_V2_LOSS_DEFAULTS
     origin = forks.SYNOPSYS
     checked_against = "foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/yolo_v2_loss_layer.cpp"
 

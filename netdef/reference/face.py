@@ -1,5 +1,5 @@
-"""NumPy reference ops for the face-recognition and large-margin fork layers (imported by
-netdef.reference), written from the forks' C++ (not from netdef/layers/face.py's lowering):
+"""NumPy reference ops for the face-recognition and large-margin fork layers (netdef/layers/face.py),
+written from the forks' C++ (not from netdef/layers/face.py's lowering):
 
   Flip, Normalize (normalize_param), InnerProduct (normalize: true)
                       happynear/caffe-windows flip_layer.cpp, normalize_layer.cpp,
@@ -17,14 +17,20 @@ import math
 
 import numpy as np
 
-from . import forks
-from .layers.face import (COSIN_ADD_M_DEFAULTS, FLIP_DEFAULTS, LARGE_MARGIN_DEFAULTS, LARGE_MARGIN_TYPES, NORM_EPS,
-                          NORMALIZE_DEFAULTS, ip_normalize, is_happynear_normalize, is_lsoftmax_bn)
-from .reference import op
+from .. import forks
+from ..layers.face import (COSIN_ADD_M_DEFAULTS, FLIP_DEFAULTS, LARGE_MARGIN_DEFAULTS, LARGE_MARGIN_TYPES, NORM_EPS,
+                          LSOFTMAX_BN_DEFAULTS, NORMALIZE_DEFAULTS, ip_normalize, is_happynear_normalize, is_lsoftmax_bn)
+from .base import op
+
+
+def _given(ctx, message, name, default):
+    """A fork field's value, else `default` (the fork's, declared in netdef/layers/)."""
+    v = ctx.fork_given(message, name)
+    return default if v is None else v
 
 
 def _flag(ctx, message, name, defaults):
-    v = forks.as_bool(ctx.fork_param(message, name, defaults[name]))
+    v = forks.as_bool(_given(ctx, message, name, defaults[name]))
     if v is None:
         ctx.fail(f"{message}.{name} must be true or false")
     return v
@@ -57,7 +63,7 @@ def _face_normalize(ctx, layer, bottoms, params):
     # the channels: sqrt(sum x^2 + 1e-6) (L2) or sum |x| + 1e-6 (L1); top = x / norm, shaped
     # (num, channels, height, width); the optional second top is the norm (num, 1, h, w).
     x = _legacy4(ctx, bottoms[0])
-    kind = str(ctx.fork_param("normalize_param", "normalize_type", NORMALIZE_DEFAULTS["normalize_type"]))
+    kind = str(_given(ctx, "normalize_param", "normalize_type", NORMALIZE_DEFAULTS["normalize_type"]))
     n, c, h, w = x.shape
     flat = x.reshape(n, c, h * w)
     norm = np.empty((n, h * w))
@@ -94,9 +100,9 @@ def _lsoftmax_bn(ctx, layer, bottoms, params):
     x = _legacy4(ctx, bottoms[0])
     c = x.shape[1]
     slope, bias = params[0].reshape(1, c, 1, 1), params[1].reshape(1, c, 1, 1)
-    frozen = forks.as_bool(ctx.fork_param("bn_param", "frozen", False)) is True
+    frozen = forks.as_bool(_given(ctx, "bn_param", "frozen", LSOFTMAX_BN_DEFAULTS["frozen"])) is True
     if ctx.phase == 0 and not frozen:           # pb.TRAIN
-        eps = float(ctx.fork_param("bn_param", "eps", 1e-5))
+        eps = float(_given(ctx, "bn_param", "eps", LSOFTMAX_BN_DEFAULTS["eps"]))
         mean = x.mean(axis=(0, 2, 3), keepdims=True)
         inv = ((x - mean) ** 2).mean(axis=(0, 2, 3), keepdims=True) + eps
         inv = inv ** -0.5
@@ -111,7 +117,7 @@ def _cosin_add_m(ctx, layer, bottoms, params):
     # cos(theta + m) = cos*cos(m) - sin*sin(m) (sin = sqrt(1 - cos^2); cos > 1 counts as 1), or
     # cos - sin(pi - m) * m when cos <= cos(pi - m).
     x, label = bottoms
-    m = float(ctx.fork_param("cosin_add_m_param", "m", COSIN_ADD_M_DEFAULTS["m"]))
+    m = float(_given(ctx, "cosin_add_m_param", "m", COSIN_ADD_M_DEFAULTS["m"]))
     num = x.shape[0]
     flat = x.reshape(num, -1).copy()
     threshold = math.cos(math.pi - m)
@@ -135,7 +141,7 @@ def _large_margin_inner_product(ctx, layer, bottoms, params):
     # top = x W^T, except at each label column for m > 1: (|x||w| psi(cos) + lambda x.w) / (1 +
     # lambda), psi(cos) = (-1)^k cos(m theta) - 2k (2 sign(cos) cos^2 - 1 for m = 2, ...).
     def get(name):
-        return ctx.fork_param("largemargin_inner_product_param", name, LARGE_MARGIN_DEFAULTS.get(name))
+        return _given(ctx, "largemargin_inner_product_param", name, LARGE_MARGIN_DEFAULTS.get(name))
 
     x, label = bottoms
     m = LARGE_MARGIN_TYPES.get(str(get("type")))

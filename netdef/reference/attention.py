@@ -1,12 +1,19 @@
-"""NumPy reference op for PSANet's PointwiseSpatialAttention (imported by netdef.reference),
+"""NumPy reference op for PSANet's PointwiseSpatialAttention (netdef/layers/attention.py),
 written from hszhao/PSANet src/caffe/layers/pointwise_spatial_attention_layer.cpp (Forward_cpu
 and PSAForward_buffer_mask_collect_cpu / _distribute_cpu), not from the ONNX lowering."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import forks
-from .reference import op
+from .. import forks
+from ..layers.attention import PSA_DEFAULTS
+from .base import op
+
+
+def _given(ctx, message, name, default):
+    """A fork field's value, else `default` (the fork's, declared in netdef/layers/)."""
+    v = ctx.fork_given(message, name)
+    return default if v is None else v
 
 _TYPES = {"COLLECT": "COLLECT", "DISTRIBUTE": "DISTRIBUTE", "0": "COLLECT", "1": "DISTRIBUTE"}
 
@@ -21,17 +28,17 @@ def _psa(ctx, layer, bottoms, params):
     x, att = bottoms
     n, c, h, w = x.shape
     name = "pointwise_spatial_attention_param"
-    mh = ctx.fork_param(name, "attention_mask_height", None)
-    mw = ctx.fork_param(name, "attention_mask_width", None)
+    mh = _given(ctx, name, "attention_mask_height", None)
+    mw = _given(ctx, name, "attention_mask_width", None)
     if (mh is None) != (mw is None):
         ctx.fail("attention_mask_height and attention_mask_width must be given together")
     mh, mw = (int(mh), int(mw)) if mh is not None else (2 * h - 1, 2 * w - 1)
     if att.shape[1] != mh * mw:
         ctx.fail(f"bottom 1 has {att.shape[1]} channels, the mask needs {mh * mw}")
-    nf = ctx.fork_param(name, "normalization_factor", None)
+    nf = _given(ctx, name, "normalization_factor", None)
     nf = float(nf) if nf is not None else float(mh * mw)
-    soft = forks.as_bool(ctx.fork_param(name, "is_softmax", False)) is True
-    kind = _TYPES.get(str(ctx.fork_param(name, "psa_type", "COLLECT")))
+    soft = forks.as_bool(_given(ctx, name, "is_softmax", PSA_DEFAULTS["is_softmax"])) is True
+    kind = _TYPES.get(str(_given(ctx, name, "psa_type", PSA_DEFAULTS["psa_type"])))
     if kind is None:
         ctx.fail("psa_type must be COLLECT or DISTRIBUTE")
     half_h, half_w = (mh - 1) // 2, (mw - 1) // 2
