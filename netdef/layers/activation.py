@@ -91,12 +91,11 @@ class Power(Neuron):
 
     def to_onnx(self, node, g):
         """(shift + scale * x) ^ power, skipping the identity steps."""
-        from ..export import lower as ops
         p = node.param.power_param
-        t = ops.affine(g, g.x(0), p.scale, p.shift, "in")
+        t = g.affine(g.x(0), p.scale, p.shift, "in")
         if p.power != 1:
             t = g.op("Pow", [t, g.const(p.power, "power")], g.tmp("pow"))
-        ops.finish(g, t)
+        g.finish(t)
 
 
 @register("Exp")
@@ -106,13 +105,12 @@ class Exp(Neuron):
 
     def to_onnx(self, node, g):
         """base ^ (shift + scale * x) as exp(ln(base) * (shift + scale * x))."""
-        from ..export import lower as ops
         import math
         p = node.param.exp_param
         if p.base != -1 and p.base <= 0:
             g.fail(f"base {p.base:g}: Caffe needs -1 (e) or a positive base")
         ln = 1.0 if p.base == -1 else math.log(p.base)
-        t = ops.affine(g, g.x(0), ln * p.scale, ln * p.shift, "in")
+        t = g.affine(g.x(0), ln * p.scale, ln * p.shift, "in")
         g.op("Exp", [t], g.y(0))
 
 
@@ -123,12 +121,11 @@ class Log(Neuron):
 
     def to_onnx(self, node, g):
         """log_base(shift + scale * x) as ln(...) / ln(base)."""
-        from ..export import lower as ops
         import math
         p = node.param.log_param
         if p.base != -1 and p.base <= 0:
             g.fail(f"base {p.base:g}: Caffe needs -1 (e) or a positive base")
-        t = ops.affine(g, g.x(0), p.scale, p.shift, "in")
+        t = g.affine(g.x(0), p.scale, p.shift, "in")
         if p.base == -1:
             g.op("Log", [t], g.y(0))
         else:
@@ -253,8 +250,7 @@ class Softmax(Neuron):
 
     def to_onnx(self, node, g):
         """ONNX Softmax over `axis` (opset 13 semantics: one axis)."""
-        from ..export import lower as ops
-        axis = ops.axis_index(node, node.param.softmax_param.axis, len(g.in_shape(0)))
+        axis = canonical_axis(node, node.param.softmax_param.axis, g.in_shape(0))
         g.op("Softmax", [g.x(0)], g.y(0), axis=axis)
 
 

@@ -61,10 +61,9 @@ class InnerProduct(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Gemm over the input flattened at `axis` (transB unless `transpose`)."""
-        from ..export import lower as ops
         shape = g.in_shape(0)
         ip = node.param.inner_product_param
-        axis = ops.axis_index(node, ip.axis, len(shape))
+        axis = canonical_axis(node, ip.axis, shape)
         x = g.x(0)
         if len(shape) != 2 or axis != 1:
             x = g.op("Flatten", [x], g.tmp("flatten"), axis=axis)

@@ -51,15 +51,13 @@ def _f32(g, value, suffix: str) -> str:
 def _to_f32(g, x: str) -> str:
     if not g.fp16:
         return x
-    from ..export.onnx_proto import TensorProto
-    return g.op("Cast", [x], g.tmp("to_float32"), to=TensorProto.FLOAT)
+    return g.op("Cast", [x], g.tmp("to_float32"), to=g.FLOAT)
 
 
 def _from_f32(g, x: str, out: str) -> str:
     if not g.fp16:
         return g.op("Identity", [x], out)
-    from ..export.onnx_proto import TensorProto
-    return g.op("Cast", [x], out, to=TensorProto.FLOAT16)
+    return g.op("Cast", [x], out, to=g.FLOAT16)
 
 
 def _flag(v) -> bool:
@@ -441,14 +439,13 @@ def lower_detection_output(node, g, spec: DetectionSpec):
     # first) and onnxruntime's NonMaxSuppression pops them from a heap in no fixed order, so
     # rows of equal score may come out swapped (the set of boxes kept is the same unless the
     # tie decides an overlap or a keep_top_k cut).
-    from ..export.onnx import NO_LOWERING_NOTE
     if not spec.share_location:
         g.fail("share_location: false (a box per class) has no lowering yet",
-               notes=[NO_LOWERING_NOTE])
+               notes=[g.NO_LOWERING_NOTE])
     if spec.eta < 1:
         g.fail(f"adaptive NMS (nms_param.eta {spec.eta} < 1) changes the threshold as boxes are kept; "
                "ONNX NonMaxSuppression has one fixed threshold",
-               notes=[NO_LOWERING_NOTE])
+               notes=[g.NO_LOWERING_NOTE])
     if any(any(g.in_dyn(i)) for i in range(3)):
         g.fail("DetectionOutput is exported for a fixed batch", notes=["export with --batch N"])
     n = g.in_shape(0)[0]
@@ -659,12 +656,11 @@ class PSROIPooling(Layer):
         lose nothing), gathered at the bin corners Caffe computes: corners round()ed (halves away
         from zero) before scaling, end + 1, size at least 0.1, bin edges floor/ceil of float
         products, clipped to the map; the mean over the bin, 0 for an empty one."""
-        from ..export.onnx_proto import TensorProto
         scale, out_dim, group = self.spec(node)
         n, c, h, w = g.in_shape(0)
         if any(g.in_dyn(0)):
             g.fail("PSROIPooling is exported for a fixed batch", notes=["export with --batch N"])
-        x = g.op("Cast", [g.x(0)], g.tmp("f64"), to=TensorProto.DOUBLE)
+        x = g.op("Cast", [g.x(0)], g.tmp("f64"), to=g.DOUBLE)
         x = g.op("Pad", [x, g.ints([0, 0, 1, 1, 0, 0, 0, 0], "sat_pads")], g.tmp("padded"), mode="constant")
         x = g.op("CumSum", [x, g.ints(2, "axis_h")], g.tmp("cum_h"))
         sat = g.op("CumSum", [x, g.ints(3, "axis_w")], g.tmp("sat"))                     # (N, C, H+1, W+1)
@@ -706,7 +702,7 @@ class PSROIPooling(Layer):
         he = edge(bin_h, start_h, steps1, "Ceil", "he", h)
         ws = edge(bin_w, start_w, steps, "Floor", "ws", w)
         we = edge(bin_w, start_w, steps1, "Ceil", "we", w)
-        i64 = TensorProto.INT64
+        i64 = g.INT64
         hs, he, ws, we = (g.op("Cast", [v], g.tmp(f"{t}_i"), to=i64) for v, t in
                           ((hs, "hs"), (he, "he"), (ws, "ws"), (we, "we")))
         batch = g.op("Cast", [cols[0]], g.tmp("batch_i"), to=i64)                                # (R, 1)
@@ -732,13 +728,13 @@ class PSROIPooling(Layer):
                              g.op("Sub", [at(hs4, ws4, "d"), at(he4, ws4, "c")], g.tmp("dc"))], g.tmp("bin_sum"))
         dh = g.op("Sub", [he4, hs4], g.tmp("dh"))
         dw = g.op("Sub", [we4, ws4], g.tmp("dw"))
-        area = g.op("Cast", [g.op("Mul", [dh, dw], g.tmp("area_i"))], g.tmp("area"), to=TensorProto.DOUBLE)
+        area = g.op("Cast", [g.op("Mul", [dh, dw], g.tmp("area_i"))], g.tmp("area"), to=g.DOUBLE)
         empty = g.op("Or", [g.op("LessOrEqual", [he4, hs4], g.tmp("eh")), g.op("LessOrEqual", [we4, ws4], g.tmp("ew"))],
                      g.tmp("empty"))
-        safe = g.op("Max", [area, g.op("Cast", [_f32(g, 1.0, "one_d")], g.tmp("one64"), to=TensorProto.DOUBLE)],
+        safe = g.op("Max", [area, g.op("Cast", [_f32(g, 1.0, "one_d")], g.tmp("one64"), to=g.DOUBLE)],
                     g.tmp("safe_area"))
         mean = g.op("Div", [total, safe], g.tmp("mean"))
-        zero = g.op("Cast", [_f32(g, 0.0, "zero_d")], g.tmp("zero64"), to=TensorProto.DOUBLE)
+        zero = g.op("Cast", [_f32(g, 0.0, "zero_d")], g.tmp("zero64"), to=g.DOUBLE)
         mean = g.op("Where", [empty, zero, mean], g.tmp("mean_or_0"))
         g.cast_float(mean, g.y(0))
 

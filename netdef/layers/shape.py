@@ -19,11 +19,10 @@ class NotInPlace(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Reshape to the inferred shape (Flatten when it is one)."""
-        from ..export import lower as ops
         out = g.out_shape(0)
         if node.type == "Flatten" and len(out) == 2 and not any(g.out_dyn(0)[1:]):
             fp = node.param.flatten_param
-            if ops.axis_index(node, fp.axis, len(g.in_shape(0))) == 1 and fp.end_axis in (-1, len(g.in_shape(0)) - 1):
+            if canonical_axis(node, fp.axis, g.in_shape(0)) == 1 and fp.end_axis in (-1, len(g.in_shape(0)) - 1):
                 g.op("Flatten", [g.x(0)], g.y(0), axis=1)
                 return
         g.reshape(g.x(0), out, g.out_dyn(0), g.y(0))
@@ -140,13 +139,12 @@ class ArgMax(Layer):
 
     def to_onnx(self, node, g):
         """ArgMax / TopK with Caffe's tie order and output layout."""
-        from ..export import lower as ops
         import numpy as np
         p = node.param.argmax_param
         shape = g.in_shape(0)
         k = p.top_k
         if p.HasField("axis"):
-            axis = ops.axis_index(node, p.axis, len(shape))
+            axis = canonical_axis(node, p.axis, shape)
             x = g.x(0)
         else:
             # Without an axis Caffe ranks each sample's values, flattened.
@@ -200,11 +198,10 @@ class Reduction(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Reduce{Sum,L1,SumSquare,Mean} over every axis from `axis` on, times coeff."""
-        from ..export import lower as ops
         from ..proto import pb
         p = node.param.reduction_param
         shape = g.in_shape(0)
-        axis = ops.axis_index(node, p.axis, len(shape))
+        axis = canonical_axis(node, p.axis, shape)
         R = pb.ReductionParameter
         # Caffe reduces every axis from `axis` on: flatten them into one, reduce it away.
         x = g.op("Reshape", [g.x(0), g.ints([0] * axis + [-1], "flat_shape")], g.tmp("flat"))
@@ -235,11 +232,10 @@ class Tile(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Tile along `axis`."""
-        from ..export import lower as ops
         p = node.param.tile_param
         shape = g.in_shape(0)
         reps = [1] * len(shape)
-        reps[ops.axis_index(node, p.axis, len(shape))] = p.tiles
+        reps[canonical_axis(node, p.axis, shape)] = p.tiles
         g.op("Tile", [g.x(0), g.ints(reps, "repeats")], g.y(0))
 
 
