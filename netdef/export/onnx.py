@@ -24,15 +24,12 @@ from .. import codes
 from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
 from ..wire import encode_varint, field_key
 from ..cli.select import reporting
+from ..layers.base import training_only_types
 from .lowering import CUSTOM_DOMAIN, NO_LOWERING_NOTE, Init, LowerError, Lowering, lowered_types
 
 OPSETS = range(13, 22)
 DEFAULT_OPSET = 17
-TRAINING_ONLY = frozenset({
-    "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
-    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
-    "HDF5Output", "SmoothL1Loss", "MultiBoxLoss", "DetectionEvaluate",
-})
+TRAINING_ONLY = training_only_types()    # the layer classes' `training_only` flag
 
 
 def ir_version_for(opset: int) -> int:
@@ -671,8 +668,7 @@ def is_training_only(node) -> bool:
     all carry a loss_weight is a loss computed by user code: left out too."""
     if node.type == "Python" and node.param.loss_weight and all(w != 0 for w in node.param.loss_weight):
         return True
-    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False)) \
-        or bool(getattr(node.impl, "training_only", False))
+    return bool(getattr(node.impl, "training_only", False))
 
 
 def _need_shapes(graph, what: str) -> None:

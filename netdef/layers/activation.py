@@ -9,6 +9,7 @@ from .base import Layer, canonical_axis, need_rank, prod, register
 class Neuron(Layer):
     """Caffe's NeuronLayer: one bottom, one top of the same shape (in-place allowed)."""
 
+    family = "activation"
     elementwise = True
     per_element = 1  # rough FLOPs per element, for the cost table
 
@@ -258,6 +259,7 @@ class Softmax(Neuron):
 
 @register("ReLU6")
 class ReLU6(Layer):
+    family = "activation"
     elementwise = True
     origin = "the MobileNet/ShuffleNet Caffe forks"
     # eric612/MobileNet-YOLO include/caffe/layers/relu6_layer.hpp: a NeuronLayer, y = min(max(0, x), 6).
@@ -275,6 +277,7 @@ class Mish(Layer):
     Tencent/ncnn src/layer/mish.cpp compute softplus as x above 20 and exp(x) below -20, which
     in float equals log(1 + exp(x)) there; no parameters."""
 
+    family = "activation"
     elementwise = True
     origin = "Caffe forks with a MishLayer (YOLOv4 ports)"
     checked_against = "Tencent/ncnn src/layer/mish.cpp; the Caffe forks' src/caffe/layers/mish_layer.cpp"
@@ -292,6 +295,7 @@ class Mish(Layer):
 class HardSwish(Layer):
     """x * min(max(x + 3, 0), 6) / 6 elementwise; no parameters."""
 
+    family = "activation"
     elementwise = True
     origin = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe)"
     # foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/hard_swish_layer.cpp:

@@ -59,6 +59,11 @@ def get(type_name: str) -> "Layer | None":
     return _REGISTRY.get(type_name)
 
 
+def training_only_types() -> frozenset[str]:
+    """The registered types a deploy graph leaves out (their class's `training_only`)."""
+    return frozenset(t for t, impl in _REGISTRY.items() if impl.training_only)
+
+
 def known_types() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -83,7 +88,14 @@ class Layer:
     compares = False                # compares a prediction with labels, as losses do (Accuracy)
     time_major = False              # reads (T, N, ...) blobs: the batch is axis 1 (RNN, LSTM)
     elementwise = False             # output i has the shape of input 0 and the same RF
-    training_only = False           # a deploy graph leaves it out (export, verify), as it does losses
+    # A deploy graph leaves it out (export, verify): it needs labels or only records results, so
+    # a deployed net has nothing to compute with it. Every loss is (see __init_subclass__); also
+    # Accuracy, Silence, HDF5Output and the forks' metrics and sinks. Read it through
+    # training_only_types() or the class, never a list of type names.
+    training_only = False
+    # The family draw (and the view) colours the layer's box by: data, convolution, dense,
+    # recurrent, pooling, resize, normalisation, activation, merge, shape, loss; "other" when unset.
+    family = "other"
     # For the layer-type table (docs/layers.md, `python3 -m netdef.layers.doc`): where the type
     # comes from, and the source its rules were checked against (repository and file).
     origin = "BVLC Caffe"
@@ -132,6 +144,13 @@ class Layer:
     def __repr__(self) -> str:
         return f"<layer {'/'.join(self.types)}>"
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A loss (top 0 weighted 1 by default, as LossLayer) trains the net and computes nothing a
+        # deployed net uses: training-only unless the class itself says otherwise.
+        if cls.loss and "training_only" not in cls.__dict__:
+            cls.training_only = True
+
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -144,6 +163,11 @@ def prod(shape) -> int:
 
 def count(shape, start: int = 0, end: int | None = None) -> int:
     return prod(shape[start:end])
+
+
+def total(shapes) -> int:
+    """The elements of all `shapes` together (None: 0), e.g. a layer's parameter count."""
+    return sum(prod(s) for s in shapes or ())
 
 
 def fmt_shape(shape) -> str:

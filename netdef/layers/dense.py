@@ -7,6 +7,7 @@ from .base import Layer, bad, canonical_axis, count, fork_filler, prod, register
 
 @register("InnerProduct")
 class InnerProduct(Layer):
+    family = "dense"
     param = "inner_product_param"
 
     def check(self, node, diags):
@@ -78,6 +79,7 @@ class InnerProduct(Layer):
 
 @register("Embed")
 class Embed(Layer):
+    family = "dense"
     param = "embed_param"
 
     def check(self, node, diags):
@@ -128,6 +130,7 @@ class MarginInnerProduct(Layer):
     (the fork's proto): num_output, type (SINGLE/DOUBLE/TRIPLE/QUADRUPLE), weight_filler, base,
     gamma, power, iteration, lambda_min, axis [default 1]."""
 
+    family = "dense"
     bottoms = (2, 2)
     tops = (1, 2)
     compares = True

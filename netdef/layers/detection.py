@@ -68,6 +68,7 @@ def _flag(v) -> bool:
 
 @register("Permute")
 class Permute(Layer):
+    family = "shape"
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/permute_layer.cpp"
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
@@ -109,6 +110,7 @@ _NORMALIZE = {"across_spatial": True, "channel_shared": True, "eps": 1e-10}
 
 @register("Normalize")
 class Normalize(Layer):
+    family = "normalisation"
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/normalize_layer.cpp"
     elementwise = True
 
@@ -285,6 +287,7 @@ def prior_boxes(spec: PriorSpec, layer_h: int, layer_w: int, image_h: int, image
 class PriorBox(Layer):
     """SSD's default boxes for one feature map. They depend only on the shapes of the bottoms,
     so the export holds them as a constant."""
+    family = "shape"
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/prior_box_layer.cpp and caffe.proto"
 
     bottoms = (2, 2)
@@ -390,6 +393,7 @@ def _legacy(shape, axis: int) -> int:
 class DetectionOutput(Layer):
     """SSD's NMS head. Its row count depends on the data; like Caffe's setup, netdef reports one
     row of 7 values (image, label, score, xmin, ymin, xmax, ymax)."""
+    family = "shape"
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/detection_output_layer.cpp, src/caffe/util/bbox_util.cpp; onnxruntime non_max_suppression.cc"
 
     bottoms = (3, 4)
@@ -568,6 +572,7 @@ def lower_detection_output(node, g, spec: DetectionSpec):
 @register("ROIPooling")
 class ROIPooling(Layer):
     """Fast R-CNN: max-pool each region of interest (bottom 1 rows) to pooled_h x pooled_w."""
+    family = "pooling"
     checked_against = "rbgirshick/caffe-fast-rcnn src/caffe/layers/roi_pooling_layer.cpp; onnxruntime roi_pool.cc"
 
     bottoms = (2, 2)
@@ -614,6 +619,7 @@ class ROIPooling(Layer):
 class PSROIPooling(Layer):
     """R-FCN's position-sensitive average pooling: bin (i, j) of output channel k averages input
     channel (k * group + i) * group + j over the bin."""
+    family = "pooling"
     checked_against = "daijifeng001/caffe-rfcn src/caffe/layers/psroi_pooling_layer.cpp and caffe.proto"
 
     bottoms = (2, 2)
@@ -741,6 +747,7 @@ class PSROIPooling(Layer):
 
 @register("SmoothL1Loss")
 class SmoothL1Loss(Layer):
+    family = "loss"
     loss = True
     auto_tops = True  # a LossLayer subclass in its fork
     bottoms = (2, 4)
@@ -758,6 +765,7 @@ class SmoothL1Loss(Layer):
 
 @register("MultiBoxLoss")
 class MultiBoxLoss(Layer):
+    family = "loss"
     loss = True
     auto_tops = True  # a LossLayer subclass in its fork
     bottoms = (4, 4)
@@ -773,6 +781,7 @@ class MultiBoxLoss(Layer):
 class Proposal(Layer):
     """The C++ ports of Faster R-CNN's proposal layer (e.g. the vendor collections' Caffe):
     anchors, NMS and the best post_nms_topn regions, one (0, x1, y1, x2, y2) row each."""
+    family = "shape"
     checked_against = "several forks' src/caffe/layers/proposal_layer.cpp (each writes one row per region it keeps)"
 
     bottoms = (3, 3)
@@ -782,6 +791,11 @@ class Proposal(Layer):
 
 @register("DetectionEvaluate")
 class DetectionEvaluate(Layer):
+    # SSD's evaluation of the detections against the ground-truth boxes (weiliu89/caffe, branch
+    # ssd: src/caffe/layers/detection_evaluate_layer.cpp reads the labels from bottom 1): a
+    # metric of the TEST phase, like Accuracy, so a deployed net leaves it out.
+    family = "loss"
+    training_only = True
     bottoms = (2, 3)
     opaque = "its output has one row per detection, a number known only from the data"
 
@@ -798,6 +812,7 @@ class Region(Layer):
     """YOLOv2's region activation (openvinotoolkit/training_toolbox_caffe region_layer.cpp): per
     anchor, logistic on x, y and the objectness, softmax over the classes; the top has the
     bottom's shape."""
+    family = "activation"
     checked_against = "openvinotoolkit/training_toolbox_caffe src/caffe/layers/region_layer.cpp and caffe.proto"
 
     elementwise = True
@@ -908,6 +923,7 @@ def yolo_spec(node, v3: bool, n_bottoms: int) -> YoloSpec:
 
 
 class _YoloOutput(Layer):
+    family = "shape"
     v3 = False
     bottoms = (1, None)
 

@@ -15,6 +15,7 @@ def _constant(value: float):
 
 @register("LRN")
 class LRN(Layer):
+    family = "normalisation"
     param = "lrn_param"
     elementwise = True
 
@@ -68,6 +69,7 @@ def eps_before_sqrt(node) -> bool:
 
 @register("BatchNorm")
 class BatchNorm(Layer):
+    family = "normalisation"
     param = "batch_norm_param"
     elementwise = True
     checked_against = ("BVLC/caffe src/caffe/layers/batch_norm_layer.cpp; add_eps_before_sqrt: "
@@ -140,11 +142,12 @@ class BatchNorm(Layer):
         return _fold_shape_ok(node) and self.use_global_stats(node, phase)
 
     def fold(self, node, blobs, a, c):
-        """(a, c) of y = a * x + c composed with this layer: a / sd, (c - mean) / sd."""
+        """(a, c) of y = a * x + c composed with this layer: a / sd, (c - mean) / sd, with
+        sd = sqrt(var + eps), or sqrt(var) + eps in Synopsys' fork (eps_before_sqrt)."""
         import numpy as np
         mean, var = self.statistics(*blobs[:3])
         eps = float(np.float32(node.param.batch_norm_param.eps))
-        inv = 1.0 / np.sqrt(var + eps)
+        inv = 1.0 / (np.sqrt(var + eps) if eps_before_sqrt(node) else np.sqrt(var) + eps)
         return a * inv, (c - mean) * inv
 
 
@@ -195,6 +198,7 @@ def bcast_shape(pshape, axis, rank):
 
 @register("Scale")
 class Scale(Layer):
+    family = "normalisation"
     param = "scale_param"
     bottoms = (1, 2)
     elementwise = True
@@ -274,6 +278,7 @@ class Scale(Layer):
 
 @register("Bias")
 class Bias(Layer):
+    family = "normalisation"
     param = "bias_param"
     bottoms = (1, 2)
     elementwise = True
@@ -315,6 +320,7 @@ class Bias(Layer):
 
 @register("MVN")
 class MVN(Layer):
+    family = "normalisation"
     param = "mvn_param"
     elementwise = True
 
@@ -369,6 +375,7 @@ class BN(Layer):
     keeps (1, C) blobs and stores the inverse standard deviation in blob 3; the definition alone
     cannot tell the two apart."""
 
+    family = "normalisation"
     elementwise = True
     origin = "the SegNet fork (alexgkendall/caffe-segnet) and the PSPNet/yjxiong forks"
     checked_against = ("alexgkendall/caffe-segnet src/caffe/layers/bn_layer.cpp and caffe.proto; "

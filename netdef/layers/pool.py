@@ -155,6 +155,7 @@ def pool_output(node, shape, g: PoolGeometry, field="pooling_param") -> tuple:
 
 @register("Pooling")
 class Pooling(Layer):
+    family = "pooling"
     param = "pooling_param"
     bottoms = (1, 1)
 
@@ -232,7 +233,7 @@ class Pooling(Layer):
                                          detail=detail, notes=["exporters must reproduce this with ceil_mode=1"]))
 
     def to_onnx(self, node, g):
-        """ONNX MaxPool / AveragePool with Caffe's geometry (see export.lowering's Lowering.pool)."""
+        """ONNX MaxPool / AveragePool with Caffe's geometry (see Lowering.pool)."""
         from ..proto import pb
         shape = g.in_shape(0)
         geo = geometry(node, shape)
@@ -292,6 +293,7 @@ def spp_level(node, shape, level: int) -> PoolGeometry:
 
 @register("SPP")
 class SPP(Layer):
+    family = "pooling"
     param = "spp_param"
 
     def check(self, node, diags):
@@ -366,6 +368,7 @@ class Pooling3D(Layer):
     of the last window; pad only for AVE. MAX takes each window clipped to the input; AVE sums
     the clipped window and divides by the window clipped to the padded frame (the length to L)."""
 
+    family = "pooling"
     param = "pooling_param"
     origin = "the C3D fork of Caffe (facebook/C3D)"
     checked_against = "facebook/C3D C3D-v1.0/src/caffe/layers/pooling3d_layer.cpp (read from a stored copy)"

@@ -28,6 +28,7 @@ class Upsample(Layer):
     """SegNet's max-unpooling (bottoms: data, pooling mask); one-bottom ports scale by nearest
     neighbour. Output: upsample_h/w if given, else H*scale_h - pad_out_h (SegNet)."""
 
+    family = "resize"
     bottoms = (1, 2)
     origin = SEGNET + "; one-bottom nearest-neighbour form: darknet2caffe ports (YOLOv3)"
     checked_against = ("alexgkendall/caffe-segnet src/caffe/layers/upsample_layer.cpp; "
@@ -160,6 +161,7 @@ class ResizeBilinear(Layer):
     with half_pixel_centers or pytorch_half_pixel (s = in / out), else i * in / out; the two
     neighbours floor and ceil, clamped to the input."""
 
+    family = "resize"
     bottoms = (1, 1)
     origin = SYNOPSYS
     checked_against = ("foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/resize_bilinear_layer.cpp "
@@ -248,6 +250,7 @@ class Interp(Layer):
     (H-1)/shrink + 1; both: shrink then zoom; or an explicit height/width; pad_beg/pad_end
     (<= 0) crop the input first."""
 
+    family = "resize"
     bottoms = (1, 2)
     origin = PSPNET
     checked_against = "hszhao/PSPNet src/caffe/layers/interp_layer.cpp and src/caffe/util/interp.cpp"

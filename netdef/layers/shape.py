@@ -8,6 +8,7 @@ from .base import Layer, bad, canonical_axis, count, fmt_shape, need_rank, prod,
 class NotInPlace(Layer):
     """Reshape and Flatten share the bottom's data; Caffe refuses to run them in place."""
 
+    family = "shape"
     def check(self, node, diags):
         p = node.param
         if p.top and p.bottom and p.top[0] == p.bottom[0]:
@@ -108,6 +109,7 @@ class Flatten(NotInPlace):
 
 @register("ArgMax")
 class ArgMax(Layer):
+    family = "shape"
     param = "argmax_param"
 
     def infer_shapes(self, node, in_shapes):
@@ -181,6 +183,7 @@ class ArgMax(Layer):
 
 @register("Reduction")
 class Reduction(Layer):
+    family = "shape"
     param = "reduction_param"
 
     def infer_shapes(self, node, in_shapes):
@@ -215,6 +218,7 @@ class Reduction(Layer):
 
 @register("Tile")
 class Tile(Layer):
+    family = "shape"
     param = "tile_param"
 
     def infer_shapes(self, node, in_shapes):
@@ -241,6 +245,7 @@ class Tile(Layer):
 
 @register("BatchReindex")
 class BatchReindex(Layer):
+    family = "shape"
     bottoms = (2, 2)
 
     def infer_shapes(self, node, in_shapes):
@@ -258,6 +263,7 @@ class ShuffleChannel(Layer):
     Resize_cpu copies plane i * C/group + j to j * group + i. ShuffleChannelParameter
     { group = 1 [default = 1] }."""
 
+    family = "shape"
     elementwise = True
     origin = "the MobileNet/ShuffleNet Caffe forks"
     checked_against = "shuffle_channel_layer.cpp of the ShuffleNet forks (farmingyard/ShuffleNet; stored copies)"
@@ -297,6 +303,7 @@ class Reorg(Layer):
     (C/(s*s), H*s, W*s) planes and each s x s cell spread over s*s channel blocks, which is not a
     space-to-depth of the input as laid out. ReorgParameter { stride = 1; reverse = 2 [false] }."""
 
+    family = "shape"
     origin = "YOLO ports of Caffe"
     checked_against = ("gklz1982/caffe-yolov2 src/caffe/layers/reorg_layer.cpp and its reorg_cpu "
                        "(util/math_functions.cpp); the fork's caffe.proto ReorgParameter")
@@ -364,6 +371,7 @@ class AutoCrop(Layer):
     netdef's receptive fields carry the same maps (each blob's position 0 centre and jump in
     input coordinates), so crop = (centre1 - centre0) / jump."""
 
+    family = "shape"
     bottoms = (2, 2)
     origin = "the HED forks of Caffe (s9xie/hed and ports)"
     checked_against = ("auto_crop_layer.hpp of the HED forks and the HED crop_layer.cpp (coordinate-map "
