@@ -130,10 +130,10 @@ class Lowering:
                                 lambda: np.asarray(make(), dtype=np.float32).reshape(shape).astype(dt, copy=False))
 
     # -- building ---------------------------------------------------------------------------
-    def const(self, value, suffix: str) -> str:
-        """A float constant in the compute type (float16 with --fp16)."""
+    def const(self, value, suffix: str, float32: bool = False) -> str:
+        """A float constant in the compute type (float16 with --fp16), or float32 whatever it is."""
         arr = np.asarray(value, dtype=np.float32)
-        dt = self.ex.float_dtype
+        dt = np.dtype(np.float32) if float32 else self.ex.float_dtype
         return self.ex.add_init(f"{self.node.name}.{suffix}", arr.shape, dt, lambda: arr.astype(dt))
 
     def ints(self, values, suffix: str) -> str:

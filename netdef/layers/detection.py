@@ -44,8 +44,7 @@ FLT_MAX = 3.4028234663852886e+38   # float(np.finfo(np.float32).max), without im
 def _f32(g, value, suffix: str) -> str:
     """A float32 constant whatever the compute type (the detection post-processing runs in
     float32: onnxruntime's NonMaxSuppression takes float32 boxes only)."""
-    arr = np.asarray(value, dtype=np.float32)
-    return g.ex.add_init(f"{g.node.name}.{suffix}", arr.shape, np.float32, lambda: arr)
+    return g.const(value, suffix, float32=True)
 
 
 def _to_f32(g, x: str) -> str:
