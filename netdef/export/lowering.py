@@ -20,9 +20,9 @@ import numpy as np
 
 from .. import codes
 from ..proto import pb
+from .model import CUSTOM_DOMAIN
 from .onnx_proto import TensorProto, make_node
 
-CUSTOM_DOMAIN = "netdef.caffe"   # --custom-ops: layers ONNX cannot express, parameters as attributes
 NO_LOWERING_NOTE = ("export the layers before it with --outputs BLOB[,BLOB...], or emit it as a node of the "
                     f"custom domain '{CUSTOM_DOMAIN}' with --custom-ops (for a runtime plugin)")
 
