@@ -47,8 +47,9 @@ def test_layers_never_import_export():
 # --- one training-only set ------------------------------------------------------------------------
 
 def test_training_only_is_the_class_flag():
+    from netdef import reference
     flagged = {t for t in base.known_types() if base.get(t).training_only}
-    assert TRAINING_ONLY == flagged == base.training_only_types()
+    assert TRAINING_ONLY == flagged == base.training_only_types() == reference.TRAINING_ONLY
     # Every loss is training-only (Layer.__init_subclass__), whatever its family file.
     assert {t for t in base.known_types() if base.get(t).loss} <= flagged
     # The three the reference's list lacked: two losses of the detection forks, and SSD's
