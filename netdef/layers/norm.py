@@ -474,6 +474,8 @@ def fold_target_ok(node) -> bool:
     """A layer the ones after it can fold into: its output channels are axis 1."""
     if node.type not in FOLD_TARGETS or node.outputs[0].meta.get("shape") is None:
         return False
+    if getattr(node.impl, "variant", ""):
+        return False        # a fork's variant (InnerProduct normalize: true rescales its weights)
     shape = node.inputs[0].meta.get("shape")
     if node.type == "InnerProduct":
         return shape is not None and canonical_axis(node, node.param.inner_product_param.axis, shape) == 1

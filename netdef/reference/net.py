@@ -7,14 +7,14 @@ import numpy as np
 
 from ..layers.base import training_only_types
 from ..proto import pb
-from .base import _OPS, Ctx, ReferenceError, included
+from .base import _OPS, Ctx, ReferenceError, included, op_for
 
 # Layers that compute nothing at inference time; a deploy graph drops them: the layer classes'
 # `training_only` flag (losses, Accuracy, sinks, the forks' metrics), the set export drops too.
 TRAINING_ONLY = training_only_types()
 DATA_LAYERS = frozenset({
     "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData", "AnnotatedData",
-    "VideoData", "DenseImageData", "Python", "ImageLabelmapData", "ImageSegData",
+    "VideoData", "DenseImageData", "Python", "ImageLabelmapData", "ImageSegData", "BoxData",
 })
 
 
@@ -35,10 +35,11 @@ def _phase_value(phase) -> int:
 
 
 def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: dict[str, np.ndarray],
-          phase="TEST", level: int = 0, stages=(), loc=None):
+          phase="TEST", level: int = 0, stages=(), loc=None, whole=None):
     """Yields a Step per layer that runs, in order. `weights` maps layer names to their blobs;
     `inputs` must hold every Input/`input:` blob and the tops of any data layer; `loc` (the
-    parse's Loc tree) supplies fork layers' parameters, which the schema does not hold."""
+    parse's Loc tree) supplies fork layers' parameters, which the schema does not hold; `whole`:
+    the net before layers were removed from `net` (Parsed.whole), for forks told by its layers."""
     ph = _phase_value(phase)
     blobs: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
     for name in net.input:
@@ -57,8 +58,7 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
                 raise ReferenceError(layer.name, t, f"no value given for its top '{missing[0]}'")
             yield Step(layer.name, t, [], list(layer.top), [blobs[top] for top in layer.top])
             continue
-        fn = _OPS.get(t)
-        if fn is None:
+        if t not in _OPS:
             raise ReferenceError(layer.name, t, "the reference has no implementation of this layer type")
         bottoms = []
         for b in layer.bottom:
@@ -68,6 +68,9 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
         params = [np.asarray(w, dtype=np.float64) for w in weights.get(layer.name, [])]
         layer_loc = layer_locs[index] if index < len(layer_locs) else None
         ctx = Ctx(layer, ph, getattr(layer_loc, "extra", None), layer_loc, net, index, (ph, level, tuple(stages)))
+        if whole is not None:
+            ctx.whole = whole
+        fn = op_for(ctx)
         with np.errstate(all="ignore"):
             try:
                 outs = fn(ctx, layer, bottoms, params)
