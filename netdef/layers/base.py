@@ -132,9 +132,6 @@ class Layer:
     # The family draw (and the view) colours the layer's box by: data, convolution, dense,
     # recurrent, pooling, resize, normalisation, activation, merge, shape, loss; "other" when unset.
     family = "other"
-
-
-    training_only = False           # a deploy graph leaves it out (export, verify), as it does losses
     variant = ""                    # for a fork's variant of a type (register_variant): when it applies
     # For the layer-type table (docs/layers.md, `python3 -m netdef.layer_table`): where the type
     # comes from, and the source its rules were checked against (repository and file).
