@@ -25,38 +25,28 @@ from google.protobuf import text_format
 
 from .diagnostics import CliError
 from .ir import fmt_num, fmt_shape
+from .layers.base import total
 
 RENDERED = ("svg", "png", "pdf")
 FORMATS = RENDERED + ("dot",)
 
 # --- families and colours ------------------------------------------------------------------
 
-FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    # family: (fill colour, layer types)
-    "data": ("#cfe2f3", ("Input", "Data", "ImageData", "HDF5Data", "MemoryData", "DummyData", "WindowData",
-                         "AnnotatedData", "DenseImageData", "VideoData")),
-    "convolution": ("#f9cb9c", ("Convolution", "Deconvolution", "Im2col", "DepthwiseConvolution", "ConvolutionDepthwise")),
-    "dense": ("#fce5cd", ("InnerProduct", "Embed")),
-    "recurrent": ("#ead1dc", ("LSTM", "RNN", "LSTMUnit")),
-    "pooling": ("#b6d7a8", ("Pooling", "SPP", "ROIPooling", "Upsample", "Interp")),
-    "normalisation": ("#d9d2e9", ("BatchNorm", "BN", "LRN", "MVN", "Scale", "Bias", "Normalize", "BatchReNorm")),
-    "activation": ("#fff2cc", ("ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
-                               "Threshold", "Dropout", "Softmax", "Swish", "Clip", "ReLU6", "ArgMax", "Mish")),
-    "merge": ("#f4cccc", ("Concat", "Eltwise", "Split", "Slice")),
-    "shape": ("#e8e8e8", ("Reshape", "Flatten", "Crop", "Permute", "Tile", "Reduction", "Filter", "BatchReindex",
-                          "Silence", "Parameter", "PriorBox", "DetectionOutput", "Reorg", "ShuffleChannel")),
-    "loss": ("#ea9999", ("SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "HingeLoss",
-                         "InfogainLoss", "MultinomialLogisticLoss", "ContrastiveLoss", "Accuracy", "SmoothL1Loss",
-                         "MultiBoxLoss")),
+# Each layer class says its family (`family`, in its file in netdef/layers/); draw picks the
+# colour. The view's page (view/assets/view.js, FAMILY_FILL) uses the same colours.
+FILLS: dict[str, str] = {
+    "data": "#cfe2f3", "convolution": "#f9cb9c", "dense": "#fce5cd", "recurrent": "#ead1dc",
+    "pooling": "#b6d7a8", "resize": "#d0e0e3", "normalisation": "#d9d2e9", "activation": "#fff2cc",
+    "merge": "#f4cccc", "shape": "#e8e8e8", "loss": "#ea9999",
 }
-_TYPE_FAMILY = {t: fam for fam, (_, types) in FAMILIES.items() for t in types}
 UNKNOWN_FILL = "#eeeeee"
 
 
 def family(node) -> str:
-    fam = _TYPE_FAMILY.get(node.type)
-    if fam:
+    fam = getattr(node.impl, "family", "other")
+    if fam != "other":
         return fam
+    # A type netdef does not know (or one its class leaves in "other"): its name may still say.
     if node.type.endswith("Loss"):
         return "loss"
     if node.type.endswith("Data"):
@@ -65,7 +55,7 @@ def family(node) -> str:
 
 
 def _fill(fam: str) -> str:
-    return FAMILIES[fam][0] if fam in FAMILIES else "#ffffff"
+    return FILLS.get(fam, "#ffffff")
 
 
 # --- boxes: a layer and the in-place layers folded into it -----------------------------------
@@ -189,19 +179,9 @@ def detail_text(node) -> str:
     return ""
 
 
-def _count(shapes) -> int:
-    total = 0
-    for s in shapes or ():
-        n = 1
-        for d in s:
-            n *= int(d)
-        total += n
-    return total
-
-
 def params_text(node) -> str:
     """Learnable parameters, and BatchNorm's statistics apart (they are not learned)."""
-    n, stats = _count(node.meta.get("params")), _count(node.meta.get("stat_params"))
+    n, stats = total(node.meta.get("params")), total(node.meta.get("stat_params"))
     return ", ".join(([f"{n:,} params"] if n else []) + ([f"{stats:,} statistics"] if stats else []))
 
 

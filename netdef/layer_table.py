@@ -97,10 +97,9 @@ def _cost(impl) -> str:
 
 
 def _onnx(t: str, impl) -> str:
-    from .export.onnx import TRAINING_ONLY
     if impl.source:
         return "input"
-    if t in TRAINING_ONLY or impl.loss or impl.training_only:
+    if impl.training_only:
         return "dropped"
     fn = getattr(impl, "to_onnx", None)
     if fn is None:

@@ -12,7 +12,7 @@ from conftest import CONFORMANCE, ZOO
 
 from netdef.pipeline import compile as compile_net
 from netdef.diagnostics import DiagnosticError
-from netdef.export import lower
+from netdef.export import lowering as lower
 from netdef.export.onnx import export, is_training_only, param_specs
 
 NETS = sorted(p for p in ZOO.glob("*/*.prototxt") if "solver" not in p.name and "labelmap" not in p.name)

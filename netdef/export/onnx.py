@@ -13,173 +13,20 @@ twice: exporting costs the weights' size once, plus the largest tensor.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from .. import codes
 from ..diagnostics import DiagnosticError, Diagnostics, UsageError
 from .model import CUSTOM_DOMAIN, DEFAULT_OPSET, OPSETS, Exported, ir_version_for
+from .lowering import NO_LOWERING_NOTE, Init, LowerError, Lowering, lowered_types
 from .prepare import TRAINING_ONLY, compile_for_export, graph_weights, is_training_only, param_specs
 from .subgraph import ancestors, custom_attributes, select_outputs
 
 # Re-exported: the public API and the tests import these from here.
 __all__ = ["CUSTOM_DOMAIN", "DEFAULT_OPSET", "OPSETS", "TRAINING_ONLY", "Exported", "Exporter", "compile_for_export",
            "export", "graph_weights", "ir_version_for", "is_training_only", "param_specs"]
-
-NO_LOWERING_NOTE = ("export the layers before it with --outputs BLOB[,BLOB...], or emit it as a node of the "
-                    f"custom domain '{CUSTOM_DOMAIN}' with --custom-ops (for a runtime plugin)")
-
-
-class LowerError(Exception):
-    def __init__(self, diagnostic):
-        super().__init__(diagnostic.message)
-        self.diagnostic = diagnostic
-
-
-@dataclass
-class Init:
-    """An initializer whose data is computed only when written (weights stay lazy)."""
-    name: str
-    shape: tuple
-    dtype: np.dtype
-    make: Callable[[], np.ndarray]
-
-    @property
-    def nbytes(self) -> int:
-        return int(math.prod(self.shape)) * np.dtype(self.dtype).itemsize
-
-
-# --- per-layer lowering context ---------------------------------------------------------------
-
-class Lowering:
-    """What a layer's `to_onnx(node, g)` works with: ONNX names of its inputs and outputs,
-    shapes, its weights (lazy), and node/constant builders that name things after the layer."""
-
-    def __init__(self, ex: "Exporter", node):
-        self.ex = ex
-        self.node = node
-        self.opset = ex.opset
-        self.fp16 = ex.fp16
-        self.phase = ex.graph.state.phase       # "TEST" or "TRAIN"
-
-    # -- names and shapes -------------------------------------------------------------------
-    def x(self, i: int = 0) -> str:
-        return self.ex.name_of(self.node.inputs[i])
-
-    def y(self, i: int = 0) -> str:
-        return self.ex.name_of(self.node.outputs[i])
-
-    def in_shape(self, i: int = 0) -> tuple:
-        return tuple(self.node.inputs[i].meta["shape"])
-
-    def out_shape(self, i: int = 0) -> tuple:
-        return tuple(self.node.outputs[i].meta["shape"])
-
-    def in_dyn(self, i: int = 0) -> tuple:
-        return self.ex.dyn_of(self.node.inputs[i])
-
-    def out_dyn(self, i: int = 0) -> tuple:
-        return self.ex.dyn_of(self.node.outputs[i])
-
-    @property
-    def n_in(self) -> int:
-        return len(self.node.inputs)
-
-    @property
-    def n_out(self) -> int:
-        return len(self.node.outputs)
-
-    def free_dim(self, i: int, axis: int, name: str) -> None:
-        """Axis `axis` of output i has a length known only at run time (detections): the
-        model declares it symbolic, `name`."""
-        self.ex.free_dims.setdefault(id(self.node.outputs[i]), {})[axis] = name
-
-    def alias(self, i: int, name: str) -> None:
-        """Output i is `name` itself: the layer computes nothing in ONNX (Dropout, Split)."""
-        self.ex.set_alias(self.node.outputs[i], name)
-
-    # -- weights ----------------------------------------------------------------------------
-    @property
-    def n_blobs(self) -> int:
-        return len(self.ex.blobs_of(self.node))
-
-    def blob(self, i: int) -> np.ndarray:
-        """Parameter blob i, materialised (float32)."""
-        return np.asarray(self.ex.blobs_of(self.node)[i]())
-
-    def blob_shape(self, i: int) -> tuple:
-        return tuple(self.ex.blob_shapes_of(self.node)[i])
-
-    def param(self, i: int, suffix: str, shape=None) -> str:
-        """Parameter blob i as an initializer (lazy), optionally reshaped."""
-        make = self.ex.blobs_of(self.node)[i]
-        shape = tuple(shape) if shape is not None else self.blob_shape(i)
-        dt = self.ex.float_dtype
-        return self.ex.add_init(f"{self.node.name}.{suffix}", shape, dt,
-                                lambda: np.asarray(make(), dtype=np.float32).reshape(shape).astype(dt, copy=False))
-
-    # -- building ---------------------------------------------------------------------------
-    def const(self, value, suffix: str) -> str:
-        """A float constant in the compute type (float16 with --fp16)."""
-        arr = np.asarray(value, dtype=np.float32)
-        dt = self.ex.float_dtype
-        return self.ex.add_init(f"{self.node.name}.{suffix}", arr.shape, dt, lambda: arr.astype(dt))
-
-    def ints(self, values, suffix: str) -> str:
-        arr = np.asarray(values, dtype=np.int64)
-        return self.ex.add_init(f"{self.node.name}.{suffix}", arr.shape, np.int64, lambda: arr)
-
-    def tmp(self, suffix: str) -> str:
-        return self.ex.unique(f"{self.node.name}/{suffix}")
-
-    def op(self, op_type: str, inputs, outputs=None, name: str | None = None, **attrs):
-        """Add one node; returns its output name (or the list, for several outputs). The first
-        node a layer adds is named after the layer, the others `layer/op`."""
-        from . import onnx_proto as helper
-        if outputs is None:
-            outputs = [self.tmp(op_type.lower())]
-        elif isinstance(outputs, str):
-            outputs = [outputs]
-        if name is None:
-            name = self.ex.unique(self.node.name if self.node.name not in self.ex.node_names else
-                                  f"{self.node.name}/{op_type.lower()}", self.ex.node_names)
-        else:
-            name = self.ex.unique(name, self.ex.node_names)
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        self.ex.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name=name, **attrs))
-        return outputs[0] if len(outputs) == 1 else outputs
-
-    def reduce(self, op_type: str, x: str, axes, keepdims: int, out=None) -> str:
-        """ReduceX over `axes`: an input from opset 18 (13 for ReduceSum), an attribute before."""
-        axes = [int(a) for a in axes]
-        as_input = self.opset >= 18 or (op_type == "ReduceSum" and self.opset >= 13)
-        if as_input:
-            return self.op(op_type, [x, self.ints(axes, f"{op_type.lower()}_axes")], out, keepdims=keepdims)
-        return self.op(op_type, [x], out, axes=axes, keepdims=keepdims)
-
-    def reshape_target(self, shape, dyn=None) -> list[int]:
-        """A Reshape target for `shape`: dims that follow the batch become -1 (at most one)."""
-        dyn = dyn or (False,) * len(shape)
-        target = [(-1 if d else int(s)) for s, d in zip(shape, dyn)]
-        if target.count(-1) > 1:
-            self.fail(f"the {self.node.type} output {tuple(shape)} has several axes that follow the batch; "
-                      "it cannot be reshaped with a dynamic batch",
-                      notes=["export with a fixed --batch"])
-        return target
-
-    def reshape(self, x: str, shape, dyn=None, out=None) -> str:
-        return self.op("Reshape", [x, self.ints(self.reshape_target(shape, dyn), "shape")], out)
-
-    def cast_float(self, x: str, out=None) -> str:
-        from .onnx_proto import TensorProto
-        return self.op("Cast", [x], out, to=TensorProto.FLOAT16 if self.fp16 else TensorProto.FLOAT)
-
-    def fail(self, why: str, span=None, notes=()):
-        raise LowerError(codes.EXPORT_UNSUPPORTED.at(span or self.node.span, layer=self.node.name,
-                                                     type=self.node.type, why=why, notes=list(notes)))
 
 
 # --- the exporter -----------------------------------------------------------------------------
@@ -278,15 +125,13 @@ class Exporter:
 
     def _plan_folds(self, kept) -> dict:
         """conv/ip name -> Fold, for chains whose intermediate outputs nothing else reads."""
-        from . import lower
+        from ..layers import norm
         plans = {}
         if not self.fold:
             return plans
         absorbed = set()
         for node in kept:
-            if node.type not in lower.FOLD_TARGETS or len(node.outputs) != 1 or len(node.inputs) != 1:
-                continue
-            if not lower.fold_target_ok(node):
+            if len(node.outputs) != 1 or len(node.inputs) != 1 or not norm.fold_target_ok(node):
                 continue
             if node.name not in self._blobs:
                 continue
@@ -298,7 +143,8 @@ class Exporter:
                 if len(cons) != 1 or len(out.consumers) != 1 or id(out) in self._requested_ids:
                     break
                 nxt = cons[0]
-                if id(nxt) in absorbed or not lower.foldable(nxt, node, self.graph.state.phase) or \
+                foldable = getattr(nxt.impl, "foldable", None)     # BatchNorm, Scale (layers/norm.py)
+                if id(nxt) in absorbed or foldable is None or not foldable(nxt, self.graph.state.phase) or \
                         nxt.name not in self._blobs:
                     break
                 fold.absorbed.append(nxt)
@@ -310,7 +156,7 @@ class Exporter:
 
     def build(self):
         """Lower every kept layer; fills self.nodes / inits / inputs / outputs."""
-        from . import lower
+        from ..layers import norm
         graph = self.graph
         kept, dropped = [], []
         needed = ancestors(self.requested) if self.requested is not None else None
@@ -330,7 +176,10 @@ class Exporter:
         folds = self._plan_folds(kept)
         absorbed = {id(a): f for f in folds.values() for a in f.absorbed}
         for f in folds.values():
-            lower.apply_fold(self, f)
+            target = f.target
+            self._blobs[target.name] = norm.folded_blobs(target, f.absorbed, self.blobs_of(target),
+                                                         [self.blobs_of(a) for a in f.absorbed])
+            self._blob_shapes[target.name] = [self.blob_shapes_of(target)[0], (target.outputs[0].meta["shape"][1],)]
         errors = []
         blocked: dict[int, list] = {}     # id(Value) -> [the error of the layer it depends on, count]
         for node in kept:
@@ -353,7 +202,7 @@ class Exporter:
                            notes=[NO_LOWERING_NOTE])
                 if fn is None:
                     g.fail("netdef has no ONNX lowering for this layer type",
-                           notes=[NO_LOWERING_NOTE, f"lowered types: {', '.join(sorted(lower.lowered_types()))}"])
+                           notes=[NO_LOWERING_NOTE, f"lowered types: {', '.join(sorted(lowered_types()))}"])
                 if any(v.meta.get("shape") is None for v in node.inputs) or \
                         (fn is not None and any(v.meta.get("shape") is None for v in node.outputs)):
                     g.fail("the shapes of its bottoms or tops are unknown (see the diagnostics above)")

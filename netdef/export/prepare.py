@@ -14,6 +14,7 @@ import os
 
 from .. import codes
 from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
+from ..layers.base import training_only_types
 
 
 def _load(source, max_errors: int = 100):
@@ -45,11 +46,7 @@ def _with_batch(graph, inputs, batch: int) -> dict:
     return shapes
 
 
-TRAINING_ONLY = frozenset({
-    "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
-    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
-    "HDF5Output", "SmoothL1Loss", "MultiBoxLoss", "DetectionEvaluate",
-})
+TRAINING_ONLY = training_only_types()    # the layer classes' `training_only` flag
 
 
 def is_training_only(node) -> bool:
@@ -57,8 +54,7 @@ def is_training_only(node) -> bool:
     all carry a loss_weight is a loss computed by user code: left out too."""
     if node.type == "Python" and node.param.loss_weight and all(w != 0 for w in node.param.loss_weight):
         return True
-    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False)) \
-        or bool(getattr(node.impl, "training_only", False))
+    return bool(getattr(node.impl, "training_only", False))
 
 
 def _need_shapes(graph, what: str) -> None:

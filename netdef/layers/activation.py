@@ -9,6 +9,7 @@ from .base import Layer, canonical_axis, need_rank, prod, register
 class Neuron(Layer):
     """Caffe's NeuronLayer: one bottom, one top of the same shape (in-place allowed)."""
 
+    family = "activation"
     elementwise = True
     per_element = 1  # rough FLOPs per element, for the cost table
 
@@ -92,12 +93,11 @@ class Power(Neuron):
 
     def to_onnx(self, node, g):
         """(shift + scale * x) ^ power, skipping the identity steps."""
-        from ..export import lower as ops
         p = node.param.power_param
-        t = ops.affine(g, g.x(0), p.scale, p.shift, "in")
+        t = g.affine(g.x(0), p.scale, p.shift, "in")
         if p.power != 1:
             t = g.op("Pow", [t, g.const(p.power, "power")], g.tmp("pow"))
-        ops.finish(g, t)
+        g.finish(t)
 
 
 @register("Exp")
@@ -107,13 +107,12 @@ class Exp(Neuron):
 
     def to_onnx(self, node, g):
         """base ^ (shift + scale * x) as exp(ln(base) * (shift + scale * x))."""
-        from ..export import lower as ops
         import math
         p = node.param.exp_param
         if p.base != -1 and p.base <= 0:
             g.fail(f"base {p.base:g}: Caffe needs -1 (e) or a positive base")
         ln = 1.0 if p.base == -1 else math.log(p.base)
-        t = ops.affine(g, g.x(0), ln * p.scale, ln * p.shift, "in")
+        t = g.affine(g.x(0), ln * p.scale, ln * p.shift, "in")
         g.op("Exp", [t], g.y(0))
 
 
@@ -124,12 +123,11 @@ class Log(Neuron):
 
     def to_onnx(self, node, g):
         """log_base(shift + scale * x) as ln(...) / ln(base)."""
-        from ..export import lower as ops
         import math
         p = node.param.log_param
         if p.base != -1 and p.base <= 0:
             g.fail(f"base {p.base:g}: Caffe needs -1 (e) or a positive base")
-        t = ops.affine(g, g.x(0), p.scale, p.shift, "in")
+        t = g.affine(g.x(0), p.scale, p.shift, "in")
         if p.base == -1:
             g.op("Log", [t], g.y(0))
         else:
@@ -254,8 +252,7 @@ class Softmax(Neuron):
 
     def to_onnx(self, node, g):
         """ONNX Softmax over `axis` (opset 13 semantics: one axis)."""
-        from ..export import lower as ops
-        axis = ops.axis_index(node, node.param.softmax_param.axis, len(g.in_shape(0)))
+        axis = canonical_axis(node, node.param.softmax_param.axis, g.in_shape(0))
         g.op("Softmax", [g.x(0)], g.y(0), axis=axis)
 
 
@@ -263,6 +260,7 @@ class Softmax(Neuron):
 
 @register("ReLU6")
 class ReLU6(Layer):
+    family = "activation"
     elementwise = True
     origin = "the MobileNet/ShuffleNet Caffe forks"
     # eric612/MobileNet-YOLO include/caffe/layers/relu6_layer.hpp: a NeuronLayer, y = min(max(0, x), 6).
@@ -280,6 +278,7 @@ class Mish(Layer):
     Tencent/ncnn src/layer/mish.cpp compute softplus as x above 20 and exp(x) below -20, which
     in float equals log(1 + exp(x)) there; no parameters."""
 
+    family = "activation"
     elementwise = True
     origin = "Caffe forks with a MishLayer (YOLOv4 ports)"
     checked_against = "Tencent/ncnn src/layer/mish.cpp; the Caffe forks' src/caffe/layers/mish_layer.cpp"
@@ -297,6 +296,7 @@ class Mish(Layer):
 class HardSwish(Layer):
     """x * min(max(x + 3, 0), 6) / 6 elementwise; no parameters."""
 
+    family = "activation"
     elementwise = True
     origin = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe)"
     # foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/hard_swish_layer.cpp:

@@ -56,6 +56,7 @@ def psa_params(node, h: int, w: int):
 class PointwiseSpatialAttention(Layer):
     """See the module docstring: the rule, the CHECKs and the forward of hszhao/PSANet's layer."""
 
+    family = "shape"
     fork_defaults = PSA_DEFAULTS
     bottoms = (2, 2)
     origin = forks.PSANET

@@ -60,6 +60,11 @@ def get(type_name: str) -> "Layer | None":
     return _REGISTRY.get(type_name)
 
 
+def training_only_types() -> frozenset[str]:
+    """The registered types a deploy graph leaves out (their class's `training_only`)."""
+    return frozenset(t for t, impl in _REGISTRY.items() if impl.training_only)
+
+
 # Forks that give a type name other semantics (happynear's Normalize, wy1iu's BN): type ->
 # [(applies(layer_param, loc, net_param), instance)], tried in order before the registered one.
 _VARIANTS: dict[str, list] = {}
@@ -119,7 +124,14 @@ class Layer:
     compares = False                # compares a prediction with labels, as losses do (Accuracy)
     time_major = False              # reads (T, N, ...) blobs: the batch is axis 1 (RNN, LSTM)
     elementwise = False             # output i has the shape of input 0 and the same RF
-    training_only = False           # a deploy graph leaves it out (export, verify), as it does losses
+    # A deploy graph leaves it out (export, verify): it needs labels or only records results, so
+    # a deployed net has nothing to compute with it. Every loss is (see __init_subclass__); also
+    # Accuracy, Silence, HDF5Output and the forks' metrics and sinks. Read it through
+    # training_only_types() or the class, never a list of type names.
+    training_only = False
+    # The family draw (and the view) colours the layer's box by: data, convolution, dense,
+    # recurrent, pooling, resize, normalisation, activation, merge, shape, loss; "other" when unset.
+    family = "other"
     variant = ""                    # for a fork's variant of a type (register_variant): when it applies
     # For the layer-type table (docs/layers.md, `python3 -m netdef.layer_table`): where the type
     # comes from, and the source its rules were checked against (repository and file).
@@ -173,6 +185,13 @@ class Layer:
     def __repr__(self) -> str:
         return f"<layer {'/'.join(self.types)}>"
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A loss (top 0 weighted 1 by default, as LossLayer) trains the net and computes nothing a
+        # deployed net uses: training-only unless the class itself says otherwise.
+        if cls.loss and "training_only" not in cls.__dict__:
+            cls.training_only = True
+
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -185,6 +204,11 @@ def prod(shape) -> int:
 
 def count(shape, start: int = 0, end: int | None = None) -> int:
     return prod(shape[start:end])
+
+
+def total(shapes) -> int:
+    """The elements of all `shapes` together (None: 0), e.g. a layer's parameter count."""
+    return sum(prod(s) for s in shapes or ())
 
 
 def fail(code, span, notes=(), related=(), **fields):

@@ -121,6 +121,7 @@ def axis_name(i: int, n: int) -> str:
 
 @register("Convolution", "Deconvolution")
 class Convolution(Layer):
+    family = "convolution"
     param = "convolution_param"
     bottoms = (1, None)
     tops = (1, None)
@@ -284,6 +285,7 @@ def _divisors(n: int) -> str:
 
 @register("Im2col")
 class Im2col(Layer):
+    family = "convolution"
     param = "convolution_param"
 
     def infer_shapes(self, node, in_shapes):
@@ -352,6 +354,7 @@ class ConvolutionDepthwise(Layer):
     the bottom's channels whatever num_output and group say; weight (C, 1, kh, kw), bias (C)
     when bias_term; out = (H + 2 pad - (dilation (k - 1) + 1)) / stride + 1 per axis; 2-D only."""
 
+    family = "convolution"
     param = "convolution_param"
     origin = MOBILE + " (farmingyard/caffe-mobilenet)"
     checked_against = ("farmingyard/caffe-mobilenet conv_dw_layer.cpp (ConvolutionDepthwiseLayer; "
@@ -469,6 +472,7 @@ class Convolution3D(Layer):
     filters only (each group still reads all C channels), so the result is one plain 3-D
     convolution whatever filter_group says."""
 
+    family = "convolution"
     param = "convolution_param"
     fork_defaults = C3D_DEFAULTS
     origin = C3D_ORIGIN

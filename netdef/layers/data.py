@@ -20,6 +20,7 @@ def _shape(blob_shape) -> tuple:
 
 
 class Source(Layer):
+    family = "data"
     source = True
     bottoms = (0, 0)
     tops = (1, 2)
@@ -244,6 +245,7 @@ class HDF5Data(Source):
 class Parameter(Layer):
     """Exposes one learnable blob of the given shape as its top."""
 
+    family = "data"
     param = "parameter_param"
     bottoms = (0, 0)
     tops = (1, 1)
@@ -280,6 +282,7 @@ class Python(Layer):
 
 @register("Filter")
 class Filter(Layer):
+    family = "shape"
     bottoms = (2, None)
     tops = (1, None)
     opaque = "its output batch size depends on the selector values"

@@ -7,6 +7,7 @@ from .base import Layer, bad, canonical_axis, count, fork_filler, prod, register
 
 @register("InnerProduct")
 class InnerProduct(Layer):
+    family = "dense"
     param = "inner_product_param"
 
     def check(self, node, diags):
@@ -61,10 +62,9 @@ class InnerProduct(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Gemm over the input flattened at `axis` (transB unless `transpose`)."""
-        from ..export import lower as ops
         shape = g.in_shape(0)
         ip = node.param.inner_product_param
-        axis = ops.axis_index(node, ip.axis, len(shape))
+        axis = canonical_axis(node, ip.axis, shape)
         x = g.x(0)
         if len(shape) != 2 or axis != 1:
             x = g.op("Flatten", [x], g.tmp("flatten"), axis=axis)
@@ -79,6 +79,7 @@ class InnerProduct(Layer):
 
 @register("Embed")
 class Embed(Layer):
+    family = "dense"
     param = "embed_param"
 
     def check(self, node, diags):
@@ -129,6 +130,7 @@ class MarginInnerProduct(Layer):
     (the fork's proto): num_output, type (SINGLE/DOUBLE/TRIPLE/QUADRUPLE), weight_filler, base,
     gamma, power, iteration, lambda_min, axis [default 1]."""
 
+    family = "dense"
     bottoms = (2, 2)
     tops = (1, 2)
     compares = True

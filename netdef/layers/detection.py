@@ -44,22 +44,19 @@ FLT_MAX = 3.4028234663852886e+38   # float(np.finfo(np.float32).max), without im
 def _f32(g, value, suffix: str) -> str:
     """A float32 constant whatever the compute type (the detection post-processing runs in
     float32: onnxruntime's NonMaxSuppression takes float32 boxes only)."""
-    arr = np.asarray(value, dtype=np.float32)
-    return g.ex.add_init(f"{g.node.name}.{suffix}", arr.shape, np.float32, lambda: arr)
+    return g.const(value, suffix, float32=True)
 
 
 def _to_f32(g, x: str) -> str:
     if not g.fp16:
         return x
-    from ..export.onnx_proto import TensorProto
-    return g.op("Cast", [x], g.tmp("to_float32"), to=TensorProto.FLOAT)
+    return g.op("Cast", [x], g.tmp("to_float32"), to=g.FLOAT)
 
 
 def _from_f32(g, x: str, out: str) -> str:
     if not g.fp16:
         return g.op("Identity", [x], out)
-    from ..export.onnx_proto import TensorProto
-    return g.op("Cast", [x], out, to=TensorProto.FLOAT16)
+    return g.op("Cast", [x], out, to=g.FLOAT16)
 
 
 def _flag(v) -> bool:
@@ -70,6 +67,7 @@ def _flag(v) -> bool:
 
 @register("Permute")
 class Permute(Layer):
+    family = "shape"
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/permute_layer.cpp"
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
@@ -111,6 +109,7 @@ _NORMALIZE = {"across_spatial": True, "channel_shared": True, "eps": 1e-10}
 
 @register("Normalize")
 class Normalize(Layer):
+    family = "normalisation"
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/normalize_layer.cpp"
     fork_defaults = _NORMALIZE
     elementwise = True
@@ -288,6 +287,7 @@ def prior_boxes(spec: PriorSpec, layer_h: int, layer_w: int, image_h: int, image
 class PriorBox(Layer):
     """SSD's default boxes for one feature map. They depend only on the shapes of the bottoms,
     so the export holds them as a constant."""
+    family = "shape"
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/prior_box_layer.cpp and caffe.proto"
     fork_defaults = _PRIOR_BOX
 
@@ -396,6 +396,7 @@ def _legacy(shape, axis: int) -> int:
 class DetectionOutput(Layer):
     """SSD's NMS head. Its row count depends on the data; like Caffe's setup, netdef reports one
     row of 7 values (image, label, score, xmin, ymin, xmax, ymax)."""
+    family = "shape"
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/detection_output_layer.cpp, src/caffe/util/bbox_util.cpp; onnxruntime non_max_suppression.cc"
     fork_defaults = _DETECTION_OUTPUT
 
@@ -446,14 +447,13 @@ def lower_detection_output(node, g, spec: DetectionSpec):
     # first) and onnxruntime's NonMaxSuppression pops them from a heap in no fixed order, so
     # rows of equal score may come out swapped (the set of boxes kept is the same unless the
     # tie decides an overlap or a keep_top_k cut).
-    from ..export.onnx import NO_LOWERING_NOTE
     if not spec.share_location:
         g.fail("share_location: false (a box per class) has no lowering yet",
-               notes=[NO_LOWERING_NOTE])
+               notes=[g.NO_LOWERING_NOTE])
     if spec.eta < 1:
         g.fail(f"adaptive NMS (nms_param.eta {spec.eta} < 1) changes the threshold as boxes are kept; "
                "ONNX NonMaxSuppression has one fixed threshold",
-               notes=[NO_LOWERING_NOTE])
+               notes=[g.NO_LOWERING_NOTE])
     if any(any(g.in_dyn(i)) for i in range(3)):
         g.fail("DetectionOutput is exported for a fixed batch", notes=["export with --batch N"])
     n = g.in_shape(0)[0]
@@ -576,6 +576,7 @@ def lower_detection_output(node, g, spec: DetectionSpec):
 @register("ROIPooling")
 class ROIPooling(Layer):
     """Fast R-CNN: max-pool each region of interest (bottom 1 rows) to pooled_h x pooled_w."""
+    family = "pooling"
     checked_against = "rbgirshick/caffe-fast-rcnn src/caffe/layers/roi_pooling_layer.cpp; onnxruntime roi_pool.cc"
     # ROIPoolingParameter (rbgirshick/caffe-fast-rcnn caffe.proto): pooled_h = 1 [0],
     # pooled_w = 2 [0], spatial_scale = 3 [1].
@@ -625,6 +626,7 @@ class ROIPooling(Layer):
 class PSROIPooling(Layer):
     """R-FCN's position-sensitive average pooling: bin (i, j) of output channel k averages input
     channel (k * group + i) * group + j over the bin."""
+    family = "pooling"
     checked_against = "daijifeng001/caffe-rfcn src/caffe/layers/psroi_pooling_layer.cpp and caffe.proto"
 
     bottoms = (2, 2)
@@ -667,12 +669,11 @@ class PSROIPooling(Layer):
         lose nothing), gathered at the bin corners Caffe computes: corners round()ed (halves away
         from zero) before scaling, end + 1, size at least 0.1, bin edges floor/ceil of float
         products, clipped to the map; the mean over the bin, 0 for an empty one."""
-        from ..export.onnx_proto import TensorProto
         scale, out_dim, group = self.spec(node)
         n, c, h, w = g.in_shape(0)
         if any(g.in_dyn(0)):
             g.fail("PSROIPooling is exported for a fixed batch", notes=["export with --batch N"])
-        x = g.op("Cast", [g.x(0)], g.tmp("f64"), to=TensorProto.DOUBLE)
+        x = g.op("Cast", [g.x(0)], g.tmp("f64"), to=g.DOUBLE)
         x = g.op("Pad", [x, g.ints([0, 0, 1, 1, 0, 0, 0, 0], "sat_pads")], g.tmp("padded"), mode="constant")
         x = g.op("CumSum", [x, g.ints(2, "axis_h")], g.tmp("cum_h"))
         sat = g.op("CumSum", [x, g.ints(3, "axis_w")], g.tmp("sat"))                     # (N, C, H+1, W+1)
@@ -714,7 +715,7 @@ class PSROIPooling(Layer):
         he = edge(bin_h, start_h, steps1, "Ceil", "he", h)
         ws = edge(bin_w, start_w, steps, "Floor", "ws", w)
         we = edge(bin_w, start_w, steps1, "Ceil", "we", w)
-        i64 = TensorProto.INT64
+        i64 = g.INT64
         hs, he, ws, we = (g.op("Cast", [v], g.tmp(f"{t}_i"), to=i64) for v, t in
                           ((hs, "hs"), (he, "he"), (ws, "ws"), (we, "we")))
         batch = g.op("Cast", [cols[0]], g.tmp("batch_i"), to=i64)                                # (R, 1)
@@ -740,19 +741,20 @@ class PSROIPooling(Layer):
                              g.op("Sub", [at(hs4, ws4, "d"), at(he4, ws4, "c")], g.tmp("dc"))], g.tmp("bin_sum"))
         dh = g.op("Sub", [he4, hs4], g.tmp("dh"))
         dw = g.op("Sub", [we4, ws4], g.tmp("dw"))
-        area = g.op("Cast", [g.op("Mul", [dh, dw], g.tmp("area_i"))], g.tmp("area"), to=TensorProto.DOUBLE)
+        area = g.op("Cast", [g.op("Mul", [dh, dw], g.tmp("area_i"))], g.tmp("area"), to=g.DOUBLE)
         empty = g.op("Or", [g.op("LessOrEqual", [he4, hs4], g.tmp("eh")), g.op("LessOrEqual", [we4, ws4], g.tmp("ew"))],
                      g.tmp("empty"))
-        safe = g.op("Max", [area, g.op("Cast", [_f32(g, 1.0, "one_d")], g.tmp("one64"), to=TensorProto.DOUBLE)],
+        safe = g.op("Max", [area, g.op("Cast", [_f32(g, 1.0, "one_d")], g.tmp("one64"), to=g.DOUBLE)],
                     g.tmp("safe_area"))
         mean = g.op("Div", [total, safe], g.tmp("mean"))
-        zero = g.op("Cast", [_f32(g, 0.0, "zero_d")], g.tmp("zero64"), to=TensorProto.DOUBLE)
+        zero = g.op("Cast", [_f32(g, 0.0, "zero_d")], g.tmp("zero64"), to=g.DOUBLE)
         mean = g.op("Where", [empty, zero, mean], g.tmp("mean_or_0"))
         g.cast_float(mean, g.y(0))
 
 
 @register("SmoothL1Loss")
 class SmoothL1Loss(Layer):
+    family = "loss"
     loss = True
     auto_tops = True  # a LossLayer subclass in its fork
     bottoms = (2, 4)
@@ -770,6 +772,7 @@ class SmoothL1Loss(Layer):
 
 @register("MultiBoxLoss")
 class MultiBoxLoss(Layer):
+    family = "loss"
     loss = True
     auto_tops = True  # a LossLayer subclass in its fork
     bottoms = (4, 4)
@@ -785,6 +788,7 @@ class MultiBoxLoss(Layer):
 class Proposal(Layer):
     """The C++ ports of Faster R-CNN's proposal layer (e.g. the vendor collections' Caffe):
     anchors, NMS and the best post_nms_topn regions, one (0, x1, y1, x2, y2) row each."""
+    family = "shape"
     checked_against = "several forks' src/caffe/layers/proposal_layer.cpp (each writes one row per region it keeps)"
 
     bottoms = (3, 3)
@@ -794,6 +798,11 @@ class Proposal(Layer):
 
 @register("DetectionEvaluate")
 class DetectionEvaluate(Layer):
+    # SSD's evaluation of the detections against the ground-truth boxes (weiliu89/caffe, branch
+    # ssd: src/caffe/layers/detection_evaluate_layer.cpp reads the labels from bottom 1): a
+    # metric of the TEST phase, like Accuracy, so a deployed net leaves it out.
+    family = "loss"
+    training_only = True
     bottoms = (2, 3)
     opaque = "its output has one row per detection, a number known only from the data"
 
@@ -810,6 +819,7 @@ class Region(Layer):
     """YOLOv2's region activation (openvinotoolkit/training_toolbox_caffe region_layer.cpp): per
     anchor, logistic on x, y and the objectness, softmax over the classes; the top has the
     bottom's shape."""
+    family = "activation"
     checked_against = "openvinotoolkit/training_toolbox_caffe src/caffe/layers/region_layer.cpp and caffe.proto"
     fork_defaults = _REGION
 
@@ -921,6 +931,7 @@ def yolo_spec(node, v3: bool, n_bottoms: int) -> YoloSpec:
 
 
 class _YoloOutput(Layer):
+    family = "shape"
     v3 = False
     bottoms = (1, None)
 

@@ -72,6 +72,7 @@ class Flip(Layer):
     the height index reversed when flip_height, over num/channels/height/width (the legacy
     accessors: at most 4 axes, missing ones read as 1, so a 2-D blob is copied unchanged)."""
 
+    family = "shape"
     fork_defaults = FLIP_DEFAULTS
     origin = forks.FACE
     checked_against = "happynear/caffe-windows src/caffe/layers/flip_layer.cpp and caffe.proto (FlipParameter)"
@@ -125,6 +126,7 @@ class FaceNormalize(Layer):
     width). Forward: at each (n, h, w), norm = sqrt(sum over c of x^2 + 1e-6) for L2, sum of |x|
     + 1e-6 for L1; top = x / norm. No parameter blob."""
 
+    family = "normalisation"
     fork_defaults = NORMALIZE_DEFAULTS
     tops = (1, 2)
     variant = "with normalize_param"
@@ -227,6 +229,7 @@ class CosinAddm(Layer):
     1 counts as 1), or cos - m*sin(m) when cos <= cos(pi - m). It reads the labels, so a deploy
     graph leaves it out, as it does losses."""
 
+    family = "loss"
     fork_defaults = COSIN_ADD_M_DEFAULTS
     bottoms = (2, 2)
     compares = True
@@ -300,6 +303,7 @@ class LargeMarginInnerProduct(Layer):
     writes top 1 unconditionally, lambda, shape (1,), so the layer needs both tops. Its forward
     reads the labels and an iteration counter: a training layer, left out of a deploy graph."""
 
+    family = "dense"
     fork_defaults = LARGE_MARGIN_DEFAULTS
     bottoms = (2, 2)
     tops = (2, 2)

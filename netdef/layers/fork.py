@@ -99,6 +99,7 @@ def synopsys_pads(node, message: str):
 
 
 class ForkSource(Layer):
+    family = "data"
     source = True
     bottoms = (0, 0)
     tops = (1, None)

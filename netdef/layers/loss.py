@@ -13,6 +13,7 @@ SCALAR = ()
 
 
 class Loss(Layer):
+    family = "loss"
     loss = True
     # LossLayer::AutoTopBlobs: a loss written without a top still gets its scalar, in a blob
     # Net::Init names "(automatic)" and keeps out of the blobs later layers may read.
@@ -114,8 +115,10 @@ class ContrastiveLoss(Loss):
 
 @register("Accuracy")
 class Accuracy(Layer):
+    family = "loss"
     param = "accuracy_param"
     compares = True
+    training_only = True        # compares with labels, which a deployed net does not have
     bottoms = (2, 2)
     tops = (1, 2)
 
@@ -140,9 +143,11 @@ class Accuracy(Layer):
 class Silence(Layer):
     """Consumes blobs so that they are not net outputs; produces nothing."""
 
+    family = "shape"
     bottoms = (1, None)
     tops = (0, 0)
     sink = True
+    training_only = True        # computes nothing
 
     def infer_shapes(self, node, in_shapes):
         return []
@@ -153,10 +158,12 @@ class Silence(Layer):
 
 @register("HDF5Output")
 class HDF5Output(Layer):
+    family = "shape"
     param = "hdf5_output_param"
     bottoms = (2, 2)
     tops = (0, 0)
     sink = True
+    training_only = True        # writes its bottoms to a file; no tops
 
     def infer_shapes(self, node, in_shapes):
         return []
@@ -173,6 +180,7 @@ class SegAccuracy(Layer):
     metric over predictions and a label map; reports one row of accuracy figures. Not part of a
     deployed net: export and the reference leave it out, as they do Accuracy."""
 
+    family = "loss"
     bottoms = (2, 2)
     compares = True
     origin = "the DeepLab fork of Caffe (deeplab-public; also hszhao/PSPNet)"
@@ -189,6 +197,7 @@ class MatWrite(Layer):
     """DeepLab's MatWrite (hszhao/PSPNet src/caffe/layers/mat_write_layer.cpp): writes its
     bottoms to .mat files every `period` iterations; no tops, nothing to deploy."""
 
+    family = "shape"
     bottoms = (1, None)
     tops = (0, 0)
     sink = True
@@ -211,6 +220,7 @@ class CenterLoss(Layer):
     the features, filled by center_filler. center_loss_param: num_output, center_filler, axis
     [default 1]. Training only: export and verify leave it out."""
 
+    family = "loss"
     loss = True
     auto_tops = True
     bottoms = (2, 2)

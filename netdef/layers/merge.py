@@ -49,6 +49,7 @@ def _check_axis_conflict(node, field, legacy, diags):
 
 @register("Concat")
 class Concat(Layer):
+    family = "merge"
     param = "concat_param"
     bottoms = (1, None)
 
@@ -87,6 +88,7 @@ class Concat(Layer):
 
 @register("Slice")
 class Slice(Layer):
+    family = "merge"
     param = "slice_param"
     tops = (1, None)
 
@@ -153,6 +155,7 @@ class Slice(Layer):
 
 @register("Split")
 class Split(Layer):
+    family = "merge"
     tops = (1, None)
     elementwise = True
 
@@ -167,6 +170,7 @@ class Split(Layer):
 
 @register("Eltwise")
 class Eltwise(Layer):
+    family = "merge"
     param = "eltwise_param"
     bottoms = (2, None)
 
@@ -242,6 +246,7 @@ def crop_offsets(node, shape) -> tuple[int, list[int]]:
 
 @register("Crop")
 class Crop(Layer):
+    family = "merge"
     param = "crop_param"
     bottoms = (2, 2)
 
@@ -300,6 +305,7 @@ class Axpy(Layer):
     first two axes equal x's, a 4-D a is 1x1 spatially, y has x's shape; top is shaped like x;
     no parameters."""
 
+    family = "merge"
     bottoms = (3, 3)
     origin = "the SENet fork of Caffe (hujie-frank/SENet)"
     checked_against = "hujie-frank/SENet src/caffe/layers/axpy_layer.cpp"
@@ -339,6 +345,7 @@ class Mul(Layer):
     """Elementwise product of two bottoms with NumPy-style broadcasting (axes aligned at the
     end, each pair equal or 1); the top takes the larger size of each axis."""
 
+    family = "merge"
     bottoms = (2, 2)
     origin = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe)"
     # foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/mul_layer.cpp: Reshape

@@ -15,6 +15,7 @@ def _constant(value: float):
 
 @register("LRN")
 class LRN(Layer):
+    family = "normalisation"
     param = "lrn_param"
     elementwise = True
 
@@ -68,6 +69,7 @@ def eps_before_sqrt(node) -> bool:
 
 @register("BatchNorm")
 class BatchNorm(Layer):
+    family = "normalisation"
     param = "batch_norm_param"
     fork_defaults = {"add_eps_before_sqrt": True}  # Synopsys' field; true is BVLC's rule
     elementwise = True
@@ -99,12 +101,11 @@ class BatchNorm(Layer):
 
     def to_onnx(self, node, g):
         """ONNX BatchNormalization with the stored statistics (or batch statistics)."""
-        from ..export import lower as ops
         import numpy as np
         p = node.param.batch_norm_param
         shape = g.in_shape(0)
         c = shape[1] if len(shape) > 1 else 1
-        if not ops.use_global_stats(node, g.phase):
+        if not self.use_global_stats(node, g.phase):
             # use_global_stats: false normalises with the batch's own statistics, even at TEST.
             axes = [i for i in range(len(shape)) if i != 1]
             mean = g.reduce("ReduceMean", g.x(0), axes, 1)
@@ -116,7 +117,7 @@ class BatchNorm(Layer):
                 den = g.op("Add", [g.op("Sqrt", [var], g.tmp("std")), g.const(p.eps, "eps")], g.tmp("std_eps"))
             g.op("Div", [d, den], g.y(0))
             return
-        mean, var = ops.bn_stats(g)
+        mean, var = (s.astype(np.float32) for s in self.statistics(g.blob(0), g.blob(1), g.blob(2)))
         if len(shape) < 2:
             g.fail("BatchNorm of a 1-D blob")
         eps = p.eps
@@ -126,6 +127,36 @@ class BatchNorm(Layer):
             eps = 0.0
         g.op("BatchNormalization", [g.x(0), g.const(np.ones(c), "gamma"), g.const(np.zeros(c), "beta"),
                                     g.const(mean, "mean"), g.const(var, "var")], g.y(0), epsilon=eps)
+
+    # -- folding into the convolution / inner product before it (export) ---------------------
+    @staticmethod
+    def use_global_stats(node, phase: str = "TEST") -> bool:
+        """BatchNormLayer: the stored statistics unless use_global_stats says otherwise; its
+        default follows the phase (TEST: stored, TRAIN: the batch's own)."""
+        p = node.param.batch_norm_param
+        return p.use_global_stats if p.HasField("use_global_stats") else phase == "TEST"
+
+    @staticmethod
+    def statistics(sum_mean, sum_var, factor):
+        """Mean and variance as BatchNormLayer uses them (float64): the stored sums scaled by
+        1 / blob 2, where a factor of 0 means 0 (not infinity)."""
+        import numpy as np
+        f = float(np.asarray(factor).reshape(-1)[0])
+        k = 0.0 if f == 0 else 1.0 / f
+        return np.asarray(sum_mean).astype(np.float64) * k, np.asarray(sum_var).astype(np.float64) * k
+
+    def foldable(self, node, phase: str = "TEST") -> bool:
+        """With the stored statistics, y = (x - mean) / sqrt(var + eps) is per channel affine."""
+        return _fold_shape_ok(node) and self.use_global_stats(node, phase)
+
+    def fold(self, node, blobs, a, c):
+        """(a, c) of y = a * x + c composed with this layer: a / sd, (c - mean) / sd, with
+        sd = sqrt(var + eps), or sqrt(var) + eps in Synopsys' fork (eps_before_sqrt)."""
+        import numpy as np
+        mean, var = self.statistics(*blobs[:3])
+        eps = float(np.float32(node.param.batch_norm_param.eps))
+        inv = 1.0 / (np.sqrt(var + eps) if eps_before_sqrt(node) else np.sqrt(var) + eps)
+        return a * inv, (c - mean) * inv
 
 
 def affine_shape(node, field: str, in_shapes) -> tuple:
@@ -160,8 +191,22 @@ def check_broadcast(node, field: str, shape, other) -> None:
                        f"{fmt_shape(shape[axis:axis + len(other)])}"])
 
 
+def affine_axis(node, g, field):
+    """(axis, parameter shape) of Scale/Bias with one bottom, lowering: shape[axis : axis + num_axes]."""
+    pshape = g.blob_shape(0)
+    if not pshape:
+        return 0, ()
+    return canonical_axis(node, getattr(node.param, field).axis, g.in_shape(0)), pshape
+
+
+def bcast_shape(pshape, axis, rank):
+    """The parameter shape padded with 1s to broadcast from `axis` of a rank-`rank` blob."""
+    return tuple(pshape) + (1,) * (rank - axis - len(pshape))
+
+
 @register("Scale")
 class Scale(Layer):
+    family = "normalisation"
     param = "scale_param"
     bottoms = (1, 2)
     elementwise = True
@@ -194,26 +239,25 @@ class Scale(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Mul (and Add) broadcast from `axis`, or by the second bottom."""
-        from ..export import lower as ops
         p = node.param.scale_param
         rank = len(g.in_shape(0))
         if g.n_in > 1:
             s_shape = g.in_shape(1)
-            axis = ops.axis_index(node, p.axis, rank) if s_shape else 0
+            axis = canonical_axis(node, p.axis, g.in_shape(0)) if s_shape else 0
             trail = rank - axis - len(s_shape)
             s = g.x(1)
             if trail:
                 # Reshape with 0 copies the second bottom's own dims (dynamic batch safe).
                 s = g.op("Reshape", [s, g.ints([0] * len(s_shape) + [1] * trail, "scale_shape")], g.tmp("scale_b"))
-            bias_shape = ops.bcast_shape(s_shape, axis, rank)
+            bias_shape = bcast_shape(s_shape, axis, rank)
             if p.bias_term:
                 y = g.op("Mul", [g.x(0), s], g.tmp("mul"))
                 g.op("Add", [y, g.param(0, "bias", bias_shape)], g.y(0))
             else:
                 g.op("Mul", [g.x(0), s], g.y(0))
             return
-        axis, pshape = ops.affine_axis(node, g, "scale_param")
-        b = ops.bcast_shape(pshape, axis, rank)
+        axis, pshape = affine_axis(node, g, "scale_param")
+        b = bcast_shape(pshape, axis, rank)
         s = g.param(0, "scale", b)
         if p.bias_term:
             y = g.op("Mul", [g.x(0), s], g.tmp("mul"))
@@ -221,9 +265,28 @@ class Scale(Layer):
         else:
             g.op("Mul", [g.x(0), s], g.y(0))
 
+    # -- folding into the convolution / inner product before it (export) ---------------------
+    def foldable(self, node, phase: str = "TEST") -> bool:
+        """One bottom, and a (C,) scale over the channel axis only."""
+        if not _fold_shape_ok(node):
+            return False
+        shape = node.inputs[0].meta["shape"]
+        blobs = node.meta.get("blobs") or []
+        return bool(blobs) and tuple(blobs[0]) == (shape[1],) and \
+            canonical_axis(node, node.param.scale_param.axis, shape) == 1
+
+    def fold(self, node, blobs, a, c):
+        """(a, c) of y = a * x + c composed with this layer: a * s, c * s (+ bias)."""
+        s = blobs[0].reshape(-1)
+        a, c = a * s, c * s
+        if node.param.scale_param.bias_term:
+            c = c + blobs[1].reshape(-1)
+        return a, c
+
 
 @register("Bias")
 class Bias(Layer):
+    family = "normalisation"
     param = "bias_param"
     bottoms = (1, 2)
     elementwise = True
@@ -248,24 +311,24 @@ class Bias(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Add broadcast from `axis`, or of the second bottom."""
-        from ..export import lower as ops
         p = node.param.bias_param
         rank = len(g.in_shape(0))
         if g.n_in > 1:
             b_shape = g.in_shape(1)
-            axis = ops.axis_index(node, p.axis, rank) if b_shape else 0
+            axis = canonical_axis(node, p.axis, g.in_shape(0)) if b_shape else 0
             trail = rank - axis - len(b_shape)
             b = g.x(1)
             if trail:
                 b = g.op("Reshape", [b, g.ints([0] * len(b_shape) + [1] * trail, "bias_shape")], g.tmp("bias_b"))
             g.op("Add", [g.x(0), b], g.y(0))
             return
-        axis, pshape = ops.affine_axis(node, g, "bias_param")
-        g.op("Add", [g.x(0), g.param(0, "bias", ops.bcast_shape(pshape, axis, rank))], g.y(0))
+        axis, pshape = affine_axis(node, g, "bias_param")
+        g.op("Add", [g.x(0), g.param(0, "bias", bcast_shape(pshape, axis, rank))], g.y(0))
 
 
 @register("MVN")
 class MVN(Layer):
+    family = "normalisation"
     param = "mvn_param"
     elementwise = True
 
@@ -320,6 +383,7 @@ class BN(Layer):
     keeps (1, C) blobs and stores the inverse standard deviation in blob 3; the definition alone
     cannot tell the two apart."""
 
+    family = "normalisation"
     elementwise = True
     fork_defaults = _BN
     origin = "the SegNet fork (alexgkendall/caffe-segnet) and the PSPNet/yjxiong forks"
@@ -389,3 +453,71 @@ class BN(Layer):
             x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))
         scaled = g.op("Mul", [x, g.param(0, "scale", shape)], g.tmp("scaled"))
         g.op("Add", [scaled, g.param(1, "shift", shape)], g.y(0))
+
+
+# --- folding BatchNorm / Scale into the layer before (export) --------------------------------
+# The exporter asks a layer that follows a convolution / inner product whether it folds
+# (impl.foldable) and composes the absorbed layers' per-channel y = a * x + c (impl.fold);
+# folded_blobs rewrites the target's weights lazily: W' = W * a, b' = b * a + c.
+
+FOLD_TARGETS = ("Convolution", "Deconvolution", "InnerProduct")
+
+
+def _fold_shape_ok(node) -> bool:
+    if len(node.inputs) != 1 or len(node.outputs) != 1:
+        return False
+    shape = node.inputs[0].meta.get("shape")
+    return bool(shape) and len(shape) >= 2
+
+
+def fold_target_ok(node) -> bool:
+    """A layer the ones after it can fold into: its output channels are axis 1."""
+    if node.type not in FOLD_TARGETS or node.outputs[0].meta.get("shape") is None:
+        return False
+    if getattr(node.impl, "variant", ""):
+        return False        # a fork's variant (InnerProduct normalize: true rescales its weights)
+    shape = node.inputs[0].meta.get("shape")
+    if node.type == "InnerProduct":
+        return shape is not None and canonical_axis(node, node.param.inner_product_param.axis, shape) == 1
+    return node.param.convolution_param.axis in (1, -len(shape or (0, 0)) + 1)
+
+
+def _channel_view(target, w):
+    """Broadcast shape for a per-output-channel factor on this layer's weight."""
+    if target.type == "Convolution":
+        return (-1,) + (1,) * (w.ndim - 1)
+    if target.type == "InnerProduct":
+        return (1, -1) if target.param.inner_product_param.transpose else (-1, 1)
+    return None  # Deconvolution: handled by the caller (groups interleave the axes)
+
+
+def folded_blobs(target, absorbed, target_blobs, absorbed_blobs) -> list:
+    """The target's [weight, bias] after absorbing `absorbed` (in order), as thunks: the blobs
+    (lists of thunks returning arrays) are read only when a thunk is called."""
+    import numpy as np
+    n_out = target.outputs[0].meta["shape"][1]
+
+    def coefficients():
+        a = np.ones(n_out, np.float64)
+        c = np.zeros(n_out, np.float64)
+        for node, thunks in zip(absorbed, absorbed_blobs):
+            a, c = node.impl.fold(node, [np.asarray(t(), np.float64) for t in thunks], a, c)
+        return a, c
+
+    def weight():
+        a, _ = coefficients()
+        w = np.asarray(target_blobs[0](), np.float32)
+        if target.type == "Deconvolution":
+            grp = target.param.convolution_param.group
+            cin = w.shape[0]
+            wg = w.reshape(grp, cin // grp, w.shape[1], *w.shape[2:])
+            f = a.reshape(grp, 1, w.shape[1], *(1,) * (w.ndim - 2))
+            return (wg * f).astype(np.float32).reshape(w.shape)
+        return (w * a.reshape(_channel_view(target, w))).astype(np.float32)
+
+    def bias():
+        a, c = coefficients()
+        b = np.asarray(target_blobs[1](), np.float64).reshape(-1) if len(target_blobs) > 1 else np.zeros(n_out)
+        return (b * a + c).astype(np.float32)
+
+    return [weight, bias]

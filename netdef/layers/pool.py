@@ -156,6 +156,7 @@ def pool_output(node, shape, g: PoolGeometry, field="pooling_param") -> tuple:
 
 @register("Pooling")
 class Pooling(Layer):
+    family = "pooling"
     param = "pooling_param"
     bottoms = (1, 1)
 
@@ -233,8 +234,7 @@ class Pooling(Layer):
                                          detail=detail, notes=["exporters must reproduce this with ceil_mode=1"]))
 
     def to_onnx(self, node, g):
-        """ONNX MaxPool / AveragePool with Caffe's geometry (see lower.pool)."""
-        from ..export import lower as ops
+        """ONNX MaxPool / AveragePool with Caffe's geometry (see Lowering.pool)."""
         from ..proto import pb
         shape = g.in_shape(0)
         geo = geometry(node, shape)
@@ -251,28 +251,26 @@ class Pooling(Layer):
         if geo.global_ and pp.pool != pb.PoolingParameter.STOCHASTIC:
             g.op("GlobalMaxPool" if pp.pool == pb.PoolingParameter.MAX else "GlobalAveragePool", [g.x(0)], g.y(0))
             return
-        ops.pool(g, g.x(0), g.y(0), pp.pool, geo.kernel, geo.stride, geo.pad, shape[2:], g.out_shape(0)[2:])
+        g.pool(g.x(0), g.y(0), pp.pool, geo.kernel, geo.stride, geo.pad, shape[2:], g.out_shape(0)[2:])
 
 
 def _pool_synopsys(g, pool, geo, in_hw, out_hw):
     """Synopsys' pooling (pooling_layer.cpp Forward_cpu): MAX takes the window clipped to the
     input; AVE divides by the window clipped to the padded frame [-t, H + b); AVE_EXC_PAD by
-    its input cells only. MAX and AVE become Caffe's unpadded pooling (lower.pool) of the input
+    its input cells only. MAX and AVE become Caffe's unpadded pooling (g.pool) of the input
     padded with pad_t/pad_l/pad_b/pad_r (-FLT_MAX for MAX, zeros for AVE); AVE_EXC_PAD is
     AveragePool with count_include_pad=0 and the round-up overhang as end padding."""
-    from ..export import lower as ops
-    from ..export.lower import _crop_hw, _fit_end
     t, l = geo.pad
     b, r = geo.pad_end
     if pool == AVE_EXC_PAD:
         ends, crops = [], []
         for i in range(2):
-            e, c = _fit_end(in_hw[i], geo.pad[i], out_hw[i], geo.kernel[i], geo.stride[i])
+            e, c = g.fit_end(in_hw[i], geo.pad[i], out_hw[i], geo.kernel[i], geo.stride[i])
             ends.append(e)
             crops.append(c)
         if t >= geo.kernel[0] or l >= geo.kernel[1] or ends[0] >= geo.kernel[0] or ends[1] >= geo.kernel[1]:
             g.fail("a pooling window lies wholly in the padding; ONNX pools refuse padding as large as the kernel")
-        x = _crop_hw(g, g.x(0), crops, "exc_crop") if any(c is not None for c in crops) else g.x(0)
+        x = g.crop_hw(g.x(0), crops, "exc_crop") if any(c is not None for c in crops) else g.x(0)
         return g.op("AveragePool", [x], g.y(0), kernel_shape=list(geo.kernel), strides=list(geo.stride),
                     pads=[t, l, ends[0], ends[1]], count_include_pad=0)
     x = g.x(0)
@@ -280,7 +278,7 @@ def _pool_synopsys(g, pool, geo, in_hw, out_hw):
         fill = g.const(-3.4028234663852886e38 if pool == P.MAX else 0.0, "pad_value")
         x = g.op("Pad", [x, g.ints([0, 0, t, l, 0, 0, b, r], "pads"), fill], g.tmp("padded"), mode="constant")
     hw = [in_hw[0] + t + b, in_hw[1] + l + r]
-    return ops.pool(g, x, g.y(0), pool, geo.kernel, geo.stride, [0, 0], hw, out_hw)
+    return g.pool(x, g.y(0), pool, geo.kernel, geo.stride, [0, 0], hw, out_hw)
 
 
 def spp_level(node, shape, level: int) -> PoolGeometry:
@@ -296,6 +294,7 @@ def spp_level(node, shape, level: int) -> PoolGeometry:
 
 @register("SPP")
 class SPP(Layer):
+    family = "pooling"
     param = "spp_param"
 
     def check(self, node, diags):
@@ -342,7 +341,6 @@ class SPP(Layer):
 
     def to_onnx(self, node, g):
         """One Caffe pooling per pyramid level, flattened and concatenated."""
-        from ..export import lower as ops
         from ..proto import pb
         shape = g.in_shape(0)
         sp = node.param.spp_param
@@ -352,11 +350,11 @@ class SPP(Layer):
         if len(levels) == 1:
             # One level is SPPLayer's plain pooling layer: the 4-D result, not flattened.
             geo, out = levels[0]
-            ops.pool(g, g.x(0), g.y(0), method, geo.kernel, geo.stride, geo.pad, shape[2:], out[2:])
+            g.pool(g.x(0), g.y(0), method, geo.kernel, geo.stride, geo.pad, shape[2:], out[2:])
             return
         flat = []
         for lv, (geo, out) in enumerate(levels):
-            p = ops.pool(g, g.x(0), g.tmp(f"level{lv}"), method, geo.kernel, geo.stride, geo.pad, shape[2:], out[2:], f"level{lv}")
+            p = g.pool(g.x(0), g.tmp(f"level{lv}"), method, geo.kernel, geo.stride, geo.pad, shape[2:], out[2:], f"level{lv}")
             flat.append(g.op("Flatten", [p], g.tmp(f"level{lv}_flat"), axis=1))
         g.op("Concat", flat, g.y(0), axis=1)
 
@@ -371,6 +369,7 @@ class Pooling3D(Layer):
     of the last window; pad only for AVE. MAX takes each window clipped to the input; AVE sums
     the clipped window and divides by the window clipped to the padded frame (the length to L)."""
 
+    family = "pooling"
     param = "pooling_param"
     fork_defaults = C3D_DEFAULTS
     origin = "the C3D fork of Caffe (facebook/C3D)"

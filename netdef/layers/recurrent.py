@@ -16,6 +16,7 @@ from .base import Layer, bad, count, fmt_shape, register
 
 
 class Recurrent(Layer):
+    family = "recurrent"
     param = "recurrent_param"
     time_major = True
     states = 1        # recurrent state blobs (h; LSTM adds c)
@@ -181,6 +182,7 @@ class LSTMUnit(Layer):
     """One LSTM timestep, as the unrolled LSTM uses it. Bottoms: c_prev (1, N, D), the gate
     inputs (1, N, 4D), cont (1, N); tops: c and h, both (1, N, D)."""
 
+    family = "recurrent"
     bottoms = (3, 3)
     tops = (2, 2)
     time_major = True

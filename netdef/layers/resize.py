@@ -28,6 +28,7 @@ class Upsample(Layer):
     """SegNet's max-unpooling (bottoms: data, pooling mask); one-bottom ports scale by nearest
     neighbour. Output: upsample_h/w if given, else H*scale_h - pad_out_h (SegNet)."""
 
+    family = "resize"
     bottoms = (1, 2)
     fork_defaults = _UPSAMPLE
     origin = SEGNET + "; one-bottom nearest-neighbour form: darknet2caffe ports (YOLOv3)"
@@ -93,18 +94,17 @@ class Upsample(Layer):
             g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="nearest",
                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
             return
-        from ..export.onnx_proto import TensorProto
         flat = g.op("Reshape", [g.x(0), g.ints([0, 0, -1], "flat")], g.tmp("values"))
         idx = g.op("Cast", [g.op("Reshape", [g.x(1), g.ints([0, 0, -1], "flat_mask")], g.tmp("mask"))],
-                   g.tmp("index"), to=TensorProto.INT64)
+                   g.tmp("index"), to=g.INT64)
         zshape = g.ints([n, c, oh * ow], "zeros_shape")
         if dynamic:
             shp = g.op("Shape", [flat], g.tmp("shape"))
             nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
             zshape = g.op("Concat", [nc, g.ints([oh * ow], "plane")], g.tmp("zeros_shape"), axis=0)
         zeros = g.op("ConstantOfShape", [zshape], g.tmp("zeros"))
-        if g.ex.fp16:
-            zeros = g.op("Cast", [zeros], g.tmp("zeros16"), to=TensorProto.FLOAT16)
+        if g.fp16:
+            zeros = g.op("Cast", [zeros], g.tmp("zeros16"), to=g.FLOAT16)
         out = g.op("ScatterElements", [zeros, idx, flat], g.tmp("scatter"), axis=2)
         g.op("Reshape", [out, g.ints([0, 0, oh, ow], "out_shape")], g.y(0))
 
@@ -163,6 +163,7 @@ class ResizeBilinear(Layer):
     with half_pixel_centers or pytorch_half_pixel (s = in / out), else i * in / out; the two
     neighbours floor and ceil, clamped to the input."""
 
+    family = "resize"
     bottoms = (1, 1)
     fork_defaults = _RESIZE_BILINEAR
     origin = SYNOPSYS
@@ -228,19 +229,16 @@ def max_pool_mask(g, node, kernel, stride, pad, in_hw, out_hw):
     of each window's first maximum. ONNX MaxPool's Indices count over the whole tensor in the
     same row-major order and also keep the first maximum (strict comparison, as Caffe's
     `bottom > top`), so the plane index is Indices mod H*W."""
-    from ..export.onnx_proto import TensorProto
-
-    from ..export.lower import _fit_end
     ends = []
     for i in range(2):
-        e, crop = _fit_end(in_hw[i], pad[i], out_hw[i], kernel[i], stride[i])
+        e, crop = g.fit_end(in_hw[i], pad[i], out_hw[i], kernel[i], stride[i])
         if crop is not None or e >= kernel[i]:
             g.fail("the pooling mask of a layer whose windows lie past its input has no ONNX equivalent")
         ends.append(e)
     y, ind = g.op("MaxPool", [g.x(0)], [g.y(0), g.tmp("indices")], kernel_shape=list(kernel),
                   strides=list(stride), pads=[pad[0], pad[1], ends[0], ends[1]])
     plane = g.op("Mod", [ind, g.ints(in_hw[0] * in_hw[1], "plane")], g.tmp("plane_index"))
-    g.op("Cast", [plane], g.y(1), to=TensorProto.FLOAT16 if g.ex.fp16 else TensorProto.FLOAT)
+    g.cast_float(plane, g.y(1))
 
 
 # PSPNet's caffe.proto (hszhao/PSPNet src/caffe/proto/caffe.proto, InterpParameter): height = 1,
@@ -255,6 +253,7 @@ class Interp(Layer):
     (H-1)/shrink + 1; both: shrink then zoom; or an explicit height/width; pad_beg/pad_end
     (<= 0) crop the input first."""
 
+    family = "resize"
     bottoms = (1, 2)
     fork_defaults = _INTERP
     origin = PSPNET

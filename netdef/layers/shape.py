@@ -8,6 +8,7 @@ from .base import Layer, bad, canonical_axis, count, fmt_shape, need_rank, prod,
 class NotInPlace(Layer):
     """Reshape and Flatten share the bottom's data; Caffe refuses to run them in place."""
 
+    family = "shape"
     def check(self, node, diags):
         p = node.param
         if p.top and p.bottom and p.top[0] == p.bottom[0]:
@@ -19,11 +20,10 @@ class NotInPlace(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Reshape to the inferred shape (Flatten when it is one)."""
-        from ..export import lower as ops
         out = g.out_shape(0)
         if node.type == "Flatten" and len(out) == 2 and not any(g.out_dyn(0)[1:]):
             fp = node.param.flatten_param
-            if ops.axis_index(node, fp.axis, len(g.in_shape(0))) == 1 and fp.end_axis in (-1, len(g.in_shape(0)) - 1):
+            if canonical_axis(node, fp.axis, g.in_shape(0)) == 1 and fp.end_axis in (-1, len(g.in_shape(0)) - 1):
                 g.op("Flatten", [g.x(0)], g.y(0), axis=1)
                 return
         g.reshape(g.x(0), out, g.out_dyn(0), g.y(0))
@@ -109,6 +109,7 @@ class Flatten(NotInPlace):
 
 @register("ArgMax")
 class ArgMax(Layer):
+    family = "shape"
     param = "argmax_param"
 
     def infer_shapes(self, node, in_shapes):
@@ -140,13 +141,12 @@ class ArgMax(Layer):
 
     def to_onnx(self, node, g):
         """ArgMax / TopK with Caffe's tie order and output layout."""
-        from ..export import lower as ops
         import numpy as np
         p = node.param.argmax_param
         shape = g.in_shape(0)
         k = p.top_k
         if p.HasField("axis"):
-            axis = ops.axis_index(node, p.axis, len(shape))
+            axis = canonical_axis(node, p.axis, shape)
             x = g.x(0)
         else:
             # Without an axis Caffe ranks each sample's values, flattened.
@@ -183,6 +183,7 @@ class ArgMax(Layer):
 
 @register("Reduction")
 class Reduction(Layer):
+    family = "shape"
     param = "reduction_param"
 
     def infer_shapes(self, node, in_shapes):
@@ -200,11 +201,10 @@ class Reduction(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Reduce{Sum,L1,SumSquare,Mean} over every axis from `axis` on, times coeff."""
-        from ..export import lower as ops
         from ..proto import pb
         p = node.param.reduction_param
         shape = g.in_shape(0)
-        axis = ops.axis_index(node, p.axis, len(shape))
+        axis = canonical_axis(node, p.axis, shape)
         R = pb.ReductionParameter
         # Caffe reduces every axis from `axis` on: flatten them into one, reduce it away.
         x = g.op("Reshape", [g.x(0), g.ints([0] * axis + [-1], "flat_shape")], g.tmp("flat"))
@@ -218,6 +218,7 @@ class Reduction(Layer):
 
 @register("Tile")
 class Tile(Layer):
+    family = "shape"
     param = "tile_param"
 
     def infer_shapes(self, node, in_shapes):
@@ -235,16 +236,16 @@ class Tile(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Tile along `axis`."""
-        from ..export import lower as ops
         p = node.param.tile_param
         shape = g.in_shape(0)
         reps = [1] * len(shape)
-        reps[ops.axis_index(node, p.axis, len(shape))] = p.tiles
+        reps[canonical_axis(node, p.axis, shape)] = p.tiles
         g.op("Tile", [g.x(0), g.ints(reps, "repeats")], g.y(0))
 
 
 @register("BatchReindex")
 class BatchReindex(Layer):
+    family = "shape"
     bottoms = (2, 2)
 
     def infer_shapes(self, node, in_shapes):
@@ -262,6 +263,7 @@ class ShuffleChannel(Layer):
     Resize_cpu copies plane i * C/group + j to j * group + i. ShuffleChannelParameter
     { group = 1 [default = 1] }."""
 
+    family = "shape"
     elementwise = True
     fork_defaults = {"group": 1}
     origin = "the MobileNet/ShuffleNet Caffe forks"
@@ -302,6 +304,7 @@ class Reorg(Layer):
     (C/(s*s), H*s, W*s) planes and each s x s cell spread over s*s channel blocks, which is not a
     space-to-depth of the input as laid out. ReorgParameter { stride = 1; reverse = 2 [false] }."""
 
+    family = "shape"
     origin = "YOLO ports of Caffe"
     fork_defaults = {"reverse": False}
     checked_against = ("gklz1982/caffe-yolov2 src/caffe/layers/reorg_layer.cpp and its reorg_cpu "
@@ -370,6 +373,7 @@ class AutoCrop(Layer):
     netdef's receptive fields carry the same maps (each blob's position 0 centre and jump in
     input coordinates), so crop = (centre1 - centre0) / jump."""
 
+    family = "shape"
     bottoms = (2, 2)
     origin = "the HED forks of Caffe (s9xie/hed and ports)"
     checked_against = ("auto_crop_layer.hpp of the HED forks and the HED crop_layer.cpp (coordinate-map "

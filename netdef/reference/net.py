@@ -5,20 +5,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..layers.base import training_only_types
 from ..proto import pb
 from .base import _OPS, Ctx, ReferenceError, included, op_for
 
-# Layers that compute nothing at inference time; a deploy graph drops them.
-TRAINING_ONLY = frozenset({
-    "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
-    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
-    "HDF5Output",
-    # Training-only layers of forks: SphereFace's MarginInnerProduct (its output depends on the
-    # labels and the iteration), center loss, DeepLab's SegAccuracy and MatWrite.
-    "MarginInnerProduct", "CenterLoss", "SegAccuracy", "MatWrite",
-    # issue 11's face and YOLO training layers (netdef/layers/face.py, yolo.py).
-    "CosinAddm", "FocalLoss", "LargeMarginInnerProduct", "RegionLoss", "YoloV2Loss",
-})
+# Layers that compute nothing at inference time; a deploy graph drops them: the layer classes'
+# `training_only` flag (losses, Accuracy, sinks, the forks' metrics), the set export drops too.
+TRAINING_ONLY = training_only_types()
 DATA_LAYERS = frozenset({
     "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData", "AnnotatedData",
     "VideoData", "DenseImageData", "Python", "ImageLabelmapData", "ImageSegData", "BoxData",

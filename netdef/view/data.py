@@ -12,7 +12,7 @@ from google.protobuf import text_format
 
 from ..draw import detail_text, family
 from ..ir import fmt_num
-from ..layers.base import prod
+from ..layers.base import total
 from ..passes.cost import BYTES_PER_ELEMENT, samples, totals
 from .formula import formula
 
@@ -95,10 +95,6 @@ def param_fields(node) -> list[dict]:
     return out
 
 
-def _count(shapes) -> int:
-    return sum(prod(s) for s in shapes or ())
-
-
 def net_state(graph, boxes, box_of, block_of, label: str, values: dict) -> dict:
     """One NetState's layers, blob versions, diagnostics and totals. `values` is filled with
     id(Value) → the blob's index in the page."""
@@ -132,10 +128,10 @@ def net_state(graph, boxes, box_of, block_of, label: str, values: dict) -> dict:
             "box": box.id, "block": block_of.get(box.id),
             "inputs": [vid(v) for v in node.inputs], "outputs": [vid(v) for v in node.outputs],
             "rf": rf_json(first.meta.get("rf")) if first is not None else None,
-            "params": _count(params) if params is not None else None,
-            "stat_params": _count(node.meta.get("stat_params")),
+            "params": total(params) if params is not None else None,
+            "stat_params": total(node.meta.get("stat_params")),
             "param_shapes": [shape_list(s) for s in node.meta.get("blobs", [])],
-            "param_bytes": _count(node.meta.get("blobs")) * BYTES_PER_ELEMENT if node.meta.get("blobs") else 0,
+            "param_bytes": total(node.meta.get("blobs")) * BYTES_PER_ELEMENT if node.meta.get("blobs") else 0,
             "macs": c.get("macs"), "flops": c.get("flops"), "act_bytes": c.get("activation_bytes"),
             "lines": lines, "fields": param_fields(node), "formula": formula(node),
             "diags": [],

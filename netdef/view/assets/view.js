@@ -10,7 +10,7 @@
   var DATA = JSON.parse(document.getElementById("netdef-data").textContent);
   var SVGNS = "http://www.w3.org/2000/svg";
   var FAMILY_FILL = {
-    data: "#cfe2f3", convolution: "#f9cb9c", dense: "#fce5cd", recurrent: "#ead1dc", pooling: "#b6d7a8",
+    data: "#cfe2f3", convolution: "#f9cb9c", dense: "#fce5cd", recurrent: "#ead1dc", pooling: "#b6d7a8", resize: "#d0e0e3",
     normalisation: "#d9d2e9", activation: "#fff2cc", merge: "#f4cccc", shape: "#e8e8e8", loss: "#ea9999",
     other: "#ffffff"
   };
