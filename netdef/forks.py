@@ -20,6 +20,8 @@ HED = "the HED fork of Caffe (s9xie/hed)"
 SPHEREFACE = "the SphereFace/A-Softmax fork of Caffe (wy1iu/sphereface)"
 CENTERLOSS = "the center-loss fork of Caffe (ydwen/caffe-face)"
 MOBILE = "the MobileNet/ShuffleNet Caffe forks"
+OCR = "the caffe_ocr fork of Caffe (senlinuc/caffe_ocr)"
+LSTM_FORKS = "caffe-lstm (junhyukoh/caffe-lstm) and caffe_ocr (senlinuc/caffe_ocr), which copies its layer"
 SYNOPSYS = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe) and its model converters"
 
 # (message, field) -> fork. A message of None means: a field of LayerParameter (layer params).
@@ -85,6 +87,11 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("ReLUParameter", "relu6"): SYNOPSYS,
     ("LayerParameter", "upsample_darknet_param"): SYNOPSYS,
     ("LayerParameter", "resize_bilinear_param"): SYNOPSYS,
+    # senlinuc/caffe_ocr caffe.proto LayerParameter: denseblock_param = 147, ctc_decoder_param = 158,
+    # reverse_param = 160, transpose_param = 8266710, lstm_param = 8266711 (junhyukoh/caffe-lstm: 201).
+    ("LayerParameter", "denseblock_param"): OCR, ("LayerParameter", "ctc_decoder_param"): OCR,
+    ("LayerParameter", "reverse_param"): OCR, ("LayerParameter", "transpose_param"): OCR,
+    ("LayerParameter", "lstm_param"): LSTM_FORKS,
     ("LayerParameter", "largemargin_inner_product_param"): "the L-Softmax fork of Caffe (wy1iu/LargeMargin_Softmax_Loss)",
 }
 
@@ -114,6 +121,7 @@ _LAYER_TYPES: dict[str, str] = {
     "Mish": "Caffe forks with a MishLayer (YOLOv4 ports)",
     "UpsampleDarknet": SYNOPSYS, "HardSwish": SYNOPSYS, "Mul": SYNOPSYS,
     "ResizeBilinear": SYNOPSYS,
+    "DenseBlock": OCR, "Transpose": OCR, "Reverse": OCR, "CTCGreedyDecoder": OCR, "Lstm": LSTM_FORKS,
 }
 
 # (enum, value) -> fork: values only a fork's enum has. The parser keeps them, as their name, in

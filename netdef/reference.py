@@ -1428,3 +1428,4 @@ def _auto_crop(ctx, layer, bottoms, params):
 
 # The detection layers of Caffe forks (SSD, R-FCN, YOLO ports) live in their own module.
 from . import reference_detection  # noqa: E402,F401  (registers its ops)
+from . import reference_ocr  # noqa: E402,F401  (the OCR and sequence layers of caffe_ocr and caffe-lstm)
