@@ -153,6 +153,15 @@ _READ: dict[tuple[str, str], str] = {
        for m in ("ConvolutionParameter", "PoolingParameter") for f in ("pad_l", "pad_r", "pad_t", "pad_b")},
     ("ReLUParameter", "relu6"): "netdef reads it: true limits the output to 6",
     ("BatchNormParameter", "add_eps_before_sqrt"): "netdef reads it: false divides by sqrt(var) + eps",
+    # The caffe_ocr and caffe-lstm layers (netdef/layers/ocr.py).
+    ("LayerParameter", "transpose_param"): "netdef reads it: top axis i is bottom axis dim[i]",
+    ("LayerParameter", "reverse_param"): "netdef reads it: the axis the Reverse layer flips",
+    ("LayerParameter", "ctc_decoder_param"): "netdef reads it: blank_index (negative: the last class) and "
+                                             "ctc_merge_repeated",
+    ("LayerParameter", "lstm_param"): "netdef reads it: num_output, batch_size (for a bottom that is not 3-D) and "
+                                      "the fillers; clipping_threshold only bounds gradients",
+    ("LayerParameter", "denseblock_param"): "netdef reads it: numTransition, growthRate, use_BC and the fillers; "
+                                            "the fork's code fixes the 3 x 3, stride 1, pad 1 convolutions",
 }
 
 
