@@ -207,7 +207,9 @@ class CTCGreedyDecoder(Layer):
         return {"macs": 0, "flops": x[0] * x[1] * x[2]}
 
     def to_onnx(self, node, g):
-        """ArgMax over the classes (the first maximum, as the fork's strict '>' keeps), a keep mask
+        """ArgMax, a keep mask, CumSum positions and a one-hot placement of the kept labels.
+
+        ArgMax over the classes (the first maximum, as the fork's strict '>' keeps), a keep mask
         (not the blank; with merging, not the class before it), and the kept labels moved to the
         front of each row with a one-hot matrix of their positions (the running count of kept
         labels): out[n, j] = sum_t keep[t] (pos[t] == j) label[t], -1 where no label lands."""
@@ -338,7 +340,9 @@ class Lstm(Layer):
         return {"macs": macs, "flops": 2 * macs + t * n * h * 10}
 
     def to_onnx(self, node, g):
-        """Without clip: one ONNX LSTM (zero initial state), the gate rows reordered from Caffe's
+        """ONNX LSTM with the gate rows reordered (Gather); with a clip bottom, the steps unrolled.
+
+        Without clip: one ONNX LSTM (zero initial state), the gate rows reordered from Caffe's
         i, f, o, g to ONNX's i, o, f, c, the bias as Wb with a zero Rb. With clip (which resets
         the state per step and stream, which ONNX's LSTM cannot): the steps unrolled."""
         h, _ = self.hidden(node)
@@ -487,7 +491,9 @@ class DenseBlock(Layer):
         return {"macs": macs, "flops": 2 * macs + flops}
 
     def to_onnx(self, node, g):
-        """Per transition: the BatchNorm as an affine map of the stored statistics, Relu, Conv with
+        """Per transition: BatchNorm as Mul/Add, Relu, Conv with the kernel flipped (Slice, step -1), Concat.
+
+        Per transition: the BatchNorm as an affine map of the stored statistics, Relu, Conv with
         the kernel flipped on both spatial axes (a Slice with step -1 of the initializer), pad 1,
         and Concat of the maps so far with its output."""
         t, gr, bc, _ = self.params(node)
