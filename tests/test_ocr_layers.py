@@ -335,3 +335,36 @@ def test_check_names_the_forks():
     assert any("denseblock_param" in m and "senlinuc/caffe_ocr" in m for m in w)
     assert any("lstm_param" in m and "junhyukoh/caffe-lstm" in m for m in w)
     assert any("transpose_param" in m and "netdef reads it" in m for m in w)
+
+
+def test_export_dynamic_batch_and_fp16(tmp_path):
+    # Without a clip bottom the Lstm is one ONNX LSTM and the decoder takes any batch: a model
+    # exported with a symbolic batch computes what the fixed-batch one does; with --fp16 the
+    # LSTM runs in float32 (onnxruntime's CPU LSTM has no float16 kernel).
+    import onnxruntime as ort
+
+    from netdef.export.onnx import export
+    p = tmp_path / "crnn.prototxt"
+    p.write_text(CRNN)
+    x = np.random.default_rng(3).random((2, 2, 4, 10)).astype(np.float32)
+
+    def run(model):
+        s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return s.run(None, {"data": x})[0]
+    dyn = export(str(p), batch="dynamic").model()
+    assert [d.dim_param or d.dim_value for d in dyn.graph.output[0].type.tensor_type.shape.dim] == ["batch", 10, 1, 1]
+    fixed = run(export(str(p), batch=2).model())
+    np.testing.assert_array_equal(run(dyn), fixed)
+    half = run(export(str(p), batch=2, fp16=True).model())
+    assert half.shape == (2, 10, 1, 1) and set(np.unique(half)) <= {-1.0, 0.0, 1.0, 2.0}
+
+
+def test_clip_lstm_needs_a_fixed_batch(tmp_path):
+    text = _net({"data": (4, 1), "clip": (4, 1)}, """
+layer { name: "l1" type: "Lstm" bottom: "data" bottom: "clip" top: "l1" lstm_param { num_output: 2 } }
+""")
+    p = tmp_path / "seq.prototxt"
+    p.write_text(text)
+    out = tmp_path / "seq.onnx"
+    code, msg = _cli("export", str(p), "--batch", "dynamic", "-o", str(out))
+    assert code != 0 and "must be fixed" in msg and not out.exists()

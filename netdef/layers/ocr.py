@@ -30,6 +30,8 @@ DENSEBLOCK_DEFAULTS = {"numTransition": 40, "initChannel": 16, "growthRate": 12,
 # num_output = 1; clipping_threshold = 2 [default 0]; weight_filler = 3; bias_filler = 4;
 # batch_size = 5 [default 1].
 LSTM_DEFAULTS = {"clipping_threshold": 0.0, "batch_size": 1}
+# onnx TensorProto data types (layers do not import the exporter).
+_FLOAT, _INT64, _FLOAT16 = 1, 7, 10
 # cuDNN's CUDNN_BN_MIN_EPSILON (1e-5 up to cuDNN 7, the fork's era), also the CPU path's epsilon.
 DENSEBLOCK_EPS = 1e-5
 
@@ -213,41 +215,43 @@ class CTCGreedyDecoder(Layer):
         (not the blank; with merging, not the class before it), and the kept labels moved to the
         front of each row with a one-hot matrix of their positions (the running count of kept
         labels): out[n, j] = sum_t keep[t] (pos[t] == j) label[t], -1 where no label lands."""
-        t_len, n, _ = g.in_shape(0)[:3]
-        if any(g.in_dyn(0)):
-            g.fail("the sequence length and batch must be fixed", notes=["export with a fixed --batch"])
-        c = g.in_shape(0)[2]
+        t_len, n, c = g.in_shape(0)[:3]
+        dyn = g.in_dyn(0)
+        if dyn[0] or any(dyn[2:]):
+            g.fail("the sequence length and the class axes must be fixed", notes=["export with a fixed --batch"])
         blank, merge = self.params(node, c)
-        x = g.op("Reshape", [g.x(0), g.ints([t_len, n, count(g.in_shape(0), 2)], "scores_shape")], g.tmp("scores"))
-        if count(g.in_shape(0), 2) != c:
+        width = count(g.in_shape(0), 2)
+        x = g.op("Reshape", [g.x(0), g.ints([t_len, -1 if dyn[1] else n, width], "scores_shape")], g.tmp("scores"))
+        if width != c:
             x = g.op("Slice", [x, g.ints([0], "c_start"), g.ints([c], "c_end"), g.ints([2], "c_axis")],
                      g.tmp("scores_c"))
         xt = g.op("Transpose", [x], g.tmp("scores_nt"), perm=[1, 0, 2])                       # (N, T, C)
-        label = g.cast_float(g.op("ArgMax", [xt], g.tmp("argmax"), axis=2, keepdims=0, select_last_index=0))
-        keep = g.op("Sub", [g.const(1.0, "one"), g.cast_float(
-            g.op("Equal", [label, g.const(float(blank), "blank")], g.tmp("is_blank")))], g.tmp("not_blank"))
+        # Integer arithmetic throughout (exact, and CumSum has no float16 kernel in onnxruntime).
+        label = g.op("ArgMax", [xt], g.tmp("argmax"), axis=2, keepdims=0, select_last_index=0)   # int64 (N, T)
+        keep = g.op("Not", [g.op("Equal", [label, g.ints(blank, "blank")], g.tmp("is_blank"))], g.tmp("not_blank"))
         if merge and t_len > 1:
-            prev = g.op("Concat", [g.const([[-1.0]] * n, "start"),
-                                   g.op("Slice", [label, g.ints([0], "p_start"), g.ints([t_len - 1], "p_end"),
-                                                  g.ints([1], "p_axis")], g.tmp("label_prev"))],
-                        g.tmp("prev"), axis=1)
-            same = g.cast_float(g.op("Equal", [label, prev], g.tmp("is_repeat")))
-            keep = g.op("Mul", [keep, g.op("Sub", [g.const(1.0, "one_r"), same], g.tmp("not_repeat"))],
-                        g.tmp("keep"))
-        pos = g.op("Sub", [g.op("CumSum", [keep, g.ints(1, "cum_axis")], g.tmp("kept_so_far")),
-                           g.const(1.0, "one_p")], g.tmp("pos"))                             # (N, T)
-        slots = g.const([float(j) for j in range(t_len)], "slots")                          # (T,)
-        onehot = g.op("Mul", [g.cast_float(g.op("Equal", [g.op("Unsqueeze", [pos, g.ints([2], "ax2")], g.tmp("pos3")),
-                                                           slots], g.tmp("at_slot"))),
-                              g.op("Unsqueeze", [keep, g.ints([2], "ax2k")], g.tmp("keep3"))],
+            # The class before each step (-1 before the first): pad on the left, drop the last.
+            padded = g.op("Pad", [label, g.ints([0, 1, 0, 0], "prev_pads"), g.ints(-1, "prev_fill")],
+                          g.tmp("label_padded"))
+            prev = g.op("Slice", [padded, g.ints([0], "p_start"), g.ints([t_len], "p_end"), g.ints([1], "p_axis")],
+                        g.tmp("prev"))
+            keep = g.op("And", [keep, g.op("Not", [g.op("Equal", [label, prev], g.tmp("is_repeat"))],
+                                           g.tmp("not_repeat"))], g.tmp("keep"))
+        keep_i = g.op("Cast", [keep], g.tmp("keep_int"), to=_INT64)
+        pos = g.op("Sub", [g.op("CumSum", [keep_i, g.ints(1, "cum_axis")], g.tmp("kept_so_far")),
+                           g.ints(1, "one")], g.tmp("pos"))                                  # (N, T)
+        onehot = g.op("Mul", [g.op("Cast", [g.op("Equal", [g.op("Unsqueeze", [pos, g.ints([2], "ax2")], g.tmp("pos3")),
+                                                            g.ints(list(range(t_len)), "slots")], g.tmp("at_slot"))],
+                                   g.tmp("at_slot_int"), to=_INT64),
+                              g.op("Unsqueeze", [keep_i, g.ints([2], "ax2k")], g.tmp("keep3"))],
                       g.tmp("onehot"))                                                       # (N, T, T)
         placed = g.op("ReduceSum", [g.op("Mul", [onehot, g.op("Unsqueeze", [label, g.ints([2], "ax2l")],
                                                                 g.tmp("label3"))], g.tmp("weighted")),
                                     g.ints([1], "sum_axis")], g.tmp("placed"), keepdims=0)    # (N, T)
         filled = g.op("ReduceSum", [onehot, g.ints([1], "sum_axis_f")], g.tmp("filled"), keepdims=0)
-        empty = g.op("Sub", [filled, g.const(1.0, "one_e")], g.tmp("minus_empty"))          # 0 or -1
-        out = g.op("Add", [placed, empty], g.tmp("labels"))
-        g.op("Reshape", [out, g.ints([n, t_len, 1, 1], "out_shape")], g.y(0))
+        empty = g.op("Sub", [filled, g.ints(1, "one_e")], g.tmp("minus_empty"))             # 0 or -1
+        out = g.cast_float(g.op("Add", [placed, empty], g.tmp("labels_int")))
+        g.op("Reshape", [out, g.ints([-1 if dyn[1] else n, t_len, 1, 1], "out_shape")], g.y(0))
 
 
 # --- Lstm ------------------------------------------------------------------------------------
@@ -347,9 +351,14 @@ class Lstm(Layer):
         the state per step and stream, which ONNX's LSTM cannot): the steps unrolled."""
         h, _ = self.hidden(node)
         t, n, i, ocr = self.dims(node, g.in_shape(0))
-        if any(g.in_dyn(0)) or (g.n_in > 1 and any(g.in_dyn(1))):
-            g.fail("the sequence and batch axes must be fixed", notes=["export with a fixed --batch"])
-        x = g.op("Reshape", [g.x(0), g.ints([t, n, i], "x_shape")], g.tmp("x"))
+        dyn = any(g.in_dyn(0))
+        if g.n_in > 1 and (dyn or any(g.in_dyn(1))):
+            g.fail("with a clip bottom the steps are unrolled: the sequence and batch axes must be fixed",
+                   notes=["export with a fixed --batch"])
+        if ocr and any(g.in_dyn(0)[2:]) or not ocr and dyn and any(g.in_dyn(0)[1:]):
+            g.fail("the input size of the Lstm must be fixed")
+        # caffe_ocr's bottom is already (T, N, I); caffe-lstm's (T*N, ...) is read as (T, N, I).
+        x = g.x(0) if ocr else g.op("Reshape", [g.x(0), g.ints([-1 if dyn else t, n, i], "x_shape")], g.tmp("x"))
         rows = [r for block in (0, 2, 1, 3) for r in range(block * h, (block + 1) * h)]     # i, o, f, g
         if g.n_in == 1:
             order = g.ints(rows, "onnx_gate_rows")
@@ -360,8 +369,15 @@ class Lstm(Layer):
             b = g.op("Unsqueeze", [g.op("Concat", [g.op("Gather", [g.param(2, "b"), order], g.tmp("b_iofc"), axis=0),
                                                    g.const([0.0] * (4 * h), "rb")], g.tmp("b_wr"), axis=0),
                                    g.ints([0], "dir_axis_b")], g.tmp("B"))
+            if g.fp16:      # onnxruntime's CPU LSTM is float32 only: run it in float32
+                x, w, r, b = (g.op("Cast", [v], g.tmp(f"{v.rsplit('/', 1)[-1]}_f32"), to=_FLOAT) for v in (x, w, r, b))
             y = g.op("LSTM", [x, w, r, b], g.tmp("Y"), hidden_size=h)                        # (T, 1, N, H)
-            g.op("Reshape", [y, g.ints([t, n, h] if ocr else [t * n, h], "out_shape")], g.y(0))
+            if g.fp16:
+                y = g.op("Cast", [y], g.tmp("Y_f16"), to=_FLOAT16)
+            if ocr:
+                g.op("Squeeze", [y, g.ints([1], "dir_axis_y")], g.y(0))
+            else:
+                g.op("Reshape", [y, g.ints([-1 if dyn else t * n, h], "out_shape")], g.y(0))
             return
         self._unrolled(g, x, t, n, h, ocr)
 
