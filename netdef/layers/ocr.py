@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import codes
 from ..proto import pb
 from .base import Layer, bad, count, fmt_shape, need_rank, prod, register, window_rf
-from ..forks import LSTM_FORKS, OCR
+from ..forks import LSTM_FORKS, OCR, as_bool
 from .fork import ForkParams, _int
 
 # senlinuc/caffe_ocr src/caffe/proto/caffe.proto: TransposeParameter { repeated int32 dim = 1 };
@@ -37,29 +37,24 @@ DENSEBLOCK_EPS = 1e-5
 
 
 def _bool(node, p, name) -> bool:
-    from ..forks import as_bool
     v = as_bool(p.get(name))
     if v is None:
         bad(node, f"{p.field}.{name} must be true or false, got {p.get(name)!r}", p.span(name))
     return v
 
 
-def _filler(p, name, default_value=0.0):
-    """A FillerParameter from a fork's `name { type value std ... }` block (its own defaults
-    where a field is not written: FillerParameter's constant 0 unless `default_value`)."""
+def _filler(p, name):
+    """A FillerParameter from a fork's `name { type value std ... }` block (FillerParameter's
+    defaults, constant 0, where a field is not written or not a number)."""
     f = pb.FillerParameter()
     spec = p.get(name)
-    f.value = default_value
     if isinstance(spec, dict):
-        for key in ("type",):
-            if spec.get(key):
-                f.type = str(spec[key][-1])
+        if spec.get("type"):
+            f.type = str(spec["type"][-1])
         for key in ("value", "min", "max", "mean", "std"):
-            if spec.get(key):
-                try:
-                    setattr(f, key, float(spec[key][-1]))
-                except (TypeError, ValueError):
-                    pass
+            v = (spec.get(key) or [None])[-1]
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                setattr(f, key, float(v))
     return f
 
 
