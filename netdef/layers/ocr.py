@@ -146,8 +146,8 @@ class Reverse(Layer):
 
     def receptive_field(self, node, in_rfs):
         # Reversing the batch or the channels keeps the spatial geometry; a spatial axis does not.
-        a = self.axis(node, node.inputs[0].meta.get("shape") or (0, 0))
-        return [in_rfs[0] if a < 2 else None]
+        a = ForkParams(node, "reverse_param", REVERSE_DEFAULTS).get("axis")
+        return [in_rfs[0] if isinstance(a, int) and 0 <= a < 2 else None]
 
     def cost(self, node, in_shapes, out_shapes):
         return {"macs": 0, "flops": 0}
