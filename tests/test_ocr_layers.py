@@ -327,6 +327,13 @@ layer { name: "l2" type: "Lstm" bottom: "l1" bottom: "clip" top: "l2"
     assert "compared" in out
     shapes, g = _shapes(text)
     assert shapes["l2"] == (12, 3)
+    # Random indicators are never 0: restarts (0 at steps 4 and 9) compared through the API.
+    from netdef.export.verify import verify
+    clip = np.ones((12, 1), np.float32)
+    clip[[0, 4, 9]] = 0.0
+    report = verify(str(p), inputs={"data": np.random.default_rng(5).standard_normal((12, 1)).astype(np.float32),
+                                    "clip": clip})
+    assert report.first_bad is None and report.stopped is None
 
 
 def test_check_names_the_forks():
