@@ -8,9 +8,9 @@ Their parameters are not in netdef's (BVLC) schema: they are read from the layer
 from __future__ import annotations
 
 from .. import codes
+from ..forks import LSTM_FORKS, OCR, as_bool
 from ..proto import pb
 from .base import Layer, bad, count, fmt_shape, need_rank, prod, register, window_rf
-from ..forks import LSTM_FORKS, OCR, as_bool
 from .fork import ForkParams, _int
 
 # senlinuc/caffe_ocr src/caffe/proto/caffe.proto: TransposeParameter { repeated int32 dim = 1 };
