@@ -82,6 +82,13 @@ class BatchNorm(Layer):
     def stat_blobs(self, node):
         return {0, 1, 2}
 
+    # Without a .caffemodel (netdef init, export, verify) the statistics start neutral: mean 0,
+    # variance 1, factor 1, so an untrained BatchNorm computes x / sqrt(1 + eps). Caffe has no
+    # filler for them (LayerSetUp zero-fills all three), and with factor 0 its forward pass reads
+    # mean 0 and variance 0 and divides by sqrt(eps): x316 per layer at eps 1e-5, which overflows
+    # float32 within a few layers of ResNet, Inception-v3, DenseNet or MobileNet.
+    neutral_statistics = {0: 0.0, 1: 1.0, 2: 1.0}
+
     def filler_params(self, node):
         # BatchNormLayer::LayerSetUp zero-fills all three blobs.
         return [_constant(0), _constant(0), _constant(0)]
@@ -342,6 +349,9 @@ class BN(Layer):
 
     def stat_blobs(self, node):
         return {2, 3} if self.pspnet_style(node) else set()
+
+    # The PSPNet style's running mean and variance start neutral, as BatchNorm's do.
+    neutral_statistics = {2: 0.0, 3: 1.0}
 
     def filler_params(self, node):
         raw = (node.extra.get("bn_param") or [{}])[-1]
