@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..diagnostics import DiagnosticError, Diagnostics
-from ..export.onnx import compile_for_export, param_specs
+from ..export.prepare import compile_for_export, param_specs
 from ..outputs import check_writable
 from ..weights import init_layer, write_caffemodel
 from . import output

@@ -13,6 +13,7 @@ from ..proto import pb
 from .base import Layer, bad, count, fmt_shape, need_rank, prod, register, window_rf
 from .fork import ForkParams, _int
 
+# Each class's fork_defaults (netdef.reference reads them too), as the forks' caffe.proto declare:
 # senlinuc/caffe_ocr src/caffe/proto/caffe.proto: TransposeParameter { repeated int32 dim = 1 };
 # ReverseParameter { int32 axis = 1 [default 0] }; CTCDecoderParameter { int32 blank_index = 1
 # [default 0]; bool ctc_merge_repeated = 2 [default true] }; DenseBlockParameter { numTransition = 1
@@ -124,12 +125,13 @@ class Reverse(Layer):
     LayerSetUp that it is below the bottom's axis count and that the layer is not in place;
     Forward_cpu copies slice i along the axis to slice (n - 1 - i)."""
 
+    fork_defaults = REVERSE_DEFAULTS
     origin = OCR
     checked_against = "senlinuc/caffe_ocr src/caffe/layers/reverse_layer.cpp and its caffe.proto"
     family = "shape"
 
     def axis(self, node, shape):
-        p = ForkParams(node, "reverse_param", REVERSE_DEFAULTS)
+        p = ForkParams(node, "reverse_param")
         a = _int(node, p, "axis")
         if not 0 <= a < len(shape):
             bad(node, f"reverse axis {a} is not an axis of the {len(shape)}-D bottom {fmt_shape(shape)}",
@@ -146,7 +148,7 @@ class Reverse(Layer):
 
     def receptive_field(self, node, in_rfs):
         # Reversing the batch or the channels keeps the spatial geometry; a spatial axis does not.
-        a = ForkParams(node, "reverse_param", REVERSE_DEFAULTS).get("axis")
+        a = ForkParams(node, "reverse_param").get("axis")
         return [in_rfs[0] if isinstance(a, int) and 0 <= a < 2 else None]
 
     def cost(self, node, in_shapes, out_shapes):
@@ -172,12 +174,13 @@ class CTCGreedyDecoder(Layer):
     ctc_merge_repeated) equals the class at t - 1, and writes the kept classes from the start
     of row n. Its two-bottom form (scores and labels -> accuracy) is not supported."""
 
+    fork_defaults = CTC_DEFAULTS
     origin = OCR
     checked_against = "senlinuc/caffe_ocr src/caffe/layers/ctc_decoder_layer.cpp and its caffe.proto"
     family = "shape"
 
     def params(self, node, c):
-        p = ForkParams(node, "ctc_decoder_param", CTC_DEFAULTS)
+        p = ForkParams(node, "ctc_decoder_param")
         blank = _int(node, p, "blank_index")
         if blank < 0:
             blank = c - 1
@@ -271,6 +274,7 @@ class Lstm(Layer):
     in a freshly loaded net, which is what netdef computes). clipping_threshold only bounds
     gradients."""
 
+    fork_defaults = LSTM_DEFAULTS
     origin = LSTM_FORKS
     checked_against = ("junhyukoh/caffe-lstm src/caffe/layers/lstm_layer.cpp and senlinuc/caffe_ocr "
                        "src/caffe/layers/lstm_layer_Junhyuk.cpp, with their caffe.proto")
@@ -281,7 +285,7 @@ class Lstm(Layer):
         return (1, 2), (1, 1)
 
     def hidden(self, node):
-        p = ForkParams(node, "lstm_param", LSTM_DEFAULTS)
+        p = ForkParams(node, "lstm_param")
         if not p.has("num_output"):
             bad(node, "lstm_param has no num_output", p.span(), notes=["num_output is the hidden state size"])
         h = _int(node, p, "num_output")
@@ -434,12 +438,13 @@ class DenseBlock(Layer):
     by the factor (0 makes them 0), the GPU path uses them as stored; netdef follows the GPU
     path, the one the fork's README times and its models were trained with."""
 
+    fork_defaults = DENSEBLOCK_DEFAULTS
     origin = OCR
     checked_against = "senlinuc/caffe_ocr src/caffe/layers/DenseBlock_layer.cpp and DenseBlock_layer.cu, its caffe.proto"
     family = "convolution"
 
     def params(self, node):
-        p = ForkParams(node, "denseblock_param", DENSEBLOCK_DEFAULTS)
+        p = ForkParams(node, "denseblock_param")
         t, gr = _int(node, p, "numTransition"), _int(node, p, "growthRate")
         if t < 1 or gr < 1:
             bad(node, f"numTransition ({t}) and growthRate ({gr}) must be positive", p.span())

@@ -6,21 +6,22 @@ Written from the forks' C++ loops, not from netdef's ONNX lowering (netdef/layer
   CTCGreedyDecoder,        ctc_decoder_layer.cpp, DenseBlock_layer.cpp and DenseBlock_layer.cu
   DenseBlock
   Lstm                     junhyukoh/caffe-lstm lstm_layer.cpp; senlinuc/caffe_ocr lstm_layer_Junhyuk.cpp
-The parameter defaults are the ones netdef/layers/ocr.py declares from the forks' caffe.proto.
+The parameter defaults are the layer classes' fork_defaults (netdef/layers/ocr.py), read through
+Ctx.fork_param.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .forks import as_bool
-from .layers.ocr import CTC_DEFAULTS, DENSEBLOCK_DEFAULTS, DENSEBLOCK_EPS, LSTM_DEFAULTS, REVERSE_DEFAULTS
-from .reference import op
+from ..forks import as_bool
+from ..layers.ocr import DENSEBLOCK_EPS
+from .base import op
 
 
 @op("Transpose")
 def _transpose(ctx, layer, bottoms, params):
     # transpose_cpu: top axis i walks bottom axis dim[i].
-    dims = [int(d) for d in ctx.fork_param("transpose_param", "dim", [])]
+    dims = [int(d) for d in ctx.fork_all("transpose_param", "dim")]
     x = bottoms[0]
     if sorted(dims) != list(range(x.ndim)):
         ctx.fail(f"transpose dims {dims} are not a permutation of the {x.ndim} axes")
@@ -31,7 +32,7 @@ def _transpose(ctx, layer, bottoms, params):
 def _reverse(ctx, layer, bottoms, params):
     # ReverseLayer::Forward_cpu: slice i along the axis lands at (n - 1 - i).
     x = bottoms[0]
-    axis = int(ctx.fork_param("reverse_param", "axis", REVERSE_DEFAULTS["axis"]))
+    axis = int(ctx.fork_param("reverse_param", "axis"))
     if not 0 <= axis < x.ndim:
         ctx.fail(f"reverse axis {axis} is out of range")
     return [np.flip(x, axis).copy()]
@@ -45,10 +46,10 @@ def _ctc_greedy(ctx, layer, bottoms, params):
     x = bottoms[0]
     t_len, n, c = x.shape[0], x.shape[1], x.shape[2]
     rows = x.reshape(t_len, n, -1)
-    blank = int(ctx.fork_param("ctc_decoder_param", "blank_index", CTC_DEFAULTS["blank_index"]))
+    blank = int(ctx.fork_param("ctc_decoder_param", "blank_index"))
     if blank < 0:
         blank = c - 1
-    merge = as_bool(ctx.fork_param("ctc_decoder_param", "ctc_merge_repeated", CTC_DEFAULTS["ctc_merge_repeated"]))
+    merge = as_bool(ctx.fork_param("ctc_decoder_param", "ctc_merge_repeated"))
     out = np.full((n, t_len, 1, 1), -1.0)
     for j in range(n):
         prev = -1
@@ -74,11 +75,11 @@ def _sigmoid(x):
 def _lstm(ctx, layer, bottoms, params):
     # LstmLayer::Forward_cpu of both forks (see netdef/layers/ocr.py for the two shape rules).
     x = bottoms[0]
-    h_dim = int(ctx.fork_param("lstm_param", "num_output", 0))
+    h_dim = int(ctx.fork_given("lstm_param", "num_output") or 0)
     if x.ndim == 3:                                   # caffe_ocr: (T, N, I) -> (T, N, H)
         t_len, n = x.shape[0], x.shape[1]
     else:                                             # caffe-lstm: (T*N, ...) -> (T*N, H)
-        n = int(ctx.fork_param("lstm_param", "batch_size", LSTM_DEFAULTS["batch_size"]))
+        n = int(ctx.fork_param("lstm_param", "batch_size"))
         t_len = x.shape[0] // n
     w_i, w_h, b = params[0], params[1], params[2]
     pre = x.reshape(t_len * n, -1) @ w_i.T + b        # the input-to-hidden gemm, plus the bias
@@ -129,8 +130,8 @@ def _bn_relu(x, scale, bias, mean, var):
 @op("DenseBlock")
 def _dense_block(ctx, layer, bottoms, params):
     # DenseBlockLayer::Forward_gpu in TEST (see netdef/layers/ocr.py for the CPU path's factor).
-    t = int(ctx.fork_param("denseblock_param", "numTransition", DENSEBLOCK_DEFAULTS["numTransition"]))
-    bc = as_bool(ctx.fork_param("denseblock_param", "use_BC", DENSEBLOCK_DEFAULTS["use_BC"]))
+    t = int(ctx.fork_param("denseblock_param", "numTransition"))
+    bc = as_bool(ctx.fork_param("denseblock_param", "use_BC"))
     merged = bottoms[0]
     for k in range(t):
         y = _bn_relu(merged, params[t + k], params[2 * t + k], params[3 * t + k], params[4 * t + k])
