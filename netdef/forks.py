@@ -20,6 +20,8 @@ HED = "the HED fork of Caffe (s9xie/hed)"
 SPHEREFACE = "the SphereFace/A-Softmax fork of Caffe (wy1iu/sphereface)"
 CENTERLOSS = "the center-loss fork of Caffe (ydwen/caffe-face)"
 MOBILE = "the MobileNet/ShuffleNet Caffe forks"
+OCR = "the caffe_ocr fork of Caffe (senlinuc/caffe_ocr)"
+LSTM_FORKS = "caffe-lstm (junhyukoh/caffe-lstm) and caffe_ocr (senlinuc/caffe_ocr), which copies its layer"
 SYNOPSYS = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe) and its model converters"
 FACE = "the face-recognition forks of Caffe (happynear/caffe-windows, and xialuxi's AM-Softmax/ArcFace build)"
 ARCFACE = "xialuxi's ArcFace layers for Caffe (xialuxi/arcface-caffe)"
@@ -90,6 +92,11 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("ReLUParameter", "relu6"): SYNOPSYS,
     ("LayerParameter", "upsample_darknet_param"): SYNOPSYS,
     ("LayerParameter", "resize_bilinear_param"): SYNOPSYS,
+    # senlinuc/caffe_ocr caffe.proto LayerParameter: denseblock_param = 147, ctc_decoder_param = 158,
+    # reverse_param = 160, transpose_param = 8266710, lstm_param = 8266711 (junhyukoh/caffe-lstm: 201).
+    ("LayerParameter", "denseblock_param"): OCR, ("LayerParameter", "ctc_decoder_param"): OCR,
+    ("LayerParameter", "reverse_param"): OCR, ("LayerParameter", "transpose_param"): OCR,
+    ("LayerParameter", "lstm_param"): LSTM_FORKS,
     ("LayerParameter", "largemargin_inner_product_param"): LSOFTMAX,
     # happynear/caffe-windows src/caffe/proto/caffe.proto: LayerParameter flip_param = 212,
     # normalize_param = 214 (xialuxi/arcface-caffe's caffe.proto: 170), focal_loss_param = 235
@@ -137,6 +144,7 @@ _LAYER_TYPES: dict[str, str] = {
     "ResizeBilinear": SYNOPSYS, "YoloV2Loss": SYNOPSYS,
     "Flip": FACE, "FocalLoss": FACE, "CosinAddm": ARCFACE, "LargeMarginInnerProduct": LSOFTMAX,
     "PointwiseSpatialAttention": PSANET, "BoxData": YOLOV2, "RegionLoss": YOLOV2,
+    "DenseBlock": OCR, "Transpose": OCR, "Reverse": OCR, "CTCGreedyDecoder": OCR, "Lstm": LSTM_FORKS,
 }
 
 # (enum, value) -> fork: values only a fork's enum has. The parser keeps them, as their name, in
@@ -172,6 +180,15 @@ _READ: dict[tuple[str, str], str] = {
                                              "squares + 1e-6) before the product",
     ("LayerParameter", "normalize_param"): "netdef reads it: a Normalize layer with normalize_param is this fork's "
                                            "(L2 or L1 norm over the channels at each position, no scale blob)",
+    # The caffe_ocr and caffe-lstm layers (netdef/layers/ocr.py).
+    ("LayerParameter", "transpose_param"): "netdef reads it: top axis i is bottom axis dim[i]",
+    ("LayerParameter", "reverse_param"): "netdef reads it: the axis the Reverse layer flips",
+    ("LayerParameter", "ctc_decoder_param"): "netdef reads it: blank_index (negative: the last class) and "
+                                             "ctc_merge_repeated",
+    ("LayerParameter", "lstm_param"): "netdef reads it: num_output, batch_size (for a bottom that is not 3-D) and "
+                                      "the fillers; clipping_threshold only bounds gradients",
+    ("LayerParameter", "denseblock_param"): "netdef reads it: numTransition, growthRate, use_BC and the fillers; "
+                                            "the fork's code fixes the 3 x 3, stride 1, pad 1 convolutions",
 }
 
 

@@ -30,10 +30,6 @@ EXCLUDED = {
                                                     "implemented; C3D's Convolution3D/Pooling3D are)",
     "crfasrnn/TVG_CRFRNN_COCO_VOC.prototxt": "crfasrnn's V1 CROP (a coordinate-map crop) and MULTI_STAGE_MEANFIELD",
     "crfasrnn/TVG_CRFRNN_new_deploy.prototxt": "crfasrnn's MultiStageMeanfield",
-    "crnn_densenet_blstm/densenet-res-blstm_deploy.prototxt": "caffe_ocr's DenseBlock, Lstm, Transpose, Reverse, "
-                                                              "CTCGreedyDecoder",
-    "crnn_resnet_blstm/deploy.prototxt": "caffe_ocr's Lstm, Transpose, Reverse, CTCGreedyDecoder",
-    "lstm_sequence/deep_lstm_long.prototxt": "caffe-lstm's Lstm layer",
     "psanet50_voc/psanet50_voc2012_465.prototxt": "hszhao/PSANet's own layer cannot run it: without "
                                                   "attention_mask_height/width PointwiseSpatialAttention needs "
                                                   "(2H-1)*(2W-1) = 13689 attention channels at its 59x59 features "
@@ -120,7 +116,8 @@ STAGES = {"bvlc_mnist/mnist_autoencoder.prototxt": ["test-on-test"],
           "bvlc_v1_format/mnist_autoencoder.prototxt": ["test-on-test"]}
 # Their batch is tied to other sizes in the definition (a recurrent net's T x N reshape): the
 # declared shapes are kept.
-KEEP_BATCH = {"lstm_coco_caption/lrcn_word_to_preds.deploy.prototxt", "lstm_lrcn_activity/deploy_lstm.prototxt"}
+KEEP_BATCH = {"lstm_coco_caption/lrcn_word_to_preds.deploy.prototxt", "lstm_lrcn_activity/deploy_lstm.prototxt",
+              "lstm_sequence/deep_lstm_long.prototxt"}      # caffe-lstm's Lstm: axis 0 is T x N
 
 # verify (the CLI) on these, with a smaller input for the fully convolutional large ones.
 VERIFY = {
@@ -145,7 +142,12 @@ VERIFY = {
     "zoo-wild/lsoftmax_cifar10/cifar_train_test.prototxt": None,                   # wy1iu's BN (W218)
     "zoo/bvlc_v0_format/lenet.prototxt": None,
     "zoo/bvlc_v1_format/cifar10_quick.prototxt": None,
+    "zoo-wild/crnn_resnet_blstm/deploy.prototxt": None,      # caffe_ocr: Transpose, Lstm, Reverse, CTCGreedyDecoder
+    "zoo-wild/crnn_densenet_blstm/densenet-res-blstm_deploy.prototxt": None,                 # caffe_ocr DenseBlock
+    "zoo-wild/lstm_sequence/deep_lstm_long.prototxt": None,   # caffe-lstm's Lstm with clip (unrolled)
 }
+# Extra verify arguments: caffe-lstm's net runs 16 time steps (its first axis is T), not its 320.
+VERIFY_ARGS = {"zoo-wild/lstm_sequence/deep_lstm_long.prototxt": ["--batch", "16"]}
 
 
 def _nets():
@@ -213,7 +215,7 @@ def test_check_and_export(tag, rel, path):
 def test_verify(key):
     tag, rel = key.split("/", 1)
     path = (ZOO if tag == "zoo" else ZOO_WILD) / rel
-    code, text = _cli("verify", str(path), *_args(rel, path, VERIFY[key]))
+    code, text = _cli("verify", str(path), *_args(rel, path, VERIFY[key]), *VERIFY_ARGS.get(key, []))
     assert code == 0, text[-3000:]
     assert "compared" in text
 
