@@ -20,6 +20,8 @@ HED = "the HED fork of Caffe (s9xie/hed)"
 SPHEREFACE = "the SphereFace/A-Softmax fork of Caffe (wy1iu/sphereface)"
 CENTERLOSS = "the center-loss fork of Caffe (ydwen/caffe-face)"
 MOBILE = "the MobileNet/ShuffleNet Caffe forks"
+VIDEO_CAFFE = "the video-caffe fork of Caffe (chuckcho/video-caffe)"
+CRFASRNN = "the CRF-as-RNN fork of Caffe (torrvision/caffe, the crfasrnn submodule)"
 SYNOPSYS = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe) and its model converters"
 
 # (message, field) -> fork. A message of None means: a field of LayerParameter (layer params).
@@ -85,6 +87,15 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("ReLUParameter", "relu6"): SYNOPSYS,
     ("LayerParameter", "upsample_darknet_param"): SYNOPSYS,
     ("LayerParameter", "resize_bilinear_param"): SYNOPSYS,
+    # chuckcho/video-caffe src/caffe/proto/caffe.proto: ConvolutionParameter and PoolingParameter
+    # pad_shape = 7777, kernel_shape = 7778, stride_shape = 7779 (BlobShape), read by NdConvolution
+    # and NdPooling only. Synopsys' caffe.proto: LayerParameter resize_nearest_neighbor_param = 210.
+    # torrvision/caffe (master, the crfasrnn submodule) caffe.proto: multi_stage_meanfield_param = 146.
+    **{(m, f): VIDEO_CAFFE for m in ("ConvolutionParameter", "PoolingParameter")
+       for f in ("pad_shape", "kernel_shape", "stride_shape")},
+    ("LayerParameter", "resize_nearest_neighbor_param"): SYNOPSYS,
+    ("LayerParameter", "multi_stage_meanfield_param"): CRFASRNN,
+    ("V1LayerParameter", "multi_stage_meanfield_param"): CRFASRNN,
     ("LayerParameter", "largemargin_inner_product_param"): "the L-Softmax fork of Caffe (wy1iu/LargeMargin_Softmax_Loss)",
 }
 
@@ -97,6 +108,10 @@ V1_FORK_TYPES: dict[str, tuple[str, str]] = {
     "VIDEO_DATA": ("VideoData", C3D), "CONVOLUTION3D": ("Convolution3D", C3D), "POOLING3D": ("Pooling3D", C3D),
     "IMAGE_SEG_DATA": ("ImageSegData", DEEPLAB), "INTERP": ("Interp", DEEPLAB), "MAT_WRITE": ("MatWrite", DEEPLAB),
     "PADDING": ("Padding", DEEPLAB), "SEG_ACCURACY": ("SegAccuracy", DEEPLAB),
+    # torrvision/caffe (master) caffe.proto V1LayerParameter.LayerType CROP = 40 and
+    # MULTI_STAGE_MEANFIELD; src/caffe/util/upgrade_proto.cpp UpgradeV1LayerType gives "Crop"
+    # (its coordinate-map CropLayer, see v1_written) and "MultiStageMeanfield".
+    "CROP": ("Crop", CRFASRNN), "MULTI_STAGE_MEANFIELD": ("MultiStageMeanfield", CRFASRNN),
 }
 
 _LAYER_TYPES: dict[str, str] = {
@@ -113,7 +128,8 @@ _LAYER_TYPES: dict[str, str] = {
     "CenterLoss": CENTERLOSS, "Axpy": "the SENet fork of Caffe (hujie-frank/SENet)",
     "Mish": "Caffe forks with a MishLayer (YOLOv4 ports)",
     "UpsampleDarknet": SYNOPSYS, "HardSwish": SYNOPSYS, "Mul": SYNOPSYS,
-    "ResizeBilinear": SYNOPSYS,
+    "ResizeBilinear": SYNOPSYS, "Add": SYNOPSYS, "ResizeNearestNeighbor": SYNOPSYS,
+    "NdConvolution": VIDEO_CAFFE, "NdPooling": VIDEO_CAFFE, "MultiStageMeanfield": CRFASRNN,
 }
 
 # (enum, value) -> fork: values only a fork's enum has. The parser keeps them, as their name, in
@@ -144,6 +160,8 @@ _READ: dict[tuple[str, str], str] = {
     **{(m, f): "netdef reads it: pad_t/pad_l/pad_b/pad_r pad the top, left, bottom and right apart"
        for m in ("ConvolutionParameter", "PoolingParameter") for f in ("pad_l", "pad_r", "pad_t", "pad_b")},
     ("ReLUParameter", "relu6"): "netdef reads it: true limits the output to 6",
+    **{(m, f): "netdef reads it for NdConvolution and NdPooling (one dim per spatial axis)"
+       for m in ("ConvolutionParameter", "PoolingParameter") for f in ("pad_shape", "kernel_shape", "stride_shape")},
     ("BatchNormParameter", "add_eps_before_sqrt"): "netdef reads it: false divides by sqrt(var) + eps",
 }
 
@@ -187,3 +205,14 @@ def ceil_mode(layer_loc) -> bool | None:
     None when it is not given or not a bool (Pooling's check reports that)."""
     values = ceil_mode_values(layer_loc)
     return as_bool(values[-1]) if values else None
+
+
+def v1_written(layer_loc) -> bool:
+    """Whether a layer was written in the V1 format (`layers { type: ENUM }`). BVLC's V1 enum
+    has no CROP: a V1 layer upgraded to "Crop" is the CROP of the FCN-era forks (torrvision/caffe
+    master, the crfasrnn submodule, src/caffe/layers/crop_layer.cpp), which takes its offsets
+    from the coordinate maps of the layers above it, not from a crop_param."""
+    if layer_loc is None:
+        return False
+    text = layer_loc.source.text
+    return text.startswith("layers", layer_loc.name_start)

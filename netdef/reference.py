@@ -741,6 +741,9 @@ def _split(ctx, layer, bottoms, params):
 
 @op("Crop")
 def _crop(ctx, layer, bottoms, params):
+    if forks.v1_written(ctx.loc):   # V1 CROP: the FCN-era forks' coordinate-map crop
+        from .reference_segvideo import coord_crop
+        return coord_crop(ctx, layer, bottoms)
     p = layer.crop_param
     x, ref = bottoms
     start = _axis(ctx, p.axis, x.ndim)
@@ -1428,3 +1431,4 @@ def _auto_crop(ctx, layer, bottoms, params):
 
 # The detection layers of Caffe forks (SSD, R-FCN, YOLO ports) live in their own module.
 from . import reference_detection  # noqa: E402,F401  (registers its ops)
+from . import reference_segvideo  # noqa: E402,F401  (registers its ops)

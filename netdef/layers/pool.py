@@ -429,3 +429,73 @@ class Pooling3D(Layer):
             g.op("MaxPool", [x], g.y(0), **common)
         else:
             g.op("AveragePool", [x], g.y(0), count_include_pad=0, **common)
+
+
+@register("NdPooling")
+class NdPooling(Layer):
+    """video-caffe's cuDNN N-D pooling (cudnn_ndpooling_layer.cpp): kernel_shape / stride_shape
+    / pad_shape per spatial axis (global_pooling: the whole extent); out = ceil((size + 2 pad -
+    kernel) / stride) + 1, less one when padded and the last window would start in the padding
+    (Caffe's rule). The forward is cuDNN's (cudnn.hpp createNdPoolingDesc): MAX over each window
+    clipped to the input (as BVLC Caffe's cuDNN pooling on its rounded-up shapes), AVE as
+    CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING (the kernel volume divides); any other method
+    is "Unknown pooling method"."""
+
+    param = "pooling_param"
+    origin = "the video-caffe fork of Caffe (chuckcho/video-caffe)"
+    checked_against = ("chuckcho/video-caffe src/caffe/layers/cudnn_ndpooling_layer.cpp (LayerSetUp, "
+                       "compute_output_shape), include/caffe/util/cudnn.hpp (createNdPoolingDesc) and caffe.proto")
+
+    def geometry(self, node, shape):
+        from .conv import nd_geometry
+        pp = node.param.pooling_param
+        if pp.pool not in (P.MAX, P.AVE):
+            bad(node, f"{P.PoolMethod.Name(pp.pool)} pooling is not supported by NdPooling (\"Unknown pooling "
+                      f"method\")", ("pooling_param", "pool"))
+        kernel, stride, pad = nd_geometry(node, "pooling_param", len(shape))
+        if pp.global_pooling:
+            kernel = list(shape[2:])
+        return kernel, stride, pad
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        kernel, stride, pad = self.geometry(node, shape)
+        out = [shape[0], shape[1]]
+        for i, k in enumerate(kernel):
+            span = shape[2 + i] + 2 * pad[i] - k
+            o = -(-span // stride[i]) + 1
+            if pad[i] and (o - 1) * stride[i] >= shape[2 + i] + pad[i]:
+                o -= 1
+            if o < 1:
+                bad(node, f"kernel {k} is larger than the padded input {shape[2 + i] + 2 * pad[i]} on spatial axis "
+                          f"{i}: compute_output_shape would drop the axis", ("pooling_param",), code=codes.BAD_GEOMETRY)
+            out.append(o)
+        return [tuple(out)]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        kernel, stride, pad = self.geometry(node, node.inputs[0].meta["shape"])
+        n = len(rf.size)
+        return [window_rf(rf, kernel[-n:], stride[-n:], pad[-n:])]
+
+    def cost(self, node, in_shapes, out_shapes):
+        kernel, _, _ = self.geometry(node, in_shapes[0])
+        return {"macs": 0, "flops": prod(out_shapes[0]) * prod(kernel)}
+
+    def to_onnx(self, node, g):
+        """ONNX MaxPool / AveragePool (count_include_pad), N-D; the rounded-up overhang as end
+        padding, which MaxPool ignores."""
+        shape, out = g.in_shape(0), g.out_shape(0)
+        kernel, stride, pad = self.geometry(node, shape)
+        ends = [(out[2 + i] - 1) * stride[i] + kernel[i] - shape[2 + i] - pad[i] for i in range(len(kernel))]
+        if any(e >= k for e, k in zip(ends, kernel)):
+            g.fail("a window lies wholly past the input; ONNX pools refuse padding as large as the kernel")
+        if node.param.pooling_param.pool == P.MAX:
+            g.op("MaxPool", [g.x(0)], g.y(0), kernel_shape=list(kernel), strides=list(stride), pads=list(pad) + ends)
+        else:
+            if ends != list(pad):
+                g.fail("an average window reaches past the padded input: cuDNN's divisor for it is not known")
+            g.op("AveragePool", [g.x(0)], g.y(0), kernel_shape=list(kernel), strides=list(stride),
+                 pads=list(pad) * 2, count_include_pad=1)
