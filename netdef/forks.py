@@ -163,6 +163,9 @@ _READ: dict[tuple[str, str], str] = {
     **{(m, f): "netdef reads it for NdConvolution and NdPooling (one dim per spatial axis)"
        for m in ("ConvolutionParameter", "PoolingParameter") for f in ("pad_shape", "kernel_shape", "stride_shape")},
     ("BatchNormParameter", "add_eps_before_sqrt"): "netdef reads it: false divides by sqrt(var) + eps",
+    ("LayerParameter", "resize_nearest_neighbor_param"): "netdef reads it for ResizeNearestNeighbor",
+    **{(m, "multi_stage_meanfield_param"): "netdef reads it for MultiStageMeanfield's checks and cost"
+       for m in ("LayerParameter", "V1LayerParameter")},
 }
 
 

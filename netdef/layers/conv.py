@@ -565,7 +565,7 @@ def nd_geometry(node, message: str, rank: int):
         out.append(v if v is not None else [default] * len(kernel))
     if rank != 2 + len(kernel):
         bad(node, f"kernel_shape has {len(kernel)} dims, so the bottom must have {2 + len(kernel)} axes "
-                  f"(N, C and one per dim), but it has {rank}", (message,), code=codes.BAD_RANK)
+                  f"(N, C and one per dim), but it has {rank}", (message,))
     return out[0], out[1], out[2]
 
 
