@@ -296,3 +296,133 @@ def test_fork_warnings_name_the_forks():
     assert code == 0 and "video-caffe" in out and "kernel_shape" in out
     code, out = _cli("check", str(ZOO_WILD / "crfasrnn/TVG_CRFRNN_COCO_VOC.prototxt"))
     assert code == 0 and "'CROP' is not a BVLC Caffe V1 layer type" in out and "torrvision/caffe" in out
+
+
+def _crf_weights(c, rng):
+    return [rng.standard_normal((1, 1, c, c)) for _ in range(3)]
+
+
+def test_meanfield_reference_with_flat_kernels_is_the_mean_field_by_hand():
+    """With theta huge every pixel's features are ~0: each lattice filter, normalised, returns
+    the mean over the pixels, so each stage is X = U - K (Ws + Wb) mean(softmax(X))."""
+    text = _crf(iterations=3).replace("theta_alpha: 160 theta_beta: 3 theta_gamma: 3",
+                                      "theta_alpha: 1e9 theta_beta: 1e9 theta_gamma: 1e9")
+    g = _graph(text)
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((1, 4, 5, 6))
+    blobs = _crf_weights(4, rng)
+    out = forward(g.parsed.message, {"crf": blobs}, {"data": u, "img": np.zeros((1, 3, 5, 6))}, loc=g.parsed.loc)
+    ws, wb, k = (b.reshape(4, 4) for b in blobs)
+    x = unary = u.reshape(4, 30)
+    for _ in range(3):
+        q = np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0)
+        x = unary - k @ (ws + wb) @ np.repeat(q.mean(axis=1, keepdims=True), 30, axis=1)
+    assert np.abs(out["crf"].reshape(4, 30) - x).max() < 1e-5
+
+
+def _lattice_by_loops(features, values):
+    """modified_permutohedral.cpp read loop by loop (init with the SSE rounding, then
+    seqCompute), with a dict for the hash table: an independent reading to compare with the
+    vectorised reference."""
+    f32 = np.float32
+    n, d = features.shape
+    inv_std = f32(np.sqrt(2.0 / 3.0) * (d + 1))
+    scale = [f32(1.0 / np.sqrt((i + 2) * (i + 1)) * float(inv_std)) for i in range(d)]
+    canonical = [[i if j <= d - i else i - (d + 1) for j in range(d + 1)] for i in range(d + 1)]
+    table, offset, bary_all = {}, [], []
+    for k in range(n):
+        f = [f32(v) for v in features[k]]
+        elevated = [f32(0)] * (d + 1)
+        sm = f32(0)
+        for j in range(d, 0, -1):
+            cf = f32(f[j - 1] * scale[j - 1])
+            elevated[j] = f32(sm - f32(j) * cf)
+            sm = f32(sm + cf)
+        elevated[0] = sm
+        rem0, total = [], 0
+        for i in range(d + 1):
+            v = float(np.rint(f32(f32(1.0 / (d + 1)) * elevated[i])))
+            rem0.append(f32(v * (d + 1)))
+            total += int(v)
+        rank = [0] * (d + 1)
+        for i in range(d):
+            for j in range(i + 1, d + 1):
+                if f32(elevated[i] - rem0[i]) < f32(elevated[j] - rem0[j]):
+                    rank[i] += 1
+                else:
+                    rank[j] += 1
+        for i in range(d + 1):
+            rank[i] += total
+            if rank[i] < 0:
+                rank[i] += d + 1
+                rem0[i] += d + 1
+            elif rank[i] >= d + 1:
+                rank[i] -= d + 1
+                rem0[i] -= d + 1
+        bary = [f32(0)] * (d + 2)
+        for i in range(d + 1):
+            v = f32(f32(elevated[i] - rem0[i]) * f32(1.0 / (d + 1)))
+            bary[d - rank[i]] = f32(bary[d - rank[i]] + v)
+            bary[d - rank[i] + 1] = f32(bary[d - rank[i] + 1] - v)
+        bary[0] = f32(bary[0] + f32(1 + bary[d + 1]))
+        for r in range(d + 1):
+            key = tuple(int(rem0[i]) + canonical[r][rank[i]] for i in range(d))
+            offset.append(table.setdefault(key, len(table)))
+            bary_all.append(float(bary[r]))
+    keys = {v: k for k, v in table.items()}
+    m = len(table)
+    vals = np.zeros((m + 1, values.shape[0]))
+    for i in range(n):
+        for j in range(d + 1):
+            vals[offset[i * (d + 1) + j] + 1] += bary_all[i * (d + 1) + j] * values[:, i]
+    for j in range(d + 1):
+        new = vals.copy()
+        for i in range(m):
+            key = keys[i]
+            n1 = [x - 1 for x in key]
+            n2 = [x + 1 for x in key]
+            if j < d:
+                n1[j], n2[j] = key[j] + d, key[j] - d
+            a, b = table.get(tuple(n1), -1) + 1, table.get(tuple(n2), -1) + 1
+            new[i + 1] = vals[i + 1] + 0.5 * (vals[a] + vals[b])
+        vals = new
+    alpha = 1.0 / (1.0 + 2.0 ** -d)
+    out = np.zeros_like(values, dtype=np.float64)
+    for i in range(n):
+        for j in range(d + 1):
+            out[:, i] += bary_all[i * (d + 1) + j] * vals[offset[i * (d + 1) + j] + 1] * alpha
+    return out
+
+
+@pytest.mark.parametrize("d", [2, 5])
+def test_lattice_matches_the_forks_loops(d):
+    from netdef.reference import ReferenceError  # noqa: F401  (the Lattice fails through ctx)
+    from netdef.reference_segvideo import Lattice
+    rng = np.random.default_rng(d)
+    px = 30
+    ys, xs = np.divmod(np.arange(px), 6)
+    feats = np.stack([xs / 3.0, ys / 3.0] + [rng.uniform(0, 255, px) / 7.0 for _ in range(d - 2)], axis=1)
+    values = rng.standard_normal((4, px))
+    got = Lattice(None, feats.astype(np.float32)).filter(values)
+    want = _lattice_by_loops(feats.astype(np.float32), values)
+    assert np.abs(got - want).max() < 1e-9 * max(1.0, np.abs(want).max())
+
+def test_lattice_of_one_point_by_hand():
+    """d = 2, one point at 0: elevated 0, rank (0, 1, 2), barycentric (1, 0, 0); keys A = (0, 0)
+    with the mass 1, B = (1, 1), C = (2, -1). Axis 0: A's neighbours (2, -1) = C and (-2, 1):
+    A = 1, B = 0, C = 0 + A / 2 = 0.5. Axis 1: B's neighbours (0, 3) and (2, -1) = C: B = 0.25,
+    A's are absent, C's (1, 1) = B (0 then) and (3, -3): C = 0.5. Axis 2 (key - 1, key + 1):
+    A = 1 + B / 2 = 1.125. Slice: 2 x 1.125 x alpha (1 / (1 + 1/4)) = 1.8."""
+    from netdef.reference_segvideo import Lattice
+    one = Lattice(None, np.zeros((1, 2), np.float32)).filter(np.array([[2.0]]))
+    assert np.isclose(one[0, 0], 1.8)
+
+
+def test_meanfield_reference_runs_on_real_kernels():
+    g = _graph(_crf(iterations=2))
+    rng = np.random.default_rng(5)
+    u = rng.standard_normal((1, 4, 5, 6))
+    out = forward(g.parsed.message, {"crf": _crf_weights(4, rng)},
+                  {"data": u, "img": rng.uniform(0, 255, (1, 3, 5, 6))}, loc=g.parsed.loc)
+    assert out["crf"].shape == (1, 4, 5, 6) and np.isfinite(out["crf"]).all()
+    assert not np.allclose(out["crf"], u)

@@ -51,9 +51,10 @@ def num_iterations(node) -> int:
 @register("MultiStageMeanfield")
 class MultiStageMeanfield(Layer):
     """CRF-as-RNN's mean-field iterations: top (N, C, H, W) of the unary; blobs (1, 1, C, C)
-    x 3 (spatial weights, bilateral weights, compatibility). No ONNX lowering and no NumPy
-    reference: the permutohedral lattice (hash table of lattice points, splat, blur, slice) is
-    not reproduced; export the net up to the CRF's unary with --outputs."""
+    x 3 (spatial weights, bilateral weights, compatibility). The NumPy reference rebuilds the
+    fork's permutohedral lattices (netdef/reference_segvideo.py); ONNX has no lowering for them
+    (their vertices depend on the image): export the net up to the CRF's unary with --outputs,
+    or as a custom-domain node with --custom-ops."""
 
     bottoms = (3, 3)
     origin = CRFASRNN
