@@ -396,7 +396,6 @@ def _lattice_by_loops(features, values):
 
 @pytest.mark.parametrize("d", [2, 5])
 def test_lattice_matches_the_forks_loops(d):
-    from netdef.reference import ReferenceError  # noqa: F401  (the Lattice fails through ctx)
     from netdef.reference_segvideo import Lattice
     rng = np.random.default_rng(d)
     px = 30

@@ -10,6 +10,6 @@ from __future__ import annotations
 
 from .base import Layer, LayerError, close_types, get, known_types, register
 from . import activation, conv, data, dense, detection, fork, loss, merge, norm, pool, recurrent, resize, shape  # noqa: F401,E501  (registers)
-from . import crf  # noqa: F401,E402  (registers)
+from . import crf, video  # noqa: F401,E402  (registers)
 
 __all__ = ["Layer", "LayerError", "register", "get", "known_types", "close_types"]
