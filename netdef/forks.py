@@ -22,6 +22,8 @@ CENTERLOSS = "the center-loss fork of Caffe (ydwen/caffe-face)"
 MOBILE = "the MobileNet/ShuffleNet Caffe forks"
 VIDEO_CAFFE = "the video-caffe fork of Caffe (chuckcho/video-caffe)"
 CRFASRNN = "the CRF-as-RNN fork of Caffe (torrvision/caffe, the crfasrnn submodule)"
+FCN_CROP = ("the FCN-era Caffe forks (CRF-as-RNN's torrvision/caffe, whose crop_layer.cpp netdef follows, "
+            "and the U-Net ports)")
 SYNOPSYS = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe) and its model converters"
 
 # (message, field) -> fork. A message of None means: a field of LayerParameter (layer params).
@@ -111,7 +113,14 @@ V1_FORK_TYPES: dict[str, tuple[str, str]] = {
     # torrvision/caffe (master) caffe.proto V1LayerParameter.LayerType CROP = 40 and
     # MULTI_STAGE_MEANFIELD; src/caffe/util/upgrade_proto.cpp UpgradeV1LayerType gives "Crop"
     # (its coordinate-map CropLayer, see v1_written) and "MultiStageMeanfield".
-    "CROP": ("Crop", CRFASRNN), "MULTI_STAGE_MEANFIELD": ("MultiStageMeanfield", CRFASRNN),
+    "CROP": ("Crop", FCN_CROP), "MULTI_STAGE_MEANFIELD": ("MultiStageMeanfield", CRFASRNN),
+}
+
+# What the V1 upgrade of a fork type changes, where it changes something: a note on its W215.
+V1_FORK_TYPE_NOTES: dict[str, str] = {
+    "CROP": "its offsets come from the coordinate maps of the layers above it (netdef computes them for "
+            "V1 'layers' blocks); a V2 \"Crop\" written by 'netdef upgrade' is read as BVLC's, whose "
+            "crop_param offsets default to 0",
 }
 
 _LAYER_TYPES: dict[str, str] = {
