@@ -352,8 +352,9 @@ class Lattice:
         c, n = values.shape
         w = self.weights.astype(np.float64)
         vals = np.zeros((self.m + 1, c))
-        for j in range(self.d + 1):
-            np.add.at(vals, self.offsets[:, j] + 1, w[:, j:j + 1] * values.T)
+        slots = self.offsets.ravel() + 1
+        for k in range(c):            # splat: every point adds w x value to its d + 1 vertices
+            vals[:, k] = np.bincount(slots, weights=(w * values[k][:, None]).ravel(), minlength=self.m + 1)
         for n1, n2 in self.neighbours:
             new = vals.copy()
             new[1:] = vals[1:] + 0.5 * (vals[n1] + vals[n2])

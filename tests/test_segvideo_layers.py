@@ -78,6 +78,8 @@ layer {{ name: "clip" type: "NdPooling" bottom: "data" top: "clip"
         pooling_param {{ pool: MAX {_ndconv([1, 2, 2], [1, 2, 2], [0, 1, 1], "")} }} }}
 layer {{ name: "ave" type: "NdPooling" bottom: "data" top: "ave"
         pooling_param {{ pool: AVE {_ndconv([1, 2, 3], [1, 2, 2], [0, 0, 1], "")} }} }}
+layer {{ name: "ave2" type: "NdPooling" bottom: "data" top: "ave2"
+        pooling_param {{ pool: AVE {_ndconv([1, 2, 2], [1, 2, 2], [0, 1, 1], "")} }} }}
 """)
 
 
@@ -92,6 +94,8 @@ def test_nd_shapes_follow_compute_output_shape():
     assert shapes["pool"] == (1, 2, 3, 3, 4)
     assert shapes["clip"] == (1, 2, 5, 4, 4)
     assert shapes["ave"] == (1, 2, 5, 3, 4)
+    # AVE with the padding clip on 7 (as "clip"): its last window ends at 7 + 0, inside the padding.
+    assert shapes["ave2"] == (1, 2, 5, 4, 4)
     # weight (num_output, C / group, *kernel_shape), bias (num_output)
     assert g.node("conv").meta["blobs"] == [(4, 1, 2, 3, 3), (4,)]
 

@@ -31,6 +31,10 @@ def meanfield_params(node) -> ForkParams:
 
 def num_iterations(node) -> int:
     p = meanfield_params(node)
+    raw = p.get("num_iterations")
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        bad(node, f"multi_stage_meanfield_param.num_iterations must be an integer, got {raw!r}", p.span(),
+            notes=["the fork's caffe.proto declares it uint32"])
     n = _int(node, p, "num_iterations")
     if n <= 1:
         # MultiStageMeanfieldLayer::LayerSetUp: CHECK_GT(num_iterations_, 1).

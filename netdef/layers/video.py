@@ -192,10 +192,14 @@ class NdPooling(Layer):
         ends = [(out[2 + i] - 1) * stride[i] + kernel[i] - shape[2 + i] - pad[i] for i in range(len(kernel))]
         if any(e >= k for e, k in zip(ends, kernel)):
             g.fail("a window lies wholly past the input; ONNX pools refuse padding as large as the kernel")
+        if any(e < 0 for e in ends):
+            g.fail("the last window ends before the input does by more than the padding (stride > kernel): "
+                   "ONNX pads cannot be negative")
         if node.param.pooling_param.pool == P.MAX:
             g.op("MaxPool", [g.x(0)], g.y(0), kernel_shape=list(kernel), strides=list(stride), pads=list(pad) + ends)
         else:
-            if ends != list(pad):
+            # The last window ends at size + ends: within the padded input, the kernel volume divides.
+            if any(e > q for e, q in zip(ends, pad)):
                 g.fail("an average window reaches past the padded input: cuDNN's divisor for it is not known")
             g.op("AveragePool", [g.x(0)], g.y(0), kernel_shape=list(kernel), strides=list(stride),
-                 pads=list(pad) * 2, count_include_pad=1)
+                 pads=list(pad) + ends, count_include_pad=1)
