@@ -5,7 +5,9 @@
 """
 from __future__ import annotations
 
-__version__ = "0.2.0"
+from .version import __version__
+
+__all__ = ["__version__", "compile", "draw_net", "export_onnx", "learning_rates", "load", "read_weights"]
 
 
 def load(path: str, kind: str | None = None, max_errors: int = 100):

@@ -281,7 +281,7 @@ def _cache_key(grammar_text: str) -> bytes:
         with open(__file__, "rb") as f:
             driver = f.read()
     except OSError:  # pragma: no cover - a frozen install: the netdef version stands for the driver
-        from . import __version__
+        from .version import __version__
         driver = __version__.encode()
     return b"\0".join([grammar_text.encode(), driver, _lark_version().encode(), sys.version.encode()])
 

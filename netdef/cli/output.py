@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from .. import __version__
+from ..version import __version__
 
 SCHEMA_VERSION = 1  # of every command's --format json output; raised when a field changes meaning
 

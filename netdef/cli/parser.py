@@ -364,5 +364,5 @@ def _default_max_mb() -> str:
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
     return __version__

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from lsprotocol import types as t
 from pygls.lsp.server import LanguageServer
 
-from .. import __version__
+from ..version import __version__
 from ..parse import NET, sniff_kind
 from . import document as docmod
 from .diagnostics import lsp_diagnostics
