@@ -353,7 +353,8 @@ class MessageFiller:
         note = V1_FORK_TYPE_NOTES.get(value.value)
         self.diags.add(codes.FORK_V1_TYPE.at(self._span(value.start_pos, value.end_pos), value=value.value,
                                              fork=fork, v2=v2, notes=[note] if note else []))
-        frame.loc.extra.setdefault("type", []).append(v2)
+        # Kept as the enum word, so that fmt writes it back as written; upgrade maps it to v2.
+        frame.loc.extra.setdefault("type", []).append(Ident(value.value))
         return True
 
     def _fork_enum(self, frame: _Frame, info: _Field, value) -> bool:

@@ -12,6 +12,8 @@ from conftest import ZOO_WILD
 
 import netdef
 from netdef.cli import main
+from netdef.forks import v1_written
+from netdef.layers.coordmap import coord_crop_offsets
 from netdef.parse import parse_text
 from netdef.reference import forward
 from netdef.source import Source
@@ -221,7 +223,7 @@ def test_v1_crop_offsets_from_the_coordinate_maps():
     # to 6 x 6: 12 - 2 = 10, pool 5, conv 3, deconv 6).
     shapes, g = _shapes(_v1_unet())
     assert shapes["crop"] == (1, 2, 6, 6)
-    assert g.node("crop").meta["_coord_crop"] == (2, 2)
+    assert coord_crop_offsets(g.node("crop")) == (2, 2)
     x = np.random.default_rng(1).standard_normal((1, 1, 12, 12)).astype(np.float32)
     parsed = g.parsed
     w = {"c1": [np.ones((2, 1, 3, 3)), np.zeros(2)], "c2": [np.ones((2, 2, 3, 3)), np.zeros(2)],
@@ -245,17 +247,20 @@ def test_v2_crop_keeps_bvlc_semantics():
     text = _net((1, 1, 8, 8), """
 layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 1 kernel_size: 3 } }
 layer { name: "crop" type: "Crop" bottom: "data" bottom: "c" top: "crop" }""")
-    _, g = _shapes(text)
-    assert "_coord_crop" not in g.node("crop").meta
+    shapes, g = _shapes(text)
+    assert not v1_written(g.node("crop").loc)
+    x = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8)
+    out = forward(g.parsed.message, {"c": [np.ones((1, 1, 3, 3)), np.zeros(1)]}, {"data": x}, loc=g.parsed.loc)
+    assert np.array_equal(out["crop"], x[:, :, :6, :6])     # BVLC: offset 0 without crop_param
 
 
 def test_fcn_crops_of_crfasrnn_are_the_fcn8s_offsets():
     # FCN-8s (pad 100): score-pool4 cropped at 5, score-pool3 at 9, the upscored score at 31.
     g = netdef.compile(str(ZOO_WILD / "crfasrnn/TVG_CRFRNN_COCO_VOC.prototxt"))
-    assert [n.meta["_coord_crop"] for n in g.nodes if n.type == "Crop"] == [(5, 5), (9, 9), (31, 31)]
+    assert [coord_crop_offsets(n) for n in g.nodes if n.type == "Crop"] == [(5, 5), (9, 9), (31, 31)]
     # U-Net phseg_v5: the classic (big - small) / 2 centre crops.
     g = netdef.compile(str(ZOO_WILD / "unet_phseg_v5/tmp-test.prototxt"))
-    assert [n.meta["_coord_crop"] for n in g.nodes if n.type == "Crop"] == [(4, 4), (16, 16), (40, 40), (88, 88)]
+    assert [coord_crop_offsets(n) for n in g.nodes if n.type == "Crop"] == [(4, 4), (16, 16), (40, 40), (88, 88)]
 
 
 # --- CRF-as-RNN's MultiStageMeanfield ---------------------------------------------------------
