@@ -84,3 +84,56 @@ def test_standard_output_that_cannot_be_written_is_exit_1_not_an_internal_error(
     assert r.returncode == 1, r.stderr
     assert "cannot write the output: No space left on device" in r.stderr
     assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
+# --- one --batch parser and one --seed parser (issue 12) ---------------------------------------
+
+def _option(command: str, flag: str):
+    """The argparse action of `flag` on `command`'s subparser (None when it has none)."""
+    parser = cli.build_parser(command)
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    return next((a for a in sub._actions if flag in a.option_strings), None)
+
+
+def test_every_command_parses_batch_and_seed_with_the_one_parser():
+    from netdef.cli import parser
+    with_batch = [c for c in cli.COMMANDS if _option(c, "--batch") is not None]
+    with_seed = [c for c in cli.COMMANDS if _option(c, "--seed") is not None]
+    assert sorted(with_batch) == ["bench", "export", "verify"]
+    assert sorted(with_seed) == ["bench", "export", "init", "run", "verify"]
+    for c in with_seed:
+        assert _option(c, "--seed").type is parser.seed
+    for c in with_batch:
+        assert _option(c, "--batch").type.__qualname__ == "batch_size.<locals>.batch"
+
+
+@pytest.mark.parametrize("command,value,want", [
+    ("export", "4", 4), ("export", "dynamic", "dynamic"), ("export", "Dynamic", "dynamic"),
+    ("bench", "4", 4), ("verify", "1", 1)])
+def test_batch_values_accepted(command, value, want):
+    args = ["-o", "m.onnx"] if command == "export" else []
+    ns = cli.build_parser(command).parse_args([command, "net.prototxt", *args, "--batch", value])
+    assert ns.batch == want
+
+
+@pytest.mark.parametrize("command", ["export", "bench", "verify"])
+@pytest.mark.parametrize("value", ["0", "-2", "x", "1.5", "dynamic"])
+def test_batch_values_refused_alike(command, value, capsys, tmp_path):
+    out = tmp_path / "m.onnx"
+    args = ["-o", str(out)] if command == "export" else []
+    code, _, err = run([command, "lenet", *args, "--batch", value], capsys)
+    if command == "export" and value == "dynamic":
+        assert code == 0 and out.exists()
+        return
+    allowed = "a whole number, at least 1" + (", or 'dynamic'" if command == "export" else "")
+    assert code == 2 and f"netdef {command}: argument --batch: expected {allowed}, got '{value}'" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["export", "init", "run", "bench", "verify"])
+def test_seed_values_refused_alike(command, capsys):
+    args = ["-o", "never-written"] if command in ("export", "init") else []
+    for value in ("-1", "x", str(2**64)):
+        code, _, err = run([command, "lenet", *args, "--seed", value], capsys)
+        assert code == 2
+        assert f"argument --seed: expected a whole number from 0 to 2^64 - 1, got '{value}'" in err

@@ -183,7 +183,7 @@ def test_colour_of_a_warning_is_yellow(capsys, tmp_path, monkeypatch, plain_env)
 
 def test_quiet_silences_everything_but_results_and_diagnostics(capsys, tmp_path, monkeypatch):
     seen = {}
-    from netdef.export import onnx as export_onnx
+    from netdef.cli import export as export_onnx
     real = export_onnx.cmd_export
 
     def spy(args):

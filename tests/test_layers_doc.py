@@ -1,10 +1,10 @@
-"""docs/layers.md is generated from the layer registry (python3 -m netdef.layers.doc) and must
+"""docs/layers.md is generated from the layer registry (python3 -m netdef.layer_table) and must
 be current: every registered type has a row with its origin and the source it was checked against."""
 from conftest import REPO
 
 from netdef import layers
 from netdef.forks import fork_of_layer_type
-from netdef.layers import doc
+from netdef import layer_table as doc
 
 
 def test_committed_table_is_current(capsys):
@@ -32,3 +32,11 @@ def test_check_reports_a_stale_file(tmp_path, capsys):
     assert "not current" in capsys.readouterr().err
     assert doc.main([str(stale)]) == 0
     assert doc.main(["--check", str(stale)]) == 0
+
+
+def test_the_module_runs_as_a_command():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "netdef.layer_table", "--check", str(REPO / "docs" / "layers.md")],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -405,7 +405,7 @@ def _lattice_by_loops(features, values):
 
 @pytest.mark.parametrize("d", [2, 5])
 def test_lattice_matches_the_forks_loops(d):
-    from netdef.reference_segvideo import Lattice
+    from netdef.reference.crf import Lattice
     rng = np.random.default_rng(d)
     px = 30
     ys, xs = np.divmod(np.arange(px), 6)
@@ -421,7 +421,7 @@ def test_lattice_of_one_point_by_hand():
     A = 1, B = 0, C = 0 + A / 2 = 0.5. Axis 1: B's neighbours (0, 3) and (2, -1) = C: B = 0.25,
     A's are absent, C's (1, 1) = B (0 then) and (3, -3): C = 0.5. Axis 2 (key - 1, key + 1):
     A = 1 + B / 2 = 1.125. Slice: 2 x 1.125 x alpha (1 / (1 + 1/4)) = 1.8."""
-    from netdef.reference_segvideo import Lattice
+    from netdef.reference.crf import Lattice
     one = Lattice(None, np.zeros((1, 2), np.float32)).filter(np.array([[2.0]]))
     assert np.isclose(one[0, 0], 1.8)
 

@@ -340,6 +340,19 @@ def test_statistics_start_neutral(tmp_path, capsys):
     np.testing.assert_allclose(sess.run(None, {"data": x})[0], x / np.sqrt(1.01), rtol=1e-6)
 
 
+def test_neutral_statistics_are_the_layer_classes(monkeypatch):
+    # init_layer asks the layer class (layers/norm.py) which value each statistics blob starts
+    # from; a blob that is not a statistic keeps its filler even where the class names a value.
+    from netdef import layers
+    spec = ParamSpec("bn", "BatchNorm", None, [(3,), (3,), (1,)], [None] * 3, stats=frozenset({0, 1, 2}))
+    mean, var, factor = init_layer(spec, 0, Diagnostics())
+    assert mean.tolist() == [0] * 3 and var.tolist() == [1] * 3 and factor.tolist() == [1]
+    monkeypatch.setattr(type(layers.get("BatchNorm")), "neutral_statistics", {1: 2.0, 2: 3.0})
+    spec = ParamSpec("bn", "BatchNorm", None, [(3,), (3,), (1,)], [None] * 3, stats=frozenset({0, 1}))
+    mean, var, factor = init_layer(spec, 0, Diagnostics())
+    assert mean.tolist() == [0] * 3 and var.tolist() == [2] * 3 and factor.tolist() == [0]
+
+
 def test_init_help_documents_the_statistics(capsys):
     from netdef.cli import main
     assert main(["init", "--help"]) == 0

@@ -20,13 +20,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "fmt": ("netdef.fmt", "cmd_fmt", "print a definition in canonical form"),
     "upgrade": ("netdef.upgrade", "cmd_upgrade", "upgrade a V0/V1 net or an old solver to the current format"),
     "draw": ("netdef.draw", "cmd_draw", "draw the network with graphviz"),
-    "export": ("netdef.export.onnx", "cmd_export", "export to ONNX"),
-    "init": ("netdef.weights", "cmd_init", "write filler-initialised weights as a .caffemodel"),
-    "run": ("netdef.export.runtime", "cmd_run", "run a model with onnxruntime"),
-    "bench": ("netdef.export.runtime", "cmd_bench", "latency and throughput with onnxruntime"),
-    "verify": ("netdef.export.verify", "cmd_verify", "compare onnxruntime with an independent NumPy forward pass"),
-    "solver": ("netdef.solver", "cmd_solver", "check and summarise a solver definition"),
-    "lr": ("netdef.solver", "cmd_lr", "the learning rate at each iteration, as Caffe computes it"),
+    "export": ("netdef.cli.export", "cmd_export", "export to ONNX"),
+    "init": ("netdef.cli.weights", "cmd_init", "write filler-initialised weights as a .caffemodel"),
+    "run": ("netdef.cli.run", "cmd_run", "run a model with onnxruntime"),
+    "bench": ("netdef.cli.run", "cmd_bench", "latency and throughput with onnxruntime"),
+    "verify": ("netdef.cli.verify", "cmd_verify", "compare onnxruntime with an independent NumPy forward pass"),
+    "solver": ("netdef.cli.solver", "cmd_solver", "check and summarise a solver definition"),
+    "lr": ("netdef.cli.solver", "cmd_lr", "the learning rate at each iteration, as Caffe computes it"),
     "list": ("netdef.library", "cmd_list", "the bundled library of networks and solvers"),
     "lsp": ("netdef.lsp", "cmd_lsp", "a language server for editors (LSP over standard input and output)"),
     "view": ("netdef.view", "cmd_view", "one self-contained interactive HTML page of a net or solver"),
@@ -82,6 +82,15 @@ def _net_options(p: argparse.ArgumentParser, phase_default: str = "TEST") -> Non
 
 def _file(p: argparse.ArgumentParser, what: str = "a network definition (.prototxt) or a bundled net's name") -> None:
     p.add_argument("file", help=what + "; '-' reads standard input")
+
+
+def _seed_option(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--seed", type=seed, default=0, help=help)
+
+
+def _batch_option(p: argparse.ArgumentParser, help: str, dynamic: bool = False) -> None:
+    p.add_argument("--batch", type=batch_size(dynamic), default=None, metavar="N|dynamic" if dynamic else "N",
+                   help=help)
 
 
 def _allow_missing(p: argparse.ArgumentParser) -> None:
@@ -207,11 +216,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _allow_missing(p)
     p.add_argument("-o", "--output", required=True, help="OUT.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 21 (default 17)")
-    p.add_argument("--batch", default=None, help="a batch size N, or 'dynamic'")
+    _batch_option(p, "a batch size N, or 'dynamic'", dynamic=True)
     p.add_argument("--fp16", action="store_true", help="store weights and compute in float16 (inputs and outputs stay float32)")
     p.add_argument("--fp16-io", action="store_true", help="with --fp16: float16 inputs and outputs too")
     p.add_argument("--no-fold", dest="fold", action="store_false", help="keep BatchNorm/Scale as separate nodes")
-    p.add_argument("--seed", type=_seed, default=0, help="seed for filler initialisation without --weights")
+    _seed_option(p, "seed for filler initialisation without --weights")
     p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
                    help="export only the layers that compute these blobs, which become the model's outputs")
     p.add_argument("--custom-ops", action="store_true",
@@ -230,7 +239,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _file(p)
     _net_options(p)
     p.add_argument("-o", "--output", required=True, help="OUT.caffemodel")
-    p.add_argument("--seed", type=_seed, default=0, help="seed for the fillers (default 0)")
+    _seed_option(p, "seed for the fillers (default 0)")
     _format_option(p, what=" of the report")
 
     for name in ("run", "bench"):
@@ -241,7 +250,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         _allow_missing(p)
         p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="auto",
                        help="onnxruntime execution provider (default auto: CUDA when usable, else the CPU)")
-        p.add_argument("--seed", type=_seed, default=0, help="seed for random inputs and filler weights (default 0)")
+        _seed_option(p, "seed for random inputs and filler weights (default 0)")
         _format_option(p)
         if name == "run":
             p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
@@ -249,7 +258,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             p.add_argument("--top", type=int, default=5, help="top-k classes to print for classifier outputs")
             p.add_argument("--labels", metavar="FILE", help="class names for top-k, one per line (line k: class k)")
         else:
-            p.add_argument("--batch", type=int, default=None, help="batch size of the random inputs")
+            _batch_option(p, "batch size of the random inputs")
             p.add_argument("--runs", type=int, default=50, help="at most this many timed runs (default 50)")
             p.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
                            help="stop the warm-up, and the timed runs, after this long (default 10; "
@@ -265,11 +274,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _allow_missing(p)
     p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
                    help="feed this array to an input (random data otherwise)")
-    p.add_argument("--batch", type=int, default=None,
-                   help="samples per input (default 1; the net's declared batch when --input-file is given)")
+    _batch_option(p, "samples per input (default 1; the net's declared batch when --input-file is given)")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest max|a-b| / max(1, max|b|) accepted per blob (default 1e-4)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed for random inputs and filler weights (default 0)")
+    _seed_option(p, "seed for random inputs and filler weights (default 0)")
     p.add_argument("--no-fold", dest="fold", action="store_false",
                    help="keep BatchNorm/Scale as separate nodes, so that their outputs are compared too")
     p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu",
@@ -337,15 +345,33 @@ class _InputShape(argparse.Action):
         setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), name: shape})
 
 
-def _seed(text: str) -> int:
-    # numpy's SeedSequence takes non-negative integers only (-1 was an internal error).
+def seed(text: str) -> int:
+    """--seed: the one parser of it. numpy's SeedSequence takes non-negative integers only
+    (-1 was an internal error)."""
     try:
-        seed = int(text)
+        value = int(text)
     except ValueError:
-        seed = -1
-    if not 0 <= seed < 2**64:
+        value = -1
+    if not 0 <= value < 2**64:
         raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2^64 - 1, got '{text}'")
-    return seed
+    return value
+
+
+def batch_size(dynamic: bool = False):
+    """The --batch parser (argparse `type=`): a number of samples, at least 1; with `dynamic`
+    (export) also 'dynamic', a batch left symbolic in the model."""
+    def batch(text: str):
+        if dynamic and text.strip().lower() == "dynamic":
+            return "dynamic"
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            allowed = "a whole number, at least 1, or 'dynamic'" if dynamic else "a whole number, at least 1"
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got '{text}'")
+        return n
+    return batch
 
 
 def _megabytes(text: str) -> int:

@@ -1,21 +1,22 @@
-"""`netdef verify`: the exported model, run by onnxruntime, against the NumPy reference.
+"""The exported model, run by onnxruntime, against the NumPy reference.
 
 Both see the same weights and inputs. Every blob the exported graph still has (folding removes
 the convolution outputs it merges) becomes an extra model output, and is compared, layer by
 layer in Caffe's order, with what netdef.reference computed from Caffe's C++ semantics. The
 first layer whose tops differ by more than the tolerance (max |a - b| / max(1, max |b|)) is
-reported at its definition.
+reported at its definition. (The `netdef verify` command: netdef/cli/verify.py.)
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import codes
-from ..diagnostics import DiagnosticError, Diagnostics
-from ..cli.select import print_report, reporting
+from ..diagnostics import Diagnostics
+from .model import Exported
+from .onnx import Exporter
+from .prepare import compile_for_export, graph_weights
+from .runtime import Session, nonfinite_outputs
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -90,8 +91,6 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
            input_shapes: dict | None = None, diags: Diagnostics | None = None,
            allow_missing_weights: bool = False, batch: int | None = None) -> Report:
     from ..reference import ReferenceError, trace
-    from .onnx import Exporter, Exported, compile_for_export, graph_weights
-    from .runtime import Session, nonfinite_outputs
 
     diags = diags if diags is not None else Diagnostics()
     # The batch comes from the input arrays when given (else `batch`: 1 by default from the
@@ -154,85 +153,3 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     finally:
         progress.close()
     return Report(comparisons, first_bad, skipped, stopped, sess.provider, nonfinite)
-
-
-def _verify_findings(args, report, diags) -> None:
-    if report.stopped:
-        diags.add(codes.VERIFY_INCOMPLETE.at(None, why=report.stopped))
-    for d in report.nonfinite.values():
-        diags.add(d)
-    if report.first_bad is not None:
-        c = report.first_bad
-        diags.add(codes.VERIFY_MISMATCH.at(c.span, layer=c.layer, type=c.type, top=c.top,
-                                           error=f"{c.error:.3g}", tolerance=f"{args.tolerance:g}",
-                                           notes=["the layers before it agree; this layer's lowering or its "
-                                                  "reference implementation is wrong"]))
-
-
-def _verify_json(args, report, diags) -> int:
-    from ..cli.output import emit_json
-    _verify_findings(args, report, diags)
-    if not report.comparisons:
-        diags.add(codes.VERIFY_INCOMPLETE.at(None, why="no blob could be compared"))
-    print_report(diags, args)
-    failed = report.first_bad is not None or diags.has_errors or not report.comparisons
-    emit_json(args, {
-        "ok": not failed, "provider": report.provider, "tolerance": args.tolerance,
-        "max_error": max((c.error for c in report.comparisons), default=None),
-        "comparisons": [{"layer": c.layer, "type": c.type, "top": c.top, "onnx_name": c.onnx_name, "shape": list(c.shape),
-                         "error": c.error, "ok": c.error <= args.tolerance} for c in report.comparisons],
-        "first_mismatch": report.first_bad.layer if report.first_bad is not None else None,
-        "not_compared": list(report.skipped), "stopped": report.stopped or None})
-    return 1 if failed else 0
-
-
-@reporting
-def cmd_verify(args) -> int:
-    from .runtime import read_input_files
-
-    if args.tolerance <= 0:
-        from ..diagnostics import UsageError
-        raise UsageError("--tolerance must be positive")
-    inputs = read_input_files(args.input_files)
-    diags = Diagnostics(getattr(args, "max_errors", 100))
-    common = dict(inputs=inputs, tolerance=args.tolerance, seed=args.seed,
-                  fold=getattr(args, "fold", True), provider=getattr(args, "provider", "cpu"),
-                  phase=args.phase, stages=tuple(args.stage), level=args.level,
-                  input_shapes=args.inputs,
-                  allow_missing_weights=getattr(args, "allow_missing_weights", False))
-    batch = getattr(args, "batch", None)
-    if batch is not None and batch < 1:
-        from ..diagnostics import UsageError
-        raise UsageError(f"--batch must be a positive number, got {batch}")
-    if batch is None and not inputs:
-        # Batch 1 by default (issue 11): a net declares 10 or 50 samples for its benchmarks, and
-        # the NumPy reference takes minutes over them; one sample checks the same arithmetic.
-        # A net whose graph cannot take batch 1 (a Reshape that fixes it) runs as declared.
-        from .onnx import compile_for_export
-        try:
-            compile_for_export(args.file, batch=1, phase=args.phase, stages=tuple(args.stage), level=args.level,
-                               inputs=common["input_shapes"], deploy=True)
-            batch = 1
-        except DiagnosticError:
-            batch = None
-    report = verify(args.file, args.weights, diags=diags, batch=batch, **common)
-    if args.format == "json":
-        return _verify_json(args, report, diags)
-    out = sys.stdout
-    width = max((len(c.layer) for c in report.comparisons), default=5)
-    for c in report.comparisons:
-        flag = "" if c.error <= args.tolerance else "  <-- exceeds tolerance"
-        out.write(f"{c.layer:<{width}}  {c.type:<14} {c.top:<20} {c.error:.3g}{flag}\n")
-    worst = max((c.error for c in report.comparisons), default=0.0)
-    out.write(f"compared {len(report.comparisons)} blobs (onnxruntime on {report.provider} vs the NumPy reference); "
-              f"max relative error {worst:.3g}, tolerance {args.tolerance:g}\n")
-    if report.skipped:
-        out.write(f"not in the exported graph (folded): {len(report.skipped)} blobs\n")
-    _verify_findings(args, report, diags)
-    print_report(diags, args)
-    if report.first_bad is not None or diags.has_errors:
-        return 1
-    if not report.comparisons:
-        raise DiagnosticError([codes.VERIFY_INCOMPLETE.at(None, why="no blob could be compared")])
-    return 0
-

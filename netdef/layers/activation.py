@@ -19,6 +19,7 @@ class Neuron(Layer):
 @register("ReLU")
 class ReLU(Neuron):
     param = "relu_param"
+    fork_defaults = {"relu6": False}  # Synopsys' ReLUParameter relu6 = 3 [default false]
     checked_against = ("BVLC/caffe src/caffe/layers/relu_layer.cpp; relu6: foss-for-synopsys-dwc-arc-processors/"
                        "synopsys-caffe src/caffe/layers/relu_layer.cpp")
 
@@ -43,7 +44,7 @@ def relu6(node) -> bool:
     true the ReLU's output, max(x, 0) + negative_slope * min(x, 0), is then limited to 6."""
     sub = node.loc.msg("relu_param") if node.loc is not None else None
     vals = sub.extra.get("relu6") if sub is not None else None
-    return bool(vals[-1]) if vals else False
+    return bool(vals[-1]) if vals else ReLU.fork_defaults["relu6"]
 
 
 @register("Sigmoid")

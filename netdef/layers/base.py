@@ -14,6 +14,7 @@ The registry holds one instance per class; `get(type)` finds it. Methods take th
   infer_shapes(node, in_shapes) -> [shape] Caffe's Reshape; raises LayerError on bad input
   param_shapes(node, in_shapes) -> [shape] parameter blobs in Caffe's blob order
   stat_blobs(node) -> set[int]             which of those are statistics, not learnable
+  neutral_statistics {index: value}        what untrained statistics start from (not fillers)
   filler_params(node) -> [FillerParameter | None]  parallel to param_shapes
   receptive_field(node, in_rfs) -> [RF | None]
   cost(node, in_shapes, out_shapes) -> {"macs": int, "flops": int}
@@ -78,13 +79,15 @@ class Layer:
     source = False                  # its tops are net inputs (Input and data layers)
     sink = False                    # consumes blobs and produces nothing (Silence, HDF5Output)
     opaque = None                   # why netdef cannot infer its tops (Python, data-dependent sizes)
+    fork_defaults: dict = {}        # a fork layer's parameter defaults, field -> value, as its fork's
+                                    # caffe.proto declares them (fork.ForkParams and the reference read them)
     loss = False                    # top 0 has loss_weight 1 by default
     auto_tops = False               # Caffe's AutoTopBlobs: missing tops are made, anonymous
     compares = False                # compares a prediction with labels, as losses do (Accuracy)
     time_major = False              # reads (T, N, ...) blobs: the batch is axis 1 (RNN, LSTM)
     elementwise = False             # output i has the shape of input 0 and the same RF
     training_only = False           # a deploy graph leaves it out (export, verify), as it does losses
-    # For the layer-type table (docs/layers.md, `python3 -m netdef.layers.doc`): where the type
+    # For the layer-type table (docs/layers.md, `python3 -m netdef.layer_table`): where the type
     # comes from, and the source its rules were checked against (repository and file).
     origin = "BVLC Caffe"
     checked_against = "BVLC/caffe src/caffe/layers/ (the layer's *_layer.cpp) and caffe.proto"
@@ -114,6 +117,10 @@ class Layer:
 
     def stat_blobs(self, node) -> set[int]:
         return set()
+
+    # Statistics blob index -> the value it starts from without trained weights (netdef.weights
+    # fills it so instead of with its filler; BatchNorm in norm.py says why). Read, never written.
+    neutral_statistics: dict[int, float] = {}
 
     def filler_params(self, node) -> list:
         return []

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 from .. import codes
 from ..ir import RF
-from .base import Layer, bad, canonical_axis, fmt_shape, need_rank, prod, register, weight_bias_fillers, window_rf
+from .base import Layer, bad, canonical_axis, fmt_shape, get, need_rank, prod, register, weight_bias_fillers, window_rf
 from .fork import synopsys_pads
 
 # BaseConvolutionLayer's kDefaultStride, kDefaultPad, kDefaultDilation.
@@ -420,15 +420,19 @@ class ConvolutionDepthwise(Layer):
 C3D_ORIGIN = "the C3D fork of Caffe (facebook/C3D)"
 
 
-def c3d_field(node, message: str, name: str, default: int) -> int:
+# C3D's caffe.proto was not in the stored sources: the defaults of its fields (kernel_depth 1,
+# temporal_stride 1, temporal_pad 0, filter_group 1) are the values that leave the temporal axis
+# as a plain 2-D layer would, as C3D's own nets assume. Convolution3D and Pooling3D declare them.
+C3D_DEFAULTS = {"kernel_depth": 1, "temporal_stride": 1, "temporal_pad": 0, "filter_group": 1}
+
+
+def c3d_field(node, message: str, name: str) -> int:
     """A C3D field inside convolution_param / pooling_param (a fork field of a BVLC message,
-    kept in that block's extra). C3D's caffe.proto was not in the stored sources: the defaults
-    used (kernel_depth 1, temporal_stride 1, temporal_pad 0, filter_group 1) are the values that
-    leave the temporal axis as a plain 2-D layer would, as C3D's own nets assume."""
+    kept in that block's extra), else the default the layer class declares."""
     sub = node.loc.msg(message) if node.loc is not None else None
     vals = sub.extra.get(name) if sub is not None else None
     if not vals:
-        return default
+        return get(node.type).fork_defaults[name]
     v = vals[-1]
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         bad(node, f"{message}.{name} must be a non-negative integer, got {v!r}", node.field_span(message))
@@ -448,9 +452,9 @@ def c3d_geometry(node, message: str, pad_ok=True):
         s, pd = p.stride, p.pad
     if k is None or k <= 0:
         bad(node, "kernel_size must be given and positive", node.field_span(message))
-    kd = c3d_field(node, message, "kernel_depth", 1)
-    ts = c3d_field(node, message, "temporal_stride", 1)
-    tp = c3d_field(node, message, "temporal_pad", 0) if message == "convolution_param" else 0
+    kd = c3d_field(node, message, "kernel_depth")
+    ts = c3d_field(node, message, "temporal_stride")
+    tp = c3d_field(node, message, "temporal_pad") if message == "convolution_param" else 0
     if kd <= 0 or ts <= 0 or s <= 0:
         bad(node, "kernel_depth, temporal_stride and stride must be positive", node.field_span(message))
     return (kd, k, k), (ts, s, s), (tp, pd, pd)
@@ -466,6 +470,7 @@ class Convolution3D(Layer):
     convolution whatever filter_group says."""
 
     param = "convolution_param"
+    fork_defaults = C3D_DEFAULTS
     origin = C3D_ORIGIN
     checked_against = "facebook/C3D C3D-v1.0/src/caffe/layers/convolution3d_layer.cpp (read from a stored copy)"
 
@@ -476,7 +481,7 @@ class Convolution3D(Layer):
         cp = node.param.convolution_param
         if not cp.num_output:
             bad(node, "num_output must be positive", node.field_span("convolution_param"))
-        groups = c3d_field(node, "convolution_param", "filter_group", 1)
+        groups = c3d_field(node, "convolution_param", "filter_group")
         if groups <= 0 or cp.num_output % groups:
             bad(node, f"filter_group {groups} does not divide num_output {cp.num_output}",
                 node.field_span("convolution_param"), code=codes.BAD_GROUP)

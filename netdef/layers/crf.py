@@ -56,11 +56,12 @@ def num_iterations(node) -> int:
 class MultiStageMeanfield(Layer):
     """CRF-as-RNN's mean-field iterations: top (N, C, H, W) of the unary; blobs (1, 1, C, C)
     x 3 (spatial weights, bilateral weights, compatibility). The NumPy reference rebuilds the
-    fork's permutohedral lattices (netdef/reference_segvideo.py); ONNX has no lowering for them
+    fork's permutohedral lattices (netdef/reference/crf.py); ONNX has no lowering for them
     (their vertices depend on the image): export the net up to the CRF's unary with --outputs,
     or as a custom-domain node with --custom-ops."""
 
     bottoms = (3, 3)
+    fork_defaults = MEANFIELD_DEFAULTS
     origin = CRFASRNN
     checked_against = ("torrvision/caffe (master) src/caffe/layers/multi_stage_meanfield.cpp (LayerSetUp, "
                        "Forward_cpu, compute_bilateral_kernel), meanfield_iteration.cpp (Forward_cpu) and caffe.proto "

@@ -134,6 +134,7 @@ class MarginInnerProduct(Layer):
     compares = True
     training_only = True
     origin = "the SphereFace fork of Caffe (wy1iu/sphereface)"
+    fork_defaults = {"axis": 1}
     checked_against = "wy1iu/sphereface tools/caffe-sphereface/src/caffe/layers/margin_inner_product_layer.cpp"
 
     def _params(self, node):

@@ -74,7 +74,7 @@ class Permute(Layer):
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
         n = len(shape)
-        p = ForkParams(node, "permute_param", {})
+        p = ForkParams(node, "permute_param")
         order = []
         for o in p.all("order"):
             if not isinstance(o, int) or not 0 <= o < n:
@@ -112,15 +112,16 @@ _NORMALIZE = {"across_spatial": True, "channel_shared": True, "eps": 1e-10}
 @register("Normalize")
 class Normalize(Layer):
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/normalize_layer.cpp"
+    fork_defaults = _NORMALIZE
     elementwise = True
 
     def param_shapes(self, node, in_shapes):
-        p = ForkParams(node, "norm_param", _NORMALIZE)
+        p = ForkParams(node, "norm_param")
         # SSD's NormalizeLayer makes a shared scale a blob with no axes (vector<int>(0)).
         return [()] if p.get("channel_shared") else [(in_shapes[0][1],)]
 
     def filler_params(self, node):
-        p = ForkParams(node, "norm_param", _NORMALIZE)
+        p = ForkParams(node, "norm_param")
         raw = p.get("scale_filler")
         f = pb.FillerParameter()
         if isinstance(raw, dict):
@@ -135,7 +136,7 @@ class Normalize(Layer):
 
     def to_onnx(self, node, g):
         """SSD's L2 normalisation with its learnt per-channel (or shared) scale."""
-        p = ForkParams(node, "norm_param", _NORMALIZE)
+        p = ForkParams(node, "norm_param")
         shape = g.in_shape(0)
         eps = float(p.get("eps"))
         sq = g.op("Mul", [g.x(0), g.x(0)], g.tmp("sq"))
@@ -185,7 +186,7 @@ def _num(node, p, name, v):
 def prior_spec(node) -> PriorSpec:
     """PriorBoxLayer::LayerSetUp (weiliu89/caffe src/caffe/layers/prior_box_layer.cpp), with
     its CHECKs as errors."""
-    p = ForkParams(node, "prior_box_param", _PRIOR_BOX)
+    p = ForkParams(node, "prior_box_param")
     mins = [_num(node, p, "min_size", v) for v in p.all("min_size")]
     if not mins:
         bad(node, "prior_box_param has no min_size (PriorBoxLayer requires one)", p.span())
@@ -288,6 +289,7 @@ class PriorBox(Layer):
     """SSD's default boxes for one feature map. They depend only on the shapes of the bottoms,
     so the export holds them as a constant."""
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/prior_box_layer.cpp and caffe.proto"
+    fork_defaults = _PRIOR_BOX
 
     bottoms = (2, 2)
     reads_values = False      # only the bottoms' shapes matter: --outputs does not keep their producers
@@ -334,6 +336,8 @@ class PriorBox(Layer):
 _DETECTION_OUTPUT = {"share_location": True, "background_label_id": 0, "code_type": 1, "keep_top_k": -1,
                      "variance_encoded_in_target": False}
 CODE_TYPES = {"CORNER": 1, "CENTER_SIZE": 2, "CORNER_SIZE": 3}
+# nms_param's defaults (NonMaximumSuppressionParameter, above); the reference reads them too.
+NMS_PARAM = {"nms_threshold": 0.3, "top_k": -1, "eta": 1.0}
 
 
 @dataclass
@@ -352,7 +356,7 @@ class DetectionSpec:
 
 def detection_spec(node) -> DetectionSpec:
     """DetectionOutputLayer::LayerSetUp (weiliu89/caffe src/caffe/layers/detection_output_layer.cpp)."""
-    p = ForkParams(node, "detection_output_param", _DETECTION_OUTPUT)
+    p = ForkParams(node, "detection_output_param")
     if not p.has("num_classes"):
         bad(node, "detection_output_param needs num_classes", p.span())
     num_classes = _int(node, p, "num_classes")
@@ -366,12 +370,12 @@ def detection_spec(node) -> DetectionSpec:
     nms = p.get("nms_param")
     nms = nms if isinstance(nms, dict) else {}
 
-    def nms_value(name, default):
+    def nms_value(name):
         v = nms.get(name)
-        return v[-1] if v else default
+        return v[-1] if v else NMS_PARAM[name]
 
-    nms_threshold = float(nms_value("nms_threshold", 0.3))
-    eta = float(nms_value("eta", 1.0))
+    nms_threshold = float(nms_value("nms_threshold"))
+    eta = float(nms_value("eta"))
     if nms_threshold < 0:
         bad(node, f"nms_threshold must be non-negative, got {nms_threshold}", p.span("nms_param"))
     if not 0 < eta <= 1:
@@ -380,7 +384,7 @@ def detection_spec(node) -> DetectionSpec:
     return DetectionSpec(num_classes, _flag(p.get("share_location")), _int(node, p, "background_label_id"), code,
                          _flag(p.get("variance_encoded_in_target")), _int(node, p, "keep_top_k"),
                          float(np.float32(conf)) if conf is not None else -FLT_MAX,
-                         float(np.float32(nms_threshold)), int(nms_value("top_k", -1)), float(np.float32(eta)))
+                         float(np.float32(nms_threshold)), int(nms_value("top_k")), float(np.float32(eta)))
 
 
 def _legacy(shape, axis: int) -> int:
@@ -393,6 +397,7 @@ class DetectionOutput(Layer):
     """SSD's NMS head. Its row count depends on the data; like Caffe's setup, netdef reports one
     row of 7 values (image, label, score, xmin, ymin, xmax, ymax)."""
     checked_against = "weiliu89/caffe (ssd) src/caffe/layers/detection_output_layer.cpp, src/caffe/util/bbox_util.cpp; onnxruntime non_max_suppression.cc"
+    fork_defaults = _DETECTION_OUTPUT
 
     bottoms = (3, 4)
 
@@ -572,6 +577,9 @@ def lower_detection_output(node, g, spec: DetectionSpec):
 class ROIPooling(Layer):
     """Fast R-CNN: max-pool each region of interest (bottom 1 rows) to pooled_h x pooled_w."""
     checked_against = "rbgirshick/caffe-fast-rcnn src/caffe/layers/roi_pooling_layer.cpp; onnxruntime roi_pool.cc"
+    # ROIPoolingParameter (rbgirshick/caffe-fast-rcnn caffe.proto): pooled_h = 1 [0],
+    # pooled_w = 2 [0], spatial_scale = 3 [1].
+    fork_defaults = {"pooled_h": 0, "pooled_w": 0, "spatial_scale": 1.0}
 
     bottoms = (2, 2)
 
@@ -581,7 +589,7 @@ class ROIPooling(Layer):
         # ROIPoolingParameter (rbgirshick/caffe-fast-rcnn caffe.proto): pooled_h = 1 [0],
         # pooled_w = 2 [0], spatial_scale = 3 [1]; LayerSetUp checks both sizes > 0, Reshape that
         # the regions are 5 values (C*H*W == 5).
-        p = ForkParams(node, "roi_pooling_param", {"pooled_h": 0, "pooled_w": 0})
+        p = ForkParams(node, "roi_pooling_param")
         ph, pw = _int(node, p, "pooled_h"), _int(node, p, "pooled_w")
         if ph <= 0 or pw <= 0:
             bad(node, "roi_pooling_param needs positive pooled_h and pooled_w", p.span())
@@ -602,7 +610,7 @@ class ROIPooling(Layer):
         src/caffe/layers/roi_pooling_layer.cpp) does, step for step: corners round()ed after
         scaling in float, sizes at least 1, bins floor/ceil of float products, clipped to the
         map, empty bins 0. Rows of bottom 1 are (batch index, x1, y1, x2, y2)."""
-        p = ForkParams(node, "roi_pooling_param", {"spatial_scale": 1.0})
+        p = ForkParams(node, "roi_pooling_param")
         rois = g.in_shape(1)
         if len(rois) < 2 or prod(rois[1:]) != 5:
             g.fail(f"the regions must be (R, 5) rows, got {rois}")
@@ -622,7 +630,7 @@ class PSROIPooling(Layer):
     bottoms = (2, 2)
 
     def spec(self, node):
-        p = ForkParams(node, "psroi_pooling_param", {})
+        p = ForkParams(node, "psroi_pooling_param")
         for name in ("spatial_scale", "output_dim", "group_size"):
             if not p.has(name):
                 bad(node, f"psroi_pooling_param needs {name} (a required field of R-FCN's schema)", p.span())
@@ -803,11 +811,12 @@ class Region(Layer):
     anchor, logistic on x, y and the objectness, softmax over the classes; the top has the
     bottom's shape."""
     checked_against = "openvinotoolkit/training_toolbox_caffe src/caffe/layers/region_layer.cpp and caffe.proto"
+    fork_defaults = _REGION
 
     elementwise = True
 
     def spec(self, node):
-        p = ForkParams(node, "region_param", _REGION)
+        p = ForkParams(node, "region_param")
         coords, classes, num = _int(node, p, "coords"), _int(node, p, "classes"), _int(node, p, "num")
         if coords < 2 or classes < 1 or num < 1:
             bad(node, f"region_param: coords {coords} (at least 2), classes {classes} and num {num} "
@@ -876,7 +885,7 @@ class YoloSpec:
 
 def yolo_spec(node, v3: bool, n_bottoms: int) -> YoloSpec:
     field = "yolov3_detection_output_param" if v3 else "yolo_detection_output_param"
-    p = ForkParams(node, field, _YOLOV3 if v3 else _YOLO)
+    p = ForkParams(node, field)
     if not p.has("num_classes"):
         bad(node, f"{field} needs num_classes", p.span())
     classes, num_box = _int(node, p, "num_classes"), _int(node, p, "num_box")
@@ -945,6 +954,7 @@ class YoloDetectionOutput(_YoloOutput):
     anchor, the best class of a softmax, times the sigmoid objectness; boxes kept at or above
     confidence_threshold, then one class-agnostic NMS; rows (0, class + 1, score, corners)."""
     checked_against = "eric612/MobileNet-YOLO src/caffe/layers/yolo_detection_output_layer.cpp and caffe.proto"
+    fork_defaults = _YOLO
 
 
 @register("Yolov3DetectionOutput")
@@ -955,6 +965,7 @@ class Yolov3DetectionOutput(_YoloOutput):
     checked_against = "eric612/MobileNet-YOLO src/caffe/layers/yolov3_detection_output_layer.cpp, src/caffe/util/bbox_util.cpp"
 
     v3 = True
+    fork_defaults = _YOLOV3
 
 
 def lower_yolo(node, g, spec: YoloSpec):

@@ -1,9 +1,9 @@
 """Layer types from Caffe forks whose semantics are public, so their shapes can be inferred.
 
 Their parameters are not in netdef's (BVLC) schema: the parser keeps them as plain values in the
-layer Loc's `extra` (e.g. extra["permute_param"] == [{"order": [0, 2, 3, 1]}]). Each parameter
-message's defaults are declared once below, as the fork's own .proto declares them:
-  SSD (weiliu89/caffe): pooling's ceil_mode
+layer Loc's `extra` (e.g. extra["permute_param"] == [{"order": [0, 2, 3, 1]}]). Each fork layer
+class declares its parameter message's defaults once, as the fork's own .proto declares them, in
+its `fork_defaults` (field -> default); ForkParams here and netdef.reference read them there.
   (Upsample and Interp live in resize.py, BN in norm.py, ReLU6 and Mish in activation.py,
   ShuffleChannel and Reorg in shape.py, the depthwise convolutions in conv.py, Axpy in merge.py;
   the detection family, SSD's Permute, Normalize, PriorBox, DetectionOutput, R-CNN's ROIPooling,
@@ -11,15 +11,20 @@ message's defaults are declared once below, as the fork's own .proto declares th
 """
 from __future__ import annotations
 
-from .base import Layer, bad, register
+from .base import Layer, bad, get, register
 
 
 class ForkParams:
-    """Read access to a fork parameter message kept in node.extra, with the fork's defaults."""
+    """Read access to a fork parameter message kept in node.extra, with the fork's defaults:
+    those the node's layer class declares in `fork_defaults` (declared once, in its family file;
+    netdef.reference reads them too), unless `defaults` is given."""
 
-    def __init__(self, node, field: str, defaults: dict):
+    def __init__(self, node, field: str, defaults: dict | None = None):
         raw = node.extra.get(field) or [{}]
         self.values = raw[-1] if isinstance(raw[-1], dict) else {}
+        if defaults is None:
+            impl = get(node.type)
+            defaults = impl.fork_defaults if impl is not None else {}
         self.defaults = defaults
         self.node = node
         self.field = field
@@ -50,9 +55,10 @@ def _int(node, params, name):
 
 
 def num_output_and_axis(node, message: str) -> tuple[int, int]:
-    """`num_output` (required, positive) and `axis` [default 1] of a fork's inner-product-like
-    parameter message (SphereFace's margin_inner_product_param, caffe-face's center_loss_param)."""
-    p = ForkParams(node, message, {"axis": 1})
+    """`num_output` (required, positive) and `axis` (its default in the layer class's
+    fork_defaults) of a fork's inner-product-like parameter message (SphereFace's
+    margin_inner_product_param, caffe-face's center_loss_param)."""
+    p = ForkParams(node, message)
     if not p.has("num_output"):
         bad(node, f"{message} has no num_output", p.span())
     n = _int(node, p, "num_output")

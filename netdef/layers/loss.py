@@ -215,6 +215,7 @@ class CenterLoss(Layer):
     auto_tops = True
     bottoms = (2, 2)
     origin = "the center-loss fork of Caffe (ydwen/caffe-face)"
+    fork_defaults = {"axis": 1}
     checked_against = "ydwen/caffe-face src/caffe/layers/center_loss_layer.cpp (a stored copy)"
 
     def _params(self, node):

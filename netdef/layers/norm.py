@@ -63,12 +63,13 @@ def eps_before_sqrt(node) -> bool:
     sqrt(var) + eps when it is false."""
     sub = node.loc.msg("batch_norm_param") if node.loc is not None else None
     vals = sub.extra.get("add_eps_before_sqrt") if sub is not None else None
-    return bool(vals[-1]) if vals else True
+    return bool(vals[-1]) if vals else BatchNorm.fork_defaults["add_eps_before_sqrt"]
 
 
 @register("BatchNorm")
 class BatchNorm(Layer):
     param = "batch_norm_param"
+    fork_defaults = {"add_eps_before_sqrt": True}  # Synopsys' field; true is BVLC's rule
     elementwise = True
     checked_against = ("BVLC/caffe src/caffe/layers/batch_norm_layer.cpp; add_eps_before_sqrt: "
                        "foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/batch_norm_layer.cpp")
@@ -81,6 +82,13 @@ class BatchNorm(Layer):
 
     def stat_blobs(self, node):
         return {0, 1, 2}
+
+    # Without a .caffemodel (netdef init, export, verify) the statistics start neutral: mean 0,
+    # variance 1, factor 1, so an untrained BatchNorm computes x / sqrt(1 + eps). Caffe has no
+    # filler for them (LayerSetUp zero-fills all three), and with factor 0 its forward pass reads
+    # mean 0 and variance 0 and divides by sqrt(eps): x316 per layer at eps 1e-5, which overflows
+    # float32 within a few layers of ResNet, Inception-v3, DenseNet or MobileNet.
+    neutral_statistics = {0: 0.0, 1: 1.0, 2: 1.0}
 
     def filler_params(self, node):
         # BatchNormLayer::LayerSetUp zero-fills all three blobs.
@@ -290,9 +298,9 @@ class MVN(Layer):
 # shift_filler = 2, bn_mode = 3 [default = LEARN] (LEARN = 0, INFERENCE = 1).
 # yjxiong/caffe's (PSPNet's) BNParameter: slope_filler = 1, bias_filler = 2,
 # momentum = 3 [default 0.9], eps = 4 [default 1e-5], frozen = 5 [default false].
-_SEGNET_BN = {"bn_mode": "LEARN"}
-_PSP_BN = {"eps": 1e-5, "momentum": 0.9, "frozen": False}
+_BN = {"bn_mode": "LEARN", "eps": 1e-5, "momentum": 0.9, "frozen": False}
 SEGNET_BN_EPS = 1e-9  # BNLayer::LayerSetUp's var_eps_ (SegNet), not a parameter
+PSP_BN_FIELDS = ("slope_filler", "momentum", "frozen", "eps")  # any of them: the PSPNet/yjxiong BN
 
 
 @register("BN")
@@ -313,6 +321,7 @@ class BN(Layer):
     cannot tell the two apart."""
 
     elementwise = True
+    fork_defaults = _BN
     origin = "the SegNet fork (alexgkendall/caffe-segnet) and the PSPNet/yjxiong forks"
     checked_against = ("alexgkendall/caffe-segnet src/caffe/layers/bn_layer.cpp and caffe.proto; "
                        "hszhao/PSPNet src/caffe/layers/bn_layer.cpp (commit c479f4fe); yjxiong/caffe's "
@@ -320,11 +329,11 @@ class BN(Layer):
 
     def pspnet_style(self, node) -> bool:
         raw = (node.extra.get("bn_param") or [{}])[-1]
-        return isinstance(raw, dict) and any(k in raw for k in ("slope_filler", "momentum", "frozen", "eps"))
+        return isinstance(raw, dict) and any(k in raw for k in PSP_BN_FIELDS)
 
     def mode(self, node) -> str:
         from .fork import ForkParams
-        return str(ForkParams(node, "bn_param", _SEGNET_BN).get("bn_mode"))
+        return str(ForkParams(node, "bn_param").get("bn_mode"))
 
     def check(self, node, diags):
         if not self.pspnet_style(node) and self.mode(node) not in ("LEARN", "INFERENCE", "0", "1"):
@@ -342,6 +351,9 @@ class BN(Layer):
 
     def stat_blobs(self, node):
         return {2, 3} if self.pspnet_style(node) else set()
+
+    # The PSPNet style's running mean and variance start neutral, as BatchNorm's do.
+    neutral_statistics = {2: 0.0, 3: 1.0}
 
     def filler_params(self, node):
         raw = (node.extra.get("bn_param") or [{}])[-1]
@@ -365,7 +377,7 @@ class BN(Layer):
         shape = (1, g.in_shape(0)[1], 1, 1)
         x = g.x(0)
         if self.pspnet_style(node):
-            eps = float(ForkParams(node, "bn_param", _PSP_BN).get("eps"))
+            eps = float(ForkParams(node, "bn_param").get("eps"))
             mean, var = g.param(2, "mean", shape), g.param(3, "var", shape)
             std = g.op("Sqrt", [g.op("Add", [var, g.const(eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
             x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))

@@ -14,6 +14,7 @@ from .. import codes, forks
 from ..ir import RF
 from ..proto import pb
 from .base import Layer, bad, fmt_shape, need_rank, prod, register, whole_rf, window_rf
+from .conv import C3D_DEFAULTS
 from .fork import synopsys_pads
 
 P = pb.PoolingParameter
@@ -371,6 +372,7 @@ class Pooling3D(Layer):
     the clipped window and divides by the window clipped to the padded frame (the length to L)."""
 
     param = "pooling_param"
+    fork_defaults = C3D_DEFAULTS
     origin = "the C3D fork of Caffe (facebook/C3D)"
     checked_against = "facebook/C3D C3D-v1.0/src/caffe/layers/pooling3d_layer.cpp (read from a stored copy)"
 

@@ -29,6 +29,7 @@ class Upsample(Layer):
     neighbour. Output: upsample_h/w if given, else H*scale_h - pad_out_h (SegNet)."""
 
     bottoms = (1, 2)
+    fork_defaults = _UPSAMPLE
     origin = SEGNET + "; one-bottom nearest-neighbour form: darknet2caffe ports (YOLOv3)"
     checked_against = ("alexgkendall/caffe-segnet src/caffe/layers/upsample_layer.cpp; "
                        "one bottom: davidwjx/netboom FW/nu4100/app/target/ev72/graphs/common/custom_layers/yolo_v3/"
@@ -36,7 +37,7 @@ class Upsample(Layer):
                        "w / scale))")
 
     def sizes(self, node, shape):
-        p = ForkParams(node, "upsample_param", _UPSAMPLE)
+        p = ForkParams(node, "upsample_param")
         # UpsampleLayer::LayerSetUp: upsample_h/w when both are given, else scale (or scale_h
         # and scale_w), which must be > 1; Reshape: H * scale_h - pad_out_h.
         if p.has("upsample_h") and p.has("upsample_w"):
@@ -114,6 +115,7 @@ class UpsampleDarknet(Upsample):
     (default 1); top (h, w) copies bottom (h / stride, w / stride), nearest neighbour."""
 
     bottoms = (1, 1)
+    fork_defaults = {"stride": 1}
     origin = SYNOPSYS
     checked_against = ("foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/"
                        "upsample_darknet_layer.cpp (Reshape, Forward_cpu) and caffe.proto "
@@ -121,7 +123,7 @@ class UpsampleDarknet(Upsample):
 
     def sizes(self, node, shape):
         # UpsampleDarknetLayer::Reshape: H * stride, W * stride; Forward_cpu reads h / stride.
-        p = ForkParams(node, "upsample_darknet_param", {"stride": 1})
+        p = ForkParams(node, "upsample_darknet_param")
         s = _int(node, p, "stride")
         if s < 1:
             bad(node, f"upsample_darknet_param.stride must be positive, got {s}", p.span("stride"))
@@ -143,7 +145,7 @@ _RESIZE_BILINEAR = {"align_corners": False, "data_format": "NHWC", "scale_height
 def resize_bilinear_mode(node) -> str:
     """The ONNX coordinate_transformation_mode equal to the fork's source coordinate
     (resize_bilinear_layer.cpp compute_interpolation_weights)."""
-    p = ForkParams(node, "resize_bilinear_param", _RESIZE_BILINEAR)
+    p = ForkParams(node, "resize_bilinear_param")
     flags = [f for f in ("align_corners", "half_pixel_centers", "pytorch_half_pixel") if p.get(f)]
     if len(flags) > 1:
         bad(node, f"resize_bilinear_param sets both {flags[0]} and {flags[1]}", p.span(),
@@ -162,6 +164,7 @@ class ResizeBilinear(Layer):
     neighbours floor and ceil, clamped to the input."""
 
     bottoms = (1, 1)
+    fork_defaults = _RESIZE_BILINEAR
     origin = SYNOPSYS
     checked_against = ("foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/resize_bilinear_layer.cpp "
                        "(Reshape, compute_interpolation_weights, Forward_cpu) and caffe.proto")
@@ -169,7 +172,7 @@ class ResizeBilinear(Layer):
     def infer_shapes(self, node, in_shapes):
         # ResizeBilinearLayer::Reshape (NCHW branch); the NHWC default is not implemented here.
         shape = in_shapes[0]
-        p = ForkParams(node, "resize_bilinear_param", _RESIZE_BILINEAR)
+        p = ForkParams(node, "resize_bilinear_param")
         if str(p.get("data_format")) != "NCHW":
             bad(node, f"resize_bilinear_param.data_format {p.get('data_format')!r}: netdef implements \"NCHW\" only",
                 p.span(), notes=["the fork's default is \"NHWC\"; give data_format: \"NCHW\" for (N, C, H, W) blobs"])
@@ -253,11 +256,12 @@ class Interp(Layer):
     (<= 0) crop the input first."""
 
     bottoms = (1, 2)
+    fork_defaults = _INTERP
     origin = PSPNET
     checked_against = "hszhao/PSPNet src/caffe/layers/interp_layer.cpp and src/caffe/util/interp.cpp"
 
     def sizes(self, node, in_shapes):
-        p = ForkParams(node, "interp_param", _INTERP)
+        p = ForkParams(node, "interp_param")
         shape = in_shapes[0]
         need_rank(node, shape, 4)
         beg, end = int(p.get("pad_beg")), int(p.get("pad_end"))
@@ -319,7 +323,7 @@ class Interp(Layer):
     def to_onnx(self, node, g):
         """ONNX Resize, linear, align_corners (caffe_cpu_interp2 maps corner to corner)."""
         out = g.out_shape(0)
-        p = ForkParams(node, "interp_param", _INTERP)
+        p = ForkParams(node, "interp_param")
         beg, end = int(p.get("pad_beg")), int(p.get("pad_end"))
         x = g.x(0)
         if beg or end:
@@ -384,6 +388,7 @@ class ResizeNearestNeighbor(Layer):
     half_pixel_onnx or plain)."""
 
     bottoms = (1, 1)
+    fork_defaults = _RESIZE_NEAREST
     origin = SYNOPSYS
     checked_against = ("foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/"
                        "resize_nearest_neighbor_layer.cpp (LayerSetUp, Reshape, Forward_cpu) and caffe.proto")

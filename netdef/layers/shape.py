@@ -263,12 +263,13 @@ class ShuffleChannel(Layer):
     { group = 1 [default = 1] }."""
 
     elementwise = True
+    fork_defaults = {"group": 1}
     origin = "the MobileNet/ShuffleNet Caffe forks"
     checked_against = "shuffle_channel_layer.cpp of the ShuffleNet forks (farmingyard/ShuffleNet; stored copies)"
 
     def groups(self, node) -> int:
         from .fork import ForkParams, _int
-        return _int(node, ForkParams(node, "shuffle_channel_param", {"group": 1}), "group")
+        return _int(node, ForkParams(node, "shuffle_channel_param"), "group")
 
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
@@ -302,12 +303,13 @@ class Reorg(Layer):
     space-to-depth of the input as laid out. ReorgParameter { stride = 1; reverse = 2 [false] }."""
 
     origin = "YOLO ports of Caffe"
+    fork_defaults = {"reverse": False}
     checked_against = ("gklz1982/caffe-yolov2 src/caffe/layers/reorg_layer.cpp and its reorg_cpu "
                        "(util/math_functions.cpp); the fork's caffe.proto ReorgParameter")
 
     def params(self, node):
         from .fork import ForkParams, _int
-        p = ForkParams(node, "reorg_param", {"reverse": False})
+        p = ForkParams(node, "reorg_param")
         if not p.has("stride"):
             bad(node, "reorg_param has no stride", p.span(),
                 notes=["the Reorg layer of the YOLOv2 forks requires reorg_param { stride: N }"])

@@ -154,7 +154,7 @@ def net_doc(parsed, phase="TEST", stages=(), level=0, inputs=None, max_errors=10
 def solver_doc(parsed, inputs=None) -> dict:
     import numpy as np
 
-    from ..solver import Schedule, _json_float, check_fields, compile_nets, plan_nets, render_summary, summarize
+    from ..solver import Schedule, json_float as _json_float, check_fields, compile_nets, plan_nets, render_summary, summarize
 
     diags = parsed.diagnostics
     check_fields(parsed.message, parsed.loc, diags)

@@ -1,9 +1,11 @@
-"""NumPy reference ops for the detection layers of Caffe forks (imported by netdef.reference).
+"""NumPy reference ops for the detection layers of Caffe forks (netdef/layers/detection.py).
 
 Written from the forks' C++ loops, not from netdef's ONNX lowering (netdef/layers/detection.py),
 so that `netdef verify` compares two independent readings of the same source:
-  PriorBox, DetectionOutput   weiliu89/caffe (ssd): prior_box_layer.cpp, detection_output_layer.cpp,
+  Permute, Normalize,         weiliu89/caffe (ssd): permute_layer.cpp, normalize_layer.cpp,
+  PriorBox, DetectionOutput   prior_box_layer.cpp, detection_output_layer.cpp,
                               src/caffe/util/bbox_util.cpp (DecodeBBox, ApplyNMSFast, JaccardOverlap)
+  ROIPooling                  rbgirshick/caffe-fast-rcnn: roi_pooling_layer.cpp
   PSROIPooling                daijifeng001/caffe-rfcn: psroi_pooling_layer.cpp
   YoloDetectionOutput,        eric612/MobileNet-YOLO: yolo_detection_output_layer.cpp,
   Yolov3DetectionOutput       yolov3_detection_output_layer.cpp
@@ -17,24 +19,10 @@ import math
 
 import numpy as np
 
-from .reference import op
+from ..layers.detection import CODE_TYPES, NMS_PARAM
+from .base import FLT_MAX, bcast, op
 
 F = np.float32
-FLT_MAX = float(np.finfo(np.float32).max)
-_CODES = {"CORNER": 1, "CENTER_SIZE": 2, "CORNER_SIZE": 3}
-
-
-def _all(ctx, message, name):
-    """Every value given for a repeated fork field (the last block that has it)."""
-    for block in reversed(ctx.extra.get(message) or []):
-        if isinstance(block, dict) and name in block:
-            v = block[name]
-            return list(v) if isinstance(v, list) else [v]
-    return []
-
-
-def _has(ctx, message, name):
-    return bool(_all(ctx, message, name))
 
 
 def _bool(v) -> bool:
@@ -45,32 +33,32 @@ def _bool(v) -> bool:
 def _prior_box(ctx, layer, bottoms, params):
     feat, img = bottoms
     mp = "prior_box_param"
-    min_sizes = [float(v) for v in _all(ctx, mp, "min_size")]
-    max_sizes = [float(v) for v in _all(ctx, mp, "max_size")]
+    min_sizes = [float(v) for v in ctx.fork_all(mp, "min_size")]
+    max_sizes = [float(v) for v in ctx.fork_all(mp, "max_size")]
     if not min_sizes:
         ctx.fail("prior_box_param has no min_size")
-    flip = _bool(ctx.fork_param(mp, "flip", True))
+    flip = _bool(ctx.fork_param(mp, "flip"))
     ratios = [1.0]
-    for ar in _all(ctx, mp, "aspect_ratio"):
+    for ar in ctx.fork_all(mp, "aspect_ratio"):
         ar = float(F(ar))
         if not any(abs(ar - r) < 1e-6 for r in ratios):
             ratios.append(ar)
             if flip:
                 ratios.append(float(F(1.0 / ar)))
     num_priors = len(ratios) * len(min_sizes) + len(max_sizes)
-    variance = [float(F(v)) for v in _all(ctx, mp, "variance")] or [float(F(0.1))]
+    variance = [float(F(v)) for v in ctx.fork_all(mp, "variance")] or [float(F(0.1))]
     img_h = img_w = 0
-    if _has(ctx, mp, "img_h") or _has(ctx, mp, "img_w"):
-        img_h, img_w = int(ctx.fork_param(mp, "img_h", 0)), int(ctx.fork_param(mp, "img_w", 0))
-    elif _has(ctx, mp, "img_size"):
-        img_h = img_w = int(ctx.fork_param(mp, "img_size", 0))
+    if ctx.fork_has(mp, "img_h") or ctx.fork_has(mp, "img_w"):
+        img_h, img_w = int(ctx.fork_given(mp, "img_h") or 0), int(ctx.fork_given(mp, "img_w") or 0)
+    elif ctx.fork_has(mp, "img_size"):
+        img_h = img_w = int(ctx.fork_given(mp, "img_size"))
     step_h = step_w = 0.0
-    if _has(ctx, mp, "step_h") or _has(ctx, mp, "step_w"):
-        step_h, step_w = float(ctx.fork_param(mp, "step_h", 0)), float(ctx.fork_param(mp, "step_w", 0))
-    elif _has(ctx, mp, "step"):
-        step_h = step_w = float(ctx.fork_param(mp, "step", 0))
-    offset = F(ctx.fork_param(mp, "offset", 0.5))
-    clip = _bool(ctx.fork_param(mp, "clip", False))
+    if ctx.fork_has(mp, "step_h") or ctx.fork_has(mp, "step_w"):
+        step_h, step_w = float(ctx.fork_given(mp, "step_h") or 0), float(ctx.fork_given(mp, "step_w") or 0)
+    elif ctx.fork_has(mp, "step"):
+        step_h = step_w = float(ctx.fork_given(mp, "step"))
+    offset = F(ctx.fork_param(mp, "offset"))
+    clip = _bool(ctx.fork_param(mp, "clip"))
     layer_h, layer_w = feat.shape[2], feat.shape[3]
     if img_h == 0 or img_w == 0:
         img_h, img_w = img.shape[2], img.shape[3]
@@ -179,22 +167,22 @@ def nms_fast(boxes, scores, score_threshold, nms_threshold, eta, top_k):
 def _detection_output(ctx, layer, bottoms, params):
     loc_data, conf_data, prior_data = (np.asarray(b, F) for b in bottoms[:3])
     mp = "detection_output_param"
-    if not _has(ctx, mp, "num_classes"):
+    if not ctx.fork_has(mp, "num_classes"):
         ctx.fail("detection_output_param needs num_classes")
-    num_classes = int(ctx.fork_param(mp, "num_classes", 0))
-    share = _bool(ctx.fork_param(mp, "share_location", True))
-    background = int(ctx.fork_param(mp, "background_label_id", 0))
-    code = ctx.fork_param(mp, "code_type", 1)
-    code = _CODES.get(code, code) if isinstance(code, str) else int(code)
-    variance_encoded = _bool(ctx.fork_param(mp, "variance_encoded_in_target", False))
-    keep_top_k = int(ctx.fork_param(mp, "keep_top_k", -1))
-    conf_thr = float(F(ctx.fork_param(mp, "confidence_threshold", -FLT_MAX)))
-    nms = ctx.fork_param(mp, "nms_param", {})
-    nms = nms[-1] if isinstance(nms, list) and nms else nms
+    num_classes = int(ctx.fork_given(mp, "num_classes"))
+    share = _bool(ctx.fork_param(mp, "share_location"))
+    background = int(ctx.fork_param(mp, "background_label_id"))
+    code = ctx.fork_param(mp, "code_type")
+    code = CODE_TYPES.get(code, code) if isinstance(code, str) else int(code)
+    variance_encoded = _bool(ctx.fork_param(mp, "variance_encoded_in_target"))
+    keep_top_k = int(ctx.fork_param(mp, "keep_top_k"))
+    conf = ctx.fork_given(mp, "confidence_threshold")       # absent: every score passes
+    conf_thr = float(F(conf)) if conf is not None else -FLT_MAX
+    nms = ctx.fork_given(mp, "nms_param")
     nms = nms if isinstance(nms, dict) else {}
-    nms_thr = float((nms.get("nms_threshold") or [0.3])[-1])
-    top_k = int((nms.get("top_k") or [-1])[-1])
-    eta = float((nms.get("eta") or [1.0])[-1])
+    nms_thr, top_k, eta = (float((nms.get("nms_threshold") or [NMS_PARAM["nms_threshold"]])[-1]),
+                           int((nms.get("top_k") or [NMS_PARAM["top_k"]])[-1]),
+                           float((nms.get("eta") or [NMS_PARAM["eta"]])[-1]))
     num = loc_data.shape[0]
     num_priors = (prior_data.shape[2] if prior_data.ndim > 2 else 1) // 4
     loc_classes = 1 if share else num_classes
@@ -239,9 +227,13 @@ def _detection_output(ctx, layer, bottoms, params):
 def _psroi_pooling(ctx, layer, bottoms, params):
     x, rois = bottoms
     mp = "psroi_pooling_param"
-    scale = F(ctx.fork_param(mp, "spatial_scale", 1.0))
-    out_dim = int(ctx.fork_param(mp, "output_dim", 0))
-    group = int(ctx.fork_param(mp, "group_size", 0))
+    # spatial_scale, output_dim and group_size are required fields of R-FCN's schema.
+    for name in ("spatial_scale", "output_dim", "group_size"):
+        if not ctx.fork_has(mp, name):
+            ctx.fail(f"psroi_pooling_param needs {name}")
+    scale = F(ctx.fork_given(mp, "spatial_scale"))
+    out_dim = int(ctx.fork_given(mp, "output_dim"))
+    group = int(ctx.fork_given(mp, "group_size"))
     n, channels, height, width = x.shape
     if out_dim <= 0 or group <= 0 or channels != out_dim * group * group:
         ctx.fail("output_dim and group_size must be positive and match the input channels")
@@ -282,9 +274,9 @@ def _sigmoid(v):
 @op("Region")
 def _region(ctx, layer, bottoms, params):
     x = np.asarray(bottoms[0], np.float64)
-    coords = int(ctx.fork_param("region_param", "coords", 4))
-    classes = int(ctx.fork_param("region_param", "classes", 20))
-    num = int(ctx.fork_param("region_param", "num", 1))
+    coords = int(ctx.fork_param("region_param", "coords"))
+    classes = int(ctx.fork_param("region_param", "classes"))
+    num = int(ctx.fork_param("region_param", "num"))
     n, c, h, w = x.shape
     if c != num * (coords + classes + 1):
         ctx.fail(f"{c} channels, but num x (coords + classes + 1) is {num * (coords + classes + 1)}")
@@ -339,16 +331,16 @@ def _yolo_rows(preds, kept, num):
 
 
 def _biases(ctx, message):
-    return [float(F(b)) for b in _all(ctx, message, "biases")]
+    return [float(F(b)) for b in ctx.fork_all(message, "biases")]
 
 
 @op("YoloDetectionOutput")
 def _yolo_detection_output(ctx, layer, bottoms, params):
     mp = "yolo_detection_output_param"
-    classes = int(ctx.fork_param(mp, "num_classes", 20))
-    num_box = int(ctx.fork_param(mp, "num_box", 5))
-    conf_thr = F(ctx.fork_param(mp, "confidence_threshold", 0.01))
-    nms_thr = float(ctx.fork_param(mp, "nms_threshold", 0.45))
+    classes = int(ctx.fork_param(mp, "num_classes"))
+    num_box = int(ctx.fork_param(mp, "num_box"))
+    conf_thr = F(ctx.fork_param(mp, "confidence_threshold"))
+    nms_thr = float(ctx.fork_param(mp, "nms_threshold"))
     biases = _biases(ctx, mp)
     preds = []
     for blob in bottoms[:2]:
@@ -382,14 +374,14 @@ def _yolo_detection_output(ctx, layer, bottoms, params):
 @op("Yolov3DetectionOutput")
 def _yolov3_detection_output(ctx, layer, bottoms, params):
     mp = "yolov3_detection_output_param"
-    classes = int(ctx.fork_param(mp, "num_classes", 20))
-    num_box = int(ctx.fork_param(mp, "num_box", 3))
-    conf_thr = F(ctx.fork_param(mp, "confidence_threshold", 0.01))
-    nms_thr = float(ctx.fork_param(mp, "nms_threshold", 0.45))
-    group_num = int(ctx.fork_param(mp, "mask_group_num", 2))
+    classes = int(ctx.fork_param(mp, "num_classes"))
+    num_box = int(ctx.fork_param(mp, "num_box"))
+    conf_thr = F(ctx.fork_param(mp, "confidence_threshold"))
+    nms_thr = float(ctx.fork_param(mp, "nms_threshold"))
+    group_num = int(ctx.fork_param(mp, "mask_group_num"))
     biases = _biases(ctx, mp)
-    mask = [int(m) for m in _all(ctx, mp, "mask")]
-    scales = [int(a) for a in _all(ctx, mp, "anchors_scale")]
+    mask = [int(m) for m in ctx.fork_all(mp, "mask")]
+    scales = [int(a) for a in ctx.fork_all(mp, "anchors_scale")]
     if group_num != len(bottoms):
         ctx.fail(f"mask_group_num {group_num} is not the number of bottoms ({len(bottoms)})")
     groups = len(mask) // group_num
@@ -417,3 +409,59 @@ def _yolov3_detection_output(ctx, layer, bottoms, params):
     order = sorted(range(len(preds)), key=lambda i: -float(preds[i][5]))
     preds = [preds[i] for i in order]
     return _yolo_rows(preds, _yolo_nms(preds, nms_thr), bottoms[0].shape[0])
+
+
+@op("Permute")
+def _permute(ctx, layer, bottoms, params):
+    # SSD's PermuteLayer: the listed axes first, then the others in their order.
+    x = bottoms[0]
+    order = [int(o) for o in ctx.fork_all("permute_param", "order")]
+    order += [i for i in range(x.ndim) if i not in order]
+    return [np.transpose(x, order)]
+
+
+@op("Normalize")
+def _normalize(ctx, layer, bottoms, params):
+    # SSD's NormalizeLayer: x / sqrt(sum of squares + eps), the sum over C*H*W per sample
+    # (across_spatial) or over C per position, then times the learnt scale.
+    x = bottoms[0]
+    across = bool(ctx.fork_param("norm_param", "across_spatial"))
+    shared = bool(ctx.fork_param("norm_param", "channel_shared"))
+    eps = float(ctx.fork_param("norm_param", "eps"))
+    axes = tuple(range(1, x.ndim)) if across else (1,)
+    norm = np.sqrt((x * x).sum(axis=axes, keepdims=True) + eps)
+    scale = params[0].reshape(-1)
+    s = scale[0] if shared else bcast(scale, x.ndim, 1)
+    return [x / norm * s]
+
+
+@op("ROIPooling")
+def _roi_pooling(ctx, layer, bottoms, params):
+    # Fast R-CNN's ROIPoolingLayer::Forward_cpu.
+    x, rois = bottoms
+    ph = int(ctx.fork_param("roi_pooling_param", "pooled_h"))
+    pw = int(ctx.fork_param("roi_pooling_param", "pooled_w"))
+    scale = np.float32(ctx.fork_param("roi_pooling_param", "spatial_scale"))
+    n, c, h, w = x.shape
+    rois = rois.reshape(rois.shape[0], -1)
+    out = np.zeros((rois.shape[0], c, ph, pw))
+
+    def c_round(v):      # C's round(): halves away from zero
+        return int(np.sign(v) * np.floor(abs(v) + 0.5))
+
+    for r, roi in enumerate(rois.astype(np.float32)):
+        b = int(roi[0])
+        if not 0 <= b < n:
+            ctx.fail(f"region {r} names batch item {b}, outside 0..{n - 1}")
+        x1, y1, x2, y2 = (c_round(float(v * scale)) for v in roi[1:5])
+        rh, rw = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
+        bh, bw = np.float32(rh) / np.float32(ph), np.float32(rw) / np.float32(pw)
+        for i in range(ph):
+            hs = min(max(int(np.floor(np.float32(i) * bh)) + y1, 0), h)
+            he = min(max(int(np.ceil(np.float32(i + 1) * bh)) + y1, 0), h)
+            for j in range(pw):
+                ws = min(max(int(np.floor(np.float32(j) * bw)) + x1, 0), w)
+                we = min(max(int(np.ceil(np.float32(j + 1) * bw)) + x1, 0), w)
+                if he > hs and we > ws:
+                    out[r, :, i, j] = x[b, :, hs:he, ws:we].max(axis=(1, 2))
+    return [out]

@@ -1,7 +1,7 @@
 """The table of every layer type netdef knows (docs/layers.md), generated from the registry.
 
-    python3 -m netdef.layers.doc            # rewrite docs/layers.md
-    python3 -m netdef.layers.doc --check    # exit 1 if docs/layers.md is not current
+    python3 -m netdef.layer_table            # rewrite docs/layers.md
+    python3 -m netdef.layer_table --check    # exit 1 if docs/layers.md is not current
 
 Each row comes from the layer class: `origin` and `checked_against` (netdef/layers/base.py),
 which methods it defines (a shape rule, a receptive-field rule, a cost rule, an ONNX lowering,
@@ -13,12 +13,12 @@ import re
 import sys
 from pathlib import Path
 
-from .. import forks
-from . import base
+from . import forks
+from .layers import base
 
 HEADER = """# Layer types
 
-Every layer type netdef knows, generated from the layer registry by `python3 -m netdef.layers.doc`
+Every layer type netdef knows, generated from the layer registry by `python3 -m netdef.layer_table`
 (a test checks that this file is current). Columns:
 
 - **origin**: BVLC Caffe, or the fork that defines the type;
@@ -97,7 +97,7 @@ def _cost(impl) -> str:
 
 
 def _onnx(t: str, impl) -> str:
-    from ..export.onnx import TRAINING_ONLY
+    from .export.onnx import TRAINING_ONLY
     if impl.source:
         return "input"
     if t in TRAINING_ONLY or impl.loss or impl.training_only:
@@ -111,7 +111,7 @@ def _onnx(t: str, impl) -> str:
 
 
 def _reference(t: str) -> str:
-    from .. import reference
+    from . import reference
     if t in reference.TRAINING_ONLY:
         return "skipped"
     if t == "Input" or t in reference.DATA_LAYERS:
@@ -143,7 +143,7 @@ def render() -> str:
 
 
 def default_path() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "docs" / "layers.md"
+    return Path(__file__).resolve().parent.parent / "docs" / "layers.md"
 
 
 def main(argv=None) -> int:
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     if check:
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current != text:
-            print(f"{path} is not current: run python3 -m netdef.layers.doc", file=sys.stderr)
+            print(f"{path} is not current: run python3 -m netdef.layer_table", file=sys.stderr)
             return 1
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)

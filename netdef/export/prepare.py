@@ -1,0 +1,218 @@
+"""From a definition to the graph the exporter lowers: the pipeline's glue for export, run and
+verify.
+
+    graph, dyn = compile_for_export("resnet50", batch="dynamic", deploy=True)
+    blobs = graph_weights(graph, "resnet50.caffemodel", lazy=True)
+
+compile_for_export loads and analyses the net at the batch asked for (for a dynamic batch, which
+dimension of every value follows it), optionally without the layers a deploy graph leaves out
+(deploy_view); graph_weights gives every layer's parameter blobs, from a .caffemodel or fillers.
+"""
+from __future__ import annotations
+
+import os
+
+from .. import codes
+from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
+
+
+def _load(source, max_errors: int = 100):
+    if isinstance(source, (str, os.PathLike)):
+        from ..pipeline import load
+        from ..source import SourceError
+        try:
+            return load(os.fspath(source), max_errors=max_errors)
+        except SourceError as e:
+            raise DiagnosticError([e.diagnostic()]) from None  # E100 at the offending byte (or 1:1)
+    return source
+
+
+def _compile(parsed, phase, stages, level, inputs, max_errors):
+    from ..pipeline import compile as compile_net
+    graph = compile_net(parsed, phase=phase, stages=tuple(stages), level=level, inputs=inputs or None,
+                        max_errors=max_errors)
+    if graph.diagnostics.has_errors:
+        raise DiagnosticError(list(graph.diagnostics))
+    return graph
+
+
+def _with_batch(graph, inputs, batch: int) -> dict:
+    shapes = dict(inputs or {})
+    for v in graph.inputs:
+        s = v.meta.get("shape")
+        if s:
+            shapes[v.name] = (batch,) + tuple(shapes.get(v.name, s))[1:]
+    return shapes
+
+
+TRAINING_ONLY = frozenset({
+    "Accuracy", "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
+    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss", "Silence",
+    "HDF5Output", "SmoothL1Loss", "MultiBoxLoss", "DetectionEvaluate",
+})
+
+
+def is_training_only(node) -> bool:
+    """Losses, Accuracy, Silence...: a deploy graph leaves them out. A Python layer whose tops
+    all carry a loss_weight is a loss computed by user code: left out too."""
+    if node.type == "Python" and node.param.loss_weight and all(w != 0 for w in node.param.loss_weight):
+        return True
+    return node.type in TRAINING_ONLY or bool(getattr(node.impl, "loss", False)) \
+        or bool(getattr(node.impl, "training_only", False))
+
+
+def _need_shapes(graph, what: str) -> None:
+    """The inputs the exported graph reads need shapes (labels, read only by losses, do not);
+    a layer whose shapes are still unknown is reported when it is lowered."""
+    needed = [v for v in graph.inputs if any(not is_training_only(c) for c in v.consumers)]
+    for v in needed:
+        if v.meta.get("shape") is None:
+            notes = ["give the shapes of the net's inputs with --input NAME=N,C,H,W"] if any(
+                v2.meta.get("shape") is None for v2 in graph.inputs) else []
+            raise DiagnosticError(list(graph.diagnostics) + [codes.SHAPES_UNKNOWN.at(
+                v.producer.span if v.producer is not None else None, blob=v.name, what=what, notes=notes)])
+
+
+def deploy_view(parsed, phase="TEST", stages=(), level=0):
+    """(parsed, notes, orphans): the net without the layers a deploy graph leaves out (losses,
+    Accuracy, Silence, ...; is_training_only), removed before analysis, so that the labels they
+    compare with the prediction need no shape and an input of another batch or size does not
+    fail in a loss layer. notes: W511 warnings for the layers removed; orphans: the blobs only
+    they read (labels), whose 'never used' warnings say nothing about the deploy graph. The net
+    as it is when a kept layer reads what a removed one computes (nothing is removed then)."""
+    import dataclasses
+
+    from ..build import build
+    from ..transform import Loc
+    graph = build(parsed, phase, stages, level, diagnostics=Diagnostics())
+    dropped = [n for n in graph.nodes if is_training_only(n)]
+    if not dropped or graph.diagnostics.has_errors:
+        return parsed, [], set()
+    gone = {id(v) for n in dropped for v in n.outputs}
+    if any(id(v) in gone for n in graph.nodes if not is_training_only(n) for v in n.inputs):
+        return parsed, [], set()
+    drop = {n.index for n in dropped}
+    msg = type(parsed.message)()
+    msg.CopyFrom(parsed.message)
+    del msg.layer[:]
+    msg.layer.extend(lp for i, lp in enumerate(parsed.message.layer) if i not in drop)
+    loc = parsed.loc
+    if loc is not None:
+        new = Loc(loc.source, loc.name_start, loc.head_end)
+        new.end, new.extra, new.fields = loc.end, loc.extra, dict(loc.fields)
+        if "layer" in new.fields:
+            new.fields["layer"] = [e for i, e in enumerate(new.fields["layer"]) if i not in drop]
+        loc = new
+    kept_reads = {id(v) for n in graph.nodes if not is_training_only(n) for v in n.inputs}
+    notes = [codes.EXPORT_DROPPED.at(n.span, layer=n.name, type=n.type, notes=[
+        f"'{v.name}' becomes an output of the exported graph" for v in dict.fromkeys(n.inputs)
+        if v.producer is not None and not is_training_only(v.producer) and id(v) not in kept_reads
+        and not getattr(v.producer.impl, "source", False) and v.producer.type != "Input"])
+        for n in dropped]
+    orphans = {v.name for n in dropped for v in n.inputs if id(v) not in kept_reads}
+    return dataclasses.replace(parsed, message=msg, loc=loc), notes, orphans
+
+
+def batch_of_arrays(graph, shapes: dict) -> int | None:
+    """The batch that input arrays of these shapes give the net: the first dimension of the
+    arrays for inputs whose declared first dimension is the net's batch (an ROI list's row
+    count is not a batch), which must agree. None when no such array is given."""
+    batch = graph.batch_size
+    found = {}
+    for v in graph.inputs:
+        declared = v.meta.get("shape")
+        given = shapes.get(v.name)
+        if declared and given and declared[0] == batch and len(given) == len(declared):
+            found[v.name] = int(given[0])
+    if len(set(found.values())) > 1:
+        shown = ", ".join(f"'{n}' {b}" for n, b in found.items())
+        raise CliError(f"the input arrays disagree on the batch (their first dimension): {shown}")
+    b = next(iter(found.values()), None)
+    if b is not None and b < 1:
+        raise CliError(f"the array for '{next(iter(found))}' is empty (its first dimension is 0)")
+    return b
+
+
+def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, inputs=None, max_errors=100,
+                       what: str = "exported", deploy: bool = False, batch_from: dict | None = None):
+    """(graph, dyn): the analysed graph at the requested batch, and for a dynamic batch which
+    dimension of every value follows it (found by analysing the net at two batch sizes).
+    deploy: analyse deploy_view(parsed) (its W511 warnings join the graph's diagnostics).
+    batch_from: {input name: shape} of the arrays to be fed; without `batch`, the batch they
+    give (batch_of_arrays)."""
+    parsed = _load(source, max_errors)
+    dropped, orphans = [], set()
+    if deploy and getattr(parsed, "kind", None) == "net" and parsed.syntax_ok:
+        parsed, dropped, orphans = deploy_view(parsed, phase, stages, level)
+
+    def _compile_view(inputs):
+        graph = _compile(parsed, phase, stages, level, inputs, max_errors)
+        if orphans:
+            graph.diagnostics.items = [d for d in graph.diagnostics if not (
+                d.code == codes.UNUSED_TOP.id and any(d.message.startswith(f"top '{b}' ") for b in orphans))]
+        graph.diagnostics.extend(dropped)
+        return graph
+    graph = _compile_view(inputs)
+    if batch is None and batch_from:
+        batch = batch_of_arrays(graph, batch_from)
+    _need_shapes(graph, what)
+    dyn = {}
+    if batch is None:
+        return graph, dyn
+    if not graph.inputs or any(not v.meta.get("shape") for v in graph.inputs):
+        raise DiagnosticError([codes.EXPORT_BATCH.at(None, why="the net's inputs have no shapes")])
+    if batch == "dynamic":
+        base = graph.batch_size or 1
+        other = _compile(parsed, phase, stages, level, _with_batch(graph, inputs, base + 3), max_errors)
+        if len(other.values) != len(graph.values):
+            raise DiagnosticError([codes.EXPORT_BATCH.at(None, why="the graph changes with the batch size")])
+        for a, b in zip(graph.values, other.values):
+            sa, sb = a.meta.get("shape"), b.meta.get("shape")
+            if sa is not None and sb is not None and len(sa) == len(sb):
+                dyn[id(a)] = tuple(x != y for x, y in zip(sa, sb))
+        return graph, dyn
+    if int(batch) < 1:
+        raise UsageError(f"--batch must be a positive number or 'dynamic', got {batch}")
+    if graph.batch_size != int(batch):
+        graph = _compile_view(_with_batch(graph, inputs, int(batch)))
+    return graph, dyn
+
+
+def param_specs(graph):
+    from ..weights import ParamSpec
+    specs, owners, clashes = [], {}, []
+    for n in graph.nodes:
+        shapes = [tuple(s) for s in n.meta.get("blobs") or []]
+        if not shapes:
+            continue
+        # Blobs are keyed by layer name (as in a .caffemodel): two layers with parameters and
+        # one name would receive each other's arrays (a BatchNorm got a Convolution's).
+        first = owners.setdefault(n.name, n)
+        if first is not n:
+            clashes.append(codes.SAME_NAME_PARAMS.at(
+                n.span, layer=n.name, type=n.type, other=first.type, line=first.span.line if first.span else "?",
+                related=[(first.span, "the other layer")] if first.span else [], notes=["rename one of them"]))
+        fillers = list(n.impl.filler_params(n)) if n.impl is not None else []
+        stats = frozenset(n.impl.stat_blobs(n)) if n.impl is not None else frozenset()
+        specs.append(ParamSpec(n.name, n.type, n.span, shapes, fillers, stats=stats))
+    if clashes:
+        raise DiagnosticError(clashes)
+    return specs
+
+
+def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None, lazy: bool = False,
+                  allow_missing_weights: bool = False) -> dict:
+    """Every layer's blobs for `graph`: from a .caffemodel path or WeightSet, else fillers
+    (weights.Lazy blobs, made when written, with lazy=True)."""
+    from ..weights import WeightSet, read_caffemodel, resolve_weights
+    diags = diags if diags is not None else Diagnostics()
+    ws = weights
+    if isinstance(weights, (str, os.PathLike)):
+        ws = read_caffemodel(weights)
+    elif weights is not None and not isinstance(weights, WeightSet):
+        raise TypeError("weights must be a path or a WeightSet")
+    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy, allow_missing=allow_missing_weights)
+    if diags.has_errors:
+        raise DiagnosticError(list(diags))
+    return blobs
+
