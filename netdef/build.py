@@ -90,6 +90,8 @@ def build(parsed, phase: str = "TEST", stages=(), level: int = 0, inputs: dict |
             writers.setdefault(t, []).append((i, lp))
 
     latest = g._latest
+    whole = getattr(parsed, "whole", None)
+    whole = whole if whole is not None and len(whole.layer) else msg     # the net forks are told by
     seen_names: dict[str, Node] = {}
     for i, lp in enumerate(msg.layer):
         loc = locs[i]
@@ -99,7 +101,7 @@ def build(parsed, phase: str = "TEST", stages=(), level: int = 0, inputs: dict |
                                                           "matches; netdef applies the include rules"]))
         if not layer_included(state, lp):
             continue
-        node = Node(lp.name, lp.type, i, lp, loc, layers.get(lp.type))
+        node = Node(lp.name, lp.type, i, lp, loc, layers.resolve(lp.type, lp, loc, whole))
         if not lp.type:
             diags.add(codes.MISSING_TYPE.at(node.span, layer=lp.name, notes=['write e.g. type: "Convolution"']))
         if lp.name in seen_names and lp.name:

@@ -86,6 +86,7 @@ DROPPED_BY_UPGRADE = _w("W214", "the upgrade drops '{field}': {why}")
 FORK_V1_TYPE = _w("W215", "'{value}' is not a BVLC Caffe V1 layer type: it comes from {fork}; upgraded to type \"{v2}\"")
 FORK_FIELD_READ = _w("W216", "'{field}' is not a BVLC Caffe field of {message}: it comes from {fork}; {reading}")
 FORK_ENUM = _w("W217", "'{value}' is not a BVLC Caffe value of {enum} (field '{field}'): it comes from {fork}")
+FORK_SEMANTICS = _w("W218", "layer '{layer}' ({type}): {forks} give this definition different meanings; netdef computes {chosen}'s, because {why}")
 
 # --- E6xx: solvers ------------------------------------------------------------------------
 NO_LR_POLICY = Code("E601", "the solver has no lr_policy")

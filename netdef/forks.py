@@ -25,6 +25,11 @@ CRFASRNN = "the CRF-as-RNN fork of Caffe (torrvision/caffe, the crfasrnn submodu
 FCN_CROP = ("the FCN-era Caffe forks (CRF-as-RNN's torrvision/caffe, whose crop_layer.cpp netdef follows, "
             "and the U-Net ports)")
 SYNOPSYS = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe) and its model converters"
+FACE = "the face-recognition forks of Caffe (happynear/caffe-windows, and xialuxi's AM-Softmax/ArcFace build)"
+ARCFACE = "xialuxi's ArcFace layers for Caffe (xialuxi/arcface-caffe)"
+LSOFTMAX = "the L-Softmax fork of Caffe (wy1iu/LargeMargin_Softmax_Loss)"
+PSANET = "the PSANet layers for the PSPNet fork of Caffe (hszhao/PSANet)"
+YOLOV2 = "the YOLOv2 port of Caffe (gklz1982/caffe-yolov2)"
 
 # (message, field) -> fork. A message of None means: a field of LayerParameter (layer params).
 _FIELDS: dict[tuple[str, str], str] = {
@@ -98,7 +103,23 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("LayerParameter", "resize_nearest_neighbor_param"): SYNOPSYS,
     ("LayerParameter", "multi_stage_meanfield_param"): CRFASRNN,
     ("V1LayerParameter", "multi_stage_meanfield_param"): CRFASRNN,
-    ("LayerParameter", "largemargin_inner_product_param"): "the L-Softmax fork of Caffe (wy1iu/LargeMargin_Softmax_Loss)",
+    ("LayerParameter", "largemargin_inner_product_param"): LSOFTMAX,
+    # happynear/caffe-windows src/caffe/proto/caffe.proto: LayerParameter flip_param = 212,
+    # normalize_param = 214 (xialuxi/arcface-caffe's caffe.proto: 170), focal_loss_param = 235
+    # (xialuxi: 155); InnerProductParameter normalize = 7 [default false] (both).
+    ("LayerParameter", "flip_param"): FACE, ("LayerParameter", "normalize_param"): FACE,
+    ("LayerParameter", "focal_loss_param"): FACE, ("InnerProductParameter", "normalize"): FACE,
+    # xialuxi/arcface-caffe caffe.proto: LayerParameter cosin_add_m_param = 179.
+    ("LayerParameter", "cosin_add_m_param"): ARCFACE,
+    # hszhao/PSANet src/caffe/proto/caffe.proto: pointwise_spatial_attention_param = 1001.
+    ("LayerParameter", "pointwise_spatial_attention_param"): PSANET,
+    # gklz1982/caffe-yolov2 src/caffe/proto/caffe.proto: LayerParameter region_loss_param = 202;
+    # DataParameter side = 11 (repeated uint32: one per BoxData label top), which
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe's caffe.proto declares too, with
+    # LayerParameter yolo_v2_loss_param = 198 and TransformationParameter caffe_yolo = 21 [false].
+    ("LayerParameter", "region_loss_param"): YOLOV2,
+    ("DataParameter", "side"): "the YOLOv2 ports of Caffe (gklz1982/caffe-yolov2, Synopsys' synopsys-caffe)",
+    ("LayerParameter", "yolo_v2_loss_param"): SYNOPSYS, ("TransformationParameter", "caffe_yolo"): SYNOPSYS,
 }
 
 # V1 `layers { type: NAME }` enum values that only forks define, and the V2 type string their
@@ -137,7 +158,9 @@ _LAYER_TYPES: dict[str, str] = {
     "CenterLoss": CENTERLOSS, "Axpy": "the SENet fork of Caffe (hujie-frank/SENet)",
     "Mish": "Caffe forks with a MishLayer (YOLOv4 ports)",
     "UpsampleDarknet": SYNOPSYS, "HardSwish": SYNOPSYS, "Mul": SYNOPSYS,
-    "ResizeBilinear": SYNOPSYS, "Add": SYNOPSYS, "ResizeNearestNeighbor": SYNOPSYS,
+    "ResizeBilinear": SYNOPSYS, "YoloV2Loss": SYNOPSYS, "Add": SYNOPSYS, "ResizeNearestNeighbor": SYNOPSYS,
+    "Flip": FACE, "FocalLoss": FACE, "CosinAddm": ARCFACE, "LargeMarginInnerProduct": LSOFTMAX,
+    "PointwiseSpatialAttention": PSANET, "BoxData": YOLOV2, "RegionLoss": YOLOV2,
     "NdConvolution": VIDEO_CAFFE, "NdPooling": VIDEO_CAFFE, "MultiStageMeanfield": CRFASRNN,
 }
 
@@ -175,6 +198,10 @@ _READ: dict[tuple[str, str], str] = {
     ("LayerParameter", "resize_nearest_neighbor_param"): "netdef reads it for ResizeNearestNeighbor",
     **{(m, "multi_stage_meanfield_param"): "netdef reads it for MultiStageMeanfield's checks and cost"
        for m in ("LayerParameter", "V1LayerParameter")},
+    ("InnerProductParameter", "normalize"): "netdef reads it: true scales each weight row by 1/sqrt(its sum of "
+                                             "squares + 1e-6) before the product",
+    ("LayerParameter", "normalize_param"): "netdef reads it: a Normalize layer with normalize_param is this fork's "
+                                           "(L2 or L1 norm over the channels at each position, no scale blob)",
 }
 
 

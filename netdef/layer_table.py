@@ -129,6 +129,10 @@ def rows() -> list[list[str]]:
         impl = base.get(t)
         out.append([f"`{t}`", _origin(t, impl), _shape(impl), _rf(impl), _cost(impl), _onnx(t, impl),
                     _reference(t), _checked(t, impl)])
+    # A fork's variant of a type (base.register_variant): its own row, named by when it applies.
+    for t, impl in base.variants():
+        out.append([f"`{t}` {impl.variant}", _origin(t, impl), _shape(impl), _rf(impl), _cost(impl), _onnx(t, impl),
+                    _reference(t), _checked(t, impl)])
     return out
 
 
@@ -139,7 +143,8 @@ def render() -> str:
         lines.append("| " + " | ".join(_cell(c) for c in r) + " |")
     n = len(base.known_types())
     forked = sum(1 for t in base.known_types() if _origin(t, base.get(t)) != base.Layer.origin)
-    return HEADER + f"{n} types: {n - forked} from BVLC Caffe, {forked} from forks.\n\n" + "\n".join(lines) + "\n"
+    return (HEADER + f"{n} types: {n - forked} from BVLC Caffe, {forked} from forks; {len(base.variants())} fork "
+            f"variants of a type.\n\n" + "\n".join(lines) + "\n")
 
 
 def default_path() -> Path:

@@ -341,6 +341,9 @@ class Parsed:
     source: Source
     diagnostics: Diagnostics
     syntax_ok: bool = True
+    # The whole net when `message` is a view with layers removed (export's deploy_view): a fork
+    # recognised by the net's layers (layers.base.register_variant) is recognised from it.
+    whole: object = None
 
     @property
     def ok(self) -> bool:

@@ -12,8 +12,13 @@ def test_committed_table_is_current(capsys):
 
 
 def test_every_type_has_a_row_with_its_origin():
-    rows = {r[0].strip("`"): r for r in doc.rows()}
+    every = doc.rows()
+    rows = {r[0].strip("`"): r for r in every if r[0].endswith("`")}
     assert set(rows) == set(layers.known_types())
+    # A fork's variant of a type has a row of its own: "`Normalize` with normalize_param".
+    variants = [r for r in every if not r[0].endswith("`")]
+    assert sorted(r[0].split("`")[1] for r in variants) == sorted(t for t, _ in layers.base.variants())
+    assert all(r[1] != "BVLC Caffe" and r[7] for r in variants)
     for t, row in rows.items():
         fork = fork_of_layer_type(t)
         if fork is not None:

@@ -7,6 +7,7 @@ cannot analyse, an input whose shape must be given). A command that makes or run
 
 - its own warnings (W5xx): training-only layers left out, weights missing or unused, NaN outputs;
 - fork fields netdef ignores or reads (W202, W216): the model computes without them or with them;
+- which fork's meaning netdef chose for a definition that forks read differently (W218);
 - a layer name used twice (W310): weights are matched to layers by name.
 
 The rest (pooling overhangs Caffe clips, deprecated formats upgraded, receptive fields that
@@ -23,7 +24,8 @@ from .. import codes
 from ..diagnostics import DiagnosticError
 from .output import note, print_diagnostics
 
-_MODEL = codes.EXPLAINS_A_GAP | {codes.FORK_FIELD.id, codes.FORK_FIELD_READ.id, codes.DUPLICATE_LAYER_NAME.id}
+_MODEL = codes.EXPLAINS_A_GAP | {codes.FORK_FIELD.id, codes.FORK_FIELD_READ.id, codes.DUPLICATE_LAYER_NAME.id,
+                                  codes.FORK_SEMANTICS.id}
 
 
 def _everything(diag) -> bool:

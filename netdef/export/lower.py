@@ -175,6 +175,8 @@ FOLD_TARGETS = ("Convolution", "Deconvolution", "InnerProduct")
 
 
 def fold_target_ok(node) -> bool:
+    if getattr(node.impl, "variant", ""):
+        return False        # a fork's variant (InnerProduct normalize: true rescales its weights)
     if node.type == "InnerProduct":
         shape = node.inputs[0].meta.get("shape")
         ip = node.param.inner_product_param

@@ -110,7 +110,8 @@ def deploy_view(parsed, phase="TEST", stages=(), level=0):
         and not getattr(v.producer.impl, "source", False) and v.producer.type != "Input"])
         for n in dropped]
     orphans = {v.name for n in dropped for v in n.inputs if id(v) not in kept_reads}
-    return dataclasses.replace(parsed, message=msg, loc=loc), notes, orphans
+    return (dataclasses.replace(parsed, message=msg, loc=loc, whole=parsed.message if parsed.whole is None else parsed.whole),
+            notes, orphans)
 
 
 def batch_of_arrays(graph, shapes: dict) -> int | None:

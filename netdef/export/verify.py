@@ -132,7 +132,7 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     progress = Progress("verify: NumPy reference", total=len(graph.parsed.message.layer))
     try:
         for step in trace(graph.parsed.message, blobs, ref_inputs, phase=phase, level=level, stages=stages,
-                          loc=graph.parsed.loc):
+                          loc=graph.parsed.loc, whole=graph.parsed.whole):
             progress.update(detail=step.layer)
             node = nodes.get(step.layer)
             if node is None or not node.inputs:

@@ -60,6 +60,39 @@ def get(type_name: str) -> "Layer | None":
     return _REGISTRY.get(type_name)
 
 
+# Forks that give a type name other semantics (happynear's Normalize, wy1iu's BN): type ->
+# [(applies(layer_param, loc, net_param), instance)], tried in order before the registered one.
+_VARIANTS: dict[str, list] = {}
+
+
+def register_variant(type_name: str, applies):
+    """Class decorator: `cls` implements `type_name` for the layers where applies(layer_param,
+    loc, net_param) holds (loc: the layer's Loc or None, whose `extra` holds its fork fields;
+    net_param: the whole NetParameter, for a fork recognised by the net's other layers)."""
+
+    def deco(cls):
+        inst = cls()
+        inst.types = (type_name,)
+        inst.applies = applies
+        _VARIANTS.setdefault(type_name, []).append(inst)
+        return cls
+
+    return deco
+
+
+def resolve(type_name: str, layer_param, loc, net_param) -> "Layer | None":
+    """The implementation of one layer: a variant whose fork this layer belongs to, else get()."""
+    for inst in _VARIANTS.get(type_name, ()):
+        if inst.applies(layer_param, loc, net_param):
+            return inst
+    return _REGISTRY.get(type_name)
+
+
+def variants() -> list[tuple[str, "Layer"]]:
+    """Every (type, variant instance), for the layer table."""
+    return [(t, inst) for t in sorted(_VARIANTS) for inst in _VARIANTS[t]]
+
+
 def known_types() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -87,6 +120,7 @@ class Layer:
     time_major = False              # reads (T, N, ...) blobs: the batch is axis 1 (RNN, LSTM)
     elementwise = False             # output i has the shape of input 0 and the same RF
     training_only = False           # a deploy graph leaves it out (export, verify), as it does losses
+    variant = ""                    # for a fork's variant of a type (register_variant): when it applies
     # For the layer-type table (docs/layers.md, `python3 -m netdef.layer_table`): where the type
     # comes from, and the source its rules were checked against (repository and file).
     origin = "BVLC Caffe"

@@ -28,14 +28,35 @@ class ReferenceError(Exception):
         self.layer, self.type, self.why = layer, type_, why
 
 
-def op(*types):
+# A fork's variant of a type (happynear's Normalize, wy1iu's BN; netdef.layers.register_variant):
+# type -> [(when(layer, loc, whole_net), fn)], tried before the type's op.
+_VARIANTS: dict[str, list] = {}
+
+
+def op(*types, when=None):
+    """Register fn as the op of `types`; with when(layer_param, loc, net_param), as a fork's variant
+    of a type whose op is registered too, run for the layers where it holds (ctx.base is then
+    the type's own op)."""
     def register(fn):
         for t in types:
+            if when is not None:
+                _VARIANTS.setdefault(t, []).append((when, fn))
+                continue
             if t in _OPS:
                 raise ValueError(f"reference op {t} registered twice")
             _OPS[t] = fn
         return fn
     return register
+
+
+def op_for(ctx):
+    """The op that computes ctx.layer: a variant whose fork it belongs to, else its type's op."""
+    t = ctx.layer.type
+    for when, fn in _VARIANTS.get(t, ()):
+        if when(ctx.layer, ctx.loc, ctx.whole):
+            ctx.base = _OPS.get(t)
+            return fn
+    return _OPS.get(t)
 
 
 def supported_types() -> frozenset[str]:
@@ -55,6 +76,8 @@ class Ctx:
         self.net = net                # the whole net and this layer's index in it
         self.index = index
         self.phase_value = phase_value  # (phase, level, stages) that decide which layers run
+        self.whole = net              # the net before layers were removed (Parsed.whole): forks
+        self.base = None              # told by a net's layers; a variant's type op (op_for)
 
     def fork_given(self, message: str, name: str):
         """The last value given for `message { name: ... }`, a fork field, else None."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..proto import pb
-from .base import _OPS, Ctx, ReferenceError, included
+from .base import _OPS, Ctx, ReferenceError, included, op_for
 
 # Layers that compute nothing at inference time; a deploy graph drops them.
 TRAINING_ONLY = frozenset({
@@ -16,10 +16,12 @@ TRAINING_ONLY = frozenset({
     # Training-only layers of forks: SphereFace's MarginInnerProduct (its output depends on the
     # labels and the iteration), center loss, DeepLab's SegAccuracy and MatWrite.
     "MarginInnerProduct", "CenterLoss", "SegAccuracy", "MatWrite",
+    # issue 11's face and YOLO training layers (netdef/layers/face.py, yolo.py).
+    "CosinAddm", "FocalLoss", "LargeMarginInnerProduct", "RegionLoss", "YoloV2Loss",
 })
 DATA_LAYERS = frozenset({
     "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData", "AnnotatedData",
-    "VideoData", "DenseImageData", "Python", "ImageLabelmapData", "ImageSegData",
+    "VideoData", "DenseImageData", "Python", "ImageLabelmapData", "ImageSegData", "BoxData",
 })
 
 
@@ -40,10 +42,11 @@ def _phase_value(phase) -> int:
 
 
 def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: dict[str, np.ndarray],
-          phase="TEST", level: int = 0, stages=(), loc=None):
+          phase="TEST", level: int = 0, stages=(), loc=None, whole=None):
     """Yields a Step per layer that runs, in order. `weights` maps layer names to their blobs;
     `inputs` must hold every Input/`input:` blob and the tops of any data layer; `loc` (the
-    parse's Loc tree) supplies fork layers' parameters, which the schema does not hold."""
+    parse's Loc tree) supplies fork layers' parameters, which the schema does not hold; `whole`:
+    the net before layers were removed from `net` (Parsed.whole), for forks told by its layers."""
     ph = _phase_value(phase)
     blobs: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
     for name in net.input:
@@ -62,8 +65,7 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
                 raise ReferenceError(layer.name, t, f"no value given for its top '{missing[0]}'")
             yield Step(layer.name, t, [], list(layer.top), [blobs[top] for top in layer.top])
             continue
-        fn = _OPS.get(t)
-        if fn is None:
+        if t not in _OPS:
             raise ReferenceError(layer.name, t, "the reference has no implementation of this layer type")
         bottoms = []
         for b in layer.bottom:
@@ -73,6 +75,9 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
         params = [np.asarray(w, dtype=np.float64) for w in weights.get(layer.name, [])]
         layer_loc = layer_locs[index] if index < len(layer_locs) else None
         ctx = Ctx(layer, ph, getattr(layer_loc, "extra", None), layer_loc, net, index, (ph, level, tuple(stages)))
+        if whole is not None:
+            ctx.whole = whole
+        fn = op_for(ctx)
         with np.errstate(all="ignore"):
             try:
                 outs = fn(ctx, layer, bottoms, params)
