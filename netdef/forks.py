@@ -22,6 +22,10 @@ CENTERLOSS = "the center-loss fork of Caffe (ydwen/caffe-face)"
 MOBILE = "the MobileNet/ShuffleNet Caffe forks"
 OCR = "the caffe_ocr fork of Caffe (senlinuc/caffe_ocr)"
 LSTM_FORKS = "caffe-lstm (junhyukoh/caffe-lstm) and caffe_ocr (senlinuc/caffe_ocr), which copies its layer"
+VIDEO_CAFFE = "the video-caffe fork of Caffe (chuckcho/video-caffe)"
+CRFASRNN = "the CRF-as-RNN fork of Caffe (torrvision/caffe, the crfasrnn submodule)"
+FCN_CROP = ("the FCN-era Caffe forks (CRF-as-RNN's torrvision/caffe, whose crop_layer.cpp netdef follows, "
+            "and the U-Net ports)")
 SYNOPSYS = "Synopsys' Caffe fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe) and its model converters"
 FACE = "the face-recognition forks of Caffe (happynear/caffe-windows, and xialuxi's AM-Softmax/ArcFace build)"
 ARCFACE = "xialuxi's ArcFace layers for Caffe (xialuxi/arcface-caffe)"
@@ -97,6 +101,15 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("LayerParameter", "denseblock_param"): OCR, ("LayerParameter", "ctc_decoder_param"): OCR,
     ("LayerParameter", "reverse_param"): OCR, ("LayerParameter", "transpose_param"): OCR,
     ("LayerParameter", "lstm_param"): LSTM_FORKS,
+    # chuckcho/video-caffe src/caffe/proto/caffe.proto: ConvolutionParameter and PoolingParameter
+    # pad_shape = 7777, kernel_shape = 7778, stride_shape = 7779 (BlobShape), read by NdConvolution
+    # and NdPooling only. Synopsys' caffe.proto: LayerParameter resize_nearest_neighbor_param = 210.
+    # torrvision/caffe (master, the crfasrnn submodule) caffe.proto: multi_stage_meanfield_param = 146.
+    **{(m, f): VIDEO_CAFFE for m in ("ConvolutionParameter", "PoolingParameter")
+       for f in ("pad_shape", "kernel_shape", "stride_shape")},
+    ("LayerParameter", "resize_nearest_neighbor_param"): SYNOPSYS,
+    ("LayerParameter", "multi_stage_meanfield_param"): CRFASRNN,
+    ("V1LayerParameter", "multi_stage_meanfield_param"): CRFASRNN,
     ("LayerParameter", "largemargin_inner_product_param"): LSOFTMAX,
     # happynear/caffe-windows src/caffe/proto/caffe.proto: LayerParameter flip_param = 212,
     # normalize_param = 214 (xialuxi/arcface-caffe's caffe.proto: 170), focal_loss_param = 235
@@ -125,6 +138,17 @@ V1_FORK_TYPES: dict[str, tuple[str, str]] = {
     "VIDEO_DATA": ("VideoData", C3D), "CONVOLUTION3D": ("Convolution3D", C3D), "POOLING3D": ("Pooling3D", C3D),
     "IMAGE_SEG_DATA": ("ImageSegData", DEEPLAB), "INTERP": ("Interp", DEEPLAB), "MAT_WRITE": ("MatWrite", DEEPLAB),
     "PADDING": ("Padding", DEEPLAB), "SEG_ACCURACY": ("SegAccuracy", DEEPLAB),
+    # torrvision/caffe (master) caffe.proto V1LayerParameter.LayerType CROP = 40 and
+    # MULTI_STAGE_MEANFIELD; src/caffe/util/upgrade_proto.cpp UpgradeV1LayerType gives "Crop"
+    # (its coordinate-map CropLayer, see v1_written) and "MultiStageMeanfield".
+    "CROP": ("Crop", FCN_CROP), "MULTI_STAGE_MEANFIELD": ("MultiStageMeanfield", CRFASRNN),
+}
+
+# What the V1 upgrade of a fork type changes, where it changes something: a note on its W215.
+V1_FORK_TYPE_NOTES: dict[str, str] = {
+    "CROP": "its offsets come from the coordinate maps of the layers above it (netdef computes them for "
+            "V1 'layers' blocks); a V2 \"Crop\" written by 'netdef upgrade' is read as BVLC's, whose "
+            "crop_param offsets default to 0",
 }
 
 _LAYER_TYPES: dict[str, str] = {
@@ -141,10 +165,11 @@ _LAYER_TYPES: dict[str, str] = {
     "CenterLoss": CENTERLOSS, "Axpy": "the SENet fork of Caffe (hujie-frank/SENet)",
     "Mish": "Caffe forks with a MishLayer (YOLOv4 ports)",
     "UpsampleDarknet": SYNOPSYS, "HardSwish": SYNOPSYS, "Mul": SYNOPSYS,
-    "ResizeBilinear": SYNOPSYS, "YoloV2Loss": SYNOPSYS,
+    "ResizeBilinear": SYNOPSYS, "YoloV2Loss": SYNOPSYS, "Add": SYNOPSYS, "ResizeNearestNeighbor": SYNOPSYS,
     "Flip": FACE, "FocalLoss": FACE, "CosinAddm": ARCFACE, "LargeMarginInnerProduct": LSOFTMAX,
     "PointwiseSpatialAttention": PSANET, "BoxData": YOLOV2, "RegionLoss": YOLOV2,
     "DenseBlock": OCR, "Transpose": OCR, "Reverse": OCR, "CTCGreedyDecoder": OCR, "Lstm": LSTM_FORKS,
+    "NdConvolution": VIDEO_CAFFE, "NdPooling": VIDEO_CAFFE, "MultiStageMeanfield": CRFASRNN,
 }
 
 # (enum, value) -> fork: values only a fork's enum has. The parser keeps them, as their name, in
@@ -175,7 +200,12 @@ _READ: dict[tuple[str, str], str] = {
     **{(m, f): "netdef reads it: pad_t/pad_l/pad_b/pad_r pad the top, left, bottom and right apart"
        for m in ("ConvolutionParameter", "PoolingParameter") for f in ("pad_l", "pad_r", "pad_t", "pad_b")},
     ("ReLUParameter", "relu6"): "netdef reads it: true limits the output to 6",
+    **{(m, f): "netdef reads it for NdConvolution and NdPooling (one dim per spatial axis)"
+       for m in ("ConvolutionParameter", "PoolingParameter") for f in ("pad_shape", "kernel_shape", "stride_shape")},
     ("BatchNormParameter", "add_eps_before_sqrt"): "netdef reads it: false divides by sqrt(var) + eps",
+    ("LayerParameter", "resize_nearest_neighbor_param"): "netdef reads it for ResizeNearestNeighbor",
+    **{(m, "multi_stage_meanfield_param"): "netdef reads it for MultiStageMeanfield's checks and cost"
+       for m in ("LayerParameter", "V1LayerParameter")},
     ("InnerProductParameter", "normalize"): "netdef reads it: true scales each weight row by 1/sqrt(its sum of "
                                              "squares + 1e-6) before the product",
     ("LayerParameter", "normalize_param"): "netdef reads it: a Normalize layer with normalize_param is this fork's "
@@ -231,3 +261,14 @@ def ceil_mode(layer_loc) -> bool | None:
     None when it is not given or not a bool (Pooling's check reports that)."""
     values = ceil_mode_values(layer_loc)
     return as_bool(values[-1]) if values else None
+
+
+def v1_written(layer_loc) -> bool:
+    """Whether a layer was written in the V1 format (`layers { type: ENUM }`). BVLC's V1 enum
+    has no CROP: a V1 layer upgraded to "Crop" is the CROP of the FCN-era forks (torrvision/caffe
+    master, the crfasrnn submodule, src/caffe/layers/crop_layer.cpp), which takes its offsets
+    from the coordinate maps of the layers above it, not from a crop_param."""
+    if layer_loc is None:
+        return False
+    text = layer_loc.source.text
+    return text.startswith("layers", layer_loc.name_start)

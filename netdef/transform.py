@@ -207,16 +207,18 @@ class MessageFiller:
     def _v1_fork_type(self, frame: _Frame, value) -> bool:
         """A V1 `type: NAME` that only a fork's LayerType enum has (forks.V1_FORK_TYPES): kept in
         the layer's extra for the upgrade, with a warning naming the fork, instead of E204."""
-        from .forks import V1_FORK_TYPES
+        from .forks import V1_FORK_TYPE_NOTES, V1_FORK_TYPES
         if isinstance(value, list) or isinstance(value, tuple) or value.type != "NAME":
             return False
         known = V1_FORK_TYPES.get(value.value)
         if known is None:
             return False
         v2, fork = known
+        note = V1_FORK_TYPE_NOTES.get(value.value)
         self.diags.add(codes.FORK_V1_TYPE.at(self._span(value.start_pos, value.end_pos), value=value.value,
-                                             fork=fork, v2=v2))
-        frame.loc.extra.setdefault("type", []).append(v2)
+                                             fork=fork, v2=v2, notes=[note] if note else []))
+        # Kept as the enum word, so that fmt writes it back as written; upgrade maps it to v2.
+        frame.loc.extra.setdefault("type", []).append(Ident(value.value))
         return True
 
     def _fork_enum(self, frame: _Frame, info: _Field, value) -> bool:

@@ -43,6 +43,7 @@ import difflib
 
 from . import codes
 from .diagnostics import Span
+from .forks import V1_FORK_TYPES
 from .proto import pb
 from .loc import Loc
 
@@ -428,7 +429,8 @@ class _Upgrade:
                 new_loc.fields["type"] = v1_loc.fields["type"]
         elif v1_loc.extra.get("type"):
             # A fork's V1 enum value (transform kept its V2 name; forks.V1_FORK_TYPES).
-            layer.type = str(v1_loc.extra["type"][-1])
+            name = str(v1_loc.extra["type"][-1])
+            layer.type = V1_FORK_TYPES[name][0] if name in V1_FORK_TYPES else name
             new_loc.extra.pop("type", None)
         # param i collects the i-th name, share mode, lr and decay: each list may be shorter.
         n = max(len(v1.param), len(v1.blob_share_mode), len(v1.blobs_lr), len(v1.weight_decay))

@@ -1,10 +1,10 @@
 """Layers that join or split blobs: Concat, Slice, Split, Eltwise, Crop."""
 from __future__ import annotations
 
-from .. import codes
+from .. import codes, forks
 from ..ir import RF
 from ..proto import pb
-from .base import (Layer, LayerError, bad, canonical_axis, fmt_shape, prod, register, same_rf)
+from .base import (Layer, LayerError, bad, canonical_axis, fmt_shape, need_rank, prod, register, same_rf)
 
 
 def _made_by(value) -> str:
@@ -228,6 +228,10 @@ class Eltwise(Layer):
 
 
 def crop_offsets(node, shape) -> tuple[int, list[int]]:
+    if forks.v1_written(node.loc):   # V1 CROP: the forks' coordinate-map crop (layers/coordmap.py)
+        from .coordmap import coord_crop_offsets
+        need_rank(node, shape, 4)
+        return 2, [0, 0, *coord_crop_offsets(node)]
     cp = node.param.crop_param
     axis = canonical_axis(node, cp.axis, shape, ("crop_param", "axis"))
     offs = list(cp.offset)
@@ -356,8 +360,8 @@ class Mul(Layer):
     def infer_shapes(self, node, in_shapes):
         a, b = in_shapes
         if node.param.top and node.param.top[0] == node.param.bottom[0]:
-            bad(node, "Mul does not allow in-place computation (its top is its first bottom)", node.span,
-                notes=["MulLayer::Reshape checks top != bottom[0]; give the top another name"])
+            bad(node, f"{node.type} does not allow in-place computation (its top is its first bottom)", node.span,
+                notes=[f"{node.type}Layer::Reshape checks top != bottom[0]; give the top another name"])
         n = max(len(a), len(b))
         pa, pb_ = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
         out = []
@@ -379,3 +383,18 @@ class Mul(Layer):
     def to_onnx(self, node, g):
         """ONNX Mul (the same broadcasting)."""
         g.op("Mul", [g.x(0), g.x(1)], g.y(0))
+
+
+@register("Add")
+class Add(Mul):
+    """Elementwise sum of two bottoms, broadcast as Mul (axes aligned at the end, each pair
+    equal or 1; the larger size of each); a 0-axis bottom is a scalar added everywhere."""
+
+    # foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/add_layer.cpp: Reshape
+    # refuses in-place use and takes the larger size of each end-aligned pair (leading axes from
+    # the longer bottom); Forward_cpu reads index 0 along an axis of size 1.
+    checked_against = "foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/add_layer.cpp"
+
+    def to_onnx(self, node, g):
+        """ONNX Add (the same broadcasting)."""
+        g.op("Add", [g.x(0), g.x(1)], g.y(0))

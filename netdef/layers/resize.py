@@ -337,3 +337,113 @@ class Interp(Layer):
             nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
             sizes = g.op("Concat", [nc, g.ints(list(out[2:]), "hw")], g.tmp("sizes"), axis=0)
         g.op("Resize", [x, "", "", sizes], g.y(0), mode="linear", coordinate_transformation_mode="align_corners")
+
+
+# foss-for-synopsys-dwc-arc-processors/synopsys-caffe caffe.proto ResizeNearestNeighborParameter:
+# align_corners = 1 [false], output_height = 2, output_width = 3, data_format = 4 ["NHWC"],
+# scale_height = 5 [1], scale_width = 6 [1], half_pixel_centers = 7 [false], half_pixel_onnx = 8
+# [false]; LayerParameter resize_nearest_neighbor_param = 210.
+_RESIZE_NEAREST = {"align_corners": False, "data_format": "NHWC", "scale_height": 1.0, "scale_width": 1.0,
+                   "half_pixel_centers": False, "half_pixel_onnx": False}
+# resize_nearest_neighbor_layer.cpp Forward_cpu, the source index of output o (s as
+# CalculateResizeScale: (in - 1) / (out - 1) with align_corners and out > 1, else in / out):
+#   half_pixel_onnx     clamp(floor((o + 0.5) s - 0.5), 0, in - 1)
+#   half_pixel_centers  clamp(floor((o + 0.5) s), 0, in - 1)
+#   align_corners       min(round(o s), in - 1)   (roundf: halves away from zero)
+#   otherwise           min(floor(o s), in - 1)
+# ONNX Resize computes the same index with these (coordinate_transformation_mode, nearest_mode).
+_NEAREST_ONNX = {"half_pixel_onnx": ("half_pixel", "floor"), "half_pixel_centers": ("half_pixel", "round_prefer_ceil"),
+                 "align_corners": ("align_corners", "round_prefer_ceil"), "": ("asymmetric", "floor")}
+
+
+def resize_nearest_mode(node) -> str:
+    """Which of the fork's index rules applies ("" for the plain one)."""
+    p = ForkParams(node, "resize_nearest_neighbor_param", _RESIZE_NEAREST)
+    flags = [f for f in ("align_corners", "half_pixel_centers", "half_pixel_onnx") if p.get(f)]
+    if len(flags) > 1:
+        bad(node, f"resize_nearest_neighbor_param sets both {flags[0]} and {flags[1]}", p.span(),
+            notes=["ResizeNearestNeighborLayer::LayerSetUp allows at most one of align_corners, half_pixel_centers, "
+                   "half_pixel_onnx"])
+    return flags[0] if flags else ""
+
+
+def nearest_source(mode: str, o: int, n_in: int, n_out: int) -> int:
+    """The fork's source index of output o (exact arithmetic; the fork's is float32)."""
+    s = Fraction(n_in - 1, n_out - 1) if mode == "align_corners" and n_out > 1 else Fraction(n_in, n_out)
+    if mode == "half_pixel_onnx":
+        return max(min(math.floor((o + Fraction(1, 2)) * s - Fraction(1, 2)), n_in - 1), 0)
+    if mode == "half_pixel_centers":
+        return max(min(math.floor((o + Fraction(1, 2)) * s), n_in - 1), 0)
+    if mode == "align_corners":
+        return min(math.floor(o * s + Fraction(1, 2)), n_in - 1)
+    return min(math.floor(o * s), n_in - 1)
+
+
+@register("ResizeNearestNeighbor")
+class ResizeNearestNeighbor(Layer):
+    """Synopsys' (TensorFlow-style) nearest-neighbour resize of an NCHW blob to output_height x
+    output_width (else floor(H * scale_height) x floor(W * scale_width)); each output copies the
+    input at the source index of the fork's rule (align_corners, half_pixel_centers,
+    half_pixel_onnx or plain)."""
+
+    bottoms = (1, 1)
+    fork_defaults = _RESIZE_NEAREST
+    origin = SYNOPSYS
+    checked_against = ("foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/layers/"
+                       "resize_nearest_neighbor_layer.cpp (LayerSetUp, Reshape, Forward_cpu) and caffe.proto")
+
+    def infer_shapes(self, node, in_shapes):
+        # ResizeNearestNeighborLayer::Reshape (NCHW branch); the NHWC default is not implemented here.
+        shape = in_shapes[0]
+        p = ForkParams(node, "resize_nearest_neighbor_param", _RESIZE_NEAREST)
+        if str(p.get("data_format")) != "NCHW":
+            bad(node, f"resize_nearest_neighbor_param.data_format {p.get('data_format')!r}: netdef implements "
+                      f"\"NCHW\" only", p.span(),
+                notes=["the fork's default is \"NHWC\"; give data_format: \"NCHW\" for (N, C, H, W) blobs"])
+        need_rank(node, shape, 4)
+        resize_nearest_mode(node)
+        if node.param.top and node.param.bottom and node.param.top[0] == node.param.bottom[0]:
+            bad(node, "ResizeNearestNeighbor does not allow in-place computation", node.span)
+        out = []
+        for i, (size_f, scale_f) in enumerate((("output_height", "scale_height"), ("output_width", "scale_width"))):
+            if p.has(size_f):
+                out.append(_int(node, p, size_f))
+            else:
+                try:
+                    out.append(int(math.floor(shape[2 + i] * float(p.get(scale_f)))))
+                except (TypeError, ValueError, OverflowError):
+                    bad(node, f"resize_nearest_neighbor_param.{scale_f} must be a number, got {p.get(scale_f)!r}",
+                        p.span())
+        if min(out) <= 0:
+            bad(node, f"the output size would be {out[0]} x {out[1]}", p.span(), code=codes.BAD_GEOMETRY)
+        return [(shape[0], shape[1], out[0], out[1])]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        shape, out = node.inputs[0].meta["shape"], node.outputs[0].meta["shape"]
+        mode = resize_nearest_mode(node)
+        jump, center = [], []
+        for i in range(min(2, len(rf.size))):
+            hi, ho = shape[2 + i], out[2 + i]
+            ratio = Fraction(hi - 1, ho - 1) if mode == "align_corners" and ho > 1 else Fraction(hi, ho)
+            jump.append(_frac(rf.stride[i] * ratio))
+            center.append(_frac(rf.center[i] + nearest_source(mode, 0, hi, ho) * rf.stride[i]))
+        return [RF(rf.size, tuple(jump) + tuple(rf.stride[2:]), tuple(center) + tuple(rf.center[2:]))]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """ONNX Resize, nearest, with the (coordinate_transformation_mode, nearest_mode) pair that
+        gives the fork's source index."""
+        out = g.out_shape(0)
+        sizes = g.ints(list(out), "sizes")
+        if any(g.out_dyn(0)):
+            shp = g.op("Shape", [g.x(0)], g.tmp("shape"))
+            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
+            sizes = g.op("Concat", [nc, g.ints(list(out[2:]), "hw")], g.tmp("sizes"), axis=0)
+        transform, rounding = _NEAREST_ONNX[resize_nearest_mode(node)]
+        g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="nearest", coordinate_transformation_mode=transform,
+             nearest_mode=rounding)

@@ -20,6 +20,7 @@ from .base import _OPS, FLT_MAX, Ctx, ReferenceError, included, op, supported_ty
 from .net import DATA_LAYERS, TRAINING_ONLY, Step, forward, trace
 from . import activation, conv, dense, detection, merge, norm, pool, recurrent, resize, shape  # noqa: F401,E402,E501  (register their ops)
 from . import attention, face, ocr  # noqa: F401,E402  (after the families whose types face's variants extend)
+from . import coordmap, crf, video  # noqa: F401,E402  (register their ops)
 
 __all__ = ["ReferenceError", "Step", "forward", "trace", "included", "op", "supported_types", "TRAINING_ONLY",
            "DATA_LAYERS"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import forks
 from ..proto import pb
 from .base import canonical_axis, op
 
@@ -60,6 +61,9 @@ def _split(ctx, layer, bottoms, params):
 
 @op("Crop")
 def _crop(ctx, layer, bottoms, params):
+    if forks.v1_written(ctx.loc):   # V1 CROP: the FCN-era forks' coordinate-map crop (coordmap.py)
+        from .coordmap import coord_crop
+        return coord_crop(ctx, layer, bottoms)
     p = layer.crop_param
     x, ref = bottoms
     start = canonical_axis(ctx, p.axis, x.ndim)
@@ -93,3 +97,14 @@ def _axpy(ctx, layer, bottoms, params):
     # hujie-frank/SENet AxpyLayer::Forward_cpu: top = y, then top[n, c] += a[n, c] * x[n, c].
     a, x, y = bottoms
     return [y + a.reshape(x.shape[0], x.shape[1], *([1] * (x.ndim - 2))) * x]
+
+
+@op("Add")
+def _add(ctx, layer, bottoms, params):
+    # add_layer.cpp Forward_cpu: bottom0 + bottom1 at each top index, an axis of size 1 read at 0
+    # (end-aligned axes); a 0-axis bottom adds its one value everywhere.
+    a, b = bottoms
+    try:
+        return [a + b]
+    except ValueError:
+        ctx.fail(f"shapes {a.shape} and {b.shape} do not broadcast")

@@ -136,3 +136,39 @@ def _resize_bilinear(ctx, layer, bottoms, params):
     top = tl + (tr - tl) * lx
     bot = bl + (br - bl) * lx
     return [top + (bot - top) * ly[:, None]]
+
+
+@op("ResizeNearestNeighbor")
+def _resize_nearest(ctx, layer, bottoms, params):
+    # resize_nearest_neighbor_layer.cpp (NCHW): CalculateResizeScale in float32, then per output
+    # row/column the source index of the flag in force, as its loops compute it.
+    x = bottoms[0]
+    f = lambda name: ctx.fork_param("resize_nearest_neighbor_param", name)  # noqa: E731
+    if str(f("data_format")) != "NCHW":
+        ctx.fail("only data_format NCHW is implemented")
+    align, half, onnx_half = (str(f(k)).lower() in ("true", "1") for k in
+                              ("align_corners", "half_pixel_centers", "half_pixel_onnx"))
+    if align + half + onnx_half > 1:
+        ctx.fail("at most one of align_corners, half_pixel_centers, half_pixel_onnx may be set")
+    out = []
+    for i, (size_f, scale_f) in enumerate((("output_height", "scale_height"), ("output_width", "scale_width"))):
+        v = f(size_f)
+        out.append(int(v) if v is not None else int(math.floor(x.shape[2 + i] * np.float32(f(scale_f)))))
+    f32 = np.float32
+
+    def index(n_out, n_in):
+        scale = f32(n_in - 1) / f32(n_out - 1) if align and n_out > 1 else f32(n_in) / f32(n_out)
+        o = np.arange(n_out, dtype=f32)
+        if onnx_half:
+            src = np.floor((o + f32(0.5)) * scale - 0.5)   # the fork's `- 0.5` is a double
+            return np.clip(src, 0, n_in - 1).astype(np.int64)
+        if half:
+            return np.clip(np.floor((o + f32(0.5)) * scale), 0, n_in - 1).astype(np.int64)
+        if align:
+            prod = (o * scale).astype(f32)
+            return np.minimum(np.where(prod >= 0, np.floor(prod + f32(0.5)), np.ceil(prod - f32(0.5))),
+                              n_in - 1).astype(np.int64)
+        return np.minimum(np.floor((o * scale).astype(f32)), n_in - 1).astype(np.int64)
+
+    rows, cols = index(out[0], x.shape[2]), index(out[1], x.shape[3])
+    return [x[:, :, rows][:, :, :, cols]]
