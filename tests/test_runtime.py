@@ -1,4 +1,5 @@
 """netdef run / bench / verify / init through the CLI: outputs, top-k, latency, providers."""
+import json
 import re
 
 import numpy as np
@@ -435,3 +436,32 @@ def test_verify_takes_the_batch_from_the_arrays(one_digit, capsys):
     assert main(["verify", "lenet", "--input-file", f"data={one_digit}"]) == 0
     out = capsys.readouterr().out
     assert "compared 7 blobs" in out
+
+
+PYTHON_TAIL_NET = """
+name: "python_tail"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "side" type: "Convolution" bottom: "data" top: "side"
+        convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "proposal" type: "Python" bottom: "conv1" top: "rois"
+        python_param { module: "rpn.proposal_layer" layer: "ProposalLayer" } }
+"""
+
+
+def test_verify_outputs_checks_the_part_before_a_python_layer(tmp_path, capsys):
+    # Issue 11: a net whose post-processing is a Python layer is verified up to it, as it is
+    # exported (--outputs); only the layers computing the named blobs run on both sides.
+    p = tmp_path / "net.prototxt"
+    p.write_text(PYTHON_TAIL_NET)
+    assert main(["verify", str(p)]) == 1
+    assert "--outputs" in capsys.readouterr().err     # the Python layer cannot be exported
+    assert main(["verify", str(p), "--outputs", "conv1", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and [c["layer"] for c in doc["comparisons"]] == ["conv1", "relu1"]
+    assert main(["verify", str(p), "--outputs", "conv1", "--outputs", "side,conv1"]) == 0
+    assert "compared 3 blobs" in capsys.readouterr().out
+    assert main(["verify", str(p), "--outputs", "rios"]) == 2
+    assert "did you mean 'rois'" in capsys.readouterr().err

@@ -5,26 +5,10 @@ export_from_args is the one way from a command line to netdef.export.onnx.export
 """
 from __future__ import annotations
 
-from ..diagnostics import UsageError
 from ..export.model import DEFAULT_OPSET, Exported
 from ..export.onnx import export
 from . import output
 from .select import print_report, reporting
-
-
-def parse_outputs(value) -> list[str] | None:
-    """--outputs BLOB[,BLOB...] (repeatable) -> blob names, in order, without repeats."""
-    if not value:
-        return None
-    names = []
-    for item in value if isinstance(value, (list, tuple)) else [value]:
-        for name in str(item).split(","):
-            name = name.strip()
-            if not name:
-                raise UsageError(f"--outputs expects blob names separated by commas, got '{item}'")
-            if name not in names:
-                names.append(name)
-    return names
 
 
 def export_from_args(args, batch=None, **overrides) -> Exported:
@@ -36,7 +20,7 @@ def export_from_args(args, batch=None, **overrides) -> Exported:
               seed=getattr(args, "seed", 0), phase=args.phase, stages=tuple(args.stage), level=args.level,
               inputs=args.inputs, max_errors=getattr(args, "max_errors", 100),
               allow_missing_weights=getattr(args, "allow_missing_weights", False),
-              outputs=parse_outputs(getattr(args, "outputs", None)), custom_ops=getattr(args, "custom_ops", False))
+              outputs=getattr(args, "outputs", None), custom_ops=getattr(args, "custom_ops", False))
     kw.update(overrides)
     ex = export(args.file, getattr(args, "weights", None), batch=batch, **kw)
     print_report(ex.diagnostics, args)

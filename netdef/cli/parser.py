@@ -221,8 +221,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--fp16-io", action="store_true", help="with --fp16: float16 inputs and outputs too")
     p.add_argument("--no-fold", dest="fold", action="store_false", help="keep BatchNorm/Scale as separate nodes")
     _seed_option(p, "seed for filler initialisation without --weights")
-    p.add_argument("--outputs", action="append", default=[], metavar="BLOB[,BLOB...]",
-                   help="export only the layers that compute these blobs, which become the model's outputs")
+    _outputs_option(p, "export only the layers that compute these blobs, which become the model's outputs")
     p.add_argument("--custom-ops", action="store_true",
                    help="export layers ONNX cannot express (Python layers, fork ops) as nodes of the custom "
                         "domain 'netdef.caffe' carrying their parameters, for runtime plugins")
@@ -280,6 +279,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _seed_option(p, "seed for random inputs and filler weights (default 0)")
     p.add_argument("--no-fold", dest="fold", action="store_false",
                    help="keep BatchNorm/Scale as separate nodes, so that their outputs are compared too")
+    _outputs_option(p, "verify only the layers that compute these blobs (a net whose post-processing is a "
+                       "Python layer or an op ONNX cannot express: the part before it)")
     p.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu",
                    help="onnxruntime execution provider (default cpu)")
     _format_option(p)
@@ -343,6 +344,28 @@ class _InputShape(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         name, shape = input_shape(values)
         setattr(namespace, self.dest, {**(getattr(namespace, self.dest, None) or {}), name: shape})
+
+
+def blob_names(text: str) -> list[str]:
+    """--outputs BLOB[,BLOB...]: the names, in order."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected blob names separated by commas, got '{text}'")
+    return names
+
+
+class _BlobNames(argparse.Action):
+    """Repeatable --outputs: args.outputs is the blob names in order, without repeats (None
+    when the option is not given)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        names = list(getattr(namespace, self.dest, None) or [])
+        setattr(namespace, self.dest, names + [n for n in values if n not in names])
+
+
+def _outputs_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--outputs", action=_BlobNames, type=blob_names, default=None, metavar="BLOB[,BLOB...]",
+                   help=what + " (repeatable)")
 
 
 def seed(text: str) -> int:

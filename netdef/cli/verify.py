@@ -54,7 +54,8 @@ def cmd_verify(args) -> int:
                   fold=getattr(args, "fold", True), provider=getattr(args, "provider", "cpu"),
                   phase=args.phase, stages=tuple(args.stage), level=args.level,
                   input_shapes=args.inputs,
-                  allow_missing_weights=getattr(args, "allow_missing_weights", False))
+                  allow_missing_weights=getattr(args, "allow_missing_weights", False),
+                  outputs=getattr(args, "outputs", None))
     batch = getattr(args, "batch", None)            # at least 1: cli.parser.batch_size
     if batch is None and not inputs:
         # Batch 1 by default (issue 11): a net declares 10 or 50 samples for its benchmarks, and

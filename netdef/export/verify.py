@@ -86,10 +86,28 @@ def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
             skel.output.pop()
 
 
+def _computing(graph, outputs) -> set[str]:
+    """--outputs: the names of the layers the named blobs depend on, for the reference to run
+    (every bottom counts, even one whose values a layer does not read: the reference takes
+    them as arrays)."""
+    from .subgraph import select_outputs
+    seen: set[int] = set()
+    stack = [v.producer for v in select_outputs(graph, outputs) if v.producer is not None]
+    names = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.add(node.name)
+        stack.extend(v.producer for v in node.inputs if v.producer is not None)
+    return names
+
+
 def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float = 1e-4, seed: int = 0,
            fold: bool = True, provider: str = "cpu", phase: str = "TEST", stages=(), level: int = 0,
            input_shapes: dict | None = None, diags: Diagnostics | None = None,
-           allow_missing_weights: bool = False, batch: int | None = None) -> Report:
+           allow_missing_weights: bool = False, batch: int | None = None, outputs=None) -> Report:
     from ..reference import ReferenceError, trace
 
     diags = diags if diags is not None else Diagnostics()
@@ -100,8 +118,9 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
                                   batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags, allow_missing_weights=allow_missing_weights)
-    ex = Exporter(graph, blobs, fold=fold, diags=diags)
+    ex = Exporter(graph, blobs, fold=fold, diags=diags, outputs=outputs)
     ex.build()
+    only = _computing(graph, outputs) if outputs else None
     exported = Exported(ex, graph.name)
     model, names = with_every_value(exported)
 
@@ -132,7 +151,7 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     progress = Progress("verify: NumPy reference", total=len(graph.parsed.message.layer))
     try:
         for step in trace(graph.parsed.message, blobs, ref_inputs, phase=phase, level=level, stages=stages,
-                          loc=graph.parsed.loc, whole=graph.parsed.whole):
+                          loc=graph.parsed.loc, whole=graph.parsed.whole, only=only):
             progress.update(detail=step.layer)
             node = nodes.get(step.layer)
             if node is None or not node.inputs:

@@ -35,11 +35,12 @@ def _phase_value(phase) -> int:
 
 
 def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: dict[str, np.ndarray],
-          phase="TEST", level: int = 0, stages=(), loc=None, whole=None):
+          phase="TEST", level: int = 0, stages=(), loc=None, whole=None, only=None):
     """Yields a Step per layer that runs, in order. `weights` maps layer names to their blobs;
     `inputs` must hold every Input/`input:` blob and the tops of any data layer; `loc` (the
     parse's Loc tree) supplies fork layers' parameters, which the schema does not hold; `whole`:
-    the net before layers were removed from `net` (Parsed.whole), for forks told by its layers."""
+    the net before layers were removed from `net` (Parsed.whole), for forks told by its layers;
+    `only`: the names of the layers to run (the others, and what only they feed, are skipped)."""
     ph = _phase_value(phase)
     blobs: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
     for name in net.input:
@@ -51,6 +52,8 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
             continue
         t = layer.type
         if t in TRAINING_ONLY:
+            continue
+        if only is not None and layer.name not in only:
             continue
         if t == "Input" or t in DATA_LAYERS:
             missing = [top for top in layer.top if top not in blobs]
