@@ -42,19 +42,20 @@ def priorbox_net(params, feat=(1, 4, 4, 4), image=(1, 1, 32, 32)):
     return text
 
 
-def detection_case(rng, det_params, num_classes=3):
-    """Image 32x32, a 4x4 feature map, 4 priors a cell (64 priors)."""
+def detection_case(rng, det_params, num_classes=3, loc_classes=1):
+    """Image 32x32, a 4x4 feature map, 4 priors a cell (64 priors). Only the shapes of the
+    image and the feature map matter (PriorBox reads nothing else): they are zeros."""
     pb = "min_size: 8 max_size: 16 aspect_ratio: 2 flip: true clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2"
     num_priors = 4 * 4 * 4
     text = inp("data", (1, 1, 32, 32)) + inp("feat", (1, 4, 4, 4))
-    text += inp("loc", (1, num_priors * 4)) + inp("conf", (1, num_priors * num_classes))
+    text += inp("loc", (1, num_priors * loc_classes * 4)) + inp("conf", (1, num_priors * num_classes))
     text += layer("pb", "PriorBox", ["feat", "data"], ["pb"], f"prior_box_param {{ {pb} }}")
     text += layer("det", "DetectionOutput", ["loc", "conf", "pb"], ["det"],
                   f"detection_output_param {{ num_classes: {num_classes} {det_params} }}")
     logits = rng.normal(0, 2, (num_priors, num_classes))
     conf = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    inputs = {"data": rnd(rng, (1, 1, 32, 32)), "feat": rnd(rng, (1, 4, 4, 4)),
-              "loc": rnd(rng, (1, num_priors * 4), 0.5),
+    inputs = {"data": np.zeros((1, 1, 32, 32), np.float32), "feat": np.zeros((1, 4, 4, 4), np.float32),
+              "loc": rnd(rng, (1, num_priors * loc_classes * 4), 0.5),
               "conf": conf.astype(np.float32).reshape(1, -1)}
     return text, inputs
 
@@ -65,7 +66,7 @@ def cases(rng):
     def pb(name, params, **kw):
         text = priorbox_net(params, **kw)
         shapes = dict(data=kw.get("image", (1, 1, 32, 32)), feat=kw.get("feat", (1, 4, 4, 4)))
-        out[name] = (text, {k: rnd(rng, s) for k, s in shapes.items()})
+        out[name] = (text, {k: np.zeros(s, np.float32) for k, s in shapes.items()})
 
     # clip is always given: this fork's caffe.proto defaults it to true, weiliu89/caffe's (which
     # netdef follows) to false; the cases pin the computation, not the default.
@@ -96,6 +97,25 @@ def cases(rng):
     out["detection_output_cxcy_encoded"] = detection_case(
         rng, "share_location: true background_label_id: 0 code_type: CENTER_SIZE "
              "nms_param { nms_threshold: 0.45 top_k: 40 } keep_top_k: 20 confidence_threshold: 0.1")
+    out["detection_output_per_class_loc"] = detection_case(
+        rng, "share_location: false background_label_id: 0 "
+             "nms_param { nms_threshold: 0.45 top_k: 30 } keep_top_k: 15 confidence_threshold: 0.1",
+        loc_classes=3)
+    out["detection_output_variance_in_target"] = detection_case(
+        rng, "share_location: true background_label_id: 1 code_type: CORNER_SIZE "
+             "variance_encoded_in_target: true "
+             "nms_param { nms_threshold: 0.4 } keep_top_k: 25 confidence_threshold: 0.05")
+    # The row count decided by the threshold and NMS, not by keep_top_k; then nothing kept
+    # (Caffe writes one row of -1 per image).
+    out["detection_output_threshold_bound"] = detection_case(
+        rng, "share_location: true background_label_id: 0 "
+             "nms_param { nms_threshold: 0.45 top_k: 100 } keep_top_k: 100 confidence_threshold: 0.9")
+    out["detection_output_none_kept"] = detection_case(
+        rng, "share_location: true background_label_id: 0 "
+             "nms_param { nms_threshold: 0.45 } keep_top_k: 10 confidence_threshold: 0.99999")
+    # Not a case: without nms_param this fork keeps every box of every class (need_nms_ is
+    # has_nms_param(), and the confidence threshold is then not applied either); weiliu89/caffe
+    # applies NMS with the default threshold 0.3.
 
     def norm(name, params, shape=(2, 4, 3, 5)):
         text = inp("data", shape) + layer("norm", "Normalize", ["data"], ["norm"],
