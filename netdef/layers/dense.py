@@ -62,13 +62,18 @@ class InnerProduct(Layer):
 
     def to_onnx(self, node, g):
         """ONNX Gemm over the input flattened at `axis` (transB unless `transpose`)."""
+        self.gemm(node, g, g.param(0, "weight"))
+
+    @staticmethod
+    def gemm(node, g, w: str) -> None:
+        """The inner product of input 0 with the weight tensor `w` (plus the bias blob), as
+        Caffe computes it: the input flattened at `axis`, one Gemm, the top's shape restored."""
         shape = g.in_shape(0)
         ip = node.param.inner_product_param
         axis = canonical_axis(node, ip.axis, shape)
         x = g.x(0)
         if len(shape) != 2 or axis != 1:
             x = g.op("Flatten", [x], g.tmp("flatten"), axis=axis)
-        w = g.param(0, "weight")
         ins = [x, w] + ([g.param(1, "bias")] if g.n_blobs > 1 else [])
         out = g.out_shape(0)
         direct = len(out) == 2

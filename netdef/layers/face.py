@@ -206,17 +206,7 @@ class NormalizedInnerProduct(InnerProduct):
         wn = g.op("Div", [w, norm], g.tmp("w_normed"))
         if tuple(wshape) != (n, k):
             wn = g.reshape(wn, wshape)
-        shape = g.in_shape(0)
-        axis = canonical_axis(node, ip.axis, shape)
-        x = g.x(0)
-        if len(shape) != 2 or axis != 1:
-            x = g.op("Flatten", [x], g.tmp("flatten"), axis=axis)
-        ins = [x, wn] + ([g.param(1, "bias")] if g.n_blobs > 1 else [])
-        out = g.out_shape(0)
-        direct = len(out) == 2
-        y = g.op("Gemm", ins, g.y(0) if direct else g.tmp("gemm"), transB=0 if ip.transpose else 1)
-        if not direct:
-            g.reshape(y, out, g.out_dyn(0), g.y(0))
+        InnerProduct.gemm(node, g, wn)
 
 
 # --- CosinAddm (ArcFace's margin) ------------------------------------------------------------

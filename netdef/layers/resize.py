@@ -155,6 +155,33 @@ def resize_bilinear_mode(node) -> str:
             "pytorch_half_pixel": "pytorch_half_pixel"}.get(flags[0] if flags else "", "asymmetric")
 
 
+def synopsys_resize_shape(node, shape, field: str, check_mode) -> list[tuple]:
+    """The output shape of Synopsys' ResizeBilinear and ResizeNearestNeighbor, whose Reshape is
+    the same (resize_bilinear_layer.cpp, resize_nearest_neighbor_layer.cpp, NCHW branch; the
+    NHWC default is not implemented here): output_height/width when given, else
+    floor(input size x scale_height/width)."""
+    p = ForkParams(node, field)
+    if str(p.get("data_format")) != "NCHW":
+        bad(node, f"{field}.data_format {p.get('data_format')!r}: netdef implements \"NCHW\" only", p.span(),
+            notes=["the fork's default is \"NHWC\"; give data_format: \"NCHW\" for (N, C, H, W) blobs"])
+    need_rank(node, shape, 4)
+    check_mode(node)
+    if node.param.top and node.param.bottom and node.param.top[0] == node.param.bottom[0]:
+        bad(node, f"{node.type} does not allow in-place computation", node.span)
+    out = []
+    for i, (size_f, scale_f) in enumerate((("output_height", "scale_height"), ("output_width", "scale_width"))):
+        if p.has(size_f):
+            out.append(_int(node, p, size_f))
+        else:
+            try:
+                out.append(int(math.floor(shape[2 + i] * float(p.get(scale_f)))))
+            except (TypeError, ValueError, OverflowError):
+                bad(node, f"{field}.{scale_f} must be a number, got {p.get(scale_f)!r}", p.span())
+    if min(out) <= 0:
+        bad(node, f"the output size would be {out[0]} x {out[1]}", p.span(), code=codes.BAD_GEOMETRY)
+    return [(shape[0], shape[1], out[0], out[1])]
+
+
 @register("ResizeBilinear")
 class ResizeBilinear(Layer):
     """Synopsys' (TensorFlow-style) bilinear resize of an NCHW blob to output_height x
@@ -172,27 +199,7 @@ class ResizeBilinear(Layer):
 
     def infer_shapes(self, node, in_shapes):
         # ResizeBilinearLayer::Reshape (NCHW branch); the NHWC default is not implemented here.
-        shape = in_shapes[0]
-        p = ForkParams(node, "resize_bilinear_param")
-        if str(p.get("data_format")) != "NCHW":
-            bad(node, f"resize_bilinear_param.data_format {p.get('data_format')!r}: netdef implements \"NCHW\" only",
-                p.span(), notes=["the fork's default is \"NHWC\"; give data_format: \"NCHW\" for (N, C, H, W) blobs"])
-        need_rank(node, shape, 4)
-        resize_bilinear_mode(node)
-        if node.param.top and node.param.bottom and node.param.top[0] == node.param.bottom[0]:
-            bad(node, "ResizeBilinear does not allow in-place computation", node.span)
-        out = []
-        for i, (size_f, scale_f) in enumerate((("output_height", "scale_height"), ("output_width", "scale_width"))):
-            if p.has(size_f):
-                out.append(_int(node, p, size_f))
-            else:
-                try:
-                    out.append(int(math.floor(shape[2 + i] * float(p.get(scale_f)))))
-                except (TypeError, ValueError, OverflowError):
-                    bad(node, f"resize_bilinear_param.{scale_f} must be a number, got {p.get(scale_f)!r}", p.span())
-        if min(out) <= 0:
-            bad(node, f"the output size would be {out[0]} x {out[1]}", p.span(), code=codes.BAD_GEOMETRY)
-        return [(shape[0], shape[1], out[0], out[1])]
+        return synopsys_resize_shape(node, in_shapes[0], "resize_bilinear_param", resize_bilinear_mode)
 
     def receptive_field(self, node, in_rfs):
         rf = in_rfs[0]
@@ -394,29 +401,7 @@ class ResizeNearestNeighbor(Layer):
 
     def infer_shapes(self, node, in_shapes):
         # ResizeNearestNeighborLayer::Reshape (NCHW branch); the NHWC default is not implemented here.
-        shape = in_shapes[0]
-        p = ForkParams(node, "resize_nearest_neighbor_param", _RESIZE_NEAREST)
-        if str(p.get("data_format")) != "NCHW":
-            bad(node, f"resize_nearest_neighbor_param.data_format {p.get('data_format')!r}: netdef implements "
-                      f"\"NCHW\" only", p.span(),
-                notes=["the fork's default is \"NHWC\"; give data_format: \"NCHW\" for (N, C, H, W) blobs"])
-        need_rank(node, shape, 4)
-        resize_nearest_mode(node)
-        if node.param.top and node.param.bottom and node.param.top[0] == node.param.bottom[0]:
-            bad(node, "ResizeNearestNeighbor does not allow in-place computation", node.span)
-        out = []
-        for i, (size_f, scale_f) in enumerate((("output_height", "scale_height"), ("output_width", "scale_width"))):
-            if p.has(size_f):
-                out.append(_int(node, p, size_f))
-            else:
-                try:
-                    out.append(int(math.floor(shape[2 + i] * float(p.get(scale_f)))))
-                except (TypeError, ValueError, OverflowError):
-                    bad(node, f"resize_nearest_neighbor_param.{scale_f} must be a number, got {p.get(scale_f)!r}",
-                        p.span())
-        if min(out) <= 0:
-            bad(node, f"the output size would be {out[0]} x {out[1]}", p.span(), code=codes.BAD_GEOMETRY)
-        return [(shape[0], shape[1], out[0], out[1])]
+        return synopsys_resize_shape(node, in_shapes[0], "resize_nearest_neighbor_param", resize_nearest_mode)
 
     def receptive_field(self, node, in_rfs):
         rf = in_rfs[0]

@@ -15,7 +15,7 @@ import re
 from lsprotocol import types as t
 
 from ..forks import _FIELDS as FORK_FIELDS, fork_of_layer_type
-from .document import descriptor_of
+from .document import common_prefix, descriptor_of
 from .schema import field_detail, field_doc, type_name
 
 # One pass over the text finds what completion needs: strings and comments are skipped whole; a
@@ -39,15 +39,7 @@ class Scan:
         self.blobs: list[tuple[int, str]] = []  # (offset, name) of every top:/input: string
 
     def _common(self, text: str) -> int:
-        a, b = self.text, text
-        lo, hi = 0, min(len(a), len(b))
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if a[lo:mid] == b[lo:mid]:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        return common_prefix(self.text, text)
 
     def at(self, text: str, offset: int) -> tuple[list[str], list[int]]:
         """The names of the blocks open at `offset`, outermost first, and where each starts."""

@@ -389,3 +389,15 @@ def _within(loc: Loc, end: int) -> bool:
             elif e[2] > end:
                 return False
     return True
+
+
+def common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix of two texts (an edit's first changed offset)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # the longest m with a[:m] == b[:m]: compared in C, halving each time
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -33,18 +33,7 @@ from ..passes import cost, receptive_field, shapes, verify
 from ..parse import NET, parse_text
 from ..source import Source
 from ..loc import Loc
-from .document import Document, line_starts
-
-
-def _common_prefix(a: str, b: str) -> int:
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:  # the longest m with a[:m] == b[:m]: compared in C, halving each time
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+from .document import Document, common_prefix, line_starts
 
 
 def _common_suffix(a: str, b: str, limit: int) -> int:
@@ -137,7 +126,7 @@ def reanalyse(prev: Document, text: str, version, max_errors: int = 100) -> Docu
     if sum(len(s) for s in stage_diags) >= max_errors or getattr(prev.graph.diagnostics, "dropped", 0):
         return None  # near the limit, which diagnostics are kept depends on their order
     old = prev.text
-    p = _common_prefix(old, text)
+    p = common_prefix(old, text)
     s = _common_suffix(old, text, min(len(old), len(text)) - p)
     old_end, delta = len(old) - s, len(text) - len(old)
     ref = prev.layer_at(p)
