@@ -209,6 +209,8 @@ _READ: dict[tuple[str, str], str] = {
     ("LayerParameter", "norm_param"): "netdef reads it for Normalize (across_spatial, channel_shared, eps, "
                                       "scale_filler)",
     ("LayerParameter", "permute_param"): "netdef reads it: top axis i is bottom axis order[i]",
+    ("LayerParameter", "relu6_param"): "netdef reads it: ReLU6 computes min(max(x, 0) + negative_slope * "
+                                       "min(x, 0), threshold)",
     ("BatchNormParameter", "add_eps_before_sqrt"): "netdef reads it: false divides by sqrt(var) + eps",
     ("LayerParameter", "resize_nearest_neighbor_param"): "netdef reads it for ResizeNearestNeighbor",
     **{(m, "multi_stage_meanfield_param"): "netdef reads it for MultiStageMeanfield's checks and cost"

@@ -135,6 +135,8 @@ def cases(rng):
     unary("permute_0312", "Permute", "permute_param { order: 0 order: 3 order: 1 order: 2 }", (2, 3, 4, 5))
     unary("permute_partial", "Permute", "permute_param { order: 0 order: 2 }", (2, 3, 4, 5))
     unary("relu6", "ReLU6", "", (2, 3, 4, 5))
+    unary("relu6_param", "ReLU6", "relu6_param { negative_slope: 0.25 threshold: 4 }", (2, 3, 4, 5))
+    unary("relu6_threshold", "ReLU6", "relu6_param { threshold: 3.5 }", (2, 3, 4, 5))
     unary("hardswish", "HardSwish", "", (2, 3, 4, 5))
 
     # PSROIPooling is not a case: the oracle's psroi_pooling_layer.cpp has no CPU forward
