@@ -35,6 +35,7 @@ Locations. The upgraded message gets a new Loc tree shaped like it, made of the 
   - BatchNorm lr_mult/decay_mult forced to 0 have no span of their own.
   - a solver's `type` points at the `solver_type` value.
 Fields netdef does not know (Loc.extra) stay with the block they were written in.
+Caffe's tables these steps read (types, fields, enums) are in upgrade_tables.py.
 """
 from __future__ import annotations
 
@@ -46,92 +47,8 @@ from .diagnostics import Span
 from .forks import V1_FORK_TYPES
 from .proto import pb
 from .loc import Loc
-
-# --- Caffe's tables -------------------------------------------------------------------
-
-# UpgradeV0LayerType: V0 type strings → V1 enum names. Anything else is fatal in Caffe.
-_V0_TYPES = {
-    "accuracy": "ACCURACY", "bnll": "BNLL", "concat": "CONCAT", "conv": "CONVOLUTION",
-    "data": "DATA", "dropout": "DROPOUT", "euclidean_loss": "EUCLIDEAN_LOSS", "flatten": "FLATTEN",
-    "hdf5_data": "HDF5_DATA", "hdf5_output": "HDF5_OUTPUT", "im2col": "IM2COL",
-    "images": "IMAGE_DATA", "infogain_loss": "INFOGAIN_LOSS", "innerproduct": "INNER_PRODUCT",
-    "lrn": "LRN", "multinomial_logistic_loss": "MULTINOMIAL_LOGISTIC_LOSS", "pool": "POOLING",
-    "relu": "RELU", "sigmoid": "SIGMOID", "softmax": "SOFTMAX", "softmax_loss": "SOFTMAX_LOSS",
-    "split": "SPLIT", "tanh": "TANH", "window_data": "WINDOW_DATA",
-}
-
-# UpgradeV0LayerParameter: V0 field → {V0 type: (target *_param, target field)}. A type not
-# listed is "Unknown parameter <field> for layer type <type>" in Caffe: the value is lost.
-# A type of None means: for every layer type (Caffe moves these without looking at the type).
-_CONV, _IP = "convolution_param", "inner_product_param"
-_V0_FIELDS: dict[str, dict] = {
-    "num_output": {"conv": (_CONV, "num_output"), "innerproduct": (_IP, "num_output")},
-    "biasterm": {"conv": (_CONV, "bias_term"), "innerproduct": (_IP, "bias_term")},
-    "weight_filler": {"conv": (_CONV, "weight_filler"), "innerproduct": (_IP, "weight_filler")},
-    "bias_filler": {"conv": (_CONV, "bias_filler"), "innerproduct": (_IP, "bias_filler")},
-    "pad": {"conv": (_CONV, "pad"), "pool": ("pooling_param", "pad")},
-    "kernelsize": {"conv": (_CONV, "kernel_size"), "pool": ("pooling_param", "kernel_size")},
-    "group": {"conv": (_CONV, "group")},
-    "stride": {"conv": (_CONV, "stride"), "pool": ("pooling_param", "stride")},
-    "pool": {"pool": ("pooling_param", "pool")},
-    "dropout_ratio": {"dropout": ("dropout_param", "dropout_ratio")},
-    "local_size": {"lrn": ("lrn_param", "local_size")},
-    "alpha": {"lrn": ("lrn_param", "alpha")},
-    "beta": {"lrn": ("lrn_param", "beta")},
-    "k": {"lrn": ("lrn_param", "k")},
-    "source": {"data": ("data_param", "source"), "hdf5_data": ("hdf5_data_param", "source"),
-               "images": ("image_data_param", "source"), "window_data": ("window_data_param", "source"),
-               "infogain_loss": ("infogain_loss_param", "source")},
-    "scale": {None: ("transform_param", "scale")},
-    "meanfile": {None: ("transform_param", "mean_file")},
-    "batchsize": {"data": ("data_param", "batch_size"), "hdf5_data": ("hdf5_data_param", "batch_size"),
-                  "images": ("image_data_param", "batch_size"),
-                  "window_data": ("window_data_param", "batch_size")},
-    "cropsize": {None: ("transform_param", "crop_size")},
-    "mirror": {None: ("transform_param", "mirror")},
-    "rand_skip": {"data": ("data_param", "rand_skip"), "images": ("image_data_param", "rand_skip")},
-    "shuffle_images": {"images": ("image_data_param", "shuffle")},
-    "new_height": {"images": ("image_data_param", "new_height")},
-    "new_width": {"images": ("image_data_param", "new_width")},
-    "concat_dim": {"concat": ("concat_param", "concat_dim")},
-    "det_fg_threshold": {"window_data": ("window_data_param", "fg_threshold")},
-    "det_bg_threshold": {"window_data": ("window_data_param", "bg_threshold")},
-    "det_fg_fraction": {"window_data": ("window_data_param", "fg_fraction")},
-    "det_context_pad": {"window_data": ("window_data_param", "context_pad")},
-    "det_crop_mode": {"window_data": ("window_data_param", "crop_mode")},
-    "hdf5_output_param": {"hdf5_output": ("hdf5_output_param", None)},
-}
-# V0 fields Caffe's upgrade never looks at: their values disappear without a word from Caffe.
-_V0_DROPPED = ("new_num", "new_channels")
-
-# UpgradeNetDataTransformation: which V1 data layers had transformation fields in their params.
-_DATA_PARAMS = {"DATA": "data_param", "IMAGE_DATA": "image_data_param", "WINDOW_DATA": "window_data_param"}
-_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
-
-# UpgradeV1LayerType: V1 enum names → V2 type strings (NONE → "", as in Caffe).
-_V1_TYPES = {
-    "NONE": "", "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
-    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
-    "DECONVOLUTION": "Deconvolution", "DATA": "Data", "DROPOUT": "Dropout", "DUMMY_DATA": "DummyData",
-    "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise", "EXP": "Exp", "FLATTEN": "Flatten",
-    "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output", "HINGE_LOSS": "HingeLoss",
-    "IM2COL": "Im2col", "IMAGE_DATA": "ImageData", "INFOGAIN_LOSS": "InfogainLoss",
-    "INNER_PRODUCT": "InnerProduct", "LRN": "LRN", "MEMORY_DATA": "MemoryData",
-    "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss", "MVN": "MVN", "POOLING": "Pooling",
-    "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
-    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
-    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
-    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
-}
-_V1_TYPE_NAMES = {v.number: v.name for v in pb.V1LayerParameter.LayerType.DESCRIPTOR.values}
-# V1 fields copied unchanged into the LayerParameter field of the same name.
-_V1_SAME = ("bottom", "top", "name", "include", "exclude", "blobs", "loss_weight")
-_V1_PARAMS = tuple(f.name for f in pb.V1LayerParameter.DESCRIPTOR.fields if f.name.endswith("_param"))
-
-# UpgradeSolverType
-_SOLVER_TYPES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad", "RMSPROP": "RMSProp",
-                 "ADADELTA": "AdaDelta", "ADAM": "Adam"}
-_SOLVER_TYPE_NAMES = {v.number: v.name for v in pb.SolverParameter.SolverType.DESCRIPTOR.values}
+from .upgrade_tables import (DATA_PARAMS, SOLVER_TYPE_NAMES, SOLVER_TYPES, TRANSFORM_FIELDS, V0_DROPPED, V0_FIELDS,
+                             V0_TYPES, V1_PARAMS, V1_SAME, V1_TYPE_NAMES, V1_TYPES)
 
 
 # --- the upgrade ----------------------------------------------------------------------
@@ -305,27 +222,27 @@ class _Upgrade:
             _move(v0_loc, "name", out_loc, "name")
         t = v0.type
         if v0.HasField("type"):
-            if t not in _V0_TYPES:
-                close = difflib.get_close_matches(t, list(_V0_TYPES), n=1) or \
-                    [k for k in _V0_TYPES if t.startswith(k) or k.startswith(t)][:1]
+            if t not in V0_TYPES:
+                close = difflib.get_close_matches(t, list(V0_TYPES), n=1) or \
+                    [k for k in V0_TYPES if t.startswith(k) or k.startswith(t)][:1]
                 notes = ([f"did you mean '{close[0]}'?"] if close else []) + \
-                    ["V0 layer types: " + ", ".join(sorted(_V0_TYPES))]
+                    ["V0 layer types: " + ", ".join(sorted(V0_TYPES))]
                 self.error(codes.UPGRADE_FAILED, v0_loc.field_or_self("type"), notes=notes,
                            message=f"'{t}' is not a V0 layer type")
                 return out, out_loc
-            out.type = pb.V1LayerParameter.LayerType.Value(_V0_TYPES[t])
+            out.type = pb.V1LayerParameter.LayerType.Value(V0_TYPES[t])
             _move(v0_loc, "type", out_loc, "type")
         for name in ("blobs", "blobs_lr", "weight_decay"):
             getattr(out, name).extend(getattr(v0, name))
             _move(v0_loc, name, out_loc, name)
         for fd, value in v0.ListFields():
             name = fd.name
-            if name in _V0_DROPPED:
+            if name in V0_DROPPED:
                 self.diags.add(codes.DROPPED_BY_UPGRADE.at(
                     v0_loc.name_span(name) or v0_loc.span, field=name,
                     why="the current format has nothing like it (Caffe drops it without a word)"))
                 continue
-            targets = _V0_FIELDS.get(name)
+            targets = V0_FIELDS.get(name)
             if targets is None:
                 continue
             target = targets.get(t) or targets.get(None)
@@ -356,10 +273,10 @@ class _Upgrade:
     @staticmethod
     def needs_data_upgrade(msg) -> bool:
         for l in msg.layers:
-            param_name = _DATA_PARAMS.get(_V1_TYPE_NAMES.get(l.type))
+            param_name = DATA_PARAMS.get(V1_TYPE_NAMES.get(l.type))
             if param_name and l.HasField(param_name):
                 p = getattr(l, param_name)
-                if any(p.HasField(f) for f in _TRANSFORM_FIELDS):
+                if any(p.HasField(f) for f in TRANSFORM_FIELDS):
                     return True
         return False
 
@@ -367,11 +284,11 @@ class _Upgrade:
         loc.fields["layers"] = layer_locs = [l.copy() for l in loc.locs("layers", len(msg.layers))]
         noted = False
         for l, l_loc in zip(msg.layers, layer_locs):
-            param_name = _DATA_PARAMS.get(_V1_TYPE_NAMES.get(l.type))
+            param_name = DATA_PARAMS.get(V1_TYPE_NAMES.get(l.type))
             if not param_name or not l.HasField(param_name):
                 continue
             p = getattr(l, param_name)
-            moved = [f for f in _TRANSFORM_FIELDS if p.HasField(f)]
+            moved = [f for f in TRANSFORM_FIELDS if p.HasField(f)]
             if not moved:
                 continue
             p_loc = l_loc.msg(param_name)
@@ -414,7 +331,7 @@ class _Upgrade:
     def v1_layer(self, v1, v1_loc: Loc, layer) -> Loc:
         """UpgradeV1LayerParameter."""
         new_loc = v1_loc.copy({})
-        for name in _V1_SAME:
+        for name in V1_SAME:
             src = getattr(v1, name)
             if name == "name":
                 if v1.HasField("name"):
@@ -424,7 +341,7 @@ class _Upgrade:
             if name in v1_loc.fields:
                 new_loc.fields[name] = v1_loc.fields[name]
         if v1.HasField("type"):
-            layer.type = _V1_TYPES[_V1_TYPE_NAMES[v1.type]]
+            layer.type = V1_TYPES[V1_TYPE_NAMES[v1.type]]
             if "type" in v1_loc.fields:
                 new_loc.fields["type"] = v1_loc.fields["type"]
         elif v1_loc.extra.get("type"):
@@ -452,7 +369,7 @@ class _Upgrade:
             param_locs.append(v1_loc.around(entries, fields))
         if param_locs:
             new_loc.fields["param"] = param_locs
-        for name in _V1_PARAMS:
+        for name in V1_PARAMS:
             if v1.HasField(name):
                 getattr(layer, name).CopyFrom(getattr(v1, name))
                 if name in v1_loc.fields:
@@ -544,10 +461,10 @@ class _Upgrade:
                        message="both 'solver_type' (old enum) and 'type' (string) are given",
                        notes=["keep only 'type', e.g. type: \"SGD\""])
             return msg, loc
-        name = _SOLVER_TYPE_NAMES[msg.solver_type]
-        self.old("'solver_type' enum", span, f"solver_type: {name} becomes type: \"{_SOLVER_TYPES[name]}\"")
+        name = SOLVER_TYPE_NAMES[msg.solver_type]
+        self.old("'solver_type' enum", span, f"solver_type: {name} becomes type: \"{SOLVER_TYPES[name]}\"")
         msg = _clone(msg)
-        msg.type = _SOLVER_TYPES[name]
+        msg.type = SOLVER_TYPES[name]
         msg.ClearField("solver_type")
         loc = loc.copy()
         if "solver_type" in loc.fields:

@@ -18,8 +18,8 @@ from conftest import REPO
 LAYERS = [
     ("base", ["netdef.version", "netdef.source", "netdef.diagnostics", "netdef.codes", "netdef.outputs",
               "netdef.progress", "netdef.resources", "netdef.wire", "netdef.proto", "netdef.loc"]),
-    ("text", ["netdef.parse", "netdef.literals", "netdef.transform", "netdef.upgrade", "netdef.forks", "netdef.library",
-              "netdef.fmt"]),
+    ("text", ["netdef.parse", "netdef.literals", "netdef.transform", "netdef.upgrade", "netdef.upgrade_tables",
+              "netdef.forks", "netdef.library", "netdef.fmt"]),
     ("graph", ["netdef.ir", "netdef.layers", "netdef.passes", "netdef.build"]),
     ("pipeline", ["netdef.pipeline", "netdef.sizes"]),
     ("consumers", ["netdef.export", "netdef.draw", "netdef.view", "netdef.solver", "netdef.weights",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .base import Layer, LayerError, close_types, get, known_types, register, resolve
 from . import activation, conv, data, dense, detection, fork, loss, merge, norm, pool, recurrent, resize, shape  # noqa: F401,E501  (registers)
 from . import attention, face, ocr, yolo  # noqa: F401,E402  (fork layers of issue 11: registers)
+from . import roi  # noqa: F401,E402  (registers)
 from . import crf, video  # noqa: F401,E402  (registers)
 
 __all__ = ["Layer", "LayerError", "register", "get", "resolve", "known_types", "close_types"]

@@ -60,6 +60,7 @@ class MultiStageMeanfield(Layer):
     (their vertices depend on the image): export the net up to the CRF's unary with --outputs,
     or as a custom-domain node with --custom-ops."""
 
+    family = "recurrent"  # CRF as RNN: the same update applied num_iterations times
     bottoms = (3, 3)
     fork_defaults = MEANFIELD_DEFAULTS
     origin = CRFASRNN

@@ -6,8 +6,8 @@ class declares its parameter message's defaults once, as the fork's own .proto d
 its `fork_defaults` (field -> default); ForkParams here and netdef.reference read them there.
   (Upsample and Interp live in resize.py, BN in norm.py, ReLU6 and Mish in activation.py,
   ShuffleChannel and Reorg in shape.py, the depthwise convolutions in conv.py, Axpy in merge.py;
-  the detection family, SSD's Permute, Normalize, PriorBox, DetectionOutput, R-CNN's ROIPooling,
-  PSROIPooling, SmoothL1Loss and the YOLO ports' outputs, in detection.py.)
+  SSD's Permute, Normalize, PriorBox, DetectionOutput in detection.py; R-CNN's ROIPooling,
+  PSROIPooling, SmoothL1Loss, Proposal in roi.py; the YOLO ports' outputs in yolo.py.)
 """
 from __future__ import annotations
 

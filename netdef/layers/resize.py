@@ -393,6 +393,7 @@ class ResizeNearestNeighbor(Layer):
     input at the source index of the fork's rule (align_corners, half_pixel_centers,
     half_pixel_onnx or plain)."""
 
+    family = "resize"
     bottoms = (1, 1)
     fork_defaults = _RESIZE_NEAREST
     origin = SYNOPSYS

@@ -69,6 +69,7 @@ class NdConvolution(Layer):
     refuses such a layer instead of running it."""
 
     param = "convolution_param"
+    family = "convolution"
     origin = VIDEO_CAFFE
     checked_against = ("chuckcho/video-caffe src/caffe/layers/cudnn_ndconv_layer.cpp (LayerSetUp, Reshape, "
                        "compute_output_shape) and caffe.proto (kernel_shape = 7778, stride_shape = 7779, "
@@ -143,6 +144,7 @@ class NdPooling(Layer):
     is "Unknown pooling method"."""
 
     param = "pooling_param"
+    family = "pooling"
     origin = VIDEO_CAFFE
     checked_against = ("chuckcho/video-caffe src/caffe/layers/cudnn_ndpooling_layer.cpp (LayerSetUp, "
                        "compute_output_shape), include/caffe/util/cudnn.hpp (createNdPoolingDesc) and caffe.proto")
