@@ -5,7 +5,9 @@ Run with the oracle's Python (brocolli-caffe 9.0.2, an SSD-derived fork, CPU-onl
   source /opt/caffe-oracle/env.sh
   /opt/caffe-oracle/venv/bin/python tools/gen/ssd_fork_cases.py [OUT_DIR]
 
-OUT_DIR defaults to tests/data/conformance/ssd_fork. Each case becomes
+OUT_DIR defaults to tests/data/conformance/ssd_fork. `--check` (no Caffe needed, any Python with
+NumPy) rebuilds every case's net.prototxt and inputs and fails if the stored ones differ or a
+case is missing or extra; the blobs Caffe computed are then the tests' business. Each case becomes
 OUT_DIR/<case>/{net.prototxt, blobs.npz[, weights.caffemodel]}: blobs.npz holds every input and
 every blob after one TEST-phase forward pass; the inputs are the Input layers' tops. Inputs are
 seeded and deterministic; the DetectionOutput cases build their inputs so that boxes overlap
@@ -16,9 +18,6 @@ import sys
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 import numpy as np
-import caffe
-
-caffe.set_mode_cpu()
 
 
 def inp(name, shape):
@@ -144,9 +143,45 @@ def cases(rng):
     return out
 
 
+def _text(name, text):
+    return f'name: "{name}"\n' + text
+
+
+def check(out_dir):
+    """Every case's prototxt and inputs as this script makes them; returns the differences."""
+    made = cases(np.random.default_rng(11))
+    problems = []
+    stored = {d for d in os.listdir(out_dir) if os.path.isdir(os.path.join(out_dir, d))}
+    problems += [f"{d}: a case directory this script does not make" for d in sorted(stored - set(made))]
+    for name, (text, inputs) in made.items():
+        d = os.path.join(out_dir, name)
+        if name not in stored:
+            problems.append(f"{name}: missing")
+            continue
+        with open(os.path.join(d, "net.prototxt")) as f:
+            if f.read() != _text(name, text):
+                problems.append(f"{name}: net.prototxt differs")
+        blobs = np.load(os.path.join(d, "blobs.npz"))
+        for k, v in inputs.items():
+            if k not in blobs.files or blobs[k].shape != v.shape or not np.array_equal(blobs[k], v):
+                problems.append(f"{name}: input {k} differs")
+    return problems
+
+
 def main(argv):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    checking = "--check" in argv
+    argv = [a for a in argv if a != "--check"]
     out_dir = argv[0] if argv else os.path.join(root, "tests", "data", "conformance", "ssd_fork")
+    if checking:
+        problems = check(out_dir)
+        for p in problems:
+            print(p, file=sys.stderr)
+        if problems:
+            print("regenerate with the oracle's Python (see this script's docstring)", file=sys.stderr)
+        return 1 if problems else 0
+    import caffe
+    caffe.set_mode_cpu()
     rng = np.random.default_rng(11)
     caffe.set_random_seed(11)
     for name, (text, inputs) in cases(rng).items():
@@ -154,7 +189,7 @@ def main(argv):
         os.makedirs(d, exist_ok=True)
         path = os.path.join(d, "net.prototxt")
         with open(path, "w") as f:
-            f.write(f'name: "{name}"\n' + text)
+            f.write(_text(name, text))
         net = caffe.Net(path, caffe.TEST)
         for k, v in inputs.items():
             net.blobs[k].reshape(*v.shape)
@@ -165,7 +200,8 @@ def main(argv):
         np.savez_compressed(os.path.join(d, "blobs.npz"),
                             **{k: b.data.copy() for k, b in net.blobs.items()})
         print(name, {k: b.data.shape for k, b in net.blobs.items()})
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))
