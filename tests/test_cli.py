@@ -137,3 +137,10 @@ def test_seed_values_refused_alike(command, capsys):
         code, _, err = run([command, "lenet", *args, "--seed", value], capsys)
         assert code == 2
         assert f"argument --seed: expected a whole number from 0 to 2^64 - 1, got '{value}'" in err
+
+
+def test_fmt_without_a_file_names_only_the_missing_file(capsys):
+    # The optional FILE... after the first was listed as required too (argparse, nargs="*").
+    code, out, err = run(["fmt"], capsys)
+    assert code == 2
+    assert "required: file\n" in err

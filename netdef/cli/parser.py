@@ -182,7 +182,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = add("fmt")
     _file(p, "a network or solver definition")
-    p.add_argument("more", nargs="*", metavar="FILE", help="more definitions (with --check or --diff)")
+    p.add_argument("more", nargs="*", default=[], metavar="FILE", help="more definitions (with --check or --diff)")
     p.add_argument("-o", "--output", help="write here instead of standard output")
     p.add_argument("--check", action="store_true", help="write nothing; list the files that would change, exit 1 if any")
     p.add_argument("--diff", action="store_true", help="write nothing; show the changes as a unified diff, exit 1 if any")
