@@ -202,6 +202,15 @@ _READ: dict[tuple[str, str], str] = {
     ("ReLUParameter", "relu6"): "netdef reads it: true limits the output to 6",
     **{(m, f): "netdef reads it for NdConvolution and NdPooling (one dim per spatial axis)"
        for m in ("ConvolutionParameter", "PoolingParameter") for f in ("pad_shape", "kernel_shape", "stride_shape")},
+    # The SSD fork's layers netdef computes (netdef/layers/detection.py, pinned against the
+    # fork's Caffe by tests/test_ssd_fork_cases.py).
+    ("LayerParameter", "prior_box_param"): "netdef reads it for PriorBox's shape and values",
+    ("LayerParameter", "detection_output_param"): "netdef reads it for DetectionOutput's decoding and NMS",
+    ("LayerParameter", "norm_param"): "netdef reads it for Normalize (across_spatial, channel_shared, eps, "
+                                      "scale_filler)",
+    ("LayerParameter", "permute_param"): "netdef reads it: top axis i is bottom axis order[i]",
+    ("LayerParameter", "relu6_param"): "netdef reads it: ReLU6 computes min(max(x, 0) + negative_slope * "
+                                       "min(x, 0), threshold)",
     ("BatchNormParameter", "add_eps_before_sqrt"): "netdef reads it: false divides by sqrt(var) + eps",
     ("LayerParameter", "resize_nearest_neighbor_param"): "netdef reads it for ResizeNearestNeighbor",
     **{(m, "multi_stage_meanfield_param"): "netdef reads it for MultiStageMeanfield's checks and cost"

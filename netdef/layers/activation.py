@@ -265,11 +265,23 @@ class ReLU6(Layer):
     origin = "the MobileNet/ShuffleNet Caffe forks"
     # eric612/MobileNet-YOLO include/caffe/layers/relu6_layer.hpp: a NeuronLayer, y = min(max(0, x), 6).
     # (NVIDIA's Caffe adds relu_param.negative_slope * min(x, 0); netdef follows the MobileNet forks.)
-    checked_against = "eric612/MobileNet-YOLO include/caffe/layers/relu6_layer.hpp"
+    checked_against = ("eric612/MobileNet-YOLO include/caffe/layers/relu6_layer.hpp; relu6_param: "
+                       "brocolli-caffe 9.0.2 src/caffe/layers/relu6_layer.cpp")
+    # brocolli-caffe (an SSD-derived fork) adds relu6_param { negative_slope = 1 [default 0];
+    # threshold = 2 [default 6] } (field 503) and computes min(max(x, 0) + negative_slope *
+    # min(x, 0), threshold): the defaults give the MobileNet forks' function.
+    fork_defaults = {"negative_slope": 0.0, "threshold": 6.0}
 
     def to_onnx(self, node, g):
-        """ONNX Clip to [0, 6]."""
-        g.op("Clip", [g.x(0), g.const(0.0, "min"), g.const(6.0, "max")], g.y(0))
+        """ONNX Clip to [0, threshold]; LeakyRelu then Min where negative_slope is not 0."""
+        from .fork import ForkParams
+        p = ForkParams(node, "relu6_param")
+        slope, top = float(p.get("negative_slope")), float(p.get("threshold"))
+        if slope == 0.0:
+            g.op("Clip", [g.x(0), g.const(0.0, "min"), g.const(top, "max")], g.y(0))
+        else:
+            leaky = g.op("LeakyRelu", [g.x(0)], g.tmp("leaky"), alpha=slope)
+            g.op("Min", [leaky, g.const(top, "threshold")], g.y(0))
 
 
 @register("Mish")

@@ -119,7 +119,11 @@ def _softmax(ctx, layer, bottoms, params):
 
 @op("ReLU6")
 def _relu6(ctx, layer, bottoms, params):
-    return [np.minimum(np.maximum(bottoms[0], 0.0), 6.0)]
+    # brocolli-caffe's relu6_param (netdef/layers/activation.py ReLU6); defaults 0 and 6.
+    x = bottoms[0]
+    slope = np.float32(ctx.fork_param("relu6_param", "negative_slope"))
+    top = np.float32(ctx.fork_param("relu6_param", "threshold"))
+    return [np.minimum(np.maximum(x, 0) + slope * np.minimum(x, 0), top).astype(x.dtype)]
 
 
 @op("Mish")
