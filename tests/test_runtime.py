@@ -465,3 +465,23 @@ def test_verify_outputs_checks_the_part_before_a_python_layer(tmp_path, capsys):
     assert "compared 3 blobs" in capsys.readouterr().out
     assert main(["verify", str(p), "--outputs", "rios"]) == 2
     assert "did you mean 'rois'" in capsys.readouterr().err
+
+
+EMBED_NET = """
+name: "words"
+input: "word" input_shape { dim: 4 dim: 1 }
+layer { name: "embed" type: "Embed" bottom: "word" top: "embed"
+        embed_param { num_output: 3 input_dim: 5 weight_filler { type: "uniform" min: -1 max: 1 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "embed" top: "fc"
+        inner_product_param { num_output: 2 weight_filler { type: "gaussian" std: 1 } } }
+"""
+
+
+def test_verify_feeds_word_indices_to_an_embed_layer(tmp_path, capsys):
+    # Random normal data is no index: the reference (as Caffe's EmbedLayer) refused it and
+    # nothing was compared (W515). Inputs an Embed reads get whole numbers below input_dim.
+    p = tmp_path / "net.prototxt"
+    p.write_text(EMBED_NET)
+    assert main(["verify", str(p), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and [c["layer"] for c in doc["comparisons"]] == ["embed", "fc"]

@@ -86,6 +86,16 @@ def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
             skel.output.pop()
 
 
+def _random_input(value, rng) -> np.ndarray:
+    """Random data for an input: standard normal, but whole numbers in [0, input_dim) where an
+    Embed layer reads the input (its values are indices; Caffe's EmbedLayer checks the range)."""
+    shape = tuple(value.meta["shape"])
+    dims = [n.param.embed_param.input_dim for n in value.consumers if n.type == "Embed"]
+    if dims and min(dims) > 0:
+        return rng.integers(0, min(dims), shape).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
 def _computing(graph, outputs) -> set[str]:
     """--outputs: the names of the layers the named blobs depend on, for the reference to run
     (every bottom counts, even one whose values a layer does not read: the reference takes
@@ -132,7 +142,7 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
             feed[arg.name] = np.asarray(inputs[arg.name], np.float32)
         else:
             v = graph.blob(arg.name)
-            feed[arg.name] = rng.standard_normal(tuple(v.meta["shape"])).astype(np.float32)
+            feed[arg.name] = _random_input(v, rng)
     onnx_out = sess.run(feed)
 
     def where(name):
