@@ -1,18 +1,18 @@
 """Acceptance for issue 11: every net of tests/data/zoo and tests/data/zoo-wild whose layers all
-have public semantics passes `check` and `export` at batch 1 (a representative subset also
-`verify`, through the command line), and where the SSD-fork Caffe loaded a zoo-wild file
-(shapes.json), every blob and parameter shape equals Caffe's.
+have public semantics passes `check`, `export` and `verify` at batch 1 through the command line,
+and where the SSD-fork Caffe loaded a zoo-wild file (shapes.json), every blob and parameter shape
+equals Caffe's.
 
 The exclusion table says, for each file left out, why. A net whose post-processing is a Python
-layer or a fork op with data-dependent outputs (Faster R-CNN's proposal layer) is exported with
---outputs up to it (OUTPUTS below).
-Verify runs the NumPy reference, which takes minutes on the largest nets: the subset below covers
-every fork layer family at sizes that keep it to seconds (fully convolutional nets at a smaller
-input), and tests/test_fork_layers.py verifies each fork layer on its own.
+layer or a fork op with data-dependent outputs (Faster R-CNN's proposal layer) is exported and
+verified with --outputs up to it (OUTPUTS below). Verify runs the NumPy reference, which takes
+minutes on the largest nets: VERIFY runs fully convolutional nets at a smaller input, and the few
+that accept only a large one run when NETDEF_SLOW_TESTS=1 (SLOW).
 """
 import contextlib
 import io
 import json
+import os
 
 import onnx
 import pytest
@@ -115,7 +115,8 @@ STAGES = {"bvlc_mnist/mnist_autoencoder.prototxt": ["test-on-test"],
 KEEP_BATCH = {"lstm_coco_caption/lrcn_word_to_preds.deploy.prototxt", "lstm_lrcn_activity/deploy_lstm.prototxt",
               "lstm_sequence/deep_lstm_long.prototxt"}      # caffe-lstm's Lstm: axis 0 is T x N
 
-# verify (the CLI) on these, with a smaller input for the fully convolutional large ones.
+# verify at a smaller input than the declared one (fully convolutional nets), or noted for the fork
+# layers they cover.
 VERIFY = {
     "zoo-wild/dw_mobilenet_v1/depthwised_mobilenet_deploy.prototxt": None,        # DepthwiseConvolution
     "zoo-wild/mobilenet_v3_relu6/mobilenet_v3_large_1.0.prototxt": None,           # DepthwiseConvolution, ReLU6
@@ -211,13 +212,44 @@ def test_check_and_export(tag, rel, path):
     assert len(model.graph.output) >= 1
 
 
-@pytest.mark.parametrize("key", sorted(VERIFY))
+# Every other net is verified too, as check and export run it (batch 1, declared sizes), except:
+# SLOW: nets that take 20 s to over 2 min in the NumPy reference at the only size they accept
+# (PSPNet's pyramid pooling kernels, SegNet's fixed unpooling sizes, CPM's 368x368 stages, the
+# 16-frame LRCN, SSD512): run with NETDEF_SLOW_TESTS=1 (benchmarks/RESULTS.md has the last run).
+SLOW = {"zoo/pspnet50_ade20k/deploy.prototxt", "zoo/pspnet101_voc2012/deploy.prototxt",
+        "zoo/pspnet_resnet101_v2/deploy.prototxt", "zoo/lstm_lrcn_activity/deploy_lstm.prototxt",
+        "zoo/fcn8s_voc/deploy.prototxt", "zoo/segnet/bayesian_segnet_inference.prototxt",
+        "zoo/segnet/segnet_basic_inference.prototxt", "zoo/segnet/segnet_inference.prototxt",
+        "zoo/segnet/segnet_train.prototxt", "zoo-wild/cpm_mpi/pose_deploy_centerMap.prototxt",
+        "zoo-wild/ssd512_vgg16_voc/VGG_VOC0712_SSD_512x512_iter_120000.prototxt"}
+# SegNet's max-unpooling compares argmax indices: where the two largest values of a pooling window
+# differ by about one float32 ulp, onnxruntime's float32 convolutions and the float64 reference
+# may pick different ones, and the unpooled maps then differ (seed 0 meets such a window at
+# pool2 of segnet_inference, seed 2 none). These run at a seed whose random data has no such tie.
+SEEDS = {"zoo/segnet/segnet_inference.prototxt": 2, "zoo/segnet/bayesian_segnet_inference.prototxt": 2,
+         "zoo/segnet/segnet_train.prototxt": 2}
+EVERY = sorted(set(VERIFY) | {f"{t}/{r}" for t, r, _ in INCLUDED})
+
+
+@pytest.mark.parametrize("key", EVERY)
 def test_verify(key):
+    if key in SLOW and not os.environ.get("NETDEF_SLOW_TESTS"):
+        pytest.skip("slow in the NumPy reference at the only size the net accepts: NETDEF_SLOW_TESTS=1 runs it")
     tag, rel = key.split("/", 1)
     path = (ZOO if tag == "zoo" else ZOO_WILD) / rel
-    code, text = _cli("verify", str(path), *_args(rel, path, VERIFY[key]), *VERIFY_ARGS.get(key, []))
+    extra = list(VERIFY_ARGS.get(key, []))
+    if rel in OUTPUTS:
+        extra += ["--outputs", ",".join(OUTPUTS[rel])]
+    if key in SEEDS:
+        extra += ["--seed", str(SEEDS[key])]
+    code, text = _cli("verify", str(path), *_args(rel, path, VERIFY.get(key)), *extra)
     assert code == 0, text[-3000:]
-    assert "compared" in text
+    assert "compared" in text and "compared 0 blobs" not in text
+
+
+def test_every_net_is_verified():
+    assert {f"{t}/{r}" for t, r, _ in INCLUDED} <= set(EVERY)
+    assert SLOW <= set(EVERY) and set(SEEDS) <= set(EVERY)
 
 
 SHAPES = json.loads((ZOO_WILD / "shapes.json").read_text())

@@ -152,9 +152,19 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
 
     ref_inputs = dict(feed)
     for v in graph.inputs:                 # data layers' tops the export left out (labels)
-        if v.name not in ref_inputs and v.meta.get("shape"):
+        if v.name in ref_inputs:
+            continue
+        if v.meta.get("shape"):
             ref_inputs[v.name] = rng.standard_normal(tuple(v.meta["shape"])).astype(np.float32)
-    nodes = {n.name: n for n in graph.nodes}
+        elif not v.consumers:
+            # A label whose shape only the data would tell, read by no layer the deployed net
+            # keeps (its loss is left out): the data layer still writes it, so it needs a value.
+            ref_inputs[v.name] = np.zeros(0, np.float32)
+    # Layer names can repeat (W310; CRF-as-RNN's FCN has two 'crop' and two 'fuse'): the trace
+    # and the graph both follow the file's order, so the k-th step of a name is its k-th node.
+    nodes: dict[str, list] = {}
+    for n in graph.nodes:
+        nodes.setdefault(n.name, []).append(n)
     comparisons, skipped, stopped, first_bad = [], [], None, None
     from ..progress import Progress
     # The reference is the long part on a big net (a line on a terminal after a second).
@@ -163,7 +173,8 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
         for step in trace(graph.parsed.message, blobs, ref_inputs, phase=phase, level=level, stages=stages,
                           loc=graph.parsed.loc, whole=graph.parsed.whole, only=only):
             progress.update(detail=step.layer)
-            node = nodes.get(step.layer)
+            same_name = nodes.get(step.layer)
+            node = same_name.pop(0) if same_name else None
             if node is None or not node.inputs:
                 continue
             for i, (top, value) in enumerate(zip(step.tops, step.values)):
