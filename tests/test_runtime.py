@@ -490,18 +490,16 @@ def test_verify_feeds_word_indices_to_an_embed_layer(tmp_path, capsys):
 TWICE_NAMED_NET = """
 name: "twice"
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 dim: 6 dim: 6 } } }
-layer { name: "conv" type: "Convolution" bottom: "data" top: "a"
-        convolution_param { num_output: 3 kernel_size: 3 weight_filler { type: "gaussian" std: 1 } } }
-layer { name: "conv" type: "Convolution" bottom: "a" top: "b"
-        convolution_param { num_output: 4 kernel_size: 1 weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "a" pooling_param { pool: MAX kernel_size: 3 } }
+layer { name: "pool" type: "Pooling" bottom: "a" top: "b" pooling_param { pool: AVE kernel_size: 2 } }
 """
 
 
 def test_verify_compares_layers_that_share_a_name(tmp_path, capsys):
-    # A name used twice (W310) matched every step to the last layer of that name: the first
-    # conv's top was compared with the second's and differed "by inf".
+    # A name used twice (W310, as CRF-as-RNN's two 'crop' layers) matched every step to the last
+    # layer of that name: the first pool's top was compared with the second's, "differing by inf".
     p = tmp_path / "net.prototxt"
     p.write_text(TWICE_NAMED_NET)
     assert main(["verify", str(p), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [(c["top"], c["shape"]) for c in doc["comparisons"]] == [("a", [1, 3, 4, 4]), ("b", [1, 4, 4, 4])]
+    assert [(c["top"], c["shape"]) for c in doc["comparisons"]] == [("a", [1, 2, 4, 4]), ("b", [1, 2, 3, 3])]
