@@ -23,6 +23,15 @@ def _frac(x):
     return int(x) if isinstance(x, Fraction) and x.denominator == 1 else x
 
 
+def nc_then(g, x: str, n_c, tail, dynamic: bool, name: str = "sizes", tail_name: str = "hw") -> str:
+    """A shape input (Resize's sizes, ConstantOfShape's shape): x's batch and channels `n_c`
+    followed by the fixed dims `tail`; with a dynamic batch, read from Shape(x) at run time."""
+    if not dynamic:
+        return g.ints([*n_c, *tail], name)
+    nc = g.op("Slice", [g.op("Shape", [x], g.tmp("shape")), g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
+    return g.op("Concat", [nc, g.ints(list(tail), tail_name)], g.tmp(name), axis=0)
+
+
 @register("Upsample")
 class Upsample(Layer):
     """SegNet's max-unpooling (bottoms: data, pooling mask); one-bottom ports scale by nearest
@@ -86,22 +95,14 @@ class Upsample(Layer):
         oh, ow = g.out_shape(0)[2:]
         dynamic = any(g.in_dyn(0))
         if g.n_in == 1:
-            sizes = g.ints([n, c, oh, ow], "sizes")
-            if dynamic:
-                sizes = g.op("Concat", [g.op("Slice", [g.op("Shape", [g.x(0)], g.tmp("shape")), g.ints([0], "s0"),
-                                                        g.ints([2], "s2")], g.tmp("nc")),
-                                        g.ints([oh, ow], "hw")], g.tmp("sizes"), axis=0)
+            sizes = nc_then(g, g.x(0), (n, c), (oh, ow), dynamic)
             g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="nearest",
                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")
             return
         flat = g.op("Reshape", [g.x(0), g.ints([0, 0, -1], "flat")], g.tmp("values"))
         idx = g.op("Cast", [g.op("Reshape", [g.x(1), g.ints([0, 0, -1], "flat_mask")], g.tmp("mask"))],
                    g.tmp("index"), to=g.INT64)
-        zshape = g.ints([n, c, oh * ow], "zeros_shape")
-        if dynamic:
-            shp = g.op("Shape", [flat], g.tmp("shape"))
-            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
-            zshape = g.op("Concat", [nc, g.ints([oh * ow], "plane")], g.tmp("zeros_shape"), axis=0)
+        zshape = nc_then(g, flat, (n, c), (oh * ow,), dynamic, "zeros_shape", "plane")
         zeros = g.op("ConstantOfShape", [zshape], g.tmp("zeros"))
         if g.fp16:
             zeros = g.op("Cast", [zeros], g.tmp("zeros16"), to=g.FLOAT16)
@@ -222,11 +223,7 @@ class ResizeBilinear(Layer):
         """ONNX Resize, linear, with the coordinate_transformation_mode of the fork's rule
         (align_corners, half_pixel, pytorch_half_pixel or asymmetric)."""
         out = g.out_shape(0)
-        sizes = g.ints(list(out), "sizes")
-        if any(g.out_dyn(0)):
-            shp = g.op("Shape", [g.x(0)], g.tmp("shape"))
-            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
-            sizes = g.op("Concat", [nc, g.ints(list(out[2:]), "hw")], g.tmp("sizes"), axis=0)
+        sizes = nc_then(g, g.x(0), out[:2], out[2:], any(g.out_dyn(0)))
         g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="linear",
              coordinate_transformation_mode=resize_bilinear_mode(node))
 
@@ -338,11 +335,7 @@ class Interp(Layer):
             x = g.op("Slice", [x, g.ints([-beg, -beg], "crop_starts"), g.ints([h + end, w + end], "crop_ends"),
                                g.ints([2, 3], "crop_axes")], g.tmp("cropped"))
         # PSPNet's caffe_cpu_interp2 maps corners to corners: (in - 1) / (out - 1).
-        sizes = g.ints(list(out), "sizes")
-        if any(g.out_dyn(0)):
-            shp = g.op("Shape", [g.x(0)], g.tmp("shape"))
-            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
-            sizes = g.op("Concat", [nc, g.ints(list(out[2:]), "hw")], g.tmp("sizes"), axis=0)
+        sizes = nc_then(g, g.x(0), out[:2], out[2:], any(g.out_dyn(0)))
         g.op("Resize", [x, "", "", sizes], g.y(0), mode="linear", coordinate_transformation_mode="align_corners")
 
 
@@ -425,11 +418,7 @@ class ResizeNearestNeighbor(Layer):
         """ONNX Resize, nearest, with the (coordinate_transformation_mode, nearest_mode) pair that
         gives the fork's source index."""
         out = g.out_shape(0)
-        sizes = g.ints(list(out), "sizes")
-        if any(g.out_dyn(0)):
-            shp = g.op("Shape", [g.x(0)], g.tmp("shape"))
-            nc = g.op("Slice", [shp, g.ints([0], "s0"), g.ints([2], "s2")], g.tmp("nc"))
-            sizes = g.op("Concat", [nc, g.ints(list(out[2:]), "hw")], g.tmp("sizes"), axis=0)
+        sizes = nc_then(g, g.x(0), out[:2], out[2:], any(g.out_dyn(0)))
         transform, rounding = _NEAREST_ONNX[resize_nearest_mode(node)]
         g.op("Resize", [g.x(0), "", "", sizes], g.y(0), mode="nearest", coordinate_transformation_mode=transform,
              nearest_mode=rounding)
