@@ -73,3 +73,24 @@ def no_hang(seconds: int = 300):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def compile_text(text: str):
+    """A definition given as text, parsed, upgraded (V1 layers too) and analysed: an ir.Graph."""
+    import netdef
+    from netdef.parse import parse_text
+    from netdef.source import Source
+    from netdef.upgrade import upgrade_parsed
+    return netdef.compile(upgrade_parsed(parse_text(Source(text, "t.prototxt"), "net")))
+
+
+def shapes_of(text: str):
+    """({blob name: shape}, graph) of a definition that must have no errors."""
+    g = compile_text(text)
+    assert not g.diagnostics.has_errors, [d.header() for d in g.diagnostics if d.is_error]
+    return {v.name: v.meta.get("shape") for v in g.values}, g
+
+
+def errors_of(text: str) -> list[str]:
+    """The messages of a definition's errors."""
+    return [d.message for d in compile_text(text).diagnostics if d.is_error]

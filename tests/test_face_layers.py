@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import compile_text, errors_of, shapes_of
 
 import netdef
 from netdef.cli import main
@@ -22,20 +23,6 @@ def _input(name, shape):
 
 def _net(shape, layers, extra_inputs=()):
     return 'name: "face"\n' + _input("data", shape) + "".join(_input(n, s) for n, s in extra_inputs) + layers
-
-
-def _compile(text):
-    return netdef.compile(parse_text(Source(text, "t.prototxt"), "net"))
-
-
-def _shapes(text):
-    g = _compile(text)
-    assert not g.diagnostics.has_errors, [d.header() for d in g.diagnostics if d.is_error]
-    return {v.name: v.meta.get("shape") for v in g.values}, g
-
-
-def _errors(text):
-    return [d.message for d in _compile(text).diagnostics if d.is_error]
 
 
 def _verify(tmp_path, text, inputs=None):
@@ -66,11 +53,11 @@ layer { name: "cat" type: "Concat" bottom: "data" bottom: "fw" top: "cat" concat
 
 
 def test_flip_shapes():
-    shapes, _ = _shapes(FLIP)
+    shapes, _ = shapes_of(FLIP)
     assert shapes["fw"] == shapes["fh"] == shapes["both"] == (2, 3, 4, 5)
     assert shapes["cat"] == (4, 3, 4, 5)
     five = _net((1, 2, 3, 4, 5), 'layer { name: "f" type: "Flip" bottom: "data" top: "f" }\n')
-    assert any("at most 4-D" in e for e in _errors(five))
+    assert any("at most 4-D" in e for e in errors_of(five))
 
 
 def test_flip_by_hand():
@@ -102,14 +89,14 @@ layer { name: "ssd" type: "Normalize" bottom: "data" top: "ssd" norm_param { acr
 
 
 def test_face_normalize_shapes_and_no_blobs():
-    shapes, g = _shapes(NORMALIZE)
+    shapes, g = shapes_of(NORMALIZE)
     assert shapes["l2"] == (2, 3, 2, 2) and shapes["l2_norm"] == (2, 1, 2, 2)
     # Reshape(num, channels, height, width): a 2-D bottom gives a 4-D top.
     assert shapes["ipn"] == (2, 5, 1, 1)
     assert g.node("l2").meta["blobs"] == [] and g.node("ipn").meta["blobs"] == []
     # SSD's Normalize (norm_param) keeps its scale blob.
     assert len(g.node("ssd").meta["blobs"]) == 1 and type(g.node("ssd").impl).__name__ == "Normalize"
-    assert any("normalize_type" in e for e in _errors(NORMALIZE.replace('"L1"', '"L3"')))
+    assert any("normalize_type" in e for e in errors_of(NORMALIZE.replace('"L1"', '"L3"')))
 
 
 def test_face_normalize_by_hand():
@@ -170,13 +157,13 @@ layer { name: "focal" type: "FocalLoss" bottom: "s" bottom: "label" top: "focal"
 
 
 def test_cosin_add_m_and_focal_loss_shapes():
-    shapes, g = _shapes(ARC)
+    shapes, g = shapes_of(ARC)
     assert shapes["arc"] == (3, 4) and shapes["focal"] == () and shapes["prob"] == (3, 4)
     assert g.node("arc").impl.training_only and g.node("focal").impl.loss
     # FocalLossLayer::Reshape CHECKs one label per position outside the softmax axis.
     two = ARC.replace('top: "label" input_param { shape { dim: 3 }', 'top: "label" input_param { shape { dim: 3 dim: 2 }')
-    assert any("needs 3 labels" in e for e in _errors(two))
-    assert any("alpha must be a number above 0" in e for e in _errors(ARC.replace("alpha: 0.25", "alpha: 0")))
+    assert any("needs 3 labels" in e for e in errors_of(two))
+    assert any("alpha must be a number above 0" in e for e in errors_of(ARC.replace("alpha: 0.25", "alpha: 0")))
 
 
 def test_cosin_add_m_by_hand():
@@ -221,7 +208,7 @@ layer { name: "lm" type: "LargeMarginInnerProduct" bottom: "bn_ip" bottom: "labe
 
 
 def test_large_margin_shapes_and_lsoftmax_bn():
-    shapes, g = _shapes(LSOFT)
+    shapes, g = shapes_of(LSOFT)
     assert shapes["lm"] == (2, 10) and shapes["lambda"] == (1,)
     assert g.node("lm").meta["blobs"] == [(10, 6)]
     # wy1iu's BN: four (1, C) blobs, also on a 2-D bottom; W218 says why this fork was chosen.
@@ -229,11 +216,11 @@ def test_large_margin_shapes_and_lsoftmax_bn():
     w218 = [d for d in g.diagnostics if d.code == "W218"]
     assert len(w218) == 1 and "LargeMarginInnerProduct" in w218[0].message and "'bn'" in w218[0].message
     # Without a layer only wy1iu's fork has, the same BN is PSPNet's: (1, C, 1, 1), no W218.
-    _, g2 = _shapes(LSOFT.split('layer { name: "ip"')[0])
+    _, g2 = shapes_of(LSOFT.split('layer { name: "ip"')[0])
     assert g2.node("bn").meta["blobs"] == [(1, 3, 1, 1)] * 4
     assert not [d for d in g2.diagnostics if d.code == "W218"]
     # Reshape writes top 1 (lambda) unconditionally: both tops are needed.
-    assert _errors(LSOFT.replace('top: "lm" top: "lambda"', 'top: "lm"'))
+    assert errors_of(LSOFT.replace('top: "lm" top: "lambda"', 'top: "lm"'))
 
 
 def test_lsoftmax_bn_by_hand():
@@ -300,7 +287,7 @@ def test_box_data_and_region_loss_shapes():
     bad = netdef.compile(parse_text(Source(REGION, "t.prototxt"), "net"), inputs={"data": (2, 3, 12, 12)})
     assert any("13*13*5*(4+9+1) = 11830" in d.message for d in bad.diagnostics if d.is_error)
     two = REGION.replace('top: "label" data_param', 'top: "label" top: "label2" data_param')
-    assert any("2 label top(s) but 1" in d.message for d in _compile(two).diagnostics if d.is_error)
+    assert any("2 label top(s) but 1" in d.message for d in compile_text(two).diagnostics if d.is_error)
 
 
 YOLO2 = _net((2, 125, 13, 13), """
@@ -311,11 +298,11 @@ layer { name: "loss" type: "YoloV2Loss" bottom: "data" bottom: "label" top: "los
 
 
 def test_yolo_v2_loss_shapes():
-    shapes, g = _shapes(YOLO2)
+    shapes, g = shapes_of(YOLO2)
     assert shapes["loss"] == () and g.node("loss").impl.loss
-    assert any("13*13*(20+5)*5 = 21125" in e for e in _errors(YOLO2.replace("dim: 125", "dim: 120")))
-    assert any("side * side * 7 = 1183" in e for e in _errors(YOLO2.replace("dim: 1183", "dim: 150")))
-    assert any("2 * num_object" in e for e in _errors(YOLO2.replace("anchors: 10 ", "")))
+    assert any("13*13*(20+5)*5 = 21125" in e for e in errors_of(YOLO2.replace("dim: 125", "dim: 120")))
+    assert any("side * side * 7 = 1183" in e for e in errors_of(YOLO2.replace("dim: 1183", "dim: 150")))
+    assert any("2 * num_object" in e for e in errors_of(YOLO2.replace("anchors: 10 ", "")))
 
 
 # --- PointwiseSpatialAttention ----------------------------------------------------------------------
@@ -330,14 +317,14 @@ layer {{ name: "psa" type: "PointwiseSpatialAttention" bottom: "data" bottom: "a
 
 
 def test_psa_shapes_and_errors():
-    shapes, g = _shapes(_psa("COLLECT"))
+    shapes, g = shapes_of(_psa("COLLECT"))
     assert shapes["psa"] == (1, 3, 4, 5)
     assert g.node("psa").meta["cost"]["macs"] == 3 * 20 * 20
-    errs = _errors(_psa("COLLECT", mask=(4, 5)))
+    errs = errors_of(_psa("COLLECT", mask=(4, 5)))
     assert any("a 7x9 attention mask needs 63" in e for e in errs)
-    assert any("odd number" in e for e in _errors(_psa("COLLECT", "attention_mask_height: 4 attention_mask_width: 3",
+    assert any("odd number" in e for e in errors_of(_psa("COLLECT", "attention_mask_height: 4 attention_mask_width: 3",
                                                       mask=(4, 3))))
-    assert any("together" in e for e in _errors(_psa("COLLECT", "attention_mask_height: 3", mask=(3, 9))))
+    assert any("together" in e for e in errors_of(_psa("COLLECT", "attention_mask_height: 3", mask=(3, 9))))
 
 
 def test_psa_reference_by_hand():

@@ -4,6 +4,7 @@ the reference itself against numbers worked out by hand from the fork's C++ (the
 which file)."""
 import numpy as np
 import pytest
+from conftest import errors_of, shapes_of
 
 import netdef
 from netdef.cli import main
@@ -23,17 +24,6 @@ def _write(tmp_path, text):
     p = tmp_path / "net.prototxt"
     p.write_text(text)
     return str(p)
-
-
-def _shapes(text):
-    g = netdef.compile(parse_text(Source(text, "t.prototxt"), "net"))
-    assert not g.diagnostics.has_errors, [d.header() for d in g.diagnostics if d.is_error]
-    return {v.name: v.meta.get("shape") for v in g.values}, g
-
-
-def _errors(text):
-    g = netdef.compile(parse_text(Source(text, "t.prototxt"), "net"))
-    return [d.message for d in g.diagnostics if d.is_error]
 
 
 def _verify(tmp_path, text, x=None, **kw):
@@ -62,7 +52,7 @@ layer { name: "cd" type: "ConvolutionDepthwise" bottom: "data" top: "cd"
 
 
 def test_depthwise_shapes_and_blobs():
-    shapes, g = _shapes(DW)
+    shapes, g = shapes_of(DW)
     assert shapes["dw"] == (2, 4, 5, 4)
     # ConvolutionDepthwise ignores num_output: the bottom's 4 channels; 9 + 2 - 5 + 1 = 7 rows,
     # 8 + 2 - 3 + 1 = 8 columns.
@@ -75,7 +65,7 @@ def test_depthwise_shapes_and_blobs():
 def test_depthwise_rejects_a_non_depthwise_group():
     bad = _net((1, 4, 8, 8), 'layer { name: "dw" type: "DepthwiseConvolution" bottom: "data" top: "dw" '
                              'convolution_param { num_output: 8 group: 4 kernel_size: 3 } }\n')
-    assert any("one output per input channel" in m for m in _errors(bad))
+    assert any("one output per input channel" in m for m in errors_of(bad))
 
 
 def test_depthwise_export_matches_reference(tmp_path):
@@ -106,7 +96,7 @@ layer { name: "sized" type: "Upsample" bottom: "pooled" bottom: "mask" top: "siz
 
 
 def test_upsample_shapes():
-    shapes, _ = _shapes(SEGNET)
+    shapes, _ = shapes_of(SEGNET)
     # Pooling rounds up: 6 / 2 = 3 rows, ceil(5 / 2) + 1 = 4 columns; 4 * 2 - 1 (pad_out_w).
     assert shapes["pooled"] == shapes["mask"] == (2, 3, 3, 4)
     assert shapes["up"] == (2, 3, 6, 7) and shapes["sized"] == (2, 3, 6, 7)
@@ -144,7 +134,7 @@ layer { name: "shuffle" type: "ShuffleChannel" bottom: "data" top: "shuffle" shu
 
 
 def test_reorg_shapes():
-    shapes, _ = _shapes(REORG)
+    shapes, _ = shapes_of(REORG)
     assert shapes["reorg"] == (2, 32, 2, 3)
     assert shapes["back"] == (2, 2, 8, 12)
     assert shapes["shuffle"] == (2, 8, 4, 6)
@@ -170,9 +160,9 @@ def test_reorg_index_map_by_hand():
 
 def test_reorg_errors():
     no_stride = _net((1, 4, 2, 2), 'layer { name: "r" type: "Reorg" bottom: "data" top: "r" }\n')
-    assert any("no stride" in m for m in _errors(no_stride))
+    assert any("no stride" in m for m in errors_of(no_stride))
     odd = _net((1, 4, 3, 2), 'layer { name: "r" type: "Reorg" bottom: "data" top: "r" reorg_param { stride: 2 } }\n')
-    assert any("does not divide by stride 2" in m for m in _errors(odd))
+    assert any("does not divide by stride 2" in m for m in errors_of(odd))
 
 
 AXPY = _net((2, 5, 4, 3), """
@@ -184,14 +174,14 @@ layer { name: "axpy" type: "Axpy" bottom: "sig" bottom: "data" bottom: "res" top
 
 
 def test_axpy(tmp_path):
-    shapes, g = _shapes(AXPY)
+    shapes, g = shapes_of(AXPY)
     assert shapes["axpy"] == (2, 5, 4, 3)
     _verify(tmp_path, AXPY)
     x = RNG.standard_normal((2, 5, 4, 3)).astype(np.float32)
     b = _ref(AXPY, x)
     assert np.allclose(b["axpy"], b["sig"] * x + np.maximum(x, 0), atol=1e-6)
     wrong = AXPY.replace('bottom: "res" top: "axpy"', 'bottom: "gap" top: "axpy"')
-    assert any("must have one shape" in m for m in _errors(wrong))
+    assert any("must have one shape" in m for m in errors_of(wrong))
 
 
 # --- Mish, ReLU6 --------------------------------------------------------------------------------
@@ -224,7 +214,7 @@ layer { name: "psp" type: "BN" bottom: "data" top: "psp" bn_param { slope_filler
 
 
 def test_bn_modes(tmp_path):
-    shapes, g = _shapes(BN)
+    shapes, g = shapes_of(BN)
     assert g.node("learn").meta["blobs"] == [(1, 3, 1, 1)] * 2
     assert g.node("psp").meta["blobs"] == [(1, 3, 1, 1)] * 4
     _verify(tmp_path, BN)
@@ -264,7 +254,7 @@ layer { name: "ave" type: "Pooling3D" bottom: "conv" top: "ave"
 
 
 def test_c3d_shapes_and_blobs():
-    shapes, g = _shapes(C3D)
+    shapes, g = shapes_of(C3D)
     # length (5 + 2 - 3) / 2 + 1 = 3; height 7, width 6 (pad 1, kernel 3).
     assert shapes["conv"] == (1, 4, 3, 7, 6)
     assert g.node("conv").meta["blobs"] == [(4, 3, 3, 3, 3), (1, 1, 1, 1, 4)]
@@ -317,7 +307,7 @@ def test_v1_fork_types_upgrade_with_a_warning(tmp_path, capsys):
     assert main(["upgrade", path]) == 0
     out = capsys.readouterr().out
     assert 'type: "Convolution3D"' in out and 'type: "Pooling3D"' in out and "kernel_depth: 3" in out
-    shapes, _ = _shapes(out)
+    shapes, _ = shapes_of(out)
     assert shapes["pool"] == (1, 2, 2, 4, 4)
     assert main(["verify", path]) == 0
 
@@ -347,7 +337,7 @@ layer { name: "crop" type: "AutoCrop" bottom: "up" bottom: "data" top: "crop" }
 
 
 def test_auto_crop_offset_from_the_coordinate_maps(tmp_path):
-    shapes, g = _shapes(HED)
+    shapes, g = shapes_of(HED)
     # conv1 (pad 35): 20 + 70 - 2 = 88 x 90; pool: 44 x 45; up: (44 - 1) * 2 + 4 = 90 x 92.
     assert shapes["up"] == (1, 1, 90, 92) and shapes["crop"] == (1, 1, 20, 22)
     # Position 0 of `up` sits at input coordinate -35 (conv1's padding); the HED coordinate map
@@ -371,7 +361,7 @@ def _weights_of(tmp_path):
 def test_auto_crop_misaligned_is_refused(tmp_path, capsys):
     # A 3-wide deconvolution kernel puts `up`'s position 0 at -34.5: no integer crop aligns it.
     bad = HED.replace("kernel_size: 4 stride: 2", "kernel_size: 3 stride: 2")
-    shapes, g = _shapes(bad)
+    shapes, g = shapes_of(bad)
     why = g.node("crop").impl.offsets(g.node("crop"))
     assert isinstance(why, str)
     path = _write(tmp_path, bad)
@@ -389,7 +379,7 @@ layer { name: "loss" type: "SigmoidCrossEntropyLoss" bottom: "conv" bottom: "lab
 
 
 def test_image_labelmap_data_shapes():
-    shapes, _ = _shapes(LABELMAP)
+    shapes, _ = shapes_of(LABELMAP)
     assert shapes["data"] == (2, 3, 32, 40) and shapes["label"] == (2, 1, 32, 40)
     no_size = LABELMAP.replace(" new_height: 32 new_width: 40", "")
     g = netdef.compile(parse_text(Source(no_size, "t.prototxt"), "net"))
@@ -411,7 +401,7 @@ layer { name: "center_loss" type: "CenterLoss" bottom: "fc5" bottom: "label" top
 
 
 def test_training_only_face_losses(tmp_path, capsys):
-    shapes, g = _shapes(FACE)
+    shapes, g = shapes_of(FACE)
     assert shapes["fc6"] == (4, 10) and shapes["lambda"] == (1,) and shapes["center_loss"] == ()
     assert g.node("fc6").meta["blobs"] == [(10, 16)]
     assert g.node("center_loss").meta["blobs"] == [(10, 16)]
@@ -423,7 +413,7 @@ def test_training_only_face_losses(tmp_path, capsys):
     assert [o.name for o in m.graph.output] == ["fc5"]        # the features are the deployed output
     assert main(["verify", path]) == 0
     capsys.readouterr()
-    assert any("no num_output" in e for e in _errors(FACE.replace("num_output: 10 center_filler", "center_filler")))
+    assert any("no num_output" in e for e in errors_of(FACE.replace("num_output: 10 center_filler", "center_filler")))
 
 
 def test_in_place_layer_on_the_net_input_exports(tmp_path):
@@ -460,10 +450,10 @@ def test_training_only_face_losses_read_their_fork_fillers():
     # `netdef init` fills their blobs from the fork's own filler fields (weight_filler of
     # margin_inner_product_param, center_filler of center_loss_param); unwritten, constant.
     from netdef.layers.base import get
-    _, g = _shapes(FACE)
+    _, g = shapes_of(FACE)
     assert [f.type for f in get("MarginInnerProduct").filler_params(g.node("fc6"))] == ["xavier"]
     assert [f.type for f in get("CenterLoss").filler_params(g.node("center_loss"))] == ["xavier"]
-    _, g = _shapes(FACE.replace('center_filler { type: "xavier" }', ""))
+    _, g = shapes_of(FACE.replace('center_filler { type: "xavier" }', ""))
     assert [f.type for f in get("CenterLoss").filler_params(g.node("center_loss"))] == ["constant"]
 
 
@@ -499,7 +489,7 @@ def test_synopsys_batchnorm_eps_after_sqrt_by_hand(tmp_path):
 
 
 def test_upsample_darknet_shapes_and_values():
-    shapes, _ = _shapes(SYN_BN)
+    shapes, _ = shapes_of(SYN_BN)
     assert shapes["up"] == (2, 3, 12, 15)
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
     c = np.ones(3, np.float32)
@@ -510,7 +500,7 @@ def test_upsample_darknet_shapes_and_values():
     assert up[0, 0, :3, :3].tolist() == [[0.0] * 3] * 3
     bad = _net((1, 1, 2, 2), 'layer { name: "u" type: "UpsampleDarknet" bottom: "data" top: "u" '
                              'upsample_darknet_param { stride: 0 } }\n')
-    assert any("stride must be positive" in m for m in _errors(bad))
+    assert any("stride must be positive" in m for m in errors_of(bad))
 
 
 SYN_CONV = _net((2, 3, 7, 6), """
@@ -524,15 +514,15 @@ layer { name: "leaky6" type: "ReLU" bottom: "conv" top: "leaky6" relu_param { re
 
 def test_synopsys_asymmetric_conv_shapes():
     # conv_layer.cpp compute_output_shape: (7 + 2 + 0 - 3) / 2 + 1 = 4 rows, (6 + 0 + 1 - 3) / 2 + 1 = 3 columns.
-    shapes, g = _shapes(SYN_CONV)
+    shapes, g = shapes_of(SYN_CONV)
     assert shapes["conv"] == (2, 4, 4, 3)
     assert g.node("conv").meta["cost"]["macs"] == 2 * 4 * 4 * 3 * 3 * 9
     both = _net((1, 1, 4, 4), 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
                               'convolution_param { num_output: 1 kernel_size: 1 pad: 1 pad_l: 1 } }\n')
-    assert any("both pad and pad_l/pad_r/pad_t/pad_b" in m for m in _errors(both))
+    assert any("both pad and pad_l/pad_r/pad_t/pad_b" in m for m in errors_of(both))
     deconv = _net((1, 1, 4, 4), 'layer { name: "c" type: "Deconvolution" bottom: "data" top: "c" '
                                 'convolution_param { num_output: 1 kernel_size: 2 pad_t: 1 } }\n')
-    assert any("not supported" in m for m in _errors(deconv))
+    assert any("not supported" in m for m in errors_of(deconv))
 
 
 def test_synopsys_asymmetric_conv_and_relu6_by_hand(tmp_path):
@@ -576,7 +566,7 @@ layer { name: "mul" type: "Mul" bottom: "hs" bottom: "se" top: "mul" }
 
 
 def test_synopsys_pooling_shapes():
-    shapes, g = _shapes(SYN_POOL)
+    shapes, g = shapes_of(SYN_POOL)
     # pooling_layer.cpp: ceil((7 + 1 + 2 - 3) / 2) + 1 = 5 rows, then (5 - 1) * 2 = 8 >= 7 + 1: 4;
     # ceil((6 + 0 + 1 - 3) / 2) + 1 = 3 columns, (3 - 1) * 2 = 4 < 6 + 0: kept.
     assert shapes["max"] == shapes["ave"] == shapes["exc"] == (2, 3, 4, 3)
@@ -614,16 +604,16 @@ def test_hard_swish_and_mul_by_hand():
     # A 0-axis multiplier (Reduction over every axis) scales everything: the top is bottom 0's shape.
     scalar = _net((2, 3, 4, 5), 'layer { name: "c" type: "Reduction" bottom: "data" top: "c" reduction_param { axis: 0 } }\n'
                                 'layer { name: "m" type: "Mul" bottom: "data" bottom: "c" top: "m" }\n')
-    shapes, _ = _shapes(scalar)
+    shapes, _ = shapes_of(scalar)
     assert shapes["c"] == () and shapes["m"] == (2, 3, 4, 5)
     x = np.arange(120, dtype=np.float32).reshape(2, 3, 4, 5)
     assert np.array_equal(_ref(scalar, x)["m"], x * 7140.0)   # the sum 0 + ... + 119
     bad = _net((2, 3, 4, 5), 'layer { name: "s" type: "Reshape" bottom: "data" top: "s" '
                              'reshape_param { shape { dim: 2 dim: 3 dim: 20 } } }\n'
                              'layer { name: "m" type: "Mul" bottom: "data" bottom: "s" top: "m" }\n')
-    assert any("do not broadcast" in m for m in _errors(bad))
+    assert any("do not broadcast" in m for m in errors_of(bad))
     inplace = _net((2, 3), 'layer { name: "m" type: "Mul" bottom: "data" bottom: "data" top: "data" }\n')
-    assert any("in-place" in m for m in _errors(inplace))
+    assert any("in-place" in m for m in errors_of(inplace))
 
 
 def test_synopsys_pooling_export_matches_reference(tmp_path):
@@ -644,17 +634,17 @@ layer { name: "torch" type: "ResizeBilinear" bottom: "data" top: "torch"
 
 
 def test_resize_bilinear_shapes_and_errors():
-    shapes, _ = _shapes(SYN_RESIZE)
+    shapes, _ = shapes_of(SYN_RESIZE)
     # resize_bilinear_layer.cpp Reshape: output_height/width, else floor(5 * 2.5) x floor(4 * 1.5).
     assert shapes["align"] == (2, 3, 9, 7) and shapes["asym"] == (2, 3, 8, 6)
     assert shapes["half"] == (2, 3, 12, 6) and shapes["torch"] == (2, 3, 3, 1)
     nhwc = _net((1, 3, 4, 4), 'layer { name: "r" type: "ResizeBilinear" bottom: "data" top: "r" '
                               'resize_bilinear_param { output_height: 8 output_width: 8 } }\n')
-    assert any("NCHW" in m for m in _errors(nhwc))
+    assert any("NCHW" in m for m in errors_of(nhwc))
     both = _net((1, 3, 4, 4), 'layer { name: "r" type: "ResizeBilinear" bottom: "data" top: "r" resize_bilinear_param '
                               '{ align_corners: true half_pixel_centers: true output_height: 8 output_width: 8 '
                               'data_format: "NCHW" } }\n')
-    assert any("sets both align_corners and half_pixel_centers" in m for m in _errors(both))
+    assert any("sets both align_corners and half_pixel_centers" in m for m in errors_of(both))
 
 
 def test_resize_bilinear_by_hand():

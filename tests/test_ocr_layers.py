@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 import pytest
+from conftest import compile_text, errors_of, shapes_of
 
-import netdef
 from netdef.cli import main
 from netdef.parse import parse_text
 from netdef.reference import forward
@@ -23,20 +23,6 @@ def _net(inputs, layers, name="ocr"):
         dims = " ".join(f"dim: {d}" for d in shape)
         head += f'layer {{ name: "{blob}_in" type: "Input" top: "{blob}" input_param {{ shape {{ {dims} }} }} }}\n'
     return head + layers
-
-
-def _compile(text):
-    return netdef.compile(parse_text(Source(text, "t.prototxt"), "net"))
-
-
-def _shapes(text):
-    g = _compile(text)
-    assert not g.diagnostics.has_errors, [d.header() for d in g.diagnostics if d.is_error]
-    return {v.name: v.meta.get("shape") for v in g.values}, g
-
-
-def _errors(text):
-    return [d.message for d in _compile(text).diagnostics if d.is_error]
 
 
 def _ref(text, inputs, weights=None):
@@ -65,7 +51,7 @@ layer { name: "r1" type: "Reverse" bottom: "data" top: "r1" reverse_param { axis
 
 
 def test_transpose_and_reverse_shapes():
-    shapes, g = _shapes(TR)
+    shapes, g = shapes_of(TR)
     assert shapes["t"] == (5, 1, 2, 3)          # top axis i is bottom axis dim[i]
     assert shapes["r"] == (5, 1, 2, 3) and shapes["r1"] == (2, 3, 1, 5)
     assert (g.node("t").meta["cost"]["macs"], g.node("t").meta["cost"]["flops"]) == (0, 0)
@@ -89,16 +75,16 @@ def test_transpose_and_reverse_values_by_hand():
 ])
 def test_transpose_rejects_bad_dims(param, needle):
     text = _net({"data": (1, 2, 3, 4)}, f'layer {{ name: "t" type: "Transpose" bottom: "data" top: "t" {param} }}\n')
-    assert any(needle in m for m in _errors(text)), _errors(text)
+    assert any(needle in m for m in errors_of(text)), errors_of(text)
 
 
 def test_reverse_rejects_bad_axes_and_in_place():
     for axis in (-1, 4):
         text = _net({"data": (1, 2, 3, 4)},
                     f'layer {{ name: "r" type: "Reverse" bottom: "data" top: "r" reverse_param {{ axis: {axis} }} }}\n')
-        assert any("is not an axis" in m for m in _errors(text))
+        assert any("is not an axis" in m for m in errors_of(text))
     text = _net({"data": (1, 2, 3, 4)}, 'layer { name: "r" type: "Reverse" bottom: "data" top: "data" }\n')
-    assert any("cannot run in place" in m for m in _errors(text))
+    assert any("cannot run in place" in m for m in errors_of(text))
 
 
 # --- CTCGreedyDecoder (caffe_ocr ctc_decoder_layer.cpp) -----------------------------------------
@@ -119,7 +105,7 @@ def _scores(labels_per_seq, c=3):
 
 
 def test_ctc_shape_is_n_by_t():
-    shapes, g = _shapes(_ctc(t=7, n=3, c=5))
+    shapes, g = shapes_of(_ctc(t=7, n=3, c=5))
     assert shapes["dec"] == (3, 7, 1, 1)
     assert g.node("dec").meta["cost"]["flops"] == 7 * 3 * 5
 
@@ -148,7 +134,7 @@ def test_ctc_ties_take_the_first_class():
 def test_ctc_two_bottoms_are_refused():
     text = _net({"data": (4, 1, 3), "label": (1, 4)},
                 'layer { name: "acc" type: "CTCGreedyDecoder" bottom: "data" bottom: "label" top: "acc" }\n')
-    assert any("two-bottom CTCGreedyDecoder" in m for m in _errors(text))
+    assert any("two-bottom CTCGreedyDecoder" in m for m in errors_of(text))
 
 
 # --- Lstm (junhyukoh/caffe-lstm lstm_layer.cpp; caffe_ocr lstm_layer_Junhyuk.cpp) ---------------
@@ -161,23 +147,23 @@ def _lstm(inputs, extra="", bottoms=("data",), h=4):
 
 def test_lstm_shapes_by_fork():
     # caffe_ocr: (T, N, I) -> (T, N, H).
-    shapes, g = _shapes(_lstm({"data": (5, 2, 3)}))
+    shapes, g = shapes_of(_lstm({"data": (5, 2, 3)}))
     assert shapes["out"] == (5, 2, 4)
     assert g.node("lstm").meta["blobs"] == [(16, 3), (16, 4), (16,)]
     assert g.node("lstm").meta["cost"]["macs"] == 5 * 2 * 16 * (3 + 4)
     # caffe-lstm: (T*N, ...) -> (T*N, H) with N = batch_size and I = count / num.
-    shapes, g = _shapes(_lstm({"data": (6, 2, 1, 1), "clip": (6, 1)}, "batch_size: 2", ("data", "clip")))
+    shapes, g = shapes_of(_lstm({"data": (6, 2, 1, 1), "clip": (6, 1)}, "batch_size: 2", ("data", "clip")))
     assert shapes["out"] == (6, 4)
     assert g.node("lstm").meta["blobs"] == [(16, 2), (16, 4), (16,)]
 
 
 def test_lstm_rejects_bad_geometry():
-    assert any("does not divide" in m for m in _errors(_lstm({"data": (5, 2)}, "batch_size: 2")))
-    assert any("has no num_output" in m for m in _errors(_net(
+    assert any("does not divide" in m for m in errors_of(_lstm({"data": (5, 2)}, "batch_size: 2")))
+    assert any("has no num_output" in m for m in errors_of(_net(
         {"data": (5, 1, 2)}, 'layer { name: "l" type: "Lstm" bottom: "data" top: "o" }\n')))
-    assert any("one value per item" in m for m in _errors(
+    assert any("one value per item" in m for m in errors_of(
         _lstm({"data": (4, 1, 2), "clip": (4, 2)}, "", ("data", "clip"))))
-    assert any("fewer than T + N - 1" in m for m in _errors(
+    assert any("fewer than T + N - 1" in m for m in errors_of(
         _lstm({"data": (4, 2, 2), "clip": (4, 1)}, "", ("data", "clip"))))
 
 
@@ -226,14 +212,14 @@ def _dense(shape=(1, 1, 3, 3), param="numTransition: 1 growthRate: 1", extra="")
 
 
 def test_dense_block_shapes_and_blobs():
-    shapes, g = _shapes(_dense((2, 4, 5, 6), "numTransition: 3 growthRate: 2 initChannel: 99"))
+    shapes, g = shapes_of(_dense((2, 4, 5, 6), "numTransition: 3 growthRate: 2 initChannel: 99"))
     assert shapes["db"] == (2, 4 + 3 * 2, 5, 6)          # initChannel is not read: the bottom's 4
     blobs = g.node("db").meta["blobs"]
     assert len(blobs) == 5 * 3 + 1
     assert blobs[:3] == [(2, 4, 3, 3), (2, 6, 3, 3), (2, 8, 3, 3)]
     assert blobs[3:6] == [(1, 4, 1, 1), (1, 6, 1, 1), (1, 8, 1, 1)] and blobs[-1] == (1,)
     assert g.node("db").meta["cost"]["macs"] == 2 * 5 * 6 * 2 * (4 + 6 + 8) * 9
-    shapes, g = _shapes(_dense((1, 4, 5, 6), "numTransition: 2 growthRate: 3 use_BC: true"))
+    shapes, g = shapes_of(_dense((1, 4, 5, 6), "numTransition: 2 growthRate: 3 use_BC: true"))
     blobs = g.node("db").meta["blobs"]
     assert len(blobs) == 10 * 2 + 1 and blobs[0] == (3, 12, 3, 3) and blobs[10] == (12, 4, 1, 1)
     # Receptive field: two 3 x 3 stride-1 convolutions.
@@ -241,8 +227,8 @@ def test_dense_block_shapes_and_blobs():
 
 
 def test_dense_block_refuses_param_entries_and_bad_rank():
-    assert any("cannot have param entries" in m for m in _errors(_dense(extra="param { lr_mult: 1 }")))
-    assert _errors(_dense((1, 2, 3)))
+    assert any("cannot have param entries" in m for m in errors_of(_dense(extra="param { lr_mult: 1 }")))
+    assert errors_of(_dense((1, 2, 3)))
 
 
 def test_dense_block_values_by_hand():
@@ -290,7 +276,7 @@ def test_verify_a_small_crnn(tmp_path):
     code, text = _cli("verify", str(p))
     assert code == 0, text[-3000:]
     assert "compared" in text and "DenseBlock" in text and "CTCGreedyDecoder" in text
-    shapes, _ = _shapes(CRNN)
+    shapes, _ = shapes_of(CRNN)
     assert shapes["seq"] == (10, 1, 2 + 2 * 3) and shapes["dec"] == (1, 10, 1, 1)
 
 
@@ -325,7 +311,7 @@ layer { name: "l2" type: "Lstm" bottom: "l1" bottom: "clip" top: "l2"
     code, out = _cli("verify", str(p), "--batch", "12")
     assert code == 0, out[-3000:]
     assert "compared" in out
-    shapes, g = _shapes(text)
+    shapes, g = shapes_of(text)
     assert shapes["l2"] == (12, 3)
     # Random indicators are never 0: restarts (0 at steps 4 and 9) compared through the API.
     from netdef.export.verify import verify
@@ -337,7 +323,7 @@ layer { name: "l2" type: "Lstm" bottom: "l1" bottom: "clip" top: "l2"
 
 
 def test_check_names_the_forks():
-    g = _compile(CRNN)
+    g = compile_text(CRNN)
     w = [d.message for d in g.diagnostics if d.code == "W216"]
     assert any("denseblock_param" in m and "senlinuc/caffe_ocr" in m for m in w)
     assert any("lstm_param" in m and "junhyukoh/caffe-lstm" in m for m in w)

@@ -8,16 +8,13 @@ import io
 
 import numpy as np
 import pytest
-from conftest import ZOO_WILD
+from conftest import ZOO_WILD, compile_text, errors_of, shapes_of
 
 import netdef
 from netdef.cli import main
 from netdef.forks import v1_written
 from netdef.layers.coordmap import coord_crop_offsets
-from netdef.parse import parse_text
 from netdef.reference import forward
-from netdef.source import Source
-from netdef.upgrade import upgrade_parsed
 
 
 def _net(shape, layers, name="segvideo"):
@@ -26,22 +23,8 @@ def _net(shape, layers, name="segvideo"):
             + layers)
 
 
-def _graph(text):
-    return netdef.compile(upgrade_parsed(parse_text(Source(text, "t.prototxt"), "net")))
-
-
-def _shapes(text):
-    g = _graph(text)
-    assert not g.diagnostics.has_errors, [d.header() for d in g.diagnostics if d.is_error]
-    return {v.name: v.meta.get("shape") for v in g.values}, g
-
-
-def _errors(text):
-    return [d.message for d in _graph(text).diagnostics if d.is_error]
-
-
 def _ref(text, x, weights=None):
-    g = _graph(text)
+    g = compile_text(text)
     parsed = g.parsed
     return forward(parsed.message, weights or {}, {"data": x}, loc=parsed.loc)
 
@@ -91,7 +74,7 @@ def test_nd_shapes_follow_compute_output_shape():
     # 2 pad - kernel) / stride) + 1: ceil(3 / 2) + 1 = 3, ceil(4 / 2) + 1 = 3, ceil(5 / 2) + 1 = 4;
     # with pad 1, kernel 2, stride 2: ceil(6 / 2) + 1 = 4 on 6 (kept: 3 x 2 < 6 + 1), ceil(7 / 2) +
     # 1 = 5 on 7 (kept: 4 x 2 = 8 >= 7 + 1, so 4). AVE 2 / 2 on 6: 3; 3 / 2 pad 1 on 7: 4.
-    shapes, g = _shapes(ND)
+    shapes, g = shapes_of(ND)
     assert shapes["conv"] == (1, 4, 4, 3, 4)
     assert shapes["pool"] == (1, 2, 3, 3, 4)
     assert shapes["clip"] == (1, 2, 5, 4, 4)
@@ -112,7 +95,7 @@ def test_nd_shapes_follow_compute_output_shape():
 def test_nd_convolution_errors(conv, message):
     text = _net((1, 2, 5, 6, 7), f'layer {{ name: "c" type: "NdConvolution" bottom: "data" top: "c" '
                                  f'convolution_param {{ {conv} }} }}')
-    assert any(message in m for m in _errors(text)), _errors(text)
+    assert any(message in m for m in errors_of(text)), errors_of(text)
 
 
 def test_nd_reference_against_hand_values():
@@ -159,7 +142,7 @@ RESIZE = _net((1, 2, 2, 3), _resize("plain", "scale_height: 2 scale_width: 2")
 
 
 def test_resize_nearest_and_add_shapes():
-    shapes, _ = _shapes(RESIZE)
+    shapes, _ = shapes_of(RESIZE)
     # Reshape (NCHW): floor(H * scale_height) x floor(W * scale_width), or output_height/width.
     assert shapes["plain"] == (1, 2, 4, 6) and shapes["align"] == (1, 2, 3, 5)
     assert shapes["half"] == (1, 2, 4, 6) and shapes["onnx"] == (1, 2, 3, 4)
@@ -169,7 +152,7 @@ def test_resize_nearest_and_add_shapes():
 
 def test_resize_nearest_and_add_reference_against_hand_values():
     x = np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3).repeat(2, axis=1)
-    g = _graph(RESIZE)
+    g = compile_text(RESIZE)
     out = forward(g.parsed.message, {}, {"data": x, "b": np.array([10, 20, 30], np.float32)}, loc=g.parsed.loc)
 
     def pick(rows, cols):
@@ -193,9 +176,9 @@ def test_resize_nearest_and_add_verify(tmp_path):
 
 
 def test_add_and_resize_refuse_in_place_and_nhwc():
-    assert any("Add does not allow in-place" in m for m in _errors(
+    assert any("Add does not allow in-place" in m for m in errors_of(
         _net((1, 2, 3, 3), 'layer { name: "a" type: "Add" bottom: "data" bottom: "data" top: "data" }')))
-    assert any("implements \"NCHW\" only" in m for m in _errors(_net((1, 2, 3, 3), (
+    assert any("implements \"NCHW\" only" in m for m in errors_of(_net((1, 2, 3, 3), (
         'layer { name: "r" type: "ResizeNearestNeighbor" bottom: "data" top: "r" '
         'resize_nearest_neighbor_param { scale_height: 2 scale_width: 2 } }'))))
 
@@ -221,7 +204,7 @@ def test_v1_crop_offsets_from_the_coordinate_maps():
     # coords.hpp: conv 3 maps x -> x - 1, pool 2/2 x -> (x - 0.5) / 2, deconv 2/2 y -> 2 y + 0.5;
     # from c1 to 'up': 2 ((x - 0.5) / 2 - 1) + 0.5 = x - 2, so the crop starts at 2 (on 10 x 10
     # to 6 x 6: 12 - 2 = 10, pool 5, conv 3, deconv 6).
-    shapes, g = _shapes(_v1_unet())
+    shapes, g = shapes_of(_v1_unet())
     assert shapes["crop"] == (1, 2, 6, 6)
     assert coord_crop_offsets(g.node("crop")) == (2, 2)
     x = np.random.default_rng(1).standard_normal((1, 1, 12, 12)).astype(np.float32)
@@ -234,9 +217,9 @@ def test_v1_crop_offsets_from_the_coordinate_maps():
 
 def test_v1_crop_errors():
     # 'p1' against 'c1': the pooling halves the scale, which CropLayer refuses.
-    assert any("differ in scale" in m for m in _errors(_v1_unet("'c1' bottom: 'p1'")))
+    assert any("differ in scale" in m for m in errors_of(_v1_unet("'c1' bottom: 'p1'")))
     # 'up' cropped to 'c1' would need a negative offset.
-    assert any("crop offset on the height axis would be -2" in m for m in _errors(_v1_unet("'up' bottom: 'c1'")))
+    assert any("crop offset on the height axis would be -2" in m for m in errors_of(_v1_unet("'up' bottom: 'c1'")))
 
 
 def test_v1_crop_verify(tmp_path):
@@ -247,7 +230,7 @@ def test_v2_crop_keeps_bvlc_semantics():
     text = _net((1, 1, 8, 8), """
 layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 1 kernel_size: 3 } }
 layer { name: "crop" type: "Crop" bottom: "data" bottom: "c" top: "crop" }""")
-    shapes, g = _shapes(text)
+    shapes, g = shapes_of(text)
     assert not v1_written(g.node("crop").loc)
     x = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8)
     out = forward(g.parsed.message, {"c": [np.ones((1, 1, 3, 3)), np.zeros(1)]}, {"data": x}, loc=g.parsed.loc)
@@ -275,7 +258,7 @@ layer {{ name: "crf" type: "MultiStageMeanfield" bottom: "data" bottom: "data" b
 
 
 def test_meanfield_shape_blobs_rf_cost():
-    shapes, g = _shapes(_crf())
+    shapes, g = shapes_of(_crf())
     # LayerSetUp: top (N, C, H, W) of the unary; blobs (1, 1, C, C) x 3.
     assert shapes["crf"] == (1, 4, 5, 6)
     node = g.node("crf")
@@ -291,7 +274,7 @@ def test_meanfield_shape_blobs_rf_cost():
     (_crf(image=(1, 2, 5, 6)), "must hold 3 planes of 5 x 6 values"),
 ])
 def test_meanfield_errors(text, message):
-    assert any(message in m for m in _errors(text)), _errors(text)
+    assert any(message in m for m in errors_of(text)), errors_of(text)
 
 
 def test_meanfield_is_not_exported_and_names_outputs():
@@ -316,7 +299,7 @@ def test_meanfield_reference_with_flat_kernels_is_the_mean_field_by_hand():
     the mean over the pixels, so each stage is X = U - K (Ws + Wb) mean(softmax(X))."""
     text = _crf(iterations=3).replace("theta_alpha: 160 theta_beta: 3 theta_gamma: 3",
                                       "theta_alpha: 1e9 theta_beta: 1e9 theta_gamma: 1e9")
-    g = _graph(text)
+    g = compile_text(text)
     rng = np.random.default_rng(0)
     u = rng.standard_normal((1, 4, 5, 6))
     blobs = _crf_weights(4, rng)
@@ -427,7 +410,7 @@ def test_lattice_of_one_point_by_hand():
 
 
 def test_meanfield_reference_runs_on_real_kernels():
-    g = _graph(_crf(iterations=2))
+    g = compile_text(_crf(iterations=2))
     rng = np.random.default_rng(5)
     u = rng.standard_normal((1, 4, 5, 6))
     out = forward(g.parsed.message, {"crf": _crf_weights(4, rng)},
