@@ -33,16 +33,17 @@ def select_outputs(graph, names) -> list:
     return chosen
 
 
-def ancestors(values) -> set:
+def ancestors(values, every_bottom: bool = False) -> set:
     """id() of every layer the values depend on. A layer that reads only its bottoms' shapes
-    (PriorBox: reads_values = False) does not need their producers."""
+    (PriorBox: reads_values = False) does not need their producers, unless `every_bottom`
+    (the NumPy reference takes every bottom as an array)."""
     seen, stack = set(), [v.producer for v in values if v.producer is not None]
     while stack:
         node = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if getattr(node.impl, "reads_values", True) is False:
+        if not every_bottom and getattr(node.impl, "reads_values", True) is False:
             continue
         stack.extend(v.producer for v in node.inputs if v.producer is not None)
     return seen

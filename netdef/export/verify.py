@@ -97,21 +97,10 @@ def _random_input(value, rng) -> np.ndarray:
 
 
 def _computing(graph, outputs) -> set[str]:
-    """--outputs: the names of the layers the named blobs depend on, for the reference to run
-    (every bottom counts, even one whose values a layer does not read: the reference takes
-    them as arrays)."""
-    from .subgraph import select_outputs
-    seen: set[int] = set()
-    stack = [v.producer for v in select_outputs(graph, outputs) if v.producer is not None]
-    names = set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        names.add(node.name)
-        stack.extend(v.producer for v in node.inputs if v.producer is not None)
-    return names
+    """--outputs: the names of the layers the named blobs depend on, for the reference to run."""
+    from .subgraph import ancestors, select_outputs
+    needed = ancestors(select_outputs(graph, outputs), every_bottom=True)
+    return {n.name for n in graph.nodes if id(n) in needed}
 
 
 def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float = 1e-4, seed: int = 0,
