@@ -28,6 +28,10 @@ def _verify_findings(args, report, diags) -> None:
                                                   "reference implementation is wrong"]))
 
 
+def _ties(n: int) -> str:
+    return f"{n} argmax position{'s' if n != 1 else ''} differ{'s' if n == 1 else ''} at ties within tolerance"
+
+
 def _verify_json(args, report, diags) -> int:
     _verify_findings(args, report, diags)
     if not report.comparisons:
@@ -38,7 +42,9 @@ def _verify_json(args, report, diags) -> int:
         "ok": not failed, "provider": report.provider, "tolerance": args.tolerance,
         "max_error": max((c.error for c in report.comparisons), default=None),
         "comparisons": [{"layer": c.layer, "type": c.type, "top": c.top, "onnx_name": c.onnx_name, "shape": list(c.shape),
-                         "error": c.error, "ok": c.error <= args.tolerance} for c in report.comparisons],
+                         "error": c.error, "ok": c.error <= args.tolerance, "argmax_ties": c.ties}
+                        for c in report.comparisons],
+        "argmax_ties": sum(c.ties for c in report.comparisons),
         "first_mismatch": report.first_bad.layer if report.first_bad is not None else None,
         "not_compared": list(report.skipped), "stopped": report.stopped or None})
     return 1 if failed else 0
@@ -74,10 +80,15 @@ def cmd_verify(args) -> int:
     width = max((len(c.layer) for c in report.comparisons), default=5)
     for c in report.comparisons:
         flag = "" if c.error <= args.tolerance else "  <-- exceeds tolerance"
+        if c.ties:
+            flag += f"  ({_ties(c.ties)})"
         out.write(f"{c.layer:<{width}}  {c.type:<14} {c.top:<20} {c.error:.3g}{flag}\n")
     worst = max((c.error for c in report.comparisons), default=0.0)
     out.write(f"compared {len(report.comparisons)} blobs (onnxruntime on {report.provider} vs the NumPy reference); "
               f"max relative error {worst:.3g}, tolerance {args.tolerance:g}\n")
+    ties = sum(c.ties for c in report.comparisons)
+    if ties:
+        out.write(f"{_ties(ties)}; the reference continues with onnxruntime's indices there\n")
     if report.skipped:
         out.write(f"not in the exported graph (folded): {len(report.skipped)} blobs\n")
     _verify_findings(args, report, diags)
