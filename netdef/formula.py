@@ -202,6 +202,8 @@ def _concat(node, shape, ins):
     cp = node.param.concat_param
     axis = cp.concat_dim if cp.HasField("concat_dim") else cp.axis
     axis = axis if axis >= 0 else axis + len(shape)
+    if any(len(s) != len(shape) or any(a != b for j, (a, b) in enumerate(zip(s, shape)) if j != axis) for s in ins):
+        return []  # the shapes pass refuses it, and says why
     return [Line(f"axis {axis}: " + " + ".join(str(s[axis]) for s in ins) + f" = {sum(s[axis] for s in ins)}"),
             Line("", "other axes as the inputs")]
 

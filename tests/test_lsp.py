@@ -142,7 +142,8 @@ def test_hover_on_a_pooling_layer_shows_shape_and_formula(client):
     # By hand: 5x5 input, kernel 2, stride 2, pad 1: ceil((5 + 2 - 2) / 2) + 1 = 4, and with
     # padding Caffe drops the last window, which would start in the padding: (4-1)*2 = 6 >= 5+1.
     assert "out `pool1` | 1x4x3x3" in text
-    assert "`height: ⌈(5 + 2×1 − 2) / 2⌉ + 1 = ⌈5 / 2⌉ + 1 = 4; (4 − 1)×2 = 6 ≥ 5 + 1 = 6 → 3`" in text
+    assert "`height: ⌈(5 + 2×1 − 2) / 2⌉ + 1 = ⌈5 / 2⌉ + 1 = 4; (4 − 1)×2 = 6 ≥ 5 + 1 = 6 → 3`" \
+        in text
     assert "rounding up" in text and "a last window may not start in the padding" in text
     # The layer's head shows the same.
     line, col = position_of(NET, "layer {", nth=4, delta=1)
@@ -153,7 +154,8 @@ def test_hover_on_a_convolution_a_field_and_a_blob(client):
     uri, _ = open_doc(client, NET)
     line, col = position_of(NET, '"Convolution"', delta=2)
     text = client.at("textDocument/hover", uri, line, col)["contents"]["value"]
-    assert "1x4x5x5" in text and "parameters: 8 (4x1x1x1, 4)" in text and "`height: (5 + 2×0 − 1) / 1 + 1 = 5`" in text
+    assert "1x4x5x5" in text and "parameters: 8 (4x1x1x1, 4)" in text
+    assert "`height: (5 + 2×0 − 1) / 1 + 1 = 5`" in text
     assert "integer division (truncates toward zero)" in text
     line, col = position_of(NET, "stride: 2", delta=1)
     text = client.at("textDocument/hover", uri, line, col)["contents"]["value"]
