@@ -281,7 +281,6 @@ class Scanner:
 
     # -- the scan ------------------------------------------------------------------------
     def _record(self, m, node, block_exprs: list, field_expr, what: str):
-        items = [(m, e) for e in block_exprs]
         for block in (block_exprs or [None]):
             got = self.tuples(([(m, block)] if block is not None else []) + [(m, field_expr)])
             if got is None:
@@ -289,7 +288,6 @@ class Scanner:
                 continue
             for t in got:
                 self.reads.add(Read(t[0] if block is not None else LAYER, t[-1], m.where(node)))
-        del items
 
     def _extra_access(self, m, node, receiver, key):
         """A read of `key` from `receiver`, if it is an extra."""
