@@ -50,7 +50,6 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("TransformationParameter", "noise_param"): SSD,
     ("TransformationParameter", "emit_constraint"): SSD,
     ("PoolingParameter", "ceil_mode"): CEIL,
-    ("PoolingParameter", "round_mode"): CEIL,
     ("LayerParameter", "interp_param"): PSPNET,
     ("LayerParameter", "upsample_param"): SEGNET,
     ("LayerParameter", "bn_param"): SEGNET,
