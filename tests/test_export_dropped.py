@@ -215,3 +215,28 @@ def test_the_guard_passes_valid_models(tmp_path, extra, capsys):
     out = tmp_path / "m.onnx"
     assert main(["export", "lenet", "-o", str(out)] + extra) == 0
     onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+
+
+# --- netdef verify reads and compiles the net once ---------------------------------------------
+
+def test_verify_compiles_once(tmp_path, capsys, monkeypatch):
+    # Its batch-1 probe's graph is the one verify runs; before, verify parsed and analysed again.
+    import netdef.pipeline as pipeline
+    calls = {"load": 0, "compile": 0}
+    load, compile_net = pipeline.load, pipeline.compile
+
+    def counted(name, fn):
+        def run(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+        return run
+    monkeypatch.setattr(pipeline, "load", counted("load", load))
+    monkeypatch.setattr(pipeline, "compile", counted("compile", compile_net))
+    net = _write(tmp_path, MARGIN_NET.replace("dim: 2 dim: 8 } shape { dim: 2 }", "dim: 1 dim: 8 } shape { dim: 1 }"))
+    assert main(["verify", net, "--phase", "TRAIN"]) == 0
+    assert "compared 2 blobs" in capsys.readouterr().out
+    assert calls == {"load": 1, "compile": 1}
+    # A net declared at another batch is analysed at it, then at batch 1 (the probe), once each.
+    calls.update(load=0, compile=0)
+    assert main(["verify", _write(tmp_path, MARGIN_NET), "--phase", "TRAIN"]) == 0
+    assert calls == {"load": 1, "compile": 2}

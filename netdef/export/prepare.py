@@ -17,7 +17,9 @@ from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
 from ..layers.base import training_only_types
 
 
-def _load(source, max_errors: int = 100):
+def load_source(source, max_errors: int = 100):
+    """A path or bundled name parsed (a parse.Parsed passes through): a file that cannot be
+    read is a DiagnosticError (E100), as every other problem of the definition."""
     if isinstance(source, (str, os.PathLike)):
         from ..pipeline import load
         from ..source import SourceError
@@ -176,7 +178,7 @@ def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, 
     deploy: analyse deploy_view(parsed) (its W511 warnings join the graph's diagnostics).
     batch_from: {input name: shape} of the arrays to be fed; without `batch`, the batch they
     give (batch_of_arrays)."""
-    parsed = _load(source, max_errors)
+    parsed = load_source(source, max_errors)
     dropped, orphans = [], set()
     if deploy and getattr(parsed, "kind", None) == "net" and parsed.syntax_ok:
         parsed, dropped, orphans = deploy_view(parsed, phase, stages, level)
