@@ -6,9 +6,10 @@
 
 Each layer family lowers itself (`to_onnx(node, g)` beside its shape rule in netdef/layers/);
 this module drives them: it chooses value names (blob names survive; an in-place rewrite gets
-`name@version` for the earlier versions), drops training-only layers, folds BatchNorm/Scale
-into the convolution or inner product before them, adds fp16 casts and a symbolic batch, and
-writes the file. Weights stay lazy until the writer needs them, so the model is never held
+`name@version` for the earlier versions), drops training-only layers (and the layers that read
+what they compute: prepare.left_out), folds BatchNorm/Scale into the convolution or inner
+product before them, adds fp16 casts and a symbolic batch, and writes the file (after checking
+its wiring: Exported.check). Weights stay lazy until the writer needs them, so the model is never held
 twice: exporting costs the weights' size once, plus the largest tensor.
 """
 from __future__ import annotations

@@ -175,7 +175,7 @@ def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, 
                        what: str = "exported", deploy: bool = False, batch_from: dict | None = None):
     """(graph, dyn): the analysed graph at the requested batch, and for a dynamic batch which
     dimension of every value follows it (found by analysing the net at two batch sizes).
-    deploy: analyse deploy_view(parsed) (its W511 warnings join the graph's diagnostics).
+    deploy: analyse deploy_view(parsed) (its W511/W518 warnings join the graph's diagnostics).
     batch_from: {input name: shape} of the arrays to be fed; without `batch`, the batch they
     give (batch_of_arrays)."""
     parsed = load_source(source, max_errors)
