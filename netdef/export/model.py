@@ -118,6 +118,8 @@ class Exported:
                 prog.update(detail=init.name)
 
     def to_bytes(self) -> bytes:
+        """The model file's bytes (what run, bench and verify give onnxruntime), checked first."""
+        self.check()
         return b"".join(bytes(c) for c in self.chunks())
 
     def model(self, with_weights: bool = True):
@@ -140,9 +142,10 @@ class Exported:
         return m
 
     def check(self) -> None:
-        """The graph's wiring as onnx.checker.check_model checks it, before the model is written:
-        every value a node reads is a graph input, an initializer or an earlier node's output
-        (topological order), every value is defined once, every graph output is computed. Done
+        """The graph's wiring as onnx.checker.check_model checks it, before the model's bytes are
+        made (write, to_bytes): every value a node reads is a graph input, an initializer or an
+        earlier node's output (topological order), every value is defined once, every graph
+        output is computed. Done
         here, without onnx: `netdef export` never imports it (importing onnx costs more than a
         small net's whole export; benchmarks/RESULTS.md), and the operators' schemas are pinned
         by the tests, which run onnx's full check on every exportable zoo net. Raises
