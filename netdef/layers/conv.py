@@ -248,7 +248,7 @@ class Convolution(Layer):
         return {"macs": macs, "flops": 2 * macs + bias}
 
     def to_onnx(self, node, g):
-        """ONNX Conv / ConvTranspose (groups, dilation, per-axis pads)."""
+        """ONNX Conv / ConvTranspose (groups, dilation, per-axis pads; Slice for an empty Conv top)."""
         shape = g.in_shape(0)
         geo = geometry(node, shape)
         cp = node.param.convolution_param
@@ -575,7 +575,7 @@ class Convolution3D(Layer):
         return {"macs": macs, "flops": 2 * macs + bias}
 
     def to_onnx(self, node, g):
-        """ONNX Conv with a 3-D kernel; the (1, 1, 1, 1, num_output) bias as a vector."""
+        """ONNX Conv with a 3-D kernel (Slice for an empty top); the (1, 1, 1, 1, num_output) bias as a vector."""
         kernel, stride, pad = c3d_geometry(node, "convolution_param")
         cp = node.param.convolution_param
         ins = [g.x(0), g.param(0, "weight")]
