@@ -6,7 +6,8 @@ What makes the picture readable, compared with Caffe's draw_net.py:
   * An in-place layer (ReLU, BatchNorm, Scale, Dropout ... whose top is its bottom) is a row of
     its producer's box, not a node of its own with a self-named edge: `conv1 + ReLU relu1`.
   * Edges carry the blob as written and its shape; with --rf, its receptive field.
-  * Convolution and pooling boxes state their geometry (both dimensions where they differ);
+  * Convolution and pooling boxes state their geometry (both dimensions where they differ;
+    begin+end pads where a side differs, e.g. Synopsys' pad_t/pad_b: `p1+2×0+1`);
     --params adds the learnable parameter count.
   * Layers netdef cannot analyse (fork types) are dashed grey boxes marked "unknown".
   * SVG nodes carry a tooltip with the layer's whole definition.
@@ -33,13 +34,14 @@ FORMATS = RENDERED + ("dot",)
 # --- families and colours ------------------------------------------------------------------
 
 # Each layer class says its family (`family`, in its file in netdef/layers/); draw picks the
-# colour. The view's page (view/assets/view.js, FAMILY_FILL) uses the same colours.
+# colour. The view's page gets these same colours in its data (view/data.py family_fills).
 FILLS: dict[str, str] = {
     "data": "#cfe2f3", "convolution": "#f9cb9c", "dense": "#fce5cd", "recurrent": "#ead1dc",
     "pooling": "#b6d7a8", "resize": "#d0e0e3", "normalisation": "#d9d2e9", "activation": "#fff2cc",
     "merge": "#f4cccc", "shape": "#e8e8e8", "loss": "#ea9999",
 }
-UNKNOWN_FILL = "#eeeeee"
+UNKNOWN_FILL = "#eeeeee"   # a layer netdef cannot analyse
+OTHER_FILL = "#ffffff"     # a family without a colour ("other")
 
 
 def family(node) -> str:
@@ -55,7 +57,7 @@ def family(node) -> str:
 
 
 def _fill(fam: str) -> str:
-    return FILLS.get(fam, "#ffffff")
+    return FILLS.get(fam, OTHER_FILL)
 
 
 # --- boxes: a layer and the in-place layers folded into it -----------------------------------
@@ -105,6 +107,14 @@ def _dims(vals) -> str:
     return str(vals[0]) if len(set(vals)) == 1 else "×".join(str(v) for v in vals)
 
 
+def _pads(g) -> str:
+    """`p1` or `p1×2` where each axis is padded alike on both sides; else begin+end per axis
+    (Synopsys' pad_t/pad_b, pad_l/pad_r): `p1+2×0+1` is 1 above, 2 below, 0 left, 1 right."""
+    if list(g.pad) == list(g.pad_end):
+        return f"p{_dims(g.pad)}"
+    return "p" + _dims(f"{b}+{e}" if b != e else f"{b}" for b, e in zip(g.pad, g.pad_end))
+
+
 def _in_shape(node):
     s = node.inputs[0].meta.get("shape") if node.inputs else None
     return tuple(s) if s else None
@@ -122,8 +132,8 @@ def geometry_text(node) -> str:
             parts = [f"{cp.num_output}"] if node.type != "Im2col" else []
             parts.append(f"k{_dims(g.kernel)}")
             parts.append(f"s{_dims(g.stride)}")
-            if any(g.pad):
-                parts.append(f"p{_dims(g.pad)}")
+            if any(g.pad) or any(g.pad_end):
+                parts.append(_pads(g))
             if any(d != 1 for d in g.dilation):
                 parts.append(f"d{_dims(g.dilation)}")
             if cp.group != 1:
@@ -138,8 +148,8 @@ def geometry_text(node) -> str:
                 return f"{kind} global"
             g = geometry(node, _in_shape(node) or (1, 1, 1, 1))
             parts = [kind, f"k{_dims(g.kernel)}", f"s{_dims(g.stride)}"]
-            if any(g.pad):
-                parts.append(f"p{_dims(g.pad)}")
+            if any(g.pad) or any(g.pad_end):
+                parts.append(_pads(g))
             if not g.ceil:
                 parts.append("floor")
             return " ".join(parts)

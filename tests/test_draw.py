@@ -199,3 +199,25 @@ def test_python_layer_is_described_not_run(tmp_path):
     text = out.read_text()
     assert "Python (unknown)" in text and "rpn.proposal_layer.ProposalLayer" in text
     assert 'STYLE="rounded,dashed"' in text
+
+
+def test_asymmetric_pads_in_the_label(tmp_path):
+    """Synopsys' pad_t/pad_l/pad_b/pad_r: the box shows begin+end per axis where they differ."""
+    src = tmp_path / "asym.prototxt"
+    src.write_text('''name: "asym"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 7 dim: 6 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 2 kernel_size: 3 stride: 2 pad_t: 1 pad_b: 2 pad_r: 1 } }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 pad_l: 1 pad_r: 1 } }
+layer { name: "sym" type: "Convolution" bottom: "data" top: "sym"
+        convolution_param { num_output: 2 kernel_size: 3 pad_h: 1 pad_w: 2 } }
+''')
+    out = tmp_path / "asym.dot"
+    assert main(["draw", str(src), "-o", str(out)]) == 0
+    text = out.read_text()
+    # conv: height 1 above + 2 below, width 0 left + 1 right
+    assert "2 k3 s2 p1+2×0+1<" in text
+    # pool: no padding on height, 1 on both sides of width: each axis is symmetric
+    assert "MAX k3 s2 p0×1<" in text
+    assert "2 k3 s1 p1×2<" in text

@@ -23,7 +23,7 @@ LAYERS = [
     ("graph", ["netdef.ir", "netdef.layers", "netdef.passes", "netdef.build"]),
     ("pipeline", ["netdef.pipeline", "netdef.sizes"]),
     ("consumers", ["netdef.export", "netdef.draw", "netdef.view", "netdef.solver", "netdef.weights",
-                   "netdef.reference", "netdef.layer_table"]),
+                   "netdef.reference", "netdef.layer_table", "netdef.formula"]),
     ("editor", ["netdef.lsp"]),
     ("cli", ["netdef.cli", "netdef.__main__"]),
 ]

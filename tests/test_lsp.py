@@ -142,8 +142,9 @@ def test_hover_on_a_pooling_layer_shows_shape_and_formula(client):
     # By hand: 5x5 input, kernel 2, stride 2, pad 1: ceil((5 + 2 - 2) / 2) + 1 = 4, and with
     # padding Caffe drops the last window, which would start in the padding: (4-1)*2 = 6 >= 5+1.
     assert "out `pool1` | 1x4x3x3" in text
-    assert "ceil((5 + 2*1 - 2) / 2) + 1 = ceil(5/2) + 1 = 4" in text
-    assert "(4 - 1) * 2 = 6 >= 5 + 1 = 6 -> 3" in text
+    assert "`height: ⌈(5 + 2×1 − 2) / 2⌉ + 1 = ⌈5 / 2⌉ + 1 = 4; (4 − 1)×2 = 6 ≥ 5 + 1 = 6 → 3`" \
+        in text
+    assert "rounding up" in text and "a last window may not start in the padding" in text
     # The layer's head shows the same.
     line, col = position_of(NET, "layer {", nth=4, delta=1)
     assert "1x4x3x3" in client.at("textDocument/hover", uri, line, col)["contents"]["value"]
@@ -153,13 +154,58 @@ def test_hover_on_a_convolution_a_field_and_a_blob(client):
     uri, _ = open_doc(client, NET)
     line, col = position_of(NET, '"Convolution"', delta=2)
     text = client.at("textDocument/hover", uri, line, col)["contents"]["value"]
-    assert "1x4x5x5" in text and "parameters: 8 (4x1x1x1, 4)" in text and "floor((5 + 2*0 - 1) / 1) + 1 = 5" in text
+    assert "1x4x5x5" in text and "parameters: 8 (4x1x1x1, 4)" in text
+    assert "`height: (5 + 2×0 − 1) / 1 + 1 = 5`" in text
+    assert "integer division (truncates toward zero)" in text
     line, col = position_of(NET, "stride: 2", delta=1)
     text = client.at("textDocument/hover", uri, line, col)["contents"]["value"]
     assert "uint32 stride = 3 [default = 1]" in text and "PoolingParameter" in text and "BVLC" in text
     line, col = position_of(NET, '"conv1"', nth=6, delta=1)  # pool1's bottom
     text = client.at("textDocument/hover", uri, line, col)["contents"]["value"]
     assert "1x4x5x5" in text and "`scale1`" in text and "`pool1`" in text
+
+
+ASYM = """name: "asym"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 7 dim: 6 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 2 kernel_size: 3 stride: 2 pad_t: 1 pad_b: 2 pad_r: 1 } }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 pad_t: 1 pad_b: 2 pad_r: 1 } }
+layer { name: "big" type: "Convolution" bottom: "data" top: "big"
+        convolution_param { num_output: 2 kernel_h: 10 kernel_w: 3 stride: 4 } }
+"""
+
+
+def test_hover_formula_with_asymmetric_pads(client):
+    """Synopsys' pad_t/pad_l/pad_b/pad_r: the hover adds the two pads of each axis, not 2×pad."""
+    uri, _ = open_doc(client, ASYM)
+    line, col = position_of(ASYM, '"Convolution"', delta=2)
+    text = client.at("textDocument/hover", uri, line, col)["contents"]["value"]
+    # By hand (7x6 input, kernel 3, stride 2; top 1, bottom 2, left 0, right 1):
+    # rows (7 + 1 + 2 - 3) / 2 + 1 = 7 / 2 + 1 = 3 + 1 = 4; columns (6 + 0 + 1 - 3) / 2 + 1 = 3.
+    assert "`out = (in + pad_begin + pad_end − kernel) / stride + 1`" in text
+    assert "`height: (7 + 1 + 2 − 3) / 2 + 1 = 7 / 2 + 1 = 4`" in text
+    assert "`width: (6 + 0 + 1 − 3) / 2 + 1 = 3`" in text
+    assert "2×" not in text.split("Output size")[1]
+    line, col = position_of(ASYM, '"Pooling"', delta=2)
+    text = client.at("textDocument/hover", uri, line, col)["contents"]["value"]
+    # rows ceil((7 + 1 + 2 - 3) / 2) + 1 = 5, the 5th window would start at 4 * 2 = 8 >= 7 + 1: 4;
+    # columns ceil((6 + 0 + 1 - 3) / 2) + 1 = 3, (3 - 1) * 2 = 4 < 6 + 0: kept.
+    assert "out `pool` | 1x1x4x3" in text
+    assert "`if (out − 1)×stride ≥ in + pad_begin: out − 1`" in text
+    assert "`height: ⌈(7 + 1 + 2 − 3) / 2⌉ + 1 = ⌈7 / 2⌉ + 1 = 5; (5 − 1)×2 = 8 ≥ 7 + 1 = 8 → 4`" in text
+    assert "`width: ⌈(6 + 0 + 1 − 3) / 2⌉ + 1 = 3; (3 − 1)×2 = 4 < 6 + 0 = 6 → 3`" in text
+
+
+def test_hover_formula_truncates_toward_zero(client):
+    """A kernel taller than the input: Caffe's int division truncates (7 - 10) / 4 to 0, not -1."""
+    uri, _ = open_doc(client, ASYM)
+    line, col = position_of(ASYM, '"big"', delta=2)
+    text = client.at("textDocument/hover", uri, line, col)["contents"]["value"]
+    # rows (7 + 0 - 10) / 4 + 1: -3 / 4 truncates to 0, so 1 (floor would give -1 + 1 = 0);
+    # columns (6 + 0 - 3) / 4 + 1 = 3 / 4 + 1 = 1.
+    assert "`height: (7 + 2×0 − 10) / 4 + 1 = −3 / 4 + 1 = 1`" in text
+    assert "`width: (6 + 2×0 − 3) / 4 + 1 = 3 / 4 + 1 = 1`" in text
 
 
 def test_hover_on_a_fork_field_names_the_fork(client):

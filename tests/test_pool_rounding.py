@@ -121,3 +121,21 @@ def test_windows_wholly_past_the_input(tmp_path, capsys, pool, h, sh):
     (out,) = sess.run(None, {"data": x})
     np.testing.assert_allclose(out, y, rtol=1e-6)
     assert main(["verify", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_padding_on_one_axis_clips_both(tmp_path, capsys):
+    # BVLC pooling_layer.cpp Reshape clips the last window of BOTH axes when pad_h OR pad_w is
+    # set. Rows: pad 1, kernel 2, stride 3 on 5: ceil(5 / 3) + 1 = 3, the third window would
+    # start at 6 - 1 = 5, in the padding: 2. Columns: no pad, kernel 1: ceil(4 / 3) + 1 = 3, the
+    # third window starts at 6 >= 5 + 0: clipped too, 2. Windows: rows {0} and {2, 3}, columns
+    # {0} and {3} of a 5 x 5 ramp: [[0, 3], [15, 18]], which the SSD-fork Caffe also gives.
+    text = ('name: "p"\nlayer { name: "d" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 5 '
+            'dim: 5 } } }\nlayer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX '
+            'kernel_h: 2 kernel_w: 1 stride: 3 pad_h: 1 pad_w: 0 } }\n')
+    parsed = parse_text(Source(text, "net.prototxt"))
+    x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+    y = forward(parsed.message, {}, {"data": x}, loc=parsed.loc)["p"]
+    np.testing.assert_array_equal(y, [[[[0, 3], [15, 18]]]])
+    path = tmp_path / "net.prototxt"
+    path.write_text(text)
+    assert main(["verify", str(path)]) == 0, capsys.readouterr().err

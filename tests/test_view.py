@@ -165,11 +165,67 @@ def test_formula_fills_in_the_numbers():
     from netdef.view.formula import formula
     graph = netdef.compile("alexnet")
     # conv1: 11x11 stride 4 on 227: (227 + 0 - 11) / 4 + 1 = 55
-    assert "(227 + 2×0 − 11) / 4 + 1 = 55" in formula(graph.node("conv1"))[1]
+    conv1 = formula(graph.node("conv1"))
+    assert "height: (227 + 2×0 − 11) / 4 + 1 = 55" in conv1
+    assert "/ is integer division (truncates toward zero), as in Caffe's C++" in conv1
     # pool1: 3x3 stride 2 rounding up on 55: ceil(52 / 2) + 1 = 27
-    assert "⌈(55 + 2×0 − 3) / 2⌉ + 1 = 27" in formula(graph.node("pool1"))[0]
+    assert "height: ⌈(55 + 2×0 − 3) / 2⌉ + 1 = 27" in formula(graph.node("pool1"))
     fc6 = formula(graph.node("fc6"))
     assert fc6[0] == "input flattened from axis 1: 256×6×6 = 9216 values"
+
+
+ASYM = """name: "asym"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 7 dim: 6 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 2 kernel_size: 3 stride: 2 pad_t: 1 pad_b: 2 pad_r: 1 } }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"
+        pooling_param { pool: AVE kernel_size: 2 stride: 3 pad_l: 1 round_mode: FLOOR } }
+layer { name: "dil" type: "Convolution" bottom: "data" top: "dil"
+        convolution_param { num_output: 2 kernel_size: 3 stride: 2 pad: 1 dilation: 2 } }
+"""
+
+
+def test_page_formula_with_asymmetric_pads(tmp_path):
+    """The page's "Output size" lines (through `netdef view`) add each axis's two pads where
+    Synopsys' pad_t/pad_l/pad_b/pad_r make them differ."""
+    src = tmp_path / "asym.prototxt"
+    src.write_text(ASYM)
+    code, out = view(tmp_path, src)
+    assert code == 0
+    [state] = page_data(out)["states"]
+    by_name = {l["name"]: l["formula"] for l in state["layers"]}
+    # conv (top 1, bottom 2, left 0, right 1): rows (7 + 1 + 2 - 3) / 2 + 1 = 3 + 1 = 4 (7 / 2
+    # truncated), columns (6 + 0 + 1 - 3) / 2 + 1 = 3.
+    assert by_name["conv"] == ["out = (in + pad_begin + pad_end − kernel) / stride + 1",
+                               "/ is integer division (truncates toward zero), as in Caffe's C++",
+                               "channels: num_output = 2",
+                               "height: (7 + 1 + 2 − 3) / 2 + 1 = 7 / 2 + 1 = 4",
+                               "width: (6 + 0 + 1 − 3) / 2 + 1 = 3"]
+    # pool (left 1 only), rounding down: rows floor((7 + 0 + 0 - 2) / 3) + 1 = 1 + 1 = 2, and
+    # (2 - 1) * 3 = 3 < 7 + 0: kept; columns floor((6 + 1 + 0 - 2) / 3) + 1 = 2, (2 - 1) * 3 = 3
+    # < 6 + 1: kept.
+    assert by_name["pool"][1:] == [
+        "if (out − 1)×stride ≥ in + pad_begin: out − 1 (with padding, a last window may not start in the padding)",
+        "height: ⌊(7 + 0 + 0 − 2) / 3⌋ + 1 = ⌊5 / 3⌋ + 1 = 2; (2 − 1)×3 = 3 < 7 + 0 = 7 → 2",
+        "width: ⌊(6 + 1 + 0 − 2) / 3⌋ + 1 = ⌊5 / 3⌋ + 1 = 2; (2 − 1)×3 = 3 < 6 + 1 = 7 → 2"]
+    assert by_name["pool"][0].startswith("out = ⌊(in + pad_begin + pad_end − kernel) / stride⌋ + 1 (rounding down")
+    # dilation 2 makes the kernel 2 x (3 - 1) + 1 = 5: rows (7 + 2 - 5) / 2 + 1 = 3, columns
+    # (6 + 2 - 5) / 2 + 1 = 3 / 2 + 1 = 2.
+    assert by_name["dil"][0] == "out = (in + 2×pad − (dilation×(kernel − 1) + 1)) / stride + 1"
+    assert by_name["dil"][3:] == ["height: (7 + 2×1 − (2×(3 − 1) + 1)) / 2 + 1 = 3",
+                                  "width: (6 + 2×1 − (2×(3 − 1) + 1)) / 2 + 1 = 3 / 2 + 1 = 2"]
+    assert [state["blobs"][l["outputs"][0]]["shape"][2:] for l in state["layers"][1:]] == [[4, 3], [2, 2], [3, 2]]
+
+
+def test_page_colours_come_from_draw(googlenet_page):
+    """One table of family colours: draw's FILLS, embedded in the page's data; view.js has no copy."""
+    from netdef.draw import FILLS, OTHER_FILL, UNKNOWN_FILL
+    from netdef.view import asset
+    assert googlenet_page["fills"] == {**FILLS, "other": OTHER_FILL, "unknown": UNKNOWN_FILL}
+    script = asset("view.js").lower()
+    assert not [c for c in googlenet_page["fills"].values() if c.lower() in script and c != "#ffffff"]
+    families = {l["family"] for state in googlenet_page["states"] for l in state["layers"]}
+    assert families <= set(googlenet_page["fills"]) and {"convolution", "pooling"} <= families
 
 
 HOSTILE = '''name: "</script><script>window.pwned=1</script>"

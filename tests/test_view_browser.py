@@ -115,6 +115,12 @@ def test_clicking_a_layer_shows_its_shapes(googlenet):
     assert dims(node.inputs[0].meta["shape"]) in page.inner_text("#panel-inputs")
     assert dims(node.outputs[0].meta["shape"]) in page.inner_text("#panel-outputs")
     assert "(56 + 2×1 − 3) / 1 + 1 = 56" in page.inner_text("#panel")
+    # the box has draw's colour for its family, which the page reads from its data
+    from netdef.draw import FILLS
+    box = page.locator('#viewport g.node[data-layer]').filter(has_text="conv2/3x3").filter(has_text="Convolution 192")
+    assert box.first.locator("rect").first.get_attribute("fill") == FILLS["convolution"]
+    assert netdef.compile("googlenet").nodes[0].impl.family == "data"
+    assert page.locator('#viewport g.node[data-layer="0"] rect').first.get_attribute("fill") == FILLS["data"]
     assert "conv2/3x3" in page.locator("#layer-table tbody tr.sel").inner_text()
 
 

@@ -8,12 +8,10 @@ import re
 from lsprotocol import types as t
 
 from ..ir import fmt_num, fmt_shape
-from ..layers.base import LayerError, prod
+from ..layers.base import prod
 from .diagnostics import lsp_range
 from .document import Document, LayerRef
 from .schema import field_markdown
-
-
 
 
 def _rf(rf) -> str:
@@ -35,94 +33,15 @@ def _si(n: float) -> str:
 
 # --- output-size formulas -------------------------------------------------------------------
 
-def _axes(n: int) -> list[str]:
-    return ["height", "width"] if n == 2 else [f"axis {i}" for i in range(n)]
+def formula_markdown(node) -> list[str]:
+    """netdef.formula's lines as Markdown: each formula in a code span, its note after it."""
+    from ..formula import formula
 
-
-def _pool_formula(node, shape) -> list[str]:
-    # Caffe's PoolingLayer::Reshape (BVLC src/caffe/layers/pooling_layer.cpp): ceil (or, with
-    # round_mode FLOOR / a fork's ceil_mode: false, floor) of (H + 2p - k) / s, plus one; with
-    # padding, a last window that would start in the padding is dropped. The numbers come from
-    # netdef.layers.pool, the rule the shape pass runs.
-    from ..layers.pool import geometry, pooled_sizes
-
-    g = geometry(node, shape)
-    hw = shape[2:]
-    out = pooled_sizes(hw, g)
-    if g.global_:
-        return [f"global pooling: the kernel is the whole input ({hw[0]}x{hw[1]}), so the output is "
-                f"{out[0]}x{out[1]}"]
-    rnd = "ceil" if g.ceil else "floor"
-    lines = [f"`out = {rnd}((in + 2*pad - kernel) / stride) + 1`"
-             + (" (Caffe rounds up: a last, partial window is kept)" if g.ceil else " (rounding down)")]
-    if any(g.pad):
-        lines.append("then, with padding: `if (out - 1) * stride >= in + pad: out -= 1` (a last window "
-                     "may not start in the padding)")
-    axes = _axes(2)
-    same = hw[0] == hw[1] and g.kernel[0] == g.kernel[1] and g.stride[0] == g.stride[1] and g.pad[0] == g.pad[1]
-    for i in ([0] if same else [0, 1]):
-        num = hw[i] + 2 * g.pad[i] - g.kernel[i]
-        raw = (-(-num // g.stride[i]) if g.ceil else num // g.stride[i]) + 1
-        what = "height = width" if same else axes[i]
-        line = (f"{what}: {rnd}(({hw[i]} + 2*{g.pad[i]} - {g.kernel[i]}) / {g.stride[i]}) + 1 "
-                f"= {rnd}({num}/{g.stride[i]}) + 1 = {raw}")
-        if any(g.pad):
-            clipped = (raw - 1) * g.stride[i] >= hw[i] + g.pad[i]
-            line += (f"; clip: ({raw} - 1) * {g.stride[i]} = {(raw - 1) * g.stride[i]} "
-                     f"{'>=' if clipped else '<'} {hw[i]} + {g.pad[i]} = {hw[i] + g.pad[i]}"
-                     f" -> {out[i]}")
-        lines.append(f"`{line}`")
-    return lines
-
-
-def _conv_formula(node, shape) -> list[str]:
-    # Caffe's BaseConvolutionLayer::compute_output_shape (conv_layer.cpp / deconv_layer.cpp),
-    # with kernel, stride, pad and dilation as netdef.layers.conv reads them.
-    from ..layers.conv import geometry
-
-    g = geometry(node, shape)
-    reverse = node.impl.reverse(node)
-    n = len(g.kernel)
-    lines = ["`out = stride * (in - 1) + dilation * (kernel - 1) + 1 - 2*pad`" if reverse else
-             "`out = floor((in + 2*pad - (dilation * (kernel - 1) + 1)) / stride) + 1`"]
-    names = _axes(n)
-    sizes = [shape[g.axis + 1 + i] for i in range(n)]
-    keys = [(sizes[i], g.kernel[i], g.stride[i], g.pad[i], g.dilation[i]) for i in range(n)]
-    show = [0] if len(set(keys)) == 1 else list(range(n))
-    for i in show:
-        size, k, s, p, d = keys[i]
-        ext = d * (k - 1) + 1
-        what = " = ".join(names) if len(show) == 1 and n > 1 else names[i]
-        if reverse:
-            o = s * (size - 1) + ext - 2 * p
-            line = f"{what}: {s} * ({size} - 1) + {d} * ({k} - 1) + 1 - 2*{p} = {o}"
-        else:
-            o = (size + 2 * p - ext) // s + 1
-            line = f"{what}: floor(({size} + 2*{p} - {ext}) / {s}) + 1 = {o}"
-        lines.append(f"`{line}`")
-    return lines
-
-
-def _formula(node) -> list[str]:
-    if node.impl is None or not node.inputs:
-        return []
-    shape = node.inputs[0].meta.get("shape")
-    if shape is None:
-        return []
-    try:
-        if node.type == "Pooling" and len(shape) == 4:
-            return _pool_formula(node, shape)
-        if node.type in ("Convolution", "Deconvolution", "DepthwiseConvolution", "ConvolutionDepthwise") \
-                and hasattr(node.impl, "reverse"):
-            return _conv_formula(node, shape)
-        if node.type == "InnerProduct":
-            ip = node.param.inner_product_param
-            axis = ip.axis if ip.axis >= 0 else ip.axis + len(shape)
-            return [f"`out = (in[:{axis}], num_output) = ({', '.join(map(str, shape[:axis]))}, {ip.num_output})`"
-                    f" (axes from {axis} on are flattened: {prod(shape[axis:])} inputs)"]
-    except (LayerError, ArithmeticError, ValueError, TypeError, IndexError, KeyError, AttributeError):
-        return []
-    return []
+    out = []
+    for line in formula(node):
+        text = f"`{line.math}`" if line.math else ""
+        out.append(f"{text} ({line.note})" if text and line.note else text or line.note)
+    return out
 
 
 # --- hovers ---------------------------------------------------------------------------------
@@ -166,7 +85,7 @@ def layer_markdown(doc: Document, ref: LayerRef) -> str:
         stats.append("netdef cannot infer shapes through this layer")
     if stats:
         parts.append("  \n".join(stats))
-    formula = _formula(node)
+    formula = formula_markdown(node)
     if formula:
         parts.append("Output size:  \n" + "  \n".join(formula))
     return "\n\n".join(parts)

@@ -19,14 +19,15 @@ def pool2d(x: np.ndarray, method: int, kernel, stride, pad, round_mode: int = pb
     # Synopsys' fork (foss-for-synopsys-dwc-arc-processors/synopsys-caffe pooling_layer.cpp):
     # pad_end gives pad_b/pad_r apart from pad_t/pad_l; with any of them, both axes are clipped;
     # method 3 is AVE_EXC_PAD, whose divisor counts the window's input cells only.
-    asym = pad_end is not None
     pad_end = list(pad) if pad_end is None else pad_end
     n, c, h, w = x.shape
     size = []
     for i, dim in enumerate((h, w)):
         span = dim + pad[i] + pad_end[i] - kernel[i]
         o = (math.ceil(span / stride[i]) if round_mode == pb.PoolingParameter.CEIL else math.floor(span / stride[i])) + 1
-        if (any(pad + pad_end) if asym else pad[i]) and (o - 1) * stride[i] >= dim + pad[i]:
+        # BVLC pooling_layer.cpp Reshape: `if (pad_h_ || pad_w_)` clips BOTH axes when either
+        # axis is padded (a last window may not start in the padding).
+        if any(list(pad) + list(pad_end)) and (o - 1) * stride[i] >= dim + pad[i]:
             o -= 1
         size.append(o)
     oh, ow = size

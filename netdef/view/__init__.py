@@ -112,7 +112,7 @@ def net_doc(parsed, phase="TEST", stages=(), level=0, inputs=None, max_errors=10
     """The page's data for a parsed net, and the graphs it was made from (the first is the
     state asked for)."""
     from ..draw import clusters, fold
-    from .data import net_state
+    from .data import family_fills, net_state
     from .layout import acyclic_blocks, layout
 
     wanted = states_of(parsed.message, phase, tuple(stages), level)
@@ -147,7 +147,7 @@ def net_doc(parsed, phase="TEST", stages=(), level=0, inputs=None, max_errors=10
         states.append(doc)
     source = parsed.source
     return {"kind": "net", "file": source.path, "name": parsed.message.name, "source": source.text,
-            "states": states}, graphs
+            "fills": family_fills(), "states": states}, graphs
 
 
 # --- solvers ---------------------------------------------------------------------------------

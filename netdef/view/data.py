@@ -10,11 +10,17 @@ import bisect
 
 from google.protobuf import text_format
 
-from ..draw import detail_text, family
+from ..draw import FILLS, OTHER_FILL, UNKNOWN_FILL, detail_text, family
 from ..ir import fmt_num
 from ..layers.base import total
 from ..passes.cost import BYTES_PER_ELEMENT, samples, totals
 from .formula import formula
+
+
+def family_fills() -> dict:
+    """The box colours the page uses: draw's, one per family, and those of a family without a
+    colour ("other") and of a layer netdef cannot analyse ("unknown"). view.js has no copy."""
+    return {**FILLS, "other": OTHER_FILL, "unknown": UNKNOWN_FILL}
 
 
 def shape_list(shape):

@@ -9,11 +9,8 @@
 (function () {
   var DATA = JSON.parse(document.getElementById("netdef-data").textContent);
   var SVGNS = "http://www.w3.org/2000/svg";
-  var FAMILY_FILL = {
-    data: "#cfe2f3", convolution: "#f9cb9c", dense: "#fce5cd", recurrent: "#ead1dc", pooling: "#b6d7a8", resize: "#d0e0e3",
-    normalisation: "#d9d2e9", activation: "#fff2cc", merge: "#f4cccc", shape: "#e8e8e8", loss: "#ea9999",
-    other: "#ffffff"
-  };
+  // The family colours come with the data (netdef/view/data.py family_fills, from draw.py's FILLS).
+  var FILLS = DATA.fills || {};
 
   // --- small helpers -------------------------------------------------------------------------
   function h(tag, attrs) {
@@ -239,7 +236,7 @@
       var cls = [];
       if (n.kind === "input" || n.kind === "output" || n.kind === "missing") {
         var ell = s("ellipse", { cx: ox + n.x, cy: oy + n.y, rx: n.w / 2, ry: n.h / 2,
-                                 fill: n.kind === "input" ? FAMILY_FILL.data : "#fff" });
+                                 fill: n.kind === "input" ? FILLS.data : "#fff" });
         if (n.kind === "missing") { ell.setAttribute("stroke-dasharray", "4 3"); ell.setAttribute("style", "stroke:#b22222"); }
         g.appendChild(ell);
         g.setAttribute("data-blob", String(n.v));
@@ -254,7 +251,7 @@
       } else {
         var head = st.layers[n.layers[0]];
         g.appendChild(s("rect", { x: x, y: y, width: n.w, height: n.h, rx: 5,
-                                  fill: head.unknown ? "#eeeeee" : (FAMILY_FILL[head.family] || "#fff") }));
+                                  fill: head.unknown ? FILLS.unknown : (FILLS[head.family] || FILLS.other) }));
         n.layers.forEach(function (li) {
           nodeEls[li] = g;
           layerClass(li).forEach(function (c) { if (cls.indexOf(c) < 0) cls.push(c); });
