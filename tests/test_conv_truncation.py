@@ -118,6 +118,9 @@ def test_empty_with_bias_is_e402_without_bias_a_warning(tmp_path):
     # elements); without one the net loads (brocolli-caffe: conv_refused_empty_*).
     msgs = errors_of(_net((1, 2, 3, 3), "num_output: 2 kernel_size: 5 stride: 2"))
     assert len(msgs) == 1 and "the output height would be 0 = (3 + 2 x 0 - 5) / 2 + 1" in msgs[0], msgs
+    g = compile_text(_net((1, 2, 3, 3), "num_output: 2 kernel_size: 5 stride: 2"))
+    assert any("it fills the bias multiplier (BaseConvolutionLayer::Reshape)" in n
+               for d in g.diagnostics if d.is_error for n in d.notes)
     text = _net((1, 2, 3, 3), "num_output: 2 kernel_size: 5 stride: 2 bias_term: false",
                 fillers='weight_filler { type: "gaussian" std: 1 }')
     shapes, g = shapes_of(text)
@@ -203,7 +206,7 @@ def test_conv_dw_empty_is_e402_whatever_bias_term():
                           "ConvolutionDepthwise", fillers=""))
     errs = [d for d in g.diagnostics if d.is_error]
     assert [d.code for d in errs] == ["E402"] and "the output height would be 0" in errs[0].message
-    assert any("ConvolutionDepthwiseLayer::Reshape's weight multiplier" in n for n in errs[0].notes), errs[0].notes
+    assert any("the weight multiplier (ConvolutionDepthwiseLayer::Reshape)" in n for n in errs[0].notes), errs[0].notes
 
 
 def test_c3d_empty_loads_with_a_warning():

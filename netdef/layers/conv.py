@@ -192,7 +192,7 @@ class Convolution(Layer):
                 o = conv_size(g.padded(i, size), ext, g.stride[i])
                 too_small(node, axis_name(i, n), o, _rule(size, _padding(g, i), ext, g.stride[i]),
                           node.inputs[0].name, shape, _kernel_span(node),
-                          "BaseConvolutionLayer::Reshape's bias multiplier" if cp.bias_term else None)
+                          "the bias multiplier (BaseConvolutionLayer::Reshape)" if cp.bias_term else None)
             out.append(o)
         return [tuple(out)] * len(node.outputs)
 
@@ -421,7 +421,8 @@ class ConvolutionDepthwise(Layer):
             # then fills weight_multiplier_ (N x out_h x out_w), so 0 aborts whatever bias_term says.
             o = conv_size(shape[2 + i] + 2 * g.pad[i], g.extent(i), g.stride[i])
             too_small(node, axis_name(i, 2), o, _rule(shape[2 + i], f"2 x {g.pad[i]}", g.extent(i), g.stride[i]),
-                      node.inputs[0].name, shape, _kernel_span(node), "ConvolutionDepthwiseLayer::Reshape's weight multiplier")
+                      node.inputs[0].name, shape, _kernel_span(node),
+                      "the weight multiplier (ConvolutionDepthwiseLayer::Reshape)")
             out.append(o)
         return [tuple(out)]
 

@@ -39,19 +39,20 @@ def rule(size: int, padding: str, extent: int, stride: int) -> str:
     return f"({size} + {padding} - {extent}) / {stride} + 1, the division truncating toward zero"
 
 
-def too_small(node, axis: str, o: int, rule: str, blob: str, shape, field, empty_aborts: str | None):
+def too_small(node, axis: str, o: int, formula: str, blob: str, shape, field, empty_aborts: str | None):
     """E402 for a negative size, and for 0 where Caffe aborts setting the layer up (`empty_aborts`
-    says where); a positive size, or 0 that Caffe loads, is left to kernel_larger."""
+    names the buffer of out_size elements it fills then); a positive size, or 0 that Caffe loads,
+    is left to kernel_larger."""
     if o < 0:
-        bad(node, f"the output {axis} would be {o} = {rule}, for '{blob}' {fmt_shape(shape)}", field,
+        bad(node, f"the output {axis} would be {o} = {formula}, for '{blob}' {fmt_shape(shape)}", field,
             code=codes.BAD_GEOMETRY,
             notes=["the input is too small for this layer: Caffe's Blob::Reshape refuses a negative size; "
                    "use a larger input or a smaller kernel"])
     if o == 0 and empty_aborts:
-        bad(node, f"the output {axis} would be 0 = {rule}, for '{blob}' {fmt_shape(shape)}", field,
-            code=codes.BAD_GEOMETRY, notes=[f"Caffe aborts setting the layer up: {empty_aborts} fills a buffer of 0 "
-                                            "elements (Blob::mutable_cpu_data's CHECK(data_))",
-                                            "use a larger input or a smaller kernel"])
+        bad(node, f"the output {axis} would be 0 = {formula}, for '{blob}' {fmt_shape(shape)}", field,
+            code=codes.BAD_GEOMETRY,
+            notes=[f"Caffe aborts setting the layer up: it fills {empty_aborts}, a buffer of 0 elements "
+                   "(Blob::mutable_cpu_data's CHECK(data_))", "use a larger input or a smaller kernel"])
 
 
 def kernel_larger(node, diags, small, out_sizes, span):

@@ -171,8 +171,8 @@ def refused_cases():
     (whether the net loads, the Check that failed, the top shapes Caffe logged), from the
     `caffe time` tool: a failed Check aborts the process, so they cannot share one pycaffe run."""
     def conv(shape, params):
-        return inp("data", shape) + layer("conv", "Convolution", ["data"], ["conv"],
-                                          f"convolution_param {{ {params} weight_filler {{ type: \"gaussian\" std: 1 }} }}")
+        body = f'convolution_param {{ {params} weight_filler {{ type: "gaussian" std: 1 }} }}'
+        return inp("data", shape) + layer("conv", "Convolution", ["data"], ["conv"], body)
     return {
         # (3 - 5) / 2 + 1 = 0 windows: Reshape fills a bias multiplier of 0 elements.
         "conv_refused_empty_bias": conv((1, 2, 3, 3), "num_output: 2 kernel_size: 5 stride: 2"),
