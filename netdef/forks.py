@@ -50,7 +50,6 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("TransformationParameter", "noise_param"): SSD,
     ("TransformationParameter", "emit_constraint"): SSD,
     ("PoolingParameter", "ceil_mode"): CEIL,
-    ("PoolingParameter", "round_mode"): CEIL,
     ("LayerParameter", "interp_param"): PSPNET,
     ("LayerParameter", "upsample_param"): SEGNET,
     ("LayerParameter", "bn_param"): SEGNET,
@@ -228,6 +227,67 @@ _READ: dict[tuple[str, str], str] = {
                                       "the fillers; clipping_threshold only bounds gradients",
     ("LayerParameter", "denseblock_param"): "netdef reads it: numTransition, growthRate, use_BC and the fillers; "
                                             "the fork's code fixes the 3 x 3, stride 1, pad 1 convolutions",
+    # C3D's temporal fields (netdef/layers/conv.py c3d_field), for Convolution3D and Pooling3D only.
+    ("ConvolutionParameter", "kernel_depth"): "netdef reads it for Convolution3D: the kernel's length (the "
+                                              "temporal axis)",
+    ("ConvolutionParameter", "temporal_stride"): "netdef reads it for Convolution3D: the stride along the length",
+    ("ConvolutionParameter", "temporal_pad"): "netdef reads it for Convolution3D: the padding of the length",
+    ("ConvolutionParameter", "filter_group"): "netdef reads it for Convolution3D: it must divide num_output; the "
+                                              "output does not depend on it (each group reads every channel)",
+    ("PoolingParameter", "kernel_depth"): "netdef reads it for Pooling3D: the window's length (the temporal axis)",
+    ("PoolingParameter", "temporal_stride"): "netdef reads it for Pooling3D: the stride along the length",
+    # The resize layers (netdef/layers/resize.py).
+    **{(m, "interp_param"): "netdef reads it for Interp: zoom_factor, shrink_factor or height and width (the "
+                            "output size) and pad_beg/pad_end (a crop of the input)"
+       for m in ("LayerParameter", "V1LayerParameter")},
+    **{(m, "upsample_param"): "netdef reads it for Upsample: scale (or scale_h and scale_w, or upsample_h and "
+                              "upsample_w) and pad_out_h/pad_out_w"
+       for m in ("LayerParameter", "V1LayerParameter")},
+    ("LayerParameter", "upsample_darknet_param"): "netdef reads it for UpsampleDarknet: stride",
+    ("LayerParameter", "resize_bilinear_param"): "netdef reads it for ResizeBilinear: output_height/output_width "
+                                                 "(else scale_height/scale_width), data_format (NCHW only) and "
+                                                 "align_corners, half_pixel_centers or pytorch_half_pixel",
+    # SegNet's, PSPNet's and wy1iu's BN (netdef/layers/norm.py, face.py).
+    **{(m, "bn_param"): "netdef reads it for BN: bn_mode (SegNet's form), eps (PSPNet's and wy1iu's), frozen "
+                        "(wy1iu's) and the fillers; momentum, which acts in training only, just tells the PSPNet "
+                        "form apart"
+       for m in ("LayerParameter", "V1LayerParameter")},
+    # Region pooling (netdef/layers/roi.py); the YOLO layers (shape.py, yolo.py).
+    ("LayerParameter", "roi_pooling_param"): "netdef reads it for ROIPooling: pooled_h, pooled_w and spatial_scale",
+    ("LayerParameter", "psroi_pooling_param"): "netdef reads it for PSROIPooling: output_dim, group_size and "
+                                               "spatial_scale",
+    ("LayerParameter", "shuffle_channel_param"): "netdef reads it for ShuffleChannel: group",
+    ("LayerParameter", "reorg_param"): "netdef reads it for Reorg: stride and reverse",
+    ("LayerParameter", "region_param"): "netdef reads it for Region: coords, classes and num",
+    ("LayerParameter", "yolo_detection_output_param"): "netdef reads it for YoloDetectionOutput: num_classes, "
+                                                       "num_box, coords, biases, confidence_threshold and "
+                                                       "nms_threshold",
+    ("LayerParameter", "yolov3_detection_output_param"): "netdef reads it for Yolov3DetectionOutput: num_classes, "
+                                                         "num_box, biases, mask, mask_group_num, anchors_scale, "
+                                                         "confidence_threshold and nms_threshold (it refuses "
+                                                         "gaussian_box)",
+    ("LayerParameter", "region_loss_param"): "netdef reads only side, num_class, coords and num, to check "
+                                             "RegionLoss's bottoms; it does not compute the loss",
+    ("LayerParameter", "yolo_v2_loss_param"): "netdef reads only side, num_classes, num_object and anchors, to check "
+                                              "YoloV2Loss's bottoms; it does not compute the loss",
+    ("DataParameter", "side"): "netdef reads it for BoxData: one label top of (batch_size, 150) per value",
+    # The face-recognition layers (netdef/layers/face.py, dense.py, loss.py) and PSANet's (attention.py).
+    ("LayerParameter", "flip_param"): "netdef reads it for Flip: flip_width and flip_height",
+    ("LayerParameter", "cosin_add_m_param"): "netdef reads it for CosinAddm: m (the margin added to the label's "
+                                             "angle); transform_test is not read",
+    ("LayerParameter", "focal_loss_param"): "netdef reads only gamma and alpha, to check them; it does not compute "
+                                            "FocalLoss's value (type and beta are not read)",
+    ("LayerParameter", "largemargin_inner_product_param"): "netdef reads it for LargeMarginInnerProduct: "
+                                                           "num_output, axis and weight_filler (the shapes); type, "
+                                                           "base, gamma, power, iteration and lambda_min (the "
+                                                           "forward pass)",
+    ("LayerParameter", "margin_inner_product_param"): "netdef reads only num_output, axis and weight_filler, for "
+                                                      "MarginInnerProduct's shapes; it does not compute the margin",
+    ("LayerParameter", "center_loss_param"): "netdef reads only num_output, axis and center_filler, for CenterLoss's "
+                                             "centers blob; it does not compute the loss",
+    ("LayerParameter", "pointwise_spatial_attention_param"): "netdef reads it for PointwiseSpatialAttention: "
+                                                             "psa_type, attention_mask_height/attention_mask_width, "
+                                                             "normalization_factor and is_softmax",
 }
 
 

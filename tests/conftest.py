@@ -18,6 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
 ZOO = DATA / "zoo"
 ZOO_WILD = DATA / "zoo-wild"
+# Real-world files found after zoo-wild, one folder per kind (detection, other), each with its
+# MANIFEST.tsv (source repository, path, commit, license), byte-for-byte as found.
+ZOO_MORE = DATA / "zoo-more"
 CONFORMANCE = DATA / "conformance"
 LIBRARY_NETS = REPO / "netdef" / "data" / "prototxts"
 LIBRARY_SOLVERS = REPO / "netdef" / "data" / "solvers"
