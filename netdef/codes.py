@@ -153,6 +153,7 @@ RF_DISAGREE = _w("W412", "the inputs of layer '{layer}' disagree on the receptiv
 # --- analysis follow-ups (netdef/layers, netdef/passes) ---------------------------------
 PARAM_IGNORED = _w("W413", "{message}")
 POOL_KERNEL_LARGER = _w("W414", "the kernel of pooling layer '{layer}' is larger than its padded input {detail}; Caffe computes {windows}")
+CONV_KERNEL_LARGER = _w("W416", "the kernel of convolution layer '{layer}' is larger than its padded input {detail}; Caffe computes {windows}")
 ANALYSIS_INCOMPLETE = Code("E415", "the totals are incomplete: {n} layer(s) could not be analysed, starting at layer '{layer}'")
 
 # --- export follow-ups: running models (netdef/export/runtime.py, verify.py) ---------------
