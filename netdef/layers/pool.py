@@ -11,7 +11,6 @@ in both modes.
 from __future__ import annotations
 
 from .. import codes, forks
-from ..ir import RF
 from ..proto import pb
 from .base import Layer, bad, fmt_shape, need_rank, prod, register, whole_rf, window_rf
 from .conv import C3D_DEFAULTS
