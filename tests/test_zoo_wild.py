@@ -52,8 +52,10 @@ EXCLUDED = {
 # export --outputs: the blobs before a proposal layer (Python, or a C++ fork op whose row count
 # depends on the data), i.e. the backbone and the RPN heads.
 _RPN = ["rpn_cls_prob_reshape", "rpn_bbox_pred"]
-# arcface's TRAIN net: the embedding and the normalised classifier; the Scale between its two
-# training-only layers (CosinAddm, FocalLoss) keeps the exporter's deploy view from dropping them.
+# arcface's TRAIN net: the embedding and the normalised classifier, named to keep an --outputs
+# case on a real net. Without --outputs the same layers are exported, fc6 the only output: the
+# Scale between its two training-only layers (CosinAddm, FocalLoss) is left out with them (W518),
+# as it reads what CosinAddm computes (tests/test_export_dropped.py exports it so).
 OUTPUTS = {"arcface_cosinaddm/cosin_add_m.prototxt": ["norm_fc5", "fc6"],
            "face_faster_rcnn_vgg16/test.prototxt": _RPN, "faster_rcnn_vgg16/test.prototxt": _RPN,
            "faster_rcnn_vgg16/rpn_test.pt": _RPN, "faster_rcnn_zf/test.prototxt": _RPN,

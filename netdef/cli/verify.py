@@ -8,7 +8,7 @@ import sys
 
 from .. import codes
 from ..diagnostics import DiagnosticError, Diagnostics, UsageError
-from ..export.prepare import compile_for_export
+from ..export.prepare import compile_for_export, load_source
 from ..export.runtime import read_input_files
 from ..export.verify import verify
 from .output import emit_json
@@ -63,17 +63,21 @@ def cmd_verify(args) -> int:
                   allow_missing_weights=getattr(args, "allow_missing_weights", False),
                   outputs=getattr(args, "outputs", None))
     batch = getattr(args, "batch", None)            # at least 1: cli.parser.batch_size
+    # Read and parsed once (standard input too): the probe below and verify share it.
+    source = load_source(args.file, getattr(args, "max_errors", 100))
+    graph = None
     if batch is None and not inputs:
         # Batch 1 by default (issue 11): a net declares 10 or 50 samples for its benchmarks, and
         # the NumPy reference takes minutes over them; one sample checks the same arithmetic.
         # A net whose graph cannot take batch 1 (a Reshape that fixes it) runs as declared.
+        # The probe's graph is the one verify needs: passed on, not compiled again.
         try:
-            compile_for_export(args.file, batch=1, phase=args.phase, stages=tuple(args.stage), level=args.level,
-                               inputs=common["input_shapes"], deploy=True)
+            graph, _ = compile_for_export(source, batch=1, phase=args.phase, stages=tuple(args.stage),
+                                          level=args.level, inputs=common["input_shapes"], deploy=True)
             batch = 1
         except DiagnosticError:
             batch = None
-    report = verify(args.file, args.weights, diags=diags, batch=batch, **common)
+    report = verify(source, args.weights, diags=diags, batch=batch, graph=graph, **common)
     if args.format == "json":
         return _verify_json(args, report, diags)
     out = sys.stdout

@@ -132,15 +132,18 @@ def _computing(graph, outputs) -> set[str]:
 def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float = 1e-4, seed: int = 0,
            fold: bool = True, provider: str = "cpu", phase: str = "TEST", stages=(), level: int = 0,
            input_shapes: dict | None = None, diags: Diagnostics | None = None,
-           allow_missing_weights: bool = False, batch: int | None = None, outputs=None) -> Report:
+           allow_missing_weights: bool = False, batch: int | None = None, outputs=None, graph=None) -> Report:
+    """graph: the net as compile_for_export(source, deploy=True, ...) analysed it with these
+    options (the command line's batch-1 probe), used as it is instead of compiling it again."""
     from ..reference import ReferenceError, trace
 
     diags = diags if diags is not None else Diagnostics()
     # The batch comes from the input arrays when given (else `batch`: 1 by default from the
     # command line); losses and Accuracy are left out first.
-    graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes,
-                                  deploy=True, batch=batch,
-                                  batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
+    if graph is None:
+        graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes,
+                                      deploy=True, batch=batch,
+                                      batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags, allow_missing_weights=allow_missing_weights)
     ex = Exporter(graph, blobs, fold=fold, diags=diags, outputs=outputs)
