@@ -160,3 +160,28 @@ def test_segnet_bn_batch_statistics_over_a_large_plane_agree(tmp_path, capsys):
     doc = json.loads(out)
     assert code == 0 and doc["ok"], out
     assert doc["max_error"] < 1e-5
+
+
+# The same two-step mean serves every layer that normalises with statistics of the data itself:
+# BVLC BatchNorm with use_global_stats: false, MVN (with and without variance, across channels).
+PLANE_NETS = {
+    "batchnorm": 'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "y" batch_norm_param { use_global_stats: false } }',
+    "mvn": 'layer { name: "mvn" type: "MVN" bottom: "x" top: "y" }',
+    "mvn_mean_only": 'layer { name: "mvn" type: "MVN" bottom: "x" top: "y" mvn_param { normalize_variance: false } }',
+    "mvn_across": 'layer { name: "mvn" type: "MVN" bottom: "x" top: "y" mvn_param { across_channels: true } }',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLANE_NETS))
+def test_batch_statistics_over_a_large_plane_agree(tmp_path, capsys, kind):
+    # The data of the SegNet BN test; one float32 ReduceMean over the plane is 1e-4 to 1e-3 off.
+    x = np.random.default_rng(0).standard_normal((1, 1, 360, 480))
+    np.save(tmp_path / "x.npy", (np.maximum(x, 0) * 2 + 0.3).astype(np.float32))
+    (tmp_path / "n.prototxt").write_text(
+        'name: "n"\nlayer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 dim: 360 '
+        'dim: 480 } } }\n' + PLANE_NETS[kind] + "\n")
+    code, out, _ = _verify(capsys, str(tmp_path / "n.prototxt"), "--input-file", f"x={tmp_path / 'x.npy'}",
+                           "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"], out
+    assert doc["max_error"] < 1e-5, doc["max_error"]

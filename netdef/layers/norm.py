@@ -108,9 +108,9 @@ class BatchNorm(Layer):
         if not self.use_global_stats(node, g.phase):
             # use_global_stats: false normalises with the batch's own statistics, even at TEST.
             axes = [i for i in range(len(shape)) if i != 1]
-            mean = g.reduce("ReduceMean", g.x(0), axes, 1)
+            mean = g.mean(g.x(0), axes)
             d = g.op("Sub", [g.x(0), mean], g.tmp("centred"))
-            var = g.reduce("ReduceMean", g.op("Mul", [d, d], g.tmp("sq")), axes, 1)
+            var = g.mean(g.op("Mul", [d, d], g.tmp("sq")), axes)
             if eps_before_sqrt(node):
                 den = g.op("Sqrt", [g.op("Add", [var, g.const(p.eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
             else:
@@ -344,12 +344,12 @@ class MVN(Layer):
         if len(shape) <= start:
             g.fail(f"MVN of a {len(shape)}-D blob: every value is its own group")
         axes = list(range(start, len(shape)))
-        mean = g.reduce("ReduceMean", g.x(0), axes, 1)
+        mean = g.mean(g.x(0), axes)
         if not p.normalize_variance:
             g.op("Sub", [g.x(0), mean], g.y(0))
             return
         d = g.op("Sub", [g.x(0), mean], g.tmp("centred"))
-        var = g.reduce("ReduceMean", g.op("Mul", [d, d], g.tmp("sq")), axes, 1)
+        var = g.mean(g.op("Mul", [d, d], g.tmp("sq")), axes)
         # Caffe adds eps to the standard deviation, not to the variance.
         std = g.op("Add", [g.op("Sqrt", [var], g.tmp("std")), g.const(p.eps, "eps")], g.tmp("std_eps"))
         g.op("Div", [d, std], g.y(0))
@@ -446,23 +446,13 @@ class BN(Layer):
             std = g.op("Sqrt", [g.op("Add", [var, g.const(eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
             x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))
         elif self.mode(node) in ("LEARN", "0"):
-            mean = _plane_mean(g, x, "mean")
-            sq = _plane_mean(g, g.op("Mul", [x, x], g.tmp("sq")), "sq")
+            mean = g.mean(x, [0, 2, 3], g.tmp("mean"))
+            sq = g.mean(g.op("Mul", [x, x], g.tmp("sq")), [0, 2, 3], g.tmp("sq_mean"))
             var = g.op("Sub", [sq, g.op("Mul", [mean, mean], g.tmp("mean_sq"))], g.tmp("var"))
             std = g.op("Sqrt", [g.op("Add", [var, g.const(SEGNET_BN_EPS, "eps")], g.tmp("var_eps"))], g.tmp("std"))
             x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))
         scaled = g.op("Mul", [x, g.param(0, "scale", shape)], g.tmp("scaled"))
         g.op("Add", [scaled, g.param(1, "shift", shape)], g.y(0))
-
-
-def _plane_mean(g, x: str, tag: str) -> str:
-    """The mean over N, H and W of an (N, C, H, W) value, keeping the axes: over W, then over N
-    and H. onnxruntime's ReduceMean adds one value after another in float32, and over a SegNet
-    plane (172,800 values at 360 x 480) that loses up to ~7e-5 of the mean (measured, 1.31), which
-    E[x^2] - mean^2 then makes larger; two means of a few hundred values each lose ~100 times less
-    (benchmarks/RESULTS.md, "argmax ties")."""
-    rows = g.reduce("ReduceMean", x, [3], 1, g.tmp(f"{tag}_rows"))
-    return g.reduce("ReduceMean", rows, [0, 2], 1, g.tmp(tag))
 
 
 # --- folding BatchNorm / Scale into the layer before (export) --------------------------------
