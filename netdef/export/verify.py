@@ -16,6 +16,7 @@ same state. The count is reported (Comparison.ties); any other differing index s
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,23 +28,35 @@ from .prepare import compile_for_export, graph_weights
 from .runtime import Session, nonfinite_outputs
 
 
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
+def rel_error(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 20) -> float:
+    """max |a - b| / max(1, max |b|) over the finite values of b, in float64; NaN on both sides
+    or the same infinity is agreement, any other NaN an infinite error. Worked out `chunk`
+    elements at a time, so that the float64 copies of a big blob are never made whole."""
+    a = np.asarray(a)
+    b = np.asarray(b)
     if a.shape != b.shape:
         return float("inf")
     if b.size == 0:
         return 0.0
-    with np.errstate(invalid="ignore"):
-        diff = np.abs(a - b)
-    # NaN on both sides, or the same infinity (inf - inf is NaN), is agreement.
-    same = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
-    if same.any():
-        diff = np.where(same, 0.0, diff)
-    finite = np.abs(b[np.isfinite(b)])
-    scale = max(1.0, float(finite.max()) if finite.size else 1.0)
-    worst = float(np.nanmax(diff)) if diff.size else 0.0
-    return worst / scale if not np.isnan(diff).any() else float("inf")
+    a, b = a.reshape(-1), b.reshape(-1)
+    worst, top, nan = 0.0, 0.0, False
+    for lo in range(0, b.size, chunk):
+        x = np.asarray(a[lo:lo + chunk], np.float64)
+        y = np.asarray(b[lo:lo + chunk], np.float64)
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(x - y)
+        # NaN on both sides, or the same infinity (inf - inf is NaN), is agreement.
+        same = (np.isnan(x) & np.isnan(y)) | (np.isinf(x) & (x == y))
+        if same.any():
+            diff = np.where(same, 0.0, diff)
+        finite = np.abs(y[np.isfinite(y)])
+        if finite.size:
+            top = max(top, float(finite.max()))
+        if np.isnan(diff).any():
+            nan = True
+        else:
+            worst = max(worst, float(diff.max()))
+    return float("inf") if nan else worst / max(1.0, top)
 
 
 @dataclass
@@ -68,9 +81,10 @@ class Report:
     nonfinite: dict              # model output -> W517 warning, for outputs holding NaN or Inf
 
 
-def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
+def with_every_value(exported, keep=None) -> tuple[bytes, dict[int, str]]:
     """The model's bytes with every value it still computes as an extra output, and the map
-    from IR values (by id) to those ONNX names."""
+    from IR values (by id) to those ONNX names. `keep`: only these ONNX names are added (a
+    segment of the values, for verify's runs in parts)."""
     from . import onnx_proto as helper
     from .onnx_proto import TensorProto
     graph = exported.exporter.graph
@@ -81,7 +95,7 @@ def with_every_value(exported) -> tuple[bytes, dict[int, str]]:
     added = []
     for key, nm in sorted(names.items(), key=lambda kv: kv[1]):
         v = by_id.get(key)
-        if v is None or nm in existing or v.meta.get("shape") is None:
+        if v is None or nm in existing or v.meta.get("shape") is None or (keep is not None and nm not in keep):
             continue
         existing.add(nm)
         free = exported.exporter.free_dims.get(key, {})   # axes known only at run time (detections)
@@ -122,6 +136,94 @@ def settle_ties(node, x, mask, other, tolerance: float) -> int:
     return count
 
 
+# onnxruntime keeps every output of a run until the run ends: with every value of a big net as
+# an output (PSPNet-50 at 473x473: 1.8 GiB) that alone was more than the rest of verify. Values
+# are computed in runs of about this many bytes each, in the net's order (each run a model with
+# just that segment's values as extra outputs, its session dropped after the run), and each value
+# is dropped once compared. Measured in benchmarks/verify_memory.py (RESULTS.md).
+SEGMENT_BYTES = 512 * 2**20
+
+
+class _Runs:
+    """onnxruntime's value of each blob that verify compares, run segment by segment on demand:
+    take(name) returns it (running its segment first if need be) and lets it go after its last
+    comparison. One segment (the net's values fit in `budget`, or budget None) is one run of
+    the model with every value as an output, as before."""
+
+    def __init__(self, exported, graph, provider: str, budget: int | None):
+        self.exported, self.asked = exported, provider
+        self.names = exported.value_map()
+        self.real = [o.name for o in exported.skeleton.graph.output]
+        io = {i.name for i in exported.skeleton.graph.input}
+        itemsize = 2 if exported.exporter.fp16 else 4
+        self.uses: dict[str, int] = {}          # ONNX name -> comparisons still to make
+        sizes: dict[str, int] = {}
+        for n in graph.nodes:                   # the order trace and the comparison follow
+            if not n.inputs:
+                continue
+            for out in n.outputs:
+                nm = self.names.get(id(out))
+                if nm is None or nm in io or out.meta.get("shape") is None:
+                    continue
+                self.uses[nm] = self.uses.get(nm, 0) + 1
+                sizes.setdefault(nm, itemsize * max(1, math.prod(max(1, int(d)) for d in out.meta["shape"])))
+        self.segments: list[list[str]] = []
+        size = 0
+        for nm, b in sizes.items():
+            if not self.segments or (budget is not None and size + b > budget and self.segments[-1]):
+                self.segments.append([])
+                size = 0
+            self.segments[-1].append(nm)
+            size += b
+        self.segment = {nm: k for k, seg in enumerate(self.segments) for nm in seg}
+        self.values: dict[str, np.ndarray] = {}
+        self.fetched: set[str] = set()
+        self.ran: set[int] = set()
+        self.feed: dict = {}
+        self.sess = self._session(0)
+        # Names only: onnxruntime's NodeArg objects keep their session (and the memory its
+        # arena holds after a run: 1.1 GiB on SegNet) alive.
+        self.inputs = [a.name for a in self.sess.inputs]
+        self.provider = self.sess.provider
+
+    def _session(self, k: int) -> Session:
+        keep = set(self.segments[k]) if len(self.segments) > 1 else None
+        model, _ = with_every_value(self.exported, keep)
+        return Session(model, self.asked)
+
+    def _run(self, k: int) -> dict:
+        sess = self.sess if self.sess is not None else self._session(k)
+        self.sess = None
+        out = sess.run(self.feed)
+        del sess
+        self.ran.add(k)
+        seg = set(self.segments[k]) if len(self.segments) > 1 else None
+        for nm, v in out.items():
+            if self.uses.get(nm) and nm not in self.fetched and (seg is None or nm in seg):
+                self.values[nm] = v
+                self.fetched.add(nm)
+        return out
+
+    def start(self, feed: dict) -> dict:
+        """The first run; returns the model's own outputs (for the NaN/Inf warnings)."""
+        self.feed = feed
+        out = self._run(0)
+        return {nm: out[nm] for nm in self.real if nm in out}
+
+    def take(self, nm):
+        if nm is None:
+            return None
+        k = self.segment.get(nm)
+        if nm not in self.values and k is not None and k not in self.ran:
+            self._run(k)
+        v = self.values.get(nm)
+        if v is not None:
+            self.uses[nm] -= 1
+            if self.uses[nm] <= 0:
+                del self.values[nm]
+        return v
+
+
 def _computing(graph, outputs) -> set[str]:
     """--outputs: the names of the layers the named blobs depend on, for the reference to run."""
     from .subgraph import ancestors, select_outputs
@@ -132,9 +234,12 @@ def _computing(graph, outputs) -> set[str]:
 def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float = 1e-4, seed: int = 0,
            fold: bool = True, provider: str = "cpu", phase: str = "TEST", stages=(), level: int = 0,
            input_shapes: dict | None = None, diags: Diagnostics | None = None,
-           allow_missing_weights: bool = False, batch: int | None = None, outputs=None, graph=None) -> Report:
+           allow_missing_weights: bool = False, batch: int | None = None, outputs=None, graph=None,
+           segment_bytes: int | None = None) -> Report:
     """graph: the net as compile_for_export(source, deploy=True, ...) analysed it with these
-    options (the command line's batch-1 probe), used as it is instead of compiling it again."""
+    options (the command line's batch-1 probe), used as it is instead of compiling it again.
+    segment_bytes: onnxruntime's values are computed in runs whose extra outputs hold about this
+    much (None: SEGMENT_BYTES; 0: every value in one run); see _Runs."""
     from ..reference import ReferenceError, trace
 
     diags = diags if diags is not None else Diagnostics()
@@ -150,23 +255,22 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     ex.build()
     only = _computing(graph, outputs) if outputs else None
     exported = Exported(ex, graph.name)
-    model, names = with_every_value(exported)
-
-    sess = Session(model, provider)
+    runs = _Runs(exported, graph, provider, SEGMENT_BYTES if segment_bytes is None else segment_bytes or None)
+    names, real = runs.names, runs.real
     rng = np.random.default_rng(seed)
     feed = {}
-    for arg in sess.inputs:
-        if inputs and arg.name in inputs:
-            feed[arg.name] = np.asarray(inputs[arg.name], np.float32)
+    for name in runs.inputs:
+        if inputs and name in inputs:
+            feed[name] = np.asarray(inputs[name], np.float32)
         else:
-            v = graph.blob(arg.name)
-            feed[arg.name] = _random_input(v, rng)
-    onnx_out = sess.run(feed)
+            feed[name] = _random_input(graph.blob(name), rng)
+    first = runs.start(feed)
 
     def where(name):
         v = graph.blob(name) if name in graph.blob_names else None
         return v.producer.span if v is not None and v.producer is not None else None
-    nonfinite = nonfinite_outputs({o.name: onnx_out[o.name] for o in exported.skeleton.graph.output}, where)
+    nonfinite = nonfinite_outputs({nm: first[nm] for nm in real}, where)
+    del first
 
     ref_inputs = dict(feed)
     for v in graph.inputs:                 # data layers' tops the export left out (labels)
@@ -184,7 +288,6 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     for n in graph.nodes:
         nodes.setdefault(n.name, []).append(n)
     comparisons, skipped, stopped, first_bad = [], [], None, None
-    ref_blobs: dict[str, np.ndarray] = {}      # the reference's latest value of each blob name
     from ..progress import Progress
     # The reference is the long part on a big net (a line on a terminal after a second).
     progress = Progress("verify: NumPy reference", total=len(graph.parsed.message.layer))
@@ -195,25 +298,26 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
             same_name = nodes.get(step.layer)
             node = same_name.pop(0) if same_name else None
             if node is None or not node.inputs:
-                ref_blobs.update(zip(step.tops, step.values))
                 continue
             for i, (top, value) in enumerate(zip(step.tops, step.values)):
                 out = node.outputs[i] if i < len(node.outputs) else None
                 nm = names.get(id(out)) if out is not None else None
-                if nm is None or nm not in onnx_out:
+                theirs = runs.take(nm)
+                if theirs is None:
                     skipped.append(f"{step.layer}:{top}")
                     continue
                 ties = 0
-                if step.type == "Pooling" and i == 1 and step.bottoms:    # the MAX mask top
-                    ties = settle_ties(node, ref_blobs.get(step.bottoms[0]), value, onnx_out[nm], tolerance)
-                c = Comparison(step.layer, step.type, top, nm, rel_error(onnx_out[nm], value), tuple(value.shape),
+                if step.type == "Pooling" and i == 1 and step.inputs:    # the MAX mask top
+                    ties = settle_ties(node, step.inputs[0], value, theirs, tolerance)
+                c = Comparison(step.layer, step.type, top, nm, rel_error(theirs, value), tuple(value.shape),
                                node.span, ties)
+                del theirs
                 comparisons.append(c)
                 if first_bad is None and not c.error <= tolerance:
                     first_bad = c
-            ref_blobs.update(zip(step.tops, step.values))
+            del step
     except ReferenceError as e:
         stopped = str(e)
     finally:
         progress.close()
-    return Report(comparisons, first_bad, skipped, stopped, sess.provider, nonfinite)
+    return Report(comparisons, first_bad, skipped, stopped, runs.provider, nonfinite)

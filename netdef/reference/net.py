@@ -26,6 +26,7 @@ class Step:
     bottoms: list[str]
     tops: list[str]
     values: list[np.ndarray]
+    inputs: list[np.ndarray] | None = None   # the bottoms' values it read (float32), by reference
 
 
 def _phase_value(phase) -> int:
@@ -42,21 +43,23 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
     the net before layers were removed from `net` (Parsed.whole), for forks told by its layers;
     `only`: the names of the layers to run (the others, and what only they feed, are skipped).
     A Step's values are the arrays later layers read: a caller may correct one in place before
-    asking for the next step (verify does, for a pooling mask's ties)."""
+    asking for the next step (verify does, for a pooling mask's ties).
+
+    A blob is let go once the last layer that reads it has run (a value no later layer reads is
+    held only by its Step): on a big net the live blobs, not all of them, are what the pass holds
+    (`netdef verify` compares as it goes; issue 11)."""
     ph = _phase_value(phase)
     blobs: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
     for name in net.input:
         if name not in blobs:
             raise ReferenceError(name, "input", f"no value given for net input '{name}'")
     layer_locs = (loc.fields.get("layer") or []) if loc is not None else []
-    for index, layer in enumerate(net.layer):
-        if not included(layer, ph, level, stages):
-            continue
+    runs = [(index, layer) for index, layer in enumerate(net.layer)
+            if included(layer, ph, level, stages) and layer.type not in TRAINING_ONLY
+            and (only is None or layer.name in only)]
+    last_read = {b: k for k, (_, layer) in enumerate(runs) for b in layer.bottom}
+    for k, (index, layer) in enumerate(runs):
         t = layer.type
-        if t in TRAINING_ONLY:
-            continue
-        if only is not None and layer.name not in only:
-            continue
         if t == "Input" or t in DATA_LAYERS:
             missing = [top for top in layer.top if top not in blobs]
             if missing:
@@ -88,9 +91,15 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
                 ctx.fail(f"computes {len(outs)} output(s) but has {len(layer.top)} top(s)")
             # Past float32's range is Inf, as in Caffe's float blobs: not worth a RuntimeWarning.
             outs = [np.asarray(o, dtype=np.float32) for o in outs]
+        read = [blobs[b] for b in layer.bottom]
+        del bottoms
+        for b in layer.bottom:
+            if last_read.get(b) == k:
+                blobs.pop(b, None)
         for top, value in zip(layer.top, outs):
-            blobs[top] = value
-        yield Step(layer.name, t, list(layer.bottom), list(layer.top), outs)
+            if last_read.get(top, -1) > k:
+                blobs[top] = value
+        yield Step(layer.name, t, list(layer.bottom), list(layer.top), outs, read)
 
 
 def forward(net, weights, inputs, phase="TEST", level: int = 0, stages=(), loc=None) -> dict[str, np.ndarray]:
