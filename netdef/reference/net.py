@@ -91,15 +91,16 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
                 ctx.fail(f"computes {len(outs)} output(s) but has {len(layer.top)} top(s)")
             # Past float32's range is Inf, as in Caffe's float blobs: not worth a RuntimeWarning.
             outs = [np.asarray(o, dtype=np.float32) for o in outs]
-        read = [blobs[b] for b in layer.bottom]
-        del bottoms
+        step = Step(layer.name, t, list(layer.bottom), list(layer.top), outs, [blobs[b] for b in layer.bottom])
+        # Nothing of this layer stays with the generator while the caller (and the next layer)
+        # works: its float64 bottoms and weights, and its values, which the Step alone holds.
+        del bottoms, params, outs
         for b in layer.bottom:
             if last_read.get(b) == k:
                 blobs.pop(b, None)
-        for top, value in zip(layer.top, outs):
-            if last_read.get(top, -1) > k:
-                blobs[top] = value
-        yield Step(layer.name, t, list(layer.bottom), list(layer.top), outs, read)
+        blobs.update({top: v for top, v in zip(layer.top, step.values) if last_read.get(top, -1) > k})
+        yield step
+        del step
 
 
 def forward(net, weights, inputs, phase="TEST", level: int = 0, stages=(), loc=None) -> dict[str, np.ndarray]:
