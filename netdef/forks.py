@@ -81,6 +81,16 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("PoolingParameter", "kernel_depth"): C3D,
     ("PoolingParameter", "temporal_stride"): C3D,
     ("V1LayerParameter", "interp_param"): DEEPLAB,
+    # deeplab-public (v1; its code is in TheLegendAli/DeepLab-Context src/caffe/proto/caffe.proto):
+    # ConvolutionParameter hole = 17, hole_h = 18, hole_w = 19 [default 1] (the a trous kernel);
+    # LayerParameter (its V1 form) strict_dim = 1003, softmaxloss_param = 44, padding_param = 45,
+    # seg_accuracy_param = 42, mat_write_param = 46; ImageDataParameter has_label = 13,
+    # max_labels = 14, ignore_label = 15, label_type = 16 (ImageSegData's label top).
+    **{("ConvolutionParameter", f): DEEPLAB for f in ("hole", "hole_h", "hole_w")},
+    **{("V1LayerParameter", f): DEEPLAB for f in ("strict_dim", "softmaxloss_param", "padding_param",
+                                                  "seg_accuracy_param", "mat_write_param")},
+    **{("LayerParameter", f): DEEPLAB for f in ("padding_param", "seg_accuracy_param", "mat_write_param")},
+    **{("ImageDataParameter", f): DEEPLAB for f in ("has_label", "max_labels", "ignore_label", "label_type")},
     ("LayerParameter", "center_loss_param"): CENTERLOSS,
     ("LayerParameter", "margin_inner_product_param"): SPHEREFACE,
     # foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/proto/caffe.proto: BatchNormParameter
@@ -236,6 +246,14 @@ _READ: dict[tuple[str, str], str] = {
                                               "output does not depend on it (each group reads every channel)",
     ("PoolingParameter", "kernel_depth"): "netdef reads it for Pooling3D: the window's length (the temporal axis)",
     ("PoolingParameter", "temporal_stride"): "netdef reads it for Pooling3D: the stride along the length",
+    # deeplab-public's a trous convolution (TheLegendAli/DeepLab-Context src/caffe/layers/conv_layer.cpp,
+    # src/caffe/util/im2col.cpp: kernel taps hole apart, effective kernel k + (k - 1) * (hole - 1)).
+    **{("ConvolutionParameter", f): "netdef reads it: the upgrade writes it as BVLC's dilation, which has the "
+                                    "same meaning (kernel taps that far apart)"
+       for f in ("hole", "hole_h", "hole_w")},
+    **{(m, "padding_param"): "netdef reads it for Padding: pad_beg and pad_end (both >= 0 pad with zeros, both "
+                             "<= 0 crop) on the height and width"
+       for m in ("LayerParameter", "V1LayerParameter")},
     # The resize layers (netdef/layers/resize.py).
     **{(m, "interp_param"): "netdef reads it for Interp: zoom_factor, shrink_factor or height and width (the "
                             "output size) and pad_beg/pad_end (a crop of the input)"

@@ -1,0 +1,171 @@
+"""Issue 11, the hunt beyond zoo-wild (everything but detection): real-world files of other
+repositories than tests/data/zoo and tests/data/zoo-wild (tests/data/zoo-more/other/MANIFEST.tsv),
+run through `check`, `export` and `verify` like tests/test_zoo_wild.py does, and small hand-written
+nets pinning each variant netdef had wrong on them, with values worked out by hand:
+
+  - deeplab-public (DeepLab v1): convolution_param hole / hole_h + hole_w (a trous convolution,
+    written as BVLC's dilation by the upgrade) and the PADDING layer (zero pad or crop).
+"""
+import contextlib
+import csv
+import io
+
+import numpy as np
+import onnx
+import pytest
+from conftest import ZOO_MORE, compile_text, errors_of, shapes_of
+
+from netdef.cli import main
+from netdef.export.onnx import export
+from netdef.reference import forward
+
+OTHER = ZOO_MORE / "other"
+MANIFEST = list(csv.DictReader((OTHER / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t"))
+
+# --input for each kept file (batch 1) where the definition does not fix it, or fixes a size that
+# takes long in the NumPy reference: these nets are fully convolutional.
+INPUTS = {
+    # DeepLab v1's crop_size 514 = 16 k + 2 (k = 32); k = 4 gives 66 and the same alignment.
+    "deeplab_v1_largefov/test.prototxt": ["--input", "data=1,3,66,66"],
+}
+# export --outputs / verify --outputs where the net ends in a layer without public semantics.
+OUTPUTS: dict[str, list[str]] = {}
+
+
+def _cli(*argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(list(argv))
+    return code, out.getvalue()
+
+
+def test_manifest_lists_every_kept_file():
+    files = {r["file"] for r in MANIFEST}
+    on_disk = {p.relative_to(OTHER).as_posix() for p in OTHER.glob("*/*") if p.is_file()}
+    assert files == on_disk
+    assert len(files) <= 15
+    for r in MANIFEST:
+        assert r["source_repo"] and r["source_path"] and len(r["commit"]) == 40 and r["license"]
+    assert set(INPUTS) <= files and set(OUTPUTS) <= files
+
+
+@pytest.mark.parametrize("rel", sorted(r["file"] for r in MANIFEST))
+def test_check_export_verify(rel, tmp_path):
+    path = str(OTHER / rel)
+    args = INPUTS.get(rel, [])
+    code, text = _cli("check", path, *args)
+    assert code == 0, text[-3000:]
+    outs = ["--outputs", ",".join(OUTPUTS[rel])] if rel in OUTPUTS else []
+    onnx_path = tmp_path / "net.onnx"
+    code, text = _cli("export", path, "-o", str(onnx_path), *args, *outs)
+    assert code == 0, text[-3000:]
+    onnx.checker.check_model(onnx.load(str(onnx_path)), full_check=True)
+    code, text = _cli("verify", path, *args, *outs)
+    assert code == 0, text[-3000:]
+    assert "compared" in text and "compared 0 blobs" not in text
+
+
+# --- deeplab-public: hole (a trous convolution) -------------------------------------------------
+
+def _v1(layers, size=(1, 1, 9, 9)):
+    dims = " ".join(f"input_dim: {d}" for d in size)
+    return f"name: 'deeplab_v1'\ninput: 'data' {dims}\n" + layers
+
+
+def _hole_conv(fields, kernel=3, pad=0):
+    return _v1(f"""layers {{ bottom: 'data' top: 'c' name: 'c' type: CONVOLUTION
+  convolution_param {{ num_output: 1 kernel_size: {kernel} pad: {pad} {fields} bias_term: false }} }}""")
+
+
+def test_hole_is_dilation_for_shapes():
+    # deeplab-public conv_layer.cpp: kernel_eff = k + (k - 1) (hole - 1); out = (H + 2 pad - kernel_eff) / stride + 1.
+    # k 3, hole 2: kernel_eff 5, 9 - 5 + 1 = 5; hole 4, pad 4: kernel_eff 9, 9 + 8 - 9 + 1 = 9.
+    assert shapes_of(_hole_conv("hole: 2"))[0]["c"] == (1, 1, 5, 5)
+    assert shapes_of(_hole_conv("hole: 4", pad=4))[0]["c"] == (1, 1, 9, 9)
+    # hole_h 1 (kernel_eff 3: 7 rows), hole_w 3 (kernel_eff 7: 3 columns).
+    shapes, g = shapes_of(_hole_conv("hole_h: 1 hole_w: 3"))
+    assert shapes["c"] == (1, 1, 7, 3)
+    assert list(g.node("c").param.convolution_param.dilation) == [1, 3]
+
+
+def test_hole_reference_reads_taps_hole_apart():
+    # im2col_cpu: tap (i, j) reads the input at (h + i * hole, w + j * hole). With a kernel of ones
+    # and hole 2, output (0, 0) sums x[0, 0], x[0, 2], x[0, 4], x[2, 0], ... x[4, 4].
+    g = compile_text(_hole_conv("hole: 2"))
+    x = np.arange(81, dtype=np.float32).reshape(1, 1, 9, 9)
+    out = forward(g.parsed.message, {"c": [np.ones((1, 1, 3, 3), np.float32)]}, {"data": x}, loc=g.parsed.loc)
+    by_hand = sum(9 * r + c for r in (0, 2, 4) for c in (0, 2, 4))
+    assert out["c"][0, 0, 0, 0] == by_hand == 180
+    # output (1, 2): each of the 9 taps moves 1 row down (+9) and 2 columns right (+2).
+    assert out["c"][0, 0, 1, 2] == by_hand + 9 * (9 + 2) == 279
+
+
+@pytest.mark.parametrize("fields,message", [
+    ("hole: 2 hole_h: 2 hole_w: 2", "give 'hole' alone, or 'hole_h' and 'hole_w' together"),
+    ("hole_h: 2", "give 'hole' alone, or 'hole_h' and 'hole_w' together"),
+    ("hole: 0", "'hole' is 0: deeplab-public's hole is a whole number >= 1"),
+    ("hole: 2 dilation: 2", "both deeplab-public's 'hole' and BVLC's 'dilation' are given"),
+])
+def test_hole_errors(fields, message):
+    assert any(message in m for m in errors_of(_hole_conv(fields)))
+
+
+def test_hole_warns_and_upgrade_writes_dilation(tmp_path):
+    p = tmp_path / "net.prototxt"
+    p.write_text(_hole_conv("hole: 2"))
+    code, out = _cli("check", str(p))
+    assert code == 0 and "W216" in out and "'hole'" in out and "dilation" in out, out
+    code, out = _cli("upgrade", str(p))
+    assert code == 0, out
+    assert "dilation: 2" in out and "hole" not in out.split("layer {", 1)[1], out
+
+
+def test_hole_in_a_current_format_layer():
+    text = """name: "v2" layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 9 dim: 9 } } }
+layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 1 kernel_size: 3 hole: 3 } }"""
+    assert shapes_of(text)[0]["c"] == (1, 1, 3, 3)      # kernel_eff 7
+
+
+# --- deeplab-public: PADDING --------------------------------------------------------------------
+
+def _padding(beg, end, size=(1, 2, 4, 5)):
+    return _v1(f"layers {{ bottom: 'data' top: 'p' name: 'p' type: PADDING "
+               f"padding_param {{ pad_beg: {beg} pad_end: {end} }} }}", size)
+
+
+def test_padding_shapes_and_values_by_hand():
+    x = np.arange(40, dtype=np.float32).reshape(1, 2, 4, 5) + 1
+    # pad_beg 2, pad_end 1: (4 + 3) x (5 + 3); top[h, w] = x[h - 2, w - 2], zeros around.
+    shapes, g = shapes_of(_padding(2, 1))
+    assert shapes["p"] == (1, 2, 7, 8)
+    out = forward(g.parsed.message, {}, {"data": x}, loc=g.parsed.loc)["p"]
+    assert out[0, 1, 2, 2] == x[0, 1, 0, 0] == 21 and out[0, 1, 5, 6] == x[0, 1, 3, 4] == 40
+    assert out[0, :, :2].sum() == 0 and out[0, :, 6].sum() == 0 and out[0, :, :, :2].sum() == 0
+    assert out[0, :, :, 7].sum() == 0 and out.sum() == x.sum()
+    # pad_beg -1, pad_end -2: a crop of rows 1..1 (4 - 3 = 1) and columns 1..2 (5 - 3 = 2).
+    shapes, g = shapes_of(_padding(-1, -2))
+    assert shapes["p"] == (1, 2, 1, 2)
+    out = forward(g.parsed.message, {}, {"data": x}, loc=g.parsed.loc)["p"]
+    assert out[0, 0].tolist() == [[7.0, 8.0]] and out[0, 1].tolist() == [[27.0, 28.0]]
+
+
+def test_padding_moves_the_receptive_field():
+    # top position 0 is bottom position -pad_beg: the centre moves by -pad_beg input pixels.
+    _, g = shapes_of(_padding(3, 0))
+    assert g.blob("p").meta["rf"].center[:2] == (-3, -3)
+
+
+@pytest.mark.parametrize("beg,end,message", [
+    (2, -1, "have different signs"),
+    (-2, -2, "leave nothing of 'data'"),
+])
+def test_padding_errors(beg, end, message):
+    assert any(message in m for m in errors_of(_padding(beg, end)))
+
+
+@pytest.mark.parametrize("beg,end", [(2, 1), (-1, -2), (0, 0)])
+def test_padding_verify(tmp_path, beg, end):
+    p = tmp_path / "net.prototxt"
+    p.write_text(_padding(beg, end))
+    code, out = _cli("verify", str(p))
+    assert code == 0 and "compared" in out, out[-3000:]
