@@ -4,7 +4,9 @@ run through `check`, `export` and `verify` like tests/test_zoo_wild.py does, and
 nets pinning each variant netdef had wrong on them, with values worked out by hand:
 
   - deeplab-public (DeepLab v1): convolution_param hole / hole_h + hole_w (a trous convolution,
-    written as BVLC's dilation by the upgrade) and the PADDING layer (zero pad or crop).
+    written as BVLC's dilation by the upgrade) and the PADDING layer (zero pad or crop);
+  - C3D-v1.0's V1 VIDEO_DATA (image_data_param with C3D's new_length): its clip shapes;
+  - TSN's VideoData (yjxiong/caffe video_data_param: num_segments, modality): its stacked shapes.
 """
 import contextlib
 import csv
@@ -27,6 +29,8 @@ MANIFEST = list(csv.DictReader((OTHER / "MANIFEST.tsv").open(encoding="utf-8"), 
 INPUTS = {
     # DeepLab v1's crop_size 514 = 16 k + 2 (k = 32); k = 4 gives 66 and the same alignment.
     "deeplab_v1_largefov/test.prototxt": ["--input", "data=1,3,66,66"],
+    # C3D's 16 x 112 x 112 clips take long in the reference: 32 x 32 frames reach pool5 at 1 x 1.
+    "c3d_ucf101_v1/conv3d_ucf101_test.prototxt": ["--input", "data=1,3,16,32,32", "--input", "label=1,1,1,1,1"],
 }
 # export --outputs / verify --outputs where the net ends in a layer without public semantics.
 OUTPUTS: dict[str, list[str]] = {}
@@ -169,3 +173,50 @@ def test_padding_verify(tmp_path, beg, end):
     p.write_text(_padding(beg, end))
     code, out = _cli("verify", str(p))
     assert code == 0 and "compared" in out, out[-3000:]
+
+
+# --- C3D-v1.0's VIDEO_DATA and TSN's VideoData -----------------------------------------------------
+
+def _c3d_data(fields):
+    return f"""name: 'c3d'
+layers {{ name: 'data' type: VIDEO_DATA top: 'data' top: 'label'
+  image_data_param {{ source: 'list.txt' use_image: true batch_size: 4 {fields} }} }}"""
+
+
+def test_c3d_video_data_shapes():
+    # video_data_layer.cpp: (batch, 3, new_length, crop, crop), else (batch, 3, new_length, new_h, new_w);
+    # the label (batch, 1, 1, 1, 1).
+    shapes, _ = shapes_of(_c3d_data("new_length: 16 crop_size: 112 new_height: 128 new_width: 171"))
+    assert shapes["data"] == (4, 3, 16, 112, 112) and shapes["label"] == (4, 1, 1, 1, 1)
+    shapes, _ = shapes_of(_c3d_data("new_length: 8 new_height: 64 new_width: 80"))
+    assert shapes["data"] == (4, 3, 8, 64, 80)
+
+
+@pytest.mark.parametrize("fields,message", [
+    ("crop_size: 112", "new_length must be a positive integer, got None"),
+    ("new_length: 16 crop_size: 128 new_height: 128 new_width: 171", "crop_size 128 must be smaller"),
+    ("new_length: 16 new_height: 128", "new_height and new_width must be set together"),
+])
+def test_c3d_video_data_errors(fields, message):
+    assert any(message in m for m in errors_of(_c3d_data(fields)))
+
+
+def _tsn_data(fields, crop="crop_size: 224"):
+    return f"""name: "tsn"
+layer {{ name: "data" type: "VideoData" top: "data" top: "label"
+  video_data_param {{ source: "list.txt" batch_size: 2 {fields} }} transform_param {{ {crop} }} }}"""
+
+
+def test_tsn_video_data_shapes():
+    # io.cpp: 3 channels a frame (RGB), 1 (grayscale), 2 (FLOW, the default modality), times new_length
+    # times num_segments.
+    assert shapes_of(_tsn_data("new_length: 1 num_segments: 3 modality: RGB"))[0]["data"] == (2, 9, 224, 224)
+    assert shapes_of(_tsn_data("new_length: 5 num_segments: 3"))[0]["data"] == (2, 30, 224, 224)
+    shapes, _ = shapes_of(_tsn_data("num_segments: 2 modality: RGB grayscale: true new_height: 20 new_width: 30", ""))
+    assert shapes["data"] == (2, 2, 20, 30) and shapes["label"] == (2, 1, 1, 1)
+
+
+def test_ssd_video_data_still_needs_its_input():
+    # SSD's VideoData (video_type, no TSN field) keeps reading its shapes from --input.
+    g = compile_text(_tsn_data("video_type: WEBCAM"))
+    assert g.blob("data").meta.get("shape") is None

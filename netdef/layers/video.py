@@ -2,14 +2,14 @@
 cuDNN-only layers whose geometry comes from the fork's BlobShape fields kernel_shape,
 stride_shape and pad_shape (one dim per spatial axis) inside convolution_param / pooling_param,
 kept by the parser in those blocks' extra. C3D's Convolution3D / Pooling3D are in conv.py and
-pool.py.
+pool.py; C3D-v1.0's VideoData (a variant of the type, for image_data_param) is here.
 """
 from __future__ import annotations
 
-from .. import codes
+from .. import codes, forks
 from ..forks import VIDEO_CAFFE
 from ..proto import pb
-from .base import Layer, bad, prod, register, weight_bias_fillers, window_rf
+from .base import Layer, bad, prod, register, register_variant, weight_bias_fillers, window_rf
 
 P = pb.PoolingParameter
 
@@ -205,3 +205,122 @@ class NdPooling(Layer):
                 g.fail("an average window reaches past the padded input: cuDNN's divisor for it is not known")
             g.op("AveragePool", [g.x(0)], g.y(0), kernel_shape=list(kernel), strides=list(stride),
                  pads=list(pad) + ends, count_include_pad=1)
+
+
+# --- C3D-v1.0's VIDEO_DATA ------------------------------------------------------------------
+
+def is_c3d_video_data(layer_param, loc, net_param) -> bool:
+    """C3D-v1.0's V1 VIDEO_DATA reads image_data_param; SSD's and TSN's VideoData read
+    video_data_param (a message netdef's schema lacks)."""
+    return layer_param.HasField("image_data_param")
+
+
+def _image_data_extra(node, name: str):
+    """A C3D field of image_data_param (kept in that block's extra), or None."""
+    sub = node.loc.msg("image_data_param") if node.loc is not None else None
+    vals = sub.extra.get(name) if sub is not None else None
+    return vals[-1] if vals else None
+
+
+@register_variant("VideoData", is_c3d_video_data)
+class C3DVideoData(Layer):
+    """C3D-v1.0's clip reader. facebook/C3D C3D-v1.0/src/caffe/layers/video_data_layer.cpp
+    (SetUp): one or two tops; new_length > 0 (CHECK); new_height and new_width set together;
+    the clip is read in colour (util/image_io.cpp: datum channels 3), so the data top is
+    (batch_size, 3, new_length, crop_size, crop_size) with a crop_size, else (batch_size, 3,
+    new_length, new_height, new_width); the label top is (batch_size, 1, 1, 1, 1). The frame
+    size must exceed crop_size (CHECK_GT). ImageDataParameter (C3D's caffe.proto): new_length =
+    11 [default 0], batch_size = 4, crop_size = 5 [0], new_height = 9, new_width = 10 [0]."""
+
+    family = "data"
+    source = True
+    bottoms = (0, 0)
+    tops = (1, 2)
+    variant = "with image_data_param (C3D-v1.0's V1 VIDEO_DATA)"
+    origin = forks.C3D
+    checked_against = "facebook/C3D C3D-v1.0/src/caffe/layers/video_data_layer.cpp and caffe.proto (ImageDataParameter)"
+
+    def source_shapes(self, node):
+        ip = node.param.image_data_param
+        length = _image_data_extra(node, "new_length")
+        if length is None or isinstance(length, bool) or not isinstance(length, int) or length <= 0:
+            bad(node, f"image_data_param.new_length must be a positive integer, got {length!r}",
+                node.field_span("image_data_param"), notes=["C3D's VideoDataLayer CHECKs new_length > 0"])
+        if bool(ip.new_height) != bool(ip.new_width):
+            bad(node, "new_height and new_width must be set together", node.field_span("image_data_param"))
+        if ip.batch_size == 0:
+            bad(node, "image_data_param.batch_size must be positive", node.field_span("image_data_param"))
+        if ip.crop_size and ip.new_height and ip.crop_size >= min(ip.new_height, ip.new_width):
+            bad(node, f"crop_size {ip.crop_size} must be smaller than the {ip.new_height}x{ip.new_width} frames",
+                node.field_span("image_data_param", "crop_size"), notes=["C3D CHECKs the frame size > crop_size"])
+        if ip.crop_size:
+            data = (ip.batch_size, 3, length, ip.crop_size, ip.crop_size)
+        elif ip.new_height:
+            data = (ip.batch_size, 3, length, ip.new_height, ip.new_width)
+        else:
+            data = "the frame size comes from the first clip (no crop_size or new_height/new_width)"
+        return [data, (ip.batch_size, 1, 1, 1, 1)][:len(node.outputs)]
+
+    def receptive_field(self, node, in_rfs):
+        return [None] * len(node.outputs)
+
+
+# --- TSN's VideoData (yjxiong/caffe) ---------------------------------------------------------------
+
+# yjxiong/caffe src/caffe/proto/caffe.proto VideoDataParameter: batch_size = 4, new_height = 9,
+# new_width = 10 [0], new_length = 11 [1], num_segments = 12 [1], modality = 13 [FLOW] (RGB = 0,
+# FLOW = 1), name_pattern = 14, encoded = 15, grayscale = 16 [false]. SSD's VideoDataParameter
+# (video_type, device_id, video_file, skip_frames) has none of the fields that tell TSN's apart.
+TSN_VIDEO_DEFAULTS = {"batch_size": 0, "new_height": 0, "new_width": 0, "new_length": 1, "num_segments": 1,
+                      "modality": "FLOW", "grayscale": False}
+_TSN_ONLY = ("num_segments", "modality", "name_pattern", "grayscale", "encoded")
+
+
+def is_tsn_video_data(layer_param, loc, net_param) -> bool:
+    """A VideoData whose video_data_param has a field only TSN's (yjxiong/caffe) declares."""
+    blocks = loc.extra.get("video_data_param") if loc is not None else None
+    return bool(blocks) and isinstance(blocks[-1], dict) and any(k in blocks[-1] for k in _TSN_ONLY)
+
+
+@register_variant("VideoData", is_tsn_video_data)
+class TSNVideoData(Layer):
+    """TSN's segment sampler. yjxiong/caffe src/caffe/layers/video_data_layer.cpp
+    (DataLayerSetUp) reads num_segments snippets of new_length frames and stacks them on the
+    channel axis (util/io.cpp ReadSegmentRGBToDatum: 3 channels a frame, 1 with grayscale;
+    ReadSegmentFlowToDatum: 2, the x and y flow), resized to new_height x new_width when set;
+    tops (batch_size, channels * new_length * num_segments, crop_size, crop_size) with a
+    transform_param crop_size, else the frame size, and (batch_size, 1, 1, 1)."""
+
+    family = "data"
+    source = True
+    bottoms = (0, 0)
+    tops = (1, 2)
+    fork_defaults = TSN_VIDEO_DEFAULTS
+    variant = "with TSN's video_data_param fields (num_segments, modality, name_pattern, ...)"
+    origin = forks.TSN
+    checked_against = ("yjxiong/caffe src/caffe/layers/video_data_layer.cpp, src/caffe/util/io.cpp and caffe.proto "
+                       "(VideoDataParameter)")
+
+    def source_shapes(self, node):
+        from .fork import ForkParams, _int
+        p = ForkParams(node, "video_data_param", TSN_VIDEO_DEFAULTS)
+        batch, length, segments = (_int(node, p, f) for f in ("batch_size", "new_length", "num_segments"))
+        height, width = _int(node, p, "new_height"), _int(node, p, "new_width")
+        modality = str(p.get("modality"))
+        if modality not in ("RGB", "FLOW", "0", "1"):
+            bad(node, f"video_data_param.modality must be RGB or FLOW, got {modality}", node.span)
+        if batch <= 0 or length <= 0 or segments <= 0:
+            bad(node, "video_data_param needs a positive batch_size, new_length and num_segments", node.span)
+        per_frame = 2 if modality in ("FLOW", "1") else (1 if forks.as_bool(p.get("grayscale")) else 3)
+        channels = per_frame * length * segments
+        crop = node.param.transform_param.crop_size
+        if crop:
+            data = (batch, channels, crop, crop)
+        elif height and width:
+            data = (batch, channels, height, width)
+        else:
+            data = "the frame size comes from the first video (no crop_size or new_height/new_width)"
+        return [data, (batch, 1, 1, 1)][:len(node.outputs)]
+
+    def receptive_field(self, node, in_rfs):
+        return [None] * len(node.outputs)
