@@ -92,6 +92,9 @@ _FIELDS: dict[tuple[str, str], str] = {
     # yjxiong/caffe (TSN) src/caffe/proto/caffe.proto TransformationParameter: fix_crop = 10,
     # multi_scale = 11, scale_ratios = 12, max_distort = 13, is_flow = 14, more_fix_crop = 15,
     # original_image = 20 (its VideoData's augmentations).
+    # talent518/deeplab-public-ver2 (DeepLab v2) caffe.proto TransformationParameter: scale_factors = 8,
+    # crop_width = 9, crop_height = 10 (also in hszhao/PSPNet's).
+    **{("TransformationParameter", f): DEEPLAB for f in ("scale_factors", "crop_width", "crop_height")},
     **{("TransformationParameter", f): TSN for f in (
         "fix_crop", "more_fix_crop", "multi_scale", "scale_ratios", "max_distort", "is_flow", "original_image")},
     # deeplab-public (v1; its code is in TheLegendAli/DeepLab-Context src/caffe/proto/caffe.proto):
@@ -276,6 +279,8 @@ _READ: dict[tuple[str, str], str] = {
                                             "name_pattern, grayscale or encoded): batch_size, new_length, "
                                             "num_segments, modality, grayscale, new_height and new_width",
     ("ImageDataParameter", "new_length"): "netdef reads it for C3D's VideoData: the clip's length (frames)",
+    **{("TransformationParameter", f): "netdef reads it for ImageSegData: crop_height x crop_width crops"
+       for f in ("crop_height", "crop_width")},
     # The resize layers (netdef/layers/resize.py).
     **{(m, "interp_param"): "netdef reads it for Interp: zoom_factor, shrink_factor or height and width (the "
                             "output size) and pad_beg/pad_end (a crop of the input)"

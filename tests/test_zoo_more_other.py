@@ -220,3 +220,27 @@ def test_ssd_video_data_still_needs_its_input():
     # SSD's VideoData (video_type, no TSN field) keeps reading its shapes from --input.
     g = compile_text(_tsn_data("video_type: WEBCAM"))
     assert g.blob("data").meta.get("shape") is None
+
+
+# --- DeepLab v2's ImageSegData: crop_height / crop_width, the image-size top ------------------------
+
+def _seg_data(transform, tops=("data", "label", "data_dim")):
+    tops_text = " ".join(f'top: "{t}"' for t in tops)
+    return f"""name: "deeplab_v2"
+layer {{ name: "data" type: "ImageSegData" {tops_text}
+  transform_param {{ {transform} }} image_data_param {{ source: "list.txt" batch_size: 2 label_type: PIXEL }} }}"""
+
+
+def test_image_seg_data_crop_height_width_and_size_top():
+    # deeplab-public-ver2 image_seg_data_layer.cpp: (batch, 3, crop_height, crop_width), labels
+    # (batch, 1, crop_height, crop_width), top[2] (batch, 1, 1, 2).
+    shapes, _ = shapes_of(_seg_data("crop_height: 321 crop_width: 513 scale_factors: 0.5 scale_factors: 1"))
+    assert shapes["data"] == (2, 3, 321, 513) and shapes["label"] == (2, 1, 321, 513)
+    assert shapes["data_dim"] == (2, 1, 1, 2)
+    shapes, _ = shapes_of(_seg_data("crop_size: 65"))
+    assert shapes["data"] == (2, 3, 65, 65) and shapes["data_dim"] == (2, 1, 1, 2)
+
+
+@pytest.mark.parametrize("transform", ["crop_height: 321", "crop_size: 65 crop_height: 3 crop_width: 3"])
+def test_image_seg_data_crop_errors(transform):
+    assert any("give crop_size, or crop_height and crop_width together" in m for m in errors_of(_seg_data(transform)))
