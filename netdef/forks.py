@@ -89,6 +89,9 @@ _FIELDS: dict[tuple[str, str], str] = {
     **{("ImageDataParameter", f): C3D for f in (
         "new_length", "show_data", "use_image", "sampling_rate", "use_label", "use_temporal_jitter", "mean_value",
         "num_truth_channels", "use_byte_input", "is_flow", "truth_scale", "clip_min", "clip_max")},
+    # facebook/C3D C3D-v1.1/src/caffe/proto/caffe.proto LayerParameter: convolution3d_param = 6661,
+    # pooling3d_param = 6662 (its Convolution3D / Pooling3D read these, not convolution_param).
+    ("LayerParameter", "convolution3d_param"): C3D, ("LayerParameter", "pooling3d_param"): C3D,
     # yjxiong/caffe (TSN) src/caffe/proto/caffe.proto TransformationParameter: fix_crop = 10,
     # multi_scale = 11, scale_ratios = 12, max_distort = 13, is_flow = 14, more_fix_crop = 15,
     # original_image = 20 (its VideoData's augmentations).
@@ -276,9 +279,16 @@ _READ: dict[tuple[str, str], str] = {
                              "<= 0 crop) on the height and width"
        for m in ("LayerParameter", "V1LayerParameter")},
     ("LayerParameter", "video_data_param"): "netdef reads it for TSN's VideoData (told by num_segments, modality, "
-                                            "name_pattern, grayscale or encoded): batch_size, new_length, "
-                                            "num_segments, modality, grayscale, new_height and new_width",
+                                            "name_pattern, grayscale or encoded) and C3D-v1.1's (told by use_image, "
+                                            "show_data, sampling_rate, ...): batch_size, new_length, new_height, "
+                                            "new_width; TSN's num_segments, modality, grayscale; C3D's "
+                                            "use_multiple_label, num_of_labels",
     ("ImageDataParameter", "new_length"): "netdef reads it for C3D's VideoData: the clip's length (frames)",
+    ("LayerParameter", "convolution3d_param"): "netdef reads it for C3D-v1.1's Convolution3D: num_output, bias_term, "
+                                               "kernel_size, kernel_depth, stride, temporal_stride, pad, "
+                                               "temporal_pad, filter_group and the fillers",
+    ("LayerParameter", "pooling3d_param"): "netdef reads it for C3D-v1.1's Pooling3D: pool, kernel_size, kernel_depth, "
+                                           "stride, temporal_stride and pad",
     **{("TransformationParameter", f): "netdef reads it for ImageSegData: crop_height x crop_width crops"
        for f in ("crop_height", "crop_width")},
     # The resize layers (netdef/layers/resize.py).

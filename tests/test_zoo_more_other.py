@@ -6,7 +6,9 @@ nets pinning each variant netdef had wrong on them, with values worked out by ha
   - deeplab-public (DeepLab v1): convolution_param hole / hole_h + hole_w (a trous convolution,
     written as BVLC's dilation by the upgrade) and the PADDING layer (zero pad or crop);
   - C3D-v1.0's V1 VIDEO_DATA (image_data_param with C3D's new_length): its clip shapes;
-  - TSN's VideoData (yjxiong/caffe video_data_param: num_segments, modality): its stacked shapes.
+  - TSN's VideoData (yjxiong/caffe video_data_param: num_segments, modality): its stacked shapes;
+  - C3D-v1.1's Convolution3D / Pooling3D reading convolution3d_param / pooling3d_param, and its
+    VideoData (video_data_param with use_image, show_data, ...).
 """
 import contextlib
 import csv
@@ -31,6 +33,9 @@ INPUTS = {
     "deeplab_v1_largefov/test.prototxt": ["--input", "data=1,3,66,66"],
     # C3D's 16 x 112 x 112 clips take long in the reference: 32 x 32 frames reach pool5 at 1 x 1.
     "c3d_ucf101_v1/conv3d_ucf101_test.prototxt": ["--input", "data=1,3,16,32,32", "--input", "label=1,1,1,1,1"],
+    # Its TEST data layers are chosen by stage; the clip shrunk as above.
+    "c3d_ucf101_v11/train_simple.prototxt": ["--stage", "test-on-val", "--input", "data=1,3,16,32,32",
+                                             "--input", "label=1"],
 }
 # export --outputs / verify --outputs where the net ends in a layer without public semantics.
 OUTPUTS: dict[str, list[str]] = {}
@@ -244,3 +249,76 @@ def test_image_seg_data_crop_height_width_and_size_top():
 @pytest.mark.parametrize("transform", ["crop_height: 321", "crop_size: 65 crop_height: 3 crop_width: 3"])
 def test_image_seg_data_crop_errors(transform):
     assert any("give crop_size, or crop_height and crop_width together" in m for m in errors_of(_seg_data(transform)))
+
+
+# --- C3D-v1.1: convolution3d_param, pooling3d_param, its VideoData ------------------------------------
+
+def _c3d11(conv="num_output: 2 kernel_size: 3 kernel_depth: 3 pad: 1 temporal_pad: 1",
+           pool="pool: MAX kernel_size: 2 kernel_depth: 2 stride: 2 temporal_stride: 2", shape=(1, 1, 4, 5, 5)):
+    dims = " ".join(f"dim: {d}" for d in shape)
+    return f"""name: "c3d11"
+layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ {dims} }} }} }}
+layer {{ name: "conv" type: "Convolution3D" bottom: "data" top: "conv"
+  convolution3d_param {{ {conv} weight_filler {{ type: "gaussian" std: 0.1 }} }} }}
+layer {{ name: "pool" type: "Pooling3D" bottom: "conv" top: "pool" pooling3d_param {{ {pool} }} }}"""
+
+
+def test_c3d11_shapes_blobs():
+    # convolution3d_layer.cpp: (4 + 2 - 3) / 1 + 1 = 4 frames, (5 + 2 - 3) / 1 + 1 = 5; pool3d_layer.cpp:
+    # ceil((4 - 2) / 2) + 1 = 2, ceil((5 - 2) / 2) + 1 = 3 (the last window clipped).
+    shapes, g = shapes_of(_c3d11())
+    assert shapes["conv"] == (1, 2, 4, 5, 5) and shapes["pool"] == (1, 2, 2, 3, 3)
+    assert g.node("conv").meta["blobs"] == [(2, 1, 3, 3, 3), (1, 1, 1, 1, 2)]
+    shapes, g = shapes_of(_c3d11(conv="num_output: 4 kernel_size: 1 kernel_depth: 2 temporal_stride: 2 bias_term: false"))
+    assert shapes["conv"] == (1, 4, 2, 5, 5) and g.node("conv").meta["blobs"] == [(4, 1, 2, 1, 1)]
+
+
+def test_c3d11_reference_by_hand():
+    # A 1 x 1 x 2 (depth 2) kernel of ones, temporal_stride 2: each output frame is the sum of two
+    # input frames; MAX pooling 2 x 2 x 2 (stride 2) then takes the largest such sum of its window.
+    text = _c3d11(conv="num_output: 1 kernel_size: 1 kernel_depth: 2 temporal_stride: 2 bias_term: false",
+                  pool="pool: MAX kernel_size: 2 kernel_depth: 1 stride: 2", shape=(1, 1, 2, 2, 2))
+    g = compile_text(text)
+    x = np.arange(8, dtype=np.float32).reshape(1, 1, 2, 2, 2)       # frame 0: 0..3, frame 1: 4..7
+    out = forward(g.parsed.message, {"conv": [np.ones((1, 1, 2, 1, 1), np.float32)]}, {"data": x}, loc=g.parsed.loc)
+    assert out["conv"].reshape(-1).tolist() == [4.0, 6.0, 8.0, 10.0]
+    assert out["pool"].reshape(-1).tolist() == [10.0]
+    # AVE with pad 1: windows clipped to the padded frame divide by their padded size.
+    text = _c3d11(conv="num_output: 1 kernel_size: 1 kernel_depth: 1 bias_term: false",
+                  pool="pool: AVE kernel_size: 2 kernel_depth: 1 stride: 2 pad: 1", shape=(1, 1, 1, 2, 2))
+    g = compile_text(text)
+    x = np.array([1, 2, 3, 4], np.float32).reshape(1, 1, 1, 2, 2)
+    out = forward(g.parsed.message, {"conv": [np.ones((1, 1, 1, 1, 1), np.float32)]}, {"data": x}, loc=g.parsed.loc)
+    # output 2 x 2, each window holds one input pixel and three pads: x / 4.
+    assert out["pool"].reshape(-1).tolist() == [0.25, 0.5, 0.75, 1.0]
+
+
+@pytest.mark.parametrize("conv,pool,message", [
+    ("num_output: 2 kernel_size: 3", "pool: MAX kernel_size: 2 kernel_depth: 2", "convolution3d_param has no kernel_depth"),
+    ("num_output: 3 kernel_size: 1 kernel_depth: 1 filter_group: 2", "pool: MAX kernel_size: 1 kernel_depth: 1",
+     "num_output 3 must be positive and a multiple of filter_group 2"),
+    ("num_output: 2 kernel_size: 1 kernel_depth: 1", "pool: MAX kernel_size: 2 kernel_depth: 1 pad: 1",
+     "C3D pads only average pooling"),
+])
+def test_c3d11_errors(conv, pool, message):
+    assert any(message in m for m in errors_of(_c3d11(conv=conv, pool=pool)))
+
+
+@pytest.mark.parametrize("pool", ["pool: MAX kernel_size: 2 kernel_depth: 2 stride: 2 temporal_stride: 2",
+                                  "pool: AVE kernel_size: 3 kernel_depth: 2 stride: 2 pad: 1"])
+def test_c3d11_verify(tmp_path, pool):
+    p = tmp_path / "net.prototxt"
+    p.write_text(_c3d11(pool=pool))
+    code, out = _cli("verify", str(p))
+    assert code == 0 and "compared" in out, out[-3000:]
+
+
+def test_c3d11_video_data_shapes():
+    text = """name: "c3d11"
+layer { name: "data" type: "VideoData" top: "data" top: "label" transform_param { crop_size: 112 }
+  video_data_param { source: "l.txt" new_length: 16 new_height: 128 new_width: 171 use_image: true batch_size: 10 } }"""
+    shapes, _ = shapes_of(text)
+    assert shapes["data"] == (10, 3, 16, 112, 112) and shapes["label"] == (10,)
+    text = text.replace("use_image: true", "use_multiple_label: true num_of_labels: 5").replace("crop_size: 112", "")
+    shapes, _ = shapes_of(text)
+    assert shapes["data"] == (10, 3, 16, 128, 171) and shapes["label"] == (10, 5)
