@@ -8,7 +8,8 @@ nets pinning each variant netdef had wrong on them, with values worked out by ha
   - C3D-v1.0's V1 VIDEO_DATA (image_data_param with C3D's new_length): its clip shapes;
   - TSN's VideoData (yjxiong/caffe video_data_param: num_segments, modality): its stacked shapes;
   - C3D-v1.1's Convolution3D / Pooling3D reading convolution3d_param / pooling3d_param, and its
-    VideoData (video_data_param with use_image, show_data, ...).
+    VideoData (video_data_param with use_image, show_data, ...);
+  - SegNet's BN with three tops (the batch mean and variance, compute_bn_statistics.py's nets).
 """
 import contextlib
 import csv
@@ -36,6 +37,9 @@ INPUTS = {
     # Its TEST data layers are chosen by stage; the clip shrunk as above.
     "c3d_ucf101_v11/train_simple.prototxt": ["--stage", "test-on-val", "--input", "data=1,3,16,32,32",
                                              "--input", "label=1"],
+    # SegNet's DenseImageData reads its sizes from the images; 64 x 64 passes its five poolings.
+    "segnet_bn_stats/__for_calculating_BN_stats_segnet_train.prototxt": ["--input", "data=1,3,64,64",
+                                                                         "--input", "label=1,1,64,64"],
 }
 # export --outputs / verify --outputs where the net ends in a layer without public semantics.
 OUTPUTS: dict[str, list[str]] = {}
@@ -322,3 +326,47 @@ layer { name: "data" type: "VideoData" top: "data" top: "label" transform_param 
     text = text.replace("use_image: true", "use_multiple_label: true num_of_labels: 5").replace("crop_size: 112", "")
     shapes, _ = shapes_of(text)
     assert shapes["data"] == (10, 3, 16, 128, 171) and shapes["label"] == (10, 5)
+
+
+# --- SegNet's BN with the batch mean and variance as tops -----------------------------------------
+
+def _segnet_bn(mode="", tops=("y", "m", "v"), extra=""):
+    tops_text = " ".join(f'top: "{t}"' for t in tops)
+    return f"""name: "bnstats"
+layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ dim: 2 dim: 2 dim: 1 dim: 2 }} }} }}
+layer {{ name: "bn" type: "BN" bottom: "data" {tops_text} bn_param {{ {mode} {extra} }} }}"""
+
+
+def test_segnet_bn_mean_and_variance_tops_by_hand():
+    # caffe-segnet bn_layer.cpp LEARN: top[1] = the mean over N, H, W; top[2] = E[x^2] - E[x]^2.
+    shapes, g = shapes_of(_segnet_bn())
+    assert shapes["y"] == (2, 2, 1, 2) and shapes["m"] == shapes["v"] == (1, 2, 1, 1)
+    x = np.array([1, 3, 10, 20, 5, 7, 30, 50], np.float32).reshape(2, 2, 1, 2)
+    blobs = [np.ones((1, 2, 1, 1), np.float32), np.zeros((1, 2, 1, 1), np.float32)]
+    out = forward(g.parsed.message, {"bn": blobs}, {"data": x}, loc=g.parsed.loc)
+    # channel 0 holds 1, 3, 5, 7: mean 4, E[x^2] = 21, variance 5; channel 1: 10, 20, 30, 50: mean 27.5,
+    # E[x^2] = (100 + 400 + 900 + 2500) / 4 = 975, variance 975 - 756.25 = 218.75.
+    assert out["m"].reshape(-1).tolist() == [4.0, 27.5]
+    assert np.allclose(out["v"].reshape(-1), [5.0, 218.75])
+
+
+def test_segnet_bn_inference_mode_tops_stay_zero(tmp_path):
+    text = _segnet_bn("bn_mode: INFERENCE")
+    g = compile_text(text)
+    assert any(d.code == "W413" and "does not write" in d.message for d in g.diagnostics)
+    x = np.ones((2, 2, 1, 2), np.float32)
+    out = forward(g.parsed.message, {"bn": [np.ones((1, 2, 1, 1)), np.zeros((1, 2, 1, 1))]}, {"data": x},
+                  loc=g.parsed.loc)
+    assert not out["m"].any() and not out["v"].any()
+
+
+@pytest.mark.parametrize("mode", ["", "bn_mode: INFERENCE"])
+def test_segnet_bn_tops_verify(tmp_path, mode):
+    p = tmp_path / "net.prototxt"
+    p.write_text(_segnet_bn(mode))
+    code, out = _cli("verify", str(p))
+    assert code == 0 and "compared" in out, out[-3000:]
+
+
+def test_pspnet_bn_takes_one_top():
+    assert any("takes 1 top, got 3" in m for m in errors_of(_segnet_bn(extra="frozen: true")))
