@@ -108,7 +108,9 @@ _FIELDS: dict[tuple[str, str], str] = {
     **{("ConvolutionParameter", f): DEEPLAB for f in ("hole", "hole_h", "hole_w")},
     **{("V1LayerParameter", f): DEEPLAB for f in ("strict_dim", "softmaxloss_param", "padding_param",
                                                   "seg_accuracy_param", "mat_write_param")},
-    **{("LayerParameter", f): DEEPLAB for f in ("padding_param", "seg_accuracy_param", "mat_write_param")},
+    # (LayerParameter too: `netdef upgrade` keeps a V1 layer's fork fields in the layer it writes.)
+    **{("LayerParameter", f): DEEPLAB for f in ("padding_param", "seg_accuracy_param", "mat_write_param",
+                                                "strict_dim", "softmaxloss_param")},
     **{("ImageDataParameter", f): DEEPLAB for f in ("has_label", "max_labels", "ignore_label", "label_type")},
     ("LayerParameter", "center_loss_param"): CENTERLOSS,
     ("LayerParameter", "margin_inner_product_param"): SPHEREFACE,

@@ -133,6 +133,20 @@ def test_hole_warns_and_upgrade_writes_dilation(tmp_path):
     assert "dilation: 2" in out and "hole" not in out.split("layer {", 1)[1], out
 
 
+def test_upgraded_deeplab_v1_file_reads_back(tmp_path):
+    # `netdef upgrade` writes hole as dilation and keeps the fork's other fields, which read back
+    # with their warnings; the shapes are the same.
+    out = tmp_path / "up.prototxt"
+    src = OTHER / "deeplab_v1_largefov/test.prototxt"
+    code, text = _cli("upgrade", str(src), "-o", str(out))
+    assert code == 0, text
+    code, text = _cli("check", str(out), "--input", "data=1,3,66,66")
+    assert code == 0, text[-3000:]
+    a = compile_text(src.read_text()).blob("fc8_crop").meta["shape"]
+    b = compile_text(out.read_text()).blob("fc8_crop").meta["shape"]
+    assert a == b == (1, 21, 514, 514)
+
+
 def test_hole_in_a_current_format_layer():
     text = """name: "v2" layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 9 dim: 9 } } }
 layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 1 kernel_size: 3 hole: 3 } }"""
