@@ -5,6 +5,8 @@ so that `netdef verify` compares two independent readings of the same source:
   Permute, Normalize,         weiliu89/caffe (ssd): permute_layer.cpp, normalize_layer.cpp,
   PriorBox, DetectionOutput   prior_box_layer.cpp, detection_output_layer.cpp,
                               src/caffe/util/bbox_util.cpp (DecodeBBox, ApplyNMSFast, JaccardOverlap)
+  RefineDet's DetectionOutput sfzhang15/RefineDet: detection_output_layer.cpp, bbox_util.cpp
+                              (OSGetConfidenceScores, CasRegDecodeBBoxesAll)
 The box arithmetic runs in float32, as the fork's does, so that decisions taken on it (NMS
 overlaps against a threshold) are the ones Caffe takes.
 """
@@ -184,14 +186,35 @@ def _detection_output(ctx, layer, bottoms, params):
     loc = loc_data.reshape(num, num_priors, loc_classes, 4)
     conf = conf_data.reshape(num, num_priors, num_classes)
     prior = prior_data.reshape(2, num_priors, 4)
+    # RefineDet's Forward reads bottom 3 as the ARM scores and bottom 4 as the ARM offsets; SSD's
+    # 4th bottom is an image for `visualize`, so four bottoms are RefineDet's only with its field.
+    arm_loc = len(bottoms) >= 5
+    arm_conf = arm_loc or (len(bottoms) == 4 and ctx.fork_has(mp, "objectness_score"))
+    if arm_conf:
+        # RefineDet's OSGetConfidenceScores: a prior whose ARM object score (2nd of its pair) is
+        # below objectness_score is scored 1 for class 0 and 0 for the rest.
+        objectness = F(ctx.fork_param(mp, "objectness_score"))
+        arm_scores = np.asarray(bottoms[3], F).reshape(num, num_priors, 2)
+        conf = conf.copy()
+        for i in range(num):
+            for p in range(num_priors):
+                if arm_scores[i, p, 1] < objectness:
+                    conf[i, p, :] = 0.0
+                    conf[i, p, 0] = 1.0
     rows = []
     for i in range(num):
         decoded = {}
+        base = prior[0]
+        if arm_loc:
+            # RefineDet's CasRegDecodeBBoxesAll: the priors decoded with the ARM's (shared) offsets
+            # first, the ODM's offsets then decoded against them with the priors' variances.
+            arm_offsets = np.asarray(bottoms[4], F).reshape(num, num_priors, 4)
+            base = _decode(code, variance_encoded, prior[0], prior[1], arm_offsets[i])
         for c in range(loc_classes):
             label = -1 if share else c
             if label == background:
                 continue
-            decoded[label] = _decode(code, variance_encoded, prior[0], prior[1], loc[i, :, c])
+            decoded[label] = _decode(code, variance_encoded, base, prior[1], loc[i, :, c])
         indices = {}
         num_det = 0
         for c in range(num_classes):
