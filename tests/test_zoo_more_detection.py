@@ -9,11 +9,15 @@ decoded against the moved priors with the priors' variances; a prior whose ARM o
 below objectness_score (caffe.proto field 24, default 0.01) is scored 1 for class 0 and 0 for
 the others (OSGetConfidenceScores).
 """
+import contextlib
+import csv
+import io
 import math
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from conftest import ZOO_MORE
 
 import netdef
 from netdef.cli import main
@@ -153,3 +157,55 @@ def test_refinedet_needs_shared_locations(tmp_path, capsys):
     net = REFINEDET_NET.format(bottoms=FIVE, extra="").replace("share_location: true", "share_location: false")
     assert main(["check", _write(tmp_path, net)]) == 1
     assert "RefineDet's DetectionOutput (5 bottoms) needs share_location: true" in capsys.readouterr().err
+
+
+def test_detection_output_rows_compare_in_one_order():
+    # verify's view of the rows: two boxes of one class whose scores differ in the last bit come
+    # out in either order from two computations; within such a run the rows are sorted by box.
+    from netdef.layers.detection import DetectionOutput
+    a = np.array([[0, 1, 0.5, 0.6, 0.1, 0.9, 0.4], [0, 1, 0.5000001, 0.1, 0.1, 0.4, 0.4],
+                  [0, 1, 0.3, 0.0, 0.0, 1.0, 1.0], [0, 2, 0.3, 0.5, 0.5, 0.6, 0.6]], np.float32)
+    b = a[[1, 0, 2, 3]]
+    np.testing.assert_array_equal(DetectionOutput.comparable(a[None, None]), DetectionOutput.comparable(b[None, None]))
+    # different scores or labels keep their order
+    c = a[[0, 1, 3, 2]]
+    assert not np.array_equal(DetectionOutput.comparable(a), DetectionOutput.comparable(c))
+
+
+# --- the real files ---------------------------------------------------------------------------
+
+DETECTION = ZOO_MORE / "detection"
+# verify's input, smaller than declared where the net is fully convolutional (the reference is
+# the slow part); None: the declared size.
+VERIFY_INPUT = {"refinedet_vovnet39_320/deploy.prototxt": "data=1,3,192,192",
+                "pelee_voc/deploy_merged.prototxt": None,
+                "mtcnn_v2/det1.prototxt": None, "mtcnn_v2/det4.prototxt": None}
+
+
+def _cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue() + err.getvalue()
+
+
+def test_manifest_lists_every_file():
+    with open(DETECTION / "MANIFEST.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert sorted(r["file"] for r in rows) == sorted(VERIFY_INPUT)
+    assert set(VERIFY_INPUT) == {str(p.relative_to(DETECTION)) for p in DETECTION.glob("*/*") if p.is_file()}
+    assert all(len(r["commit"]) == 40 and r["license"] and r["source_repo"] for r in rows)
+
+
+@pytest.mark.parametrize("name", sorted(VERIFY_INPUT))
+def test_real_detection_net(tmp_path, name):
+    path = str(DETECTION / name)
+    code, text = _cli("check", path)
+    assert code == 0, text
+    out = str(tmp_path / "m.onnx")
+    code, text = _cli("export", path, "-o", out)
+    assert code == 0, text
+    size = VERIFY_INPUT[name]
+    code, text = _cli("verify", path, *(["--input", size] if size else []))
+    assert code == 0, text
+    assert "max relative error" in text

@@ -381,7 +381,8 @@ class DetectionOutput(Layer):
     row of 7 values (image, label, score, xmin, ymin, xmax, ymax). RefineDet's variant takes the
     anchor refinement module's confidences and offsets as bottoms 3 and 4 (uses_arm)."""
     family = "shape"
-    checked_against = "weiliu89/caffe (ssd) src/caffe/layers/detection_output_layer.cpp, src/caffe/util/bbox_util.cpp; onnxruntime non_max_suppression.cc"
+    checked_against = ("weiliu89/caffe (ssd) src/caffe/layers/detection_output_layer.cpp, src/caffe/util/bbox_util.cpp; "
+                       "sfzhang15/RefineDet, the same files; onnxruntime non_max_suppression.cc")
     fork_defaults = _DETECTION_OUTPUT
 
     bottoms = (3, 5)
@@ -416,6 +417,24 @@ class DetectionOutput(Layer):
 
     def receptive_field(self, node, in_rfs):
         return [None]
+
+    @staticmethod
+    def comparable(rows):
+        """For verify: the rows in an order that does not depend on how equal scores were ordered.
+        Two computations of one net differ in the last bit of a score, and two boxes of (nearly)
+        the same score of one class then come out in either order. Within each run of rows of
+        one image and label whose scores differ by at most 1e-6 (relative), the rows are sorted
+        by their box."""
+        flat = np.asarray(rows).reshape(-1, 7)
+        out, start = flat.copy(), 0
+        for i in range(1, len(flat) + 1):
+            if i < len(flat) and flat[i, 0] == flat[start, 0] and flat[i, 1] == flat[start, 1] and \
+                    abs(float(flat[i, 2]) - float(flat[i - 1, 2])) <= 1e-6 * max(1.0, abs(float(flat[i, 2]))):
+                continue
+            run = flat[start:i]
+            out[start:i] = run[np.lexsort(run[:, 6:2:-1].T)]
+            start = i
+        return out.reshape(np.shape(rows))
 
     def cost(self, node, in_shapes, out_shapes):
         # Decoding and thresholding; the NMS work depends on the data.
