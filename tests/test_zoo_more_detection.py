@@ -175,11 +175,15 @@ def test_detection_output_rows_compare_in_one_order():
 # --- the real files ---------------------------------------------------------------------------
 
 DETECTION = ZOO_MORE / "detection"
-# verify's input, smaller than declared where the net is fully convolutional (the reference is
-# the slow part); None: the declared size.
-VERIFY_INPUT = {"refinedet_vovnet39_320/deploy.prototxt": "data=1,3,192,192",
-                "pelee_voc/deploy_merged.prototxt": None,
-                "mtcnn_v2/det1.prototxt": None, "mtcnn_v2/det4.prototxt": None}
+# verify's options: a smaller input than declared where the net is fully convolutional (the
+# reference is the slow part); --outputs where random weights make DetectionOutput's comparison
+# meaningless: FaceBoxes' two-class scores all come out within 1e-5 of 0.5, so the last-bit
+# differences the tolerance allows upstream reorder them and NMS keeps other boxes (its bottoms,
+# the priors included, are compared; the hand-written nets above pin DetectionOutput itself).
+VERIFY_INPUT = {"refinedet_vovnet39_320/deploy.prototxt": ["--input", "data=1,3,192,192"],
+                "pelee_voc/deploy_merged.prototxt": [],
+                "faceboxes/deploy.prototxt": ["--outputs", "mbox_loc,mbox_conf_flatten,mbox_priorbox"],
+                "mtcnn_v2/det1.prototxt": [], "mtcnn_v2/det4.prototxt": []}
 
 
 def _cli(*argv):
@@ -205,7 +209,68 @@ def test_real_detection_net(tmp_path, name):
     out = str(tmp_path / "m.onnx")
     code, text = _cli("export", path, "-o", out)
     assert code == 0, text
-    size = VERIFY_INPUT[name]
-    code, text = _cli("verify", path, *(["--input", size] if size else []))
+    code, text = _cli("verify", path, *VERIFY_INPUT[name])
     assert code == 0, text
     assert "max relative error" in text
+
+
+# --- FaceBoxes' PriorBox ----------------------------------------------------------------------
+
+FACEBOXES_NET = """
+name: "faceboxes_priors"
+layer {{ name: "in" type: "Input" top: "feat" top: "img"
+        input_param {{ shape {{ dim: 1 dim: 1 dim: 1 dim: 1 }} shape {{ dim: 1 dim: 3 dim: 64 dim: 64 }} }} }}
+layer {{ name: "pb" type: "PriorBox" bottom: "feat" bottom: "img" top: "pb"
+        prior_box_param {{ {sizes} clip: false variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 }} }}
+"""
+
+
+def test_faceboxes_prior_box_by_hand(tmp_path, capsys):
+    # sfzhang15/FaceBoxes prior_box_layer.cpp: one position of a 64 x 64 image, centre (32, 32)
+    # (step 64, offset 0.5). min_size 32: 4 x 4 boxes, centres 8 apart from (16, 16), corners at
+    # centre -+ 15.5 (rows of y, then x); 64: 2 x 2 centred at 16 and 32 (shifts -16, 0), -+ 31.5;
+    # 128: one box, -+ 63.5.
+    path = _write(tmp_path, FACEBOXES_NET.format(sizes="min_size: 32 min_size: 64 min_size: 128"))
+    assert main(["check", path]) == 0
+    assert "W218" in capsys.readouterr().err     # the fork's meaning is chosen, and said
+    out = _run(_export(tmp_path, path, capsys), {"feat": np.zeros((1, 1, 1, 1), np.float32),
+                                                  "img": np.zeros((1, 3, 64, 64), np.float32)})["pb"]
+    assert out.shape == (1, 2, 21 * 4)
+    boxes = out[0, 0].reshape(21, 4) * 64
+    by_hand = {0: [0.5, 0.5, 31.5, 31.5], 1: [8.5, 0.5, 39.5, 31.5], 4: [0.5, 8.5, 31.5, 39.5],
+               15: [24.5, 24.5, 55.5, 55.5], 16: [-15.5, -15.5, 47.5, 47.5], 19: [0.5, 0.5, 63.5, 63.5],
+               20: [-31.5, -31.5, 95.5, 95.5]}
+    for i, box in by_hand.items():
+        np.testing.assert_allclose(boxes[i], box, atol=1e-5)
+    np.testing.assert_allclose(out[0, 1].reshape(21, 4), np.tile([0.1, 0.1, 0.2, 0.2], (21, 1)), atol=1e-7)
+    assert main(["verify", path]) == 0, capsys.readouterr().err
+
+
+def test_three_other_min_sizes_stay_ssd(tmp_path, capsys):
+    # Three sizes without 32 and 64: SSD's PriorBox, one prior per size.
+    path = _write(tmp_path, FACEBOXES_NET.format(sizes="min_size: 30 min_size: 60 min_size: 90"))
+    assert main(["check", path]) == 0
+    assert "W218" not in capsys.readouterr().err
+    g = netdef.compile(path)
+    assert tuple(g.blob("pb").meta["shape"]) == (1, 2, 12)
+
+
+def test_equal_scores_visit_the_lower_prior_first(tmp_path, capsys):
+    # ApplyNMSFast's stable sort visits equal scores by ascending prior. Eight boxes of one score
+    # in a chain, each 0.1 right of the last (width 0.4): neighbours overlap by 0.3 / 0.5 = 0.6 >
+    # 0.5, every second by 0.2 / 0.6 = 0.33. Visited 0, 1, 2, ...: priors 0, 2, 4, 6 are kept.
+    net = """
+name: "tie"
+layer { name: "in" type: "Input" top: "loc" top: "conf" top: "prior"
+        input_param { shape { dim: 1 dim: 32 } shape { dim: 1 dim: 16 } shape { dim: 1 dim: 2 dim: 32 } } }
+layer { name: "det" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "prior" top: "det"
+        detection_output_param { num_classes: 2 share_location: true background_label_id: 0
+          code_type: CENTER_SIZE nms_param { nms_threshold: 0.5 } confidence_threshold: 0.1 } }
+"""
+    path = _write(tmp_path, net)
+    priors = np.array([[0.1 * k, 0.0, 0.1 * k + 0.4, 0.4] for k in range(8)], np.float32)
+    feed = {"loc": np.zeros((1, 32), np.float32), "conf": np.tile([0.4, 0.6], 8)[None].astype(np.float32),
+            "prior": np.array([priors.reshape(-1), np.tile(VARIANCES, 8)], np.float32)[None]}
+    expected = np.array([[0, 1, 0.6, *priors[k]] for k in (0, 2, 4, 6)], np.float32).reshape(1, 1, 4, 7)
+    np.testing.assert_allclose(_run(_export(tmp_path, path, capsys), feed)["det"], expected, atol=1e-6)
+    np.testing.assert_allclose(_reference(path, feed)["det"], expected, atol=1e-6)

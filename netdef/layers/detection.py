@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .. import codes
 from ..proto import pb
-from .base import Layer, bad, fmt_shape, need_rank, prod, register
+from .base import Layer, bad, fmt_shape, need_rank, prod, register, register_variant
 from .fork import ForkParams, _int
 from .postproc import FLT_MAX, _flag, _legacy, lower_detection_output, np  # noqa: F401  (np: tests/test_startup.py)
 
@@ -266,7 +266,7 @@ class PriorBox(Layer):
             # Forward reads the image size from bottom 1's height and width.
             need_rank(node, in_shapes[1], 4, 1)
         # (1, 2, H*W*priors*4): box corners, then their variances.
-        n = feat[2] * feat[3] * spec.num_priors * 4
+        n = feat[2] * feat[3] * self.num_priors(node) * 4
         if n <= 0:
             bad(node, f"the feature map {fmt_shape(feat)} gives no priors", code=codes.BAD_GEOMETRY)
         return [(1, 2, n)]
@@ -283,8 +283,85 @@ class PriorBox(Layer):
             g.fail("the priors depend on spatial sizes that are not fixed")
         feat, img = g.in_shape(0), g.in_shape(1)
         spec = prior_spec(node)
-        values = prior_boxes(spec, feat[2], feat[3], img[2] if len(img) > 3 else 0, img[3] if len(img) > 3 else 0)
+        values = self.boxes(spec, feat[2], feat[3], img[2] if len(img) > 3 else 0, img[3] if len(img) > 3 else 0)
         g.op("Identity", [g.const(values, "priors")], g.y(0))
+
+    boxes = staticmethod(prior_boxes)
+
+
+def is_faceboxes_prior_box(layer_param, loc, net_param) -> bool:
+    """sfzhang15/FaceBoxes src/caffe/layers/prior_box_layer.cpp: its PriorBox counts 21 priors
+    whenever a layer has three min_size values and tiles the priors of min_size 32 (4 x 4, 8
+    pixels apart) and 64 (2 x 2, 16 apart): one definition, two meanings. The layer whose three
+    sizes are 32, 64 and one more, without max_size or aspect_ratio (16 + 4 + 1 = 21 boxes, the
+    only case where the fork's count and boxes agree) is read as the fork's."""
+    block = ((loc.extra if loc is not None else {}).get("prior_box_param") or [{}])[-1]
+    if not isinstance(block, dict) or block.get("max_size") or block.get("aspect_ratio"):
+        return False
+    mins = block.get("min_size") or []
+    try:
+        sizes = [int(float(v)) for v in mins]
+    except (TypeError, ValueError):
+        return False
+    return len(sizes) == 3 and 32 in sizes and 64 in sizes
+
+
+def faceboxes_prior_boxes(spec: PriorSpec, layer_h: int, layer_w: int, image_h: int, image_w: int) -> np.ndarray:
+    """The FaceBoxes fork's PriorBoxLayer::Forward_cpu: per position, for each min_size in order,
+    min_size 32 as 16 boxes whose centres are shifted by (8j, 8i), i, j in -2..1; 64 as 4 shifted
+    by (16j, 16i), i, j in -1..0; any other size as one box; every side is min_size - 1 wide
+    (corners at centre -+ (size - 1) / 2). The centre and shift add in float, the rest in double
+    stored as float, as the fork writes it."""
+    f32 = np.float32
+    img_w = spec.img_w if spec.img_h and spec.img_w else image_w
+    img_h = spec.img_h if spec.img_h and spec.img_w else image_h
+    if spec.step_w == 0 or spec.step_h == 0:
+        step_w, step_h = f32(img_w) / f32(layer_w), f32(img_h) / f32(layer_h)
+    else:
+        step_w, step_h = f32(spec.step_w), f32(spec.step_h)
+    shifts = []                 # (dx, dy, half side) per prior, in the fork's order
+    for lo in spec.min_sizes:
+        lo = int(lo)
+        tile = {32: (range(-2, 2), 8), 64: (range(-1, 1), 16)}.get(lo, (range(0, 1), 0))
+        shifts += [(j * tile[1], i * tile[1], (lo - 1) / 2.0) for i in tile[0] for j in tile[0]]
+    cx = (np.arange(layer_w, dtype=f32) + f32(spec.offset)) * step_w
+    cy = (np.arange(layer_h, dtype=f32) + f32(spec.offset)) * step_h
+    dx = np.array([d for d, _, _ in shifts], f32)
+    dy = np.array([d for _, d, _ in shifts], f32)
+    half = np.array([h for _, _, h in shifts], np.float64)
+    sx = (cx[None, :, None] + dx).astype(np.float64)       # (1, W, P): float sums, then double
+    sy = (cy[:, None, None] + dy).astype(np.float64)       # (H, 1, P)
+    boxes = np.stack(np.broadcast_arrays((sx - half) / img_w, (sy - half) / img_h,
+                                         (sx + half) / img_w, (sy + half) / img_h), axis=-1)
+    boxes = boxes.astype(np.float32).reshape(-1)
+    if spec.clip:
+        boxes = np.minimum(np.maximum(boxes, 0.0), 1.0).astype(np.float32)
+    var = np.resize(np.asarray(spec.variance, np.float32), boxes.size) if len(spec.variance) == 4 else \
+        np.full(boxes.size, spec.variance[0], np.float32)
+    return np.stack([boxes, var]).reshape(1, 2, -1)
+
+
+@register_variant("PriorBox", is_faceboxes_prior_box)
+class FaceBoxesPriorBox(PriorBox):
+    """FaceBoxes' densified anchors (sfzhang15/FaceBoxes, and the FaceBoxes ports built on its
+    Caffe): 21 priors per position for min_size 32, 64 and one more. The fork's other PriorBox
+    layers (one min_size) also use the size - 1 corners, which netdef does not follow (it cannot
+    tell them from SSD's): their corners differ from the fork's by half a pixel."""
+    variant = "with min_size 32, 64 and one more (FaceBoxes)"
+    origin = "sfzhang15/FaceBoxes"
+    checked_against = "sfzhang15/FaceBoxes src/caffe/layers/prior_box_layer.cpp"
+
+    def num_priors(self, node) -> int:
+        return 21
+
+    def check(self, node, diags):
+        diags.add(codes.FORK_SEMANTICS.at(
+            node.span, layer=node.name, type=node.type, forks="sfzhang15/FaceBoxes and SSD (weiliu89/caffe)",
+            chosen="FaceBoxes", why="its three min_size values are 32, 64 and one more, FaceBoxes' densified anchors",
+            notes=["FaceBoxes' PriorBox gives such a layer 21 priors per position (4 x 4 of size 32, 2 x 2 of "
+                   "size 64, 1 of the third size); SSD's gives 3"]))
+
+    boxes = staticmethod(faceboxes_prior_boxes)
 
 
 # --- SSD: DetectionOutput ---------------------------------------------------------------------

@@ -54,10 +54,6 @@ def _split4(g, x, axis, tag):
 
 
 def lower_detection_output(node, g, spec):
-    # One difference remains, on exactly equal scores only: Caffe orders them stably (lower prior
-    # first) and onnxruntime's NonMaxSuppression pops them from a heap in no fixed order, so
-    # where two boxes of equal score overlap beyond the threshold, the one kept may differ (the
-    # rows themselves are put back in Caffe's order below).
     if not spec.share_location:
         g.fail("share_location: false (a box per class) has no lowering yet",
                notes=[g.NO_LOWERING_NOTE])
@@ -141,29 +137,25 @@ def lower_detection_output(node, g, spec):
         s_i = g.op("Gather", [s_i, g.ints(labels, "labels_idx")], g.tmp(f"{tag}_scores"), axis=1)  # (1, L, P)
         scores2 = g.op("Squeeze", [s_i, g.ints([0], "axis0")], g.tmp(f"{tag}_s2"))      # (L, P)
         boxes2 = g.op("Squeeze", [b_i, g.ints([0], "axis0")], g.tmp(f"{tag}_b2"))      # (P, 4)
-        if k < num_priors:
-            # GetMaxScoreIndex: each class's top_k scores (stable: ties keep the lower index, as
-            # ONNX TopK does), then NMS among those only.
-            top_v, top_i = g.op("TopK", [scores2, g.ints([k], "top_k")], [g.tmp(f"{tag}_topv"), g.tmp(f"{tag}_topi")],
-                                axis=1, largest=1, sorted=1)                              # (L, k)
-            cand = g.op("Gather", [boxes2, top_i], g.tmp(f"{tag}_cand"), axis=0)         # (L, k, 4)
-            cscore = g.op("Unsqueeze", [top_v, g.ints([1], "axis1")], g.tmp(f"{tag}_cs"))  # (L, 1, k)
-            sel = g.op("NonMaxSuppression", [cand, cscore, g.ints([k], "max_out"), iou, score_thr],
-                       g.tmp(f"{tag}_sel"))                                               # (M, 3): label j, 0, slot
-            cls = g.op("Gather", [sel, g.ints([0], "col0")], g.tmp(f"{tag}_cls"), axis=1)    # (M, 1)
-            slot = g.op("Gather", [sel, g.ints([2], "col2")], g.tmp(f"{tag}_slot"), axis=1)  # (M, 1)
-            jk = g.op("Concat", [cls, slot], g.tmp(f"{tag}_jk"), axis=1)
-            prior_idx = g.op("GatherND", [top_i, jk], g.tmp(f"{tag}_prior"))            # (M,)
-            score = g.op("GatherND", [top_v, jk], g.tmp(f"{tag}_score"))                # (M,)
-        else:
-            sel = g.op("NonMaxSuppression", [g.op("Unsqueeze", [boxes2, g.ints([0], "axis0u")], g.tmp(f"{tag}_b3")),
-                                              s_i, g.ints([num_priors], "max_out_all"), iou, score_thr],
-                       g.tmp(f"{tag}_sel"))                                               # (M, 3): 0, label j, prior
-            cls = g.op("Gather", [sel, g.ints([1], "col1")], g.tmp(f"{tag}_cls"), axis=1)
-            pcol = g.op("Gather", [sel, g.ints([2], "col2")], g.tmp(f"{tag}_pcol"), axis=1)
-            jp = g.op("Concat", [cls, pcol], g.tmp(f"{tag}_jp"), axis=1)
-            score = g.op("GatherND", [scores2, jp], g.tmp(f"{tag}_score"))
-            prior_idx = g.op("Squeeze", [pcol, g.ints([1], "axis1s")], g.tmp(f"{tag}_prior"))
+        # GetMaxScoreIndex: each class's candidates in stable descending score order (TopK: ties
+        # keep the lower index), the first top_k of them. NonMaxSuppression gets each candidate's
+        # rank (k - slot) for its score, so that it visits them in Caffe's order where scores are
+        # equal too (the ONNX operator leaves the order of equal scores open); the confidence threshold
+        # is applied to the real scores first (a candidate at or below it ranks -1, below 0).
+        top_v, top_i = g.op("TopK", [scores2, g.ints([k], "top_k")], [g.tmp(f"{tag}_topv"), g.tmp(f"{tag}_topi")],
+                            axis=1, largest=1, sorted=1)                                  # (L, k)
+        cand = g.op("Gather", [boxes2, top_i], g.tmp(f"{tag}_cand"), axis=0)             # (L, k, 4)
+        passed = g.op("Greater", [top_v, score_thr], g.tmp(f"{tag}_passed"))
+        rank = g.op("Where", [passed, _f32(g, np.arange(k, 0, -1, dtype=np.float32)[None], "ranks"),
+                              _f32(g, [-1.0], "minus_one")], g.tmp(f"{tag}_rank"))
+        cscore = g.op("Unsqueeze", [rank, g.ints([1], "axis1")], g.tmp(f"{tag}_cs"))     # (L, 1, k)
+        sel = g.op("NonMaxSuppression", [cand, cscore, g.ints([k], "max_out"), iou, _f32(g, [0.0], "rank_threshold")],
+                   g.tmp(f"{tag}_sel"))                                                   # (M, 3): label j, 0, slot
+        cls = g.op("Gather", [sel, g.ints([0], "col0")], g.tmp(f"{tag}_cls"), axis=1)        # (M, 1)
+        slot = g.op("Gather", [sel, g.ints([2], "col2")], g.tmp(f"{tag}_slot"), axis=1)      # (M, 1)
+        jk = g.op("Concat", [cls, slot], g.tmp(f"{tag}_jk"), axis=1)
+        prior_idx = g.op("GatherND", [top_i, jk], g.tmp(f"{tag}_prior"))                # (M,)
+        score = g.op("GatherND", [top_v, jk], g.tmp(f"{tag}_score"))                    # (M,)
         cls = g.op("Squeeze", [cls, g.ints([1], "axis1s")], g.tmp(f"{tag}_cls1"))          # (M,) index into labels
         label = g.op("Gather", [_f32(g, labels, "label_values"), cls], g.tmp(f"{tag}_label"), axis=0)
         # Caffe's order: labels ascending, then each class's kept boxes by descending score, equal
