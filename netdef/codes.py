@@ -74,6 +74,7 @@ FILLER_UNKNOWN = Code("E507", "unknown filler type '{type}'")
 FILLER_INVALID = Code("E508", "the {type} filler cannot fill parameter blob {index} of layer '{layer}' (shape {shape}): {why}")
 EXPORT_UNSUPPORTED = Code("E510", "layer '{layer}' ({type}) cannot be exported to ONNX: {why}")
 EXPORT_DROPPED = _w("W511", "layer '{layer}' ({type}) is for training only; it is left out of the exported graph")
+EXPORT_DROPPED_INPUT = _w("W518", "layer '{layer}' ({type}) is left out of the exported graph: its input '{blob}' comes from {source}")
 EXPORT_EMPTY = Code("E512", "{net} has no layer left to export")
 EXPORT_BATCH = Code("E513", "cannot set the batch: {why}")
 VERIFY_MISMATCH = Code("E514", "layer '{layer}' ({type}): onnxruntime and the NumPy reference differ on top '{top}' by {error} (relative), more than the tolerance {tolerance}")
@@ -152,6 +153,7 @@ RF_DISAGREE = _w("W412", "the inputs of layer '{layer}' disagree on the receptiv
 # --- analysis follow-ups (netdef/layers, netdef/passes) ---------------------------------
 PARAM_IGNORED = _w("W413", "{message}")
 POOL_KERNEL_LARGER = _w("W414", "the kernel of pooling layer '{layer}' is larger than its padded input {detail}; Caffe computes {windows}")
+CONV_KERNEL_LARGER = _w("W416", "the kernel of convolution layer '{layer}' is larger than its padded input {detail}; Caffe computes {windows}")
 ANALYSIS_INCOMPLETE = Code("E415", "the totals are incomplete: {n} layer(s) could not be analysed, starting at layer '{layer}'")
 
 # --- export follow-ups: running models (netdef/export/runtime.py, verify.py) ---------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .ir import fmt_shape
 from .layers.base import LayerError, prod
+from .layers.convsize import caffe_div
 
 
 class Line:
@@ -76,12 +77,6 @@ def _n(x: int) -> str:
     return str(x).replace("-", "−")
 
 
-def _trunc_div(a: int, b: int) -> int:
-    """C++ integer division of ints: the quotient truncated toward zero (b > 0)."""
-    q = abs(a) // b
-    return q if a >= 0 else -q
-
-
 def _pads_symbol(asym: bool) -> str:
     return "pad_begin + pad_end" if asym else "2×pad"
 
@@ -132,7 +127,7 @@ def _conv(node, shape, ins):
             lines.append(Line(f"{axis_name(i, n)}: {s}×({size} − 1) + {ext} − {pads} = {_n(o)}"))
             continue
         num = size + p + e - extent
-        q = _trunc_div(num, s)
+        q = caffe_div(num, s)
         step = "" if num >= 0 and num % s == 0 else f" = {_n(num)} / {s} + 1"
         ext = f"({ext})" if dilated else ext
         lines.append(Line(f"{axis_name(i, n)}: ({size} + {_pads(p, e, asym)} − {ext}) / {s} + 1{step} = {_n(q + 1)}"))

@@ -147,14 +147,16 @@ def test_sizes_ranges_and_fixed_layers(capsys, tmp_path):
         g = netdef.compile(ALEXNET, inputs={"data": (10, 3, size, size)})
         same = g.node("fc6").meta.get("blobs") == base.node("fc6").meta["blobs"]
         assert (not g.diagnostics.has_errors and same) is ok
-    # a conv (k2 s2, rounds down) beside a pooling (k2 s2, rounds up) agree only on even sizes
+    # a conv (k2 s2, rounds down) beside a pooling (k2 s2, rounds up) agree only on even sizes,
+    # and on 1, where each kernel is larger than the input and Caffe computes one window for both
+    # ((1 - 2) / 2 + 1 = 1 in C++'s truncating division; ceil(-1 / 2) + 1 = 1)
     p = tmp_path / "even.prototxt"
     p.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 8 dim: 8 } } }\n'
                  'layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 1 kernel_size: 2 stride: 2 } }\n'
                  'layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { kernel_size: 2 stride: 2 } }\n'
                  'layer { name: "s" type: "Eltwise" bottom: "c" bottom: "p" top: "s" }\n')
     code, out, _ = run(capsys, "sizes", str(p), "--range", "1:9")
-    assert code == 0 and "square (H = W):     2, 4, 6, 8" in out and "height (width 8): 2, 4, 6, 8" in out
+    assert code == 0 and "square (H = W):     1-2, 4, 6, 8" in out and "height (width 8): 1-2, 4, 6, 8" in out
     code, _, err = run(capsys, "sizes", str(p), "--range", "9:1")
     assert code == 2
 

@@ -139,3 +139,16 @@ def test_padding_on_one_axis_clips_both(tmp_path, capsys):
     path = tmp_path / "net.prototxt"
     path.write_text(text)
     assert main(["verify", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_a_pooling_top_of_no_windows_says_the_forward_aborts(tmp_path, capsys):
+    # ceil((4 - 9) / 4) + 1 = -1 + 1 = 0 windows: Caffe loads the net (Blob::Reshape takes 0) and
+    # its forward aborts on the top of 0 elements; a warning, as every size Caffe loads.
+    path = tmp_path / "net.prototxt"
+    path.write_text('layer { name: "d" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 4 '
+                    'dim: 4 } } }\nlayer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param '
+                    '{ pool: MAX kernel_size: 9 stride: 4 } }\n')
+    assert main(["check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning[W414]" in err and "Caffe computes 0 x 0 windows, an empty top" in err
+    assert "its forward aborts on the empty top" in err

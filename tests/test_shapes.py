@@ -238,7 +238,7 @@ def test_concat_mismatch():
 
 
 @pytest.mark.parametrize("layer,code,words", [
-    ('type: "Convolution" convolution_param { num_output: 4 kernel_size: 11 }', "E402", "larger than the padded input"),
+    ('type: "Convolution" convolution_param { num_output: 4 kernel_size: 11 }', "E402", "output height would be -2"),
     ('type: "Convolution" convolution_param { kernel_size: 3 }', "E403", "num_output"),
     ('type: "Convolution" convolution_param { num_output: 4 kernel_size: 3 group: 2 }', "E405", "does not divide the 3 input channels"),
     ('type: "Pooling" pooling_param { kernel_size: 2 pad: 2 }', "E402", "must be smaller than the kernel"),

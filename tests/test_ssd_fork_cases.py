@@ -8,6 +8,8 @@ reproduce every stored blob: the shapes exactly, the values within 1e-4 relative
 (max |a-b| / max(1, max |b|)), as for the BVLC cases in test_reference.py and test_export.py.
 The oracle is not needed to run these tests.
 """
+import json
+
 import numpy as np
 import pytest
 from conftest import CONFORMANCE
@@ -23,7 +25,11 @@ from test_reference import rel_err
 
 TOL = 1e-4
 ROOT = CONFORMANCE / "ssd_fork"
-CASES = sorted(p.parent for p in ROOT.glob("*/net.prototxt"))
+CASES = sorted(p.parent for p in ROOT.glob("*/blobs.npz"))
+# Geometries the fork does not run (tools/gen/ssd_fork_cases.py refused_cases): net.prototxt and
+# caffe.json, what its `caffe time` said (whether the net loaded, the Check that failed, the top
+# shapes it logged).
+REFUSED = sorted(p.parent for p in ROOT.glob("*/caffe.json"))
 
 # Cases netdef does not export on purpose: the export must refuse them with a diagnostic that
 # says why (text expected in it); the NumPy reference still covers them.
@@ -47,8 +53,28 @@ def _outputs(stored, inputs):
 
 def test_cases_present():
     kinds = {c.name.split("_")[0] for c in CASES}
-    assert {"priorbox", "detection", "normalize", "permute", "relu6", "hardswish"} <= kinds
-    assert len(CASES) >= 19
+    assert {"priorbox", "detection", "normalize", "permute", "relu6", "hardswish", "conv"} <= kinds
+    assert len(CASES) >= 25
+    assert len(REFUSED) >= 4 and set(CASES).isdisjoint(REFUSED)
+    assert sorted(p.parent for p in ROOT.glob("*/net.prototxt")) == sorted(CASES + REFUSED)
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=lambda p: p.name)
+def test_refused(case):
+    """Where the fork aborts while loading the net, netdef reports E402; where it loads the net
+    (and its forward then aborts on an empty top), netdef accepts it with a warning and gives the
+    top shapes the fork logged."""
+    caffe = json.loads((case / "caffe.json").read_text())
+    assert caffe["check_failed"] and not caffe["forward_ran"]
+    g = netdef.compile(str(case / "net.prototxt"))
+    found = {d.code for d in g.diagnostics}
+    if caffe["loads"]:
+        assert not g.diagnostics.has_errors and "W416" in found, found
+        for name, shape in caffe["top_shapes"].items():
+            assert tuple(g.blob(name).shape) == tuple(shape), name
+    else:
+        assert g.diagnostics.has_errors and "E402" in found, found
+        assert "conv" not in caffe["top_shapes"] and g.blob("conv").shape is None
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)

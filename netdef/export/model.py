@@ -26,6 +26,12 @@ def ir_version_for(opset: int) -> int:
     return IR_VERSION_FOR_OPSET[opset]
 
 
+class InvalidModel(RuntimeError):
+    """The exported model would fail onnx.checker (Exported.check): a bug in netdef (a lowering
+    or the exporter wired the graph wrong), never a fault of the definition. The CLI reports it
+    as an internal error (exit 3), and nothing is written."""
+
+
 class Exported:
     """The model of a built Exporter `ex`: a ModelProto skeleton (nodes, inputs, outputs,
     value_info, metadata) plus ex.inits, lazy initializers made one at a time when written."""
@@ -112,6 +118,8 @@ class Exported:
                 prog.update(detail=init.name)
 
     def to_bytes(self) -> bytes:
+        """The model file's bytes (what run, bench and verify give onnxruntime), checked first."""
+        self.check()
         return b"".join(bytes(c) for c in self.chunks())
 
     def model(self, with_weights: bool = True):
@@ -133,8 +141,44 @@ class Exported:
                     init.name, helper.np_dtype_to_tensor_dtype(init.dtype), list(init.shape)))
         return m
 
+    def check(self) -> None:
+        """The graph's wiring as onnx.checker.check_model checks it, before the model's bytes are
+        made (write, to_bytes): every value a node reads is a graph input, an initializer or an
+        earlier node's output (topological order), every value is defined once, every graph
+        output is computed. Done
+        here, without onnx: `netdef export` never imports it (importing onnx costs more than a
+        small net's whole export; benchmarks/RESULTS.md), and the operators' schemas are pinned
+        by the tests, which run onnx's full check on every exportable zoo net. Raises
+        InvalidModel (a bug in netdef, not in the definition)."""
+        g = self.skeleton.graph
+        defined: dict[str, str] = {}
+        problems: list[str] = []
+
+        def define(name, what):
+            if name in defined:
+                problems.append(f"'{name}' is defined twice ({defined[name]} and {what})")
+            defined.setdefault(name, what)
+
+        for v in g.input:
+            define(v.name, "a graph input")
+        for init in self.inits:
+            define(init.name, "an initializer")
+        for n in g.node:
+            for x in n.input:
+                if x and x not in defined:     # "" is an optional input left out
+                    problems.append(f"node '{n.name}' ({n.op_type}) reads '{x}', which no graph input, "
+                                    "initializer or earlier node defines")
+            for y in n.output:
+                if y:
+                    define(y, f"node '{n.name}' ({n.op_type})")
+        problems += [f"graph output '{v.name}' is computed by no node" for v in g.output if v.name not in defined]
+        if problems:
+            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+            raise InvalidModel(f"the exported model is not valid ONNX, so it was not written: {problems[0]}{more}")
+
     def write(self, path: str) -> int:
         from ..outputs import atomic_path
+        self.check()
         n = 0
         with atomic_path(path) as tmp:
             try:

@@ -6,9 +6,10 @@
 
 Each layer family lowers itself (`to_onnx(node, g)` beside its shape rule in netdef/layers/);
 this module drives them: it chooses value names (blob names survive; an in-place rewrite gets
-`name@version` for the earlier versions), drops training-only layers, folds BatchNorm/Scale
-into the convolution or inner product before them, adds fp16 casts and a symbolic batch, and
-writes the file. Weights stay lazy until the writer needs them, so the model is never held
+`name@version` for the earlier versions), drops training-only layers (and the layers that read
+what they compute: prepare.left_out), folds BatchNorm/Scale into the convolution or inner
+product before them, adds fp16 casts and a symbolic batch, and writes the file (after checking
+its wiring: Exported.check). Weights stay lazy until the writer needs them, so the model is never held
 twice: exporting costs the weights' size once, plus the largest tensor.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .. import codes
 from ..diagnostics import DiagnosticError, Diagnostics, UsageError
 from .model import CUSTOM_DOMAIN, DEFAULT_OPSET, OPSETS, Exported, ir_version_for
 from .lowering import NO_LOWERING_NOTE, Init, LowerError, Lowering, lowered_types
-from .prepare import TRAINING_ONLY, compile_for_export, graph_weights, is_training_only, param_specs
+from .prepare import (TRAINING_ONLY, compile_for_export, graph_weights, is_training_only, left_out, left_out_diagnostic,
+                      param_specs)
 from .subgraph import ancestors, custom_attributes, select_outputs
 
 # Re-exported: the public API and the tests import these from here.
@@ -117,9 +119,6 @@ class Exporter:
         return name
 
     # -- graph selection ----------------------------------------------------------------------
-    def _is_dropped(self, node) -> bool:
-        return is_training_only(node)
-
     def _is_source(self, node) -> bool:
         return bool(getattr(node.impl, "source", False)) or node.type == "Input"
 
@@ -160,10 +159,11 @@ class Exporter:
         graph = self.graph
         kept, dropped = [], []
         needed = ancestors(self.requested) if self.requested is not None else None
+        gone = left_out(graph)       # training-only layers, and those that read what they compute
         for node in graph.nodes:
             if needed is not None and id(node) not in needed:
                 continue
-            (dropped if self._is_dropped(node) else kept).append(node)
+            (dropped if id(node) in gone else kept).append(node)
         # Net inputs: legacy `input:` values and the tops of Input/data layers that a kept layer reads.
         kept = [n for n in kept if not self._is_source(n)]
         self._kept_ids = {id(n) for n in kept}
@@ -251,8 +251,7 @@ class Exporter:
             outputs = list(self.requested)
         for node in dropped:
             dangling = [v.name for v in node.inputs if any(v is o for o in outputs)]
-            notes = [f"'{b}' becomes an output of the exported graph" for b in dict.fromkeys(dangling)]
-            self.diags.add(codes.EXPORT_DROPPED.at(node.span, layer=node.name, type=node.type, notes=notes))
+            self.diags.add(left_out_diagnostic(node, gone[id(node)][1], dangling))
         if not outputs:
             where = graph.parsed.loc.span if graph.parsed is not None else None  # the whole file: 1:1
             raise DiagnosticError(list(self.diags) + [codes.EXPORT_EMPTY.at(where, net=graph.name or "the net")])

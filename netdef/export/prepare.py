@@ -17,7 +17,9 @@ from ..diagnostics import CliError, DiagnosticError, Diagnostics, UsageError
 from ..layers.base import training_only_types
 
 
-def _load(source, max_errors: int = 100):
+def load_source(source, max_errors: int = 100):
+    """A path or bundled name parsed (a parse.Parsed passes through): a file that cannot be
+    read is a DiagnosticError (E100), as every other problem of the definition."""
     if isinstance(source, (str, os.PathLike)):
         from ..pipeline import load
         from ..source import SourceError
@@ -57,10 +59,53 @@ def is_training_only(node) -> bool:
     return bool(getattr(node.impl, "training_only", False))
 
 
+def left_out(graph) -> dict:
+    """The layers a deploy graph leaves out: id(node) -> (node, why), in the net's order. why is
+    None for a training-only layer (is_training_only). A layer that reads a blob a left-out
+    layer computes cannot be computed either (arcface's Scale between CosinAddm and FocalLoss):
+    it is left out too, and so on down the net; its why is (blob, producer, origin), origin
+    being the training-only layer it depends on."""
+    gone: dict = {}
+    changed = True
+    while changed:                 # one pass in the net's order; more only if a bottom comes later
+        changed = False
+        for node in graph.nodes:
+            if id(node) in gone:
+                continue
+            if is_training_only(node):
+                gone[id(node)] = (node, None)
+                changed = True
+                continue
+            for v in node.inputs:
+                p = v.producer
+                if p is not None and id(p) in gone:
+                    why = gone[id(p)][1]
+                    gone[id(node)] = (node, (v, p, p if why is None else why[2]))
+                    changed = True
+                    break
+    order = {id(n): i for i, n in enumerate(graph.nodes)}
+    return dict(sorted(gone.items(), key=lambda kv: order[kv[0]]))
+
+
+def left_out_diagnostic(node, why, outputs=()):
+    """W511 for a training-only layer, W518 for a layer left out because of one (left_out's
+    why); outputs: the blobs it read that become outputs of the exported graph."""
+    notes = [f"'{b}' becomes an output of the exported graph" for b in dict.fromkeys(outputs)]
+    if why is None:
+        return codes.EXPORT_DROPPED.at(node.span, layer=node.name, type=node.type, notes=notes)
+    blob, producer, origin = why
+    source = (f"the training-only layer '{origin.name}' ({origin.type})" if producer is origin else
+              f"'{producer.name}' ({producer.type}), itself left out: it depends on the training-only layer "
+              f"'{origin.name}' ({origin.type})")
+    return codes.EXPORT_DROPPED_INPUT.at(node.span, layer=node.name, type=node.type, blob=blob.name,
+                                         source=source, notes=notes)
+
+
 def _need_shapes(graph, what: str) -> None:
     """The inputs the exported graph reads need shapes (labels, read only by losses, do not);
     a layer whose shapes are still unknown is reported when it is lowered."""
-    needed = [v for v in graph.inputs if any(not is_training_only(c) for c in v.consumers)]
+    gone = left_out(graph)
+    needed = [v for v in graph.inputs if any(id(c) not in gone for c in v.consumers)]
     for v in needed:
         if v.meta.get("shape") is None:
             notes = ["give the shapes of the net's inputs with --input NAME=N,C,H,W"] if any(
@@ -71,23 +116,20 @@ def _need_shapes(graph, what: str) -> None:
 
 def deploy_view(parsed, phase="TEST", stages=(), level=0):
     """(parsed, notes, orphans): the net without the layers a deploy graph leaves out (losses,
-    Accuracy, Silence, ...; is_training_only), removed before analysis, so that the labels they
-    compare with the prediction need no shape and an input of another batch or size does not
-    fail in a loss layer. notes: W511 warnings for the layers removed; orphans: the blobs only
-    they read (labels), whose 'never used' warnings say nothing about the deploy graph. The net
-    as it is when a kept layer reads what a removed one computes (nothing is removed then)."""
+    Accuracy, Silence, ...; is_training_only, and the layers that read what those compute:
+    left_out), removed before analysis, so that the labels they compare with the prediction
+    need no shape and an input of another batch or size does not fail in a loss layer. notes:
+    W511/W518 warnings for the layers removed; orphans: the blobs only they read (labels), whose
+    'never used' warnings say nothing about the deploy graph."""
     import dataclasses
 
     from ..build import build
     from ..loc import Loc
     graph = build(parsed, phase, stages, level, diagnostics=Diagnostics())
-    dropped = [n for n in graph.nodes if is_training_only(n)]
-    if not dropped or graph.diagnostics.has_errors:
+    gone = left_out(graph)
+    if not gone or graph.diagnostics.has_errors:
         return parsed, [], set()
-    gone = {id(v) for n in dropped for v in n.outputs}
-    if any(id(v) in gone for n in graph.nodes if not is_training_only(n) for v in n.inputs):
-        return parsed, [], set()
-    drop = {n.index for n in dropped}
+    drop = {n.index for n, _ in gone.values()}
     msg = type(parsed.message)()
     msg.CopyFrom(parsed.message)
     del msg.layer[:]
@@ -99,13 +141,12 @@ def deploy_view(parsed, phase="TEST", stages=(), level=0):
         if "layer" in new.fields:
             new.fields["layer"] = [e for i, e in enumerate(new.fields["layer"]) if i not in drop]
         loc = new
-    kept_reads = {id(v) for n in graph.nodes if not is_training_only(n) for v in n.inputs}
-    notes = [codes.EXPORT_DROPPED.at(n.span, layer=n.name, type=n.type, notes=[
-        f"'{v.name}' becomes an output of the exported graph" for v in dict.fromkeys(n.inputs)
-        if v.producer is not None and not is_training_only(v.producer) and id(v) not in kept_reads
+    kept_reads = {id(v) for n in graph.nodes if id(n) not in gone for v in n.inputs}
+    notes = [left_out_diagnostic(n, why, [
+        v.name for v in n.inputs if v.producer is not None and id(v.producer) not in gone and id(v) not in kept_reads
         and not getattr(v.producer.impl, "source", False) and v.producer.type != "Input"])
-        for n in dropped]
-    orphans = {v.name for n in dropped for v in n.inputs if id(v) not in kept_reads}
+        for n, why in gone.values()]
+    orphans = {v.name for n, _ in gone.values() for v in n.inputs if id(v) not in kept_reads}
     return (dataclasses.replace(parsed, message=msg, loc=loc, whole=parsed.message if parsed.whole is None else parsed.whole),
             notes, orphans)
 
@@ -134,10 +175,10 @@ def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, 
                        what: str = "exported", deploy: bool = False, batch_from: dict | None = None):
     """(graph, dyn): the analysed graph at the requested batch, and for a dynamic batch which
     dimension of every value follows it (found by analysing the net at two batch sizes).
-    deploy: analyse deploy_view(parsed) (its W511 warnings join the graph's diagnostics).
+    deploy: analyse deploy_view(parsed) (its W511/W518 warnings join the graph's diagnostics).
     batch_from: {input name: shape} of the arrays to be fed; without `batch`, the batch they
     give (batch_of_arrays)."""
-    parsed = _load(source, max_errors)
+    parsed = load_source(source, max_errors)
     dropped, orphans = [], set()
     if deploy and getattr(parsed, "kind", None) == "net" and parsed.syntax_ok:
         parsed, dropped, orphans = deploy_view(parsed, phase, stages, level)

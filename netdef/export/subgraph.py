@@ -7,7 +7,7 @@ domain, its parameters flattened to attributes).
 from __future__ import annotations
 
 from ..diagnostics import UsageError
-from .prepare import is_training_only
+from .prepare import left_out
 
 
 def select_outputs(graph, names) -> list:
@@ -16,6 +16,7 @@ def select_outputs(graph, names) -> list:
     import difflib
     chosen = []
     known = graph.blob_names
+    gone = left_out(graph)
     for name in names:
         v = graph.blob(name)
         if v is None:
@@ -25,9 +26,11 @@ def select_outputs(graph, names) -> list:
             raise UsageError(f"--outputs: the net has no blob '{name}'{hint}")
         if v.producer is None or getattr(v.producer.impl, "source", False) or v.producer.type == "Input":
             raise UsageError(f"--outputs: '{name}' is an input of the net, not a blob a layer computes")
-        if is_training_only(v.producer):
-            raise UsageError(f"--outputs: '{name}' is computed by '{v.producer.name}' ({v.producer.type}), "
-                             "a training-only layer the export leaves out")
+        if id(v.producer) in gone:
+            why = gone[id(v.producer)][1]
+            what = "a training-only layer the export leaves out" if why is None else (
+                f"which the export leaves out: it depends on the training-only layer '{why[2].name}' ({why[2].type})")
+            raise UsageError(f"--outputs: '{name}' is computed by '{v.producer.name}' ({v.producer.type}), {what}")
         if all(v is not c for c in chosen):
             chosen.append(v)
     return chosen

@@ -5,6 +5,14 @@ the convolution outputs it merges) becomes an extra model output, and is compare
 layer in Caffe's order, with what netdef.reference computed from Caffe's C++ semantics. The
 first layer whose tops differ by more than the tolerance (max |a - b| / max(1, max |b|)) is
 reported at its definition. (The `netdef verify` command: netdef/cli/verify.py.)
+
+A MAX pooling's mask (argmax indices, which SegNet's Upsample unpools with) is compared with one
+allowance: where a window's two largest values are equal within the tolerance, the float32
+runtime and the reference may each round them into a different order and pick different
+indices. Such a position is accepted when onnxruntime's index lies in the same window and the
+reference's pooled input holds the same value there within the tolerance (a tie); the reference
+then continues with onnxruntime's index, so that the layers fed by the mask are compared from the
+same state. The count is reported (Comparison.ties); any other differing index still fails.
 """
 from __future__ import annotations
 
@@ -47,6 +55,7 @@ class Comparison:
     error: float
     shape: tuple
     span: object = None
+    ties: int = 0          # argmax positions that differ at ties within the tolerance (settle_ties)
 
 
 @dataclass
@@ -96,6 +105,23 @@ def _random_input(value, rng) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def settle_ties(node, x, mask, other, tolerance: float) -> int:
+    """A MAX pooling's mask top: the positions where onnxruntime's index `other` differs from
+    the reference's `mask` at a tie (reference.pool.argmax_ties, on the reference's pooled input
+    `x`) take onnxruntime's index, in place: trace's later layers read this very array. Returns
+    how many did."""
+    from ..layers.pool import geometry
+    from ..reference.pool import argmax_ties
+    if mask.shape != np.shape(other) or x is None:
+        return 0
+    geo = geometry(node, x.shape)
+    tie = argmax_ties(x, mask, np.asarray(other), geo.kernel, geo.stride, geo.pad, tolerance)
+    count = int(tie.sum())
+    if count:
+        mask[tie] = np.asarray(other, mask.dtype)[tie]
+    return count
+
+
 def _computing(graph, outputs) -> set[str]:
     """--outputs: the names of the layers the named blobs depend on, for the reference to run."""
     from .subgraph import ancestors, select_outputs
@@ -106,15 +132,18 @@ def _computing(graph, outputs) -> set[str]:
 def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float = 1e-4, seed: int = 0,
            fold: bool = True, provider: str = "cpu", phase: str = "TEST", stages=(), level: int = 0,
            input_shapes: dict | None = None, diags: Diagnostics | None = None,
-           allow_missing_weights: bool = False, batch: int | None = None, outputs=None) -> Report:
+           allow_missing_weights: bool = False, batch: int | None = None, outputs=None, graph=None) -> Report:
+    """graph: the net as compile_for_export(source, deploy=True, ...) analysed it with these
+    options (the command line's batch-1 probe), used as it is instead of compiling it again."""
     from ..reference import ReferenceError, trace
 
     diags = diags if diags is not None else Diagnostics()
     # The batch comes from the input arrays when given (else `batch`: 1 by default from the
     # command line); losses and Accuracy are left out first.
-    graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes,
-                                  deploy=True, batch=batch,
-                                  batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
+    if graph is None:
+        graph, _ = compile_for_export(source, phase=phase, stages=stages, level=level, inputs=input_shapes,
+                                      deploy=True, batch=batch,
+                                      batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags, allow_missing_weights=allow_missing_weights)
     ex = Exporter(graph, blobs, fold=fold, diags=diags, outputs=outputs)
@@ -155,6 +184,7 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     for n in graph.nodes:
         nodes.setdefault(n.name, []).append(n)
     comparisons, skipped, stopped, first_bad = [], [], None, None
+    ref_blobs: dict[str, np.ndarray] = {}      # the reference's latest value of each blob name
     from ..progress import Progress
     # The reference is the long part on a big net (a line on a terminal after a second).
     progress = Progress("verify: NumPy reference", total=len(graph.parsed.message.layer))
@@ -165,6 +195,7 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
             same_name = nodes.get(step.layer)
             node = same_name.pop(0) if same_name else None
             if node is None or not node.inputs:
+                ref_blobs.update(zip(step.tops, step.values))
                 continue
             for i, (top, value) in enumerate(zip(step.tops, step.values)):
                 out = node.outputs[i] if i < len(node.outputs) else None
@@ -178,11 +209,15 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
                 comparable = getattr(node.impl, "comparable", None)
                 if comparable is not None and np.shape(got) == np.shape(value):
                     got, value = comparable(got), comparable(value)
+                ties = 0
+                if step.type == "Pooling" and i == 1 and step.bottoms:    # the MAX mask top
+                    ties = settle_ties(node, ref_blobs.get(step.bottoms[0]), value, got, tolerance)
                 c = Comparison(step.layer, step.type, top, nm, rel_error(got, value), tuple(value.shape),
-                               node.span)
+                               node.span, ties)
                 comparisons.append(c)
                 if first_bad is None and not c.error <= tolerance:
                     first_bad = c
+            ref_blobs.update(zip(step.tops, step.values))
     except ReferenceError as e:
         stopped = str(e)
     finally:

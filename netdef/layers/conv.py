@@ -11,6 +11,7 @@ from fractions import Fraction
 from .. import codes
 from ..ir import RF
 from .base import Layer, bad, canonical_axis, fmt_shape, get, need_rank, prod, register, weight_bias_fillers, window_rf
+from .convsize import conv_size, kernel_larger, onnx_conv, rule as _rule, too_small
 from .fork import synopsys_pads
 
 # BaseConvolutionLayer's kDefaultStride, kDefaultPad, kDefaultDilation.
@@ -114,6 +115,15 @@ def _list(vals) -> str:
 AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
+def _kernel_span(node):
+    cp = node.param.convolution_param
+    return node.field_span("convolution_param", "kernel_size" if len(cp.kernel_size) else "kernel_h")
+
+
+def _kernel_text(kernel: int, extent: int) -> str:
+    return f"kernel {kernel}" + (f" dilated to {extent}" if extent != kernel else "")
+
+
 def axis_name(i: int, n: int) -> str:
     names = AXIS_NAMES.get(n)
     return names[i] if names else f"spatial axis {i}"
@@ -179,17 +189,23 @@ class Convolution(Layer):
                               f"{size} - 1) + kernel extent {ext} - 2 x pad {g.pad[i]}",
                         node.field_span("convolution_param", "pad"), code=codes.BAD_GEOMETRY)
             else:
-                if ext > g.padded(i, size):
-                    what = f"kernel {g.kernel[i]}" + (f" (dilated to {ext})" if ext != g.kernel[i] else "")
-                    padding = (f"2 x {g.pad[i]}" if g.pad[i] == g.pad_end[i] else f"{g.pad[i]} + {g.pad_end[i]}")
-                    bad(node, f"{what} is larger than the padded input {axis_name(i, n)} "
-                              f"{size} + {padding} = {g.padded(i, size)} of '{node.inputs[0].name}' "
-                              f"{fmt_shape(shape)}", node.field_span("convolution_param", "kernel_size"),
-                        code=codes.BAD_GEOMETRY,
-                        notes=["the input is too small for this layer; use a larger input or a smaller kernel"])
-                o = (g.padded(i, size) - ext) // g.stride[i] + 1
+                o = conv_size(g.padded(i, size), ext, g.stride[i])
+                too_small(node, axis_name(i, n), o, _rule(size, _padding(g, i), ext, g.stride[i]),
+                          node.inputs[0].name, shape, _kernel_span(node),
+                          "the bias multiplier (BaseConvolutionLayer::Reshape)" if cp.bias_term else None)
             out.append(o)
         return [tuple(out)] * len(node.outputs)
+
+    def lint(self, node, in_shapes, out_shapes, diags):
+        if self.reverse(node):
+            return
+        shape = in_shapes[0]
+        g = geometry(node, shape)
+        n = len(g.kernel)
+        sizes = shape[g.axis + 1:]
+        small = [(axis_name(i, n), _kernel_text(g.kernel[i], g.extent(i)), sizes[i], _padding(g, i))
+                 for i in range(n) if g.extent(i) > g.padded(i, sizes[i])]
+        kernel_larger(node, diags, small, out_shapes[0][g.axis + 1:], _kernel_span(node))
 
     def param_shapes(self, node, in_shapes):
         shape = in_shapes[0]
@@ -232,7 +248,7 @@ class Convolution(Layer):
         return {"macs": macs, "flops": 2 * macs + bias}
 
     def to_onnx(self, node, g):
-        """ONNX Conv / ConvTranspose (groups, dilation, per-axis pads)."""
+        """ONNX Conv / ConvTranspose (groups, dilation, per-axis pads; Slice for an empty Conv top)."""
         shape = g.in_shape(0)
         geo = geometry(node, shape)
         cp = node.param.convolution_param
@@ -244,8 +260,17 @@ class Convolution(Layer):
         # Deconvolution's weight is (C_in, C_out / group, k...), which is ConvTranspose's layout too.
         for i in range(g.n_in):
             ins = [g.x(i), w] + ([b] if b else [])
-            g.op(op, ins, g.y(i), kernel_shape=list(geo.kernel), strides=list(geo.stride),
-                 pads=list(geo.pad) + list(geo.pad_end), dilations=list(geo.dilation), group=cp.group)
+            if op == "ConvTranspose":
+                g.op(op, ins, g.y(i), kernel_shape=list(geo.kernel), strides=list(geo.stride),
+                     pads=list(geo.pad) + list(geo.pad_end), dilations=list(geo.dilation), group=cp.group)
+                continue
+            exts = [geo.extent(j) for j in range(len(geo.kernel))]
+            onnx_conv(g, ins, g.y(i), geo.kernel, geo.stride, geo.pad, geo.pad_end, exts, shape[geo.axis + 1:],
+                      g.out_shape(i)[geo.axis + 1:], dilations=list(geo.dilation), group=cp.group)
+
+
+def _padding(g: Geometry, i: int) -> str:
+    return f"2 x {g.pad[i]}" if g.pad[i] == g.pad_end[i] else f"{g.pad[i]} + {g.pad_end[i]}"
 
 
 def deconv_rf(rf: RF, g: Geometry) -> RF:
@@ -292,10 +317,22 @@ class Im2col(Layer):
         shape = in_shapes[0]
         g = geometry(node, shape)
         out = list(shape[:g.axis]) + [shape[g.axis] * prod(g.kernel)]
-        for i in range(len(g.kernel)):
+        n = len(g.kernel)
+        for i in range(n):
+            # BVLC src/caffe/layers/im2col_layer.cpp Reshape: Caffe's conv size (conv_size); its
+            # Reshape touches no buffer, so 0 loads (a warning) and only a negative size fails.
             size = shape[g.axis + 1 + i]
-            out.append((size + 2 * g.pad[i] - g.extent(i)) // g.stride[i] + 1)
+            o = conv_size(size + 2 * g.pad[i], g.extent(i), g.stride[i])
+            too_small(node, axis_name(i, n), o, _rule(size, f"2 x {g.pad[i]}", g.extent(i), g.stride[i]),
+                      node.inputs[0].name, shape, _kernel_span(node), None)
+            out.append(o)
         return [tuple(out)]
+
+    def lint(self, node, in_shapes, out_shapes, diags):
+        Convolution.lint(self, node, in_shapes, out_shapes, diags)
+
+    def reverse(self, node) -> bool:
+        return False
 
     def receptive_field(self, node, in_rfs):
         rf = in_rfs[0]
@@ -380,12 +417,21 @@ class ConvolutionDepthwise(Layer):
         g = self.geometry(node)
         out = [shape[0], shape[1]]
         for i in range(2):
-            size = shape[2 + i] + 2 * g.pad[i]
-            if g.extent(i) > size:
-                bad(node, f"kernel extent {g.extent(i)} is larger than the padded input {axis_name(i, 2)} {size}",
-                    node.field_span("convolution_param", "kernel_size"), code=codes.BAD_GEOMETRY)
-            out.append((size - g.extent(i)) // g.stride[i] + 1)
+            # conv_dw_layer.cpp Reshape: the same int division as Caffe's (conv_size); Reshape
+            # then fills weight_multiplier_ (N x out_h x out_w), so 0 aborts whatever bias_term says.
+            o = conv_size(shape[2 + i] + 2 * g.pad[i], g.extent(i), g.stride[i])
+            too_small(node, axis_name(i, 2), o, _rule(shape[2 + i], f"2 x {g.pad[i]}", g.extent(i), g.stride[i]),
+                      node.inputs[0].name, shape, _kernel_span(node),
+                      "the weight multiplier (ConvolutionDepthwiseLayer::Reshape)")
+            out.append(o)
         return [tuple(out)]
+
+    def lint(self, node, in_shapes, out_shapes, diags):
+        g = self.geometry(node)
+        hw = in_shapes[0][2:]
+        small = [(axis_name(i, 2), _kernel_text(g.kernel[i], g.extent(i)), hw[i], f"2 x {g.pad[i]}")
+                 for i in range(2) if g.extent(i) > hw[i] + 2 * g.pad[i]]
+        kernel_larger(node, diags, small, out_shapes[0][2:], _kernel_span(node))
 
     def param_shapes(self, node, in_shapes):
         c = in_shapes[0][1]
@@ -414,8 +460,8 @@ class ConvolutionDepthwise(Layer):
         geo = self.geometry(node)
         c = g.in_shape(0)[1]
         ins = [g.x(0), g.param(0, "weight")] + ([g.param(1, "bias")] if g.n_blobs > 1 else [])
-        g.op("Conv", ins, g.y(0), kernel_shape=list(geo.kernel), strides=list(geo.stride),
-             pads=list(geo.pad) * 2, dilations=list(geo.dilation), group=c)
+        onnx_conv(g, ins, g.y(0), geo.kernel, geo.stride, geo.pad, geo.pad, [geo.extent(i) for i in range(2)],
+                  g.in_shape(0)[2:], g.out_shape(0)[2:], dilations=list(geo.dilation), group=c)
 
 
 # --- C3D's 3-D convolution -------------------------------------------------------------------
@@ -491,12 +537,20 @@ class Convolution3D(Layer):
                 node.field_span("convolution_param"), code=codes.BAD_GROUP)
         out = [shape[0], cp.num_output]
         for i, name in enumerate(("length", "height", "width")):
-            size = shape[2 + i] + 2 * pad[i]
-            if kernel[i] > size:
-                bad(node, f"kernel {kernel[i]} is larger than the padded input {name} {size}",
-                    node.field_span("convolution_param"), code=codes.BAD_GEOMETRY)
-            out.append((size - kernel[i]) // stride[i] + 1)
+            # Convolution3DLayer::SetUp: the same int division (conv_size). Its bias multiplier is
+            # a SyncedMemory, not a Blob, so an empty top is left to the forward, as Pooling's.
+            o = conv_size(shape[2 + i] + 2 * pad[i], kernel[i], stride[i])
+            too_small(node, name, o, _rule(shape[2 + i], f"2 x {pad[i]}", kernel[i], stride[i]), node.inputs[0].name,
+                      shape, node.field_span("convolution_param"), None)
+            out.append(o)
         return [tuple(out)]
+
+    def lint(self, node, in_shapes, out_shapes, diags):
+        kernel, _, pad = c3d_geometry(node, "convolution_param")
+        sizes = in_shapes[0][2:]
+        small = [(name, f"kernel {kernel[i]}", sizes[i], f"2 x {pad[i]}")
+                 for i, name in enumerate(("length", "height", "width")) if kernel[i] > sizes[i] + 2 * pad[i]]
+        kernel_larger(node, diags, small, out_shapes[0][2:], node.field_span("convolution_param"))
 
     def param_shapes(self, node, in_shapes):
         kernel, _, _ = c3d_geometry(node, "convolution_param")
@@ -522,10 +576,10 @@ class Convolution3D(Layer):
         return {"macs": macs, "flops": 2 * macs + bias}
 
     def to_onnx(self, node, g):
-        """ONNX Conv with a 3-D kernel; the (1, 1, 1, 1, num_output) bias as a vector."""
+        """ONNX Conv with a 3-D kernel (Slice for an empty top); the (1, 1, 1, 1, num_output) bias as a vector."""
         kernel, stride, pad = c3d_geometry(node, "convolution_param")
         cp = node.param.convolution_param
         ins = [g.x(0), g.param(0, "weight")]
         if cp.bias_term:
             ins.append(g.param(1, "bias", (cp.num_output,)))
-        g.op("Conv", ins, g.y(0), kernel_shape=list(kernel), strides=list(stride), pads=list(pad) * 2)
+        onnx_conv(g, ins, g.y(0), kernel, stride, pad, pad, kernel, g.in_shape(0)[2:], g.out_shape(0)[2:])

@@ -422,9 +422,9 @@ class LSoftmaxBN(BN):
             inv = g.param(3, "inv_std", shape)
         else:
             eps = float(ForkParams(node, "bn_param", LSOFTMAX_BN_DEFAULTS).get("eps"))
-            mean = g.reduce("ReduceMean", x, axes, 1)
+            mean = g.mean(x, axes)
             centred = g.op("Sub", [x, mean], g.tmp("centred"))
-            var = g.reduce("ReduceMean", g.op("Mul", [centred, centred], g.tmp("sq")), axes, 1)
+            var = g.mean(g.op("Mul", [centred, centred], g.tmp("sq")), axes)
             inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [var, g.const(eps, "eps")], g.tmp("var_eps"))],
                                                g.tmp("std"))], g.tmp("inv_std"))
         normed = g.op("Mul", [centred, inv], g.tmp("normed"))

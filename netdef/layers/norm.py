@@ -108,9 +108,9 @@ class BatchNorm(Layer):
         if not self.use_global_stats(node, g.phase):
             # use_global_stats: false normalises with the batch's own statistics, even at TEST.
             axes = [i for i in range(len(shape)) if i != 1]
-            mean = g.reduce("ReduceMean", g.x(0), axes, 1)
+            mean = g.mean(g.x(0), axes)
             d = g.op("Sub", [g.x(0), mean], g.tmp("centred"))
-            var = g.reduce("ReduceMean", g.op("Mul", [d, d], g.tmp("sq")), axes, 1)
+            var = g.mean(g.op("Mul", [d, d], g.tmp("sq")), axes)
             if eps_before_sqrt(node):
                 den = g.op("Sqrt", [g.op("Add", [var, g.const(p.eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
             else:
@@ -344,12 +344,12 @@ class MVN(Layer):
         if len(shape) <= start:
             g.fail(f"MVN of a {len(shape)}-D blob: every value is its own group")
         axes = list(range(start, len(shape)))
-        mean = g.reduce("ReduceMean", g.x(0), axes, 1)
+        mean = g.mean(g.x(0), axes)
         if not p.normalize_variance:
             g.op("Sub", [g.x(0), mean], g.y(0))
             return
         d = g.op("Sub", [g.x(0), mean], g.tmp("centred"))
-        var = g.reduce("ReduceMean", g.op("Mul", [d, d], g.tmp("sq")), axes, 1)
+        var = g.mean(g.op("Mul", [d, d], g.tmp("sq")), axes)
         # Caffe adds eps to the standard deviation, not to the variance.
         std = g.op("Add", [g.op("Sqrt", [var], g.tmp("std")), g.const(p.eps, "eps")], g.tmp("std_eps"))
         g.op("Div", [d, std], g.y(0))
@@ -446,8 +446,8 @@ class BN(Layer):
             std = g.op("Sqrt", [g.op("Add", [var, g.const(eps, "eps")], g.tmp("var_eps"))], g.tmp("std"))
             x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))
         elif self.mode(node) in ("LEARN", "0"):
-            mean = g.reduce("ReduceMean", x, [0, 2, 3], 1)
-            sq = g.reduce("ReduceMean", g.op("Mul", [x, x], g.tmp("sq")), [0, 2, 3], 1)
+            mean = g.mean(x, [0, 2, 3], g.tmp("mean"))
+            sq = g.mean(g.op("Mul", [x, x], g.tmp("sq")), [0, 2, 3], g.tmp("sq_mean"))
             var = g.op("Sub", [sq, g.op("Mul", [mean, mean], g.tmp("mean_sq"))], g.tmp("var"))
             std = g.op("Sqrt", [g.op("Add", [var, g.const(SEGNET_BN_EPS, "eps")], g.tmp("var_eps"))], g.tmp("std"))
             x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))

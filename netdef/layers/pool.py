@@ -11,7 +11,6 @@ in both modes.
 from __future__ import annotations
 
 from .. import codes, forks
-from ..ir import RF
 from ..proto import pb
 from .base import Layer, bad, fmt_shape, need_rank, prod, register, whole_rf, window_rf
 from .conv import C3D_DEFAULTS
@@ -205,11 +204,16 @@ class Pooling(Layer):
             detail = "; ".join(f"{axis}: kernel {g.kernel[i]} on {in_shapes[0][2 + i]} + 2 x {g.pad[i]}"
                                for axis, i in small)
             windows = " x ".join(str(o) for o in out_shapes[0][2:]) + " windows"
+            notes = ["a deploy file often gives a placeholder input size; pass the real one with --input NAME=N,C,H,W"]
+            if 0 in out_shapes[0][2:]:
+                # Checked with the SSD-fork Caffe (`caffe time`): the net loads, and the forward
+                # aborts in Blob::mutable_cpu_data's CHECK(data_) on the top of 0 elements.
+                windows += ", an empty top"
+                notes.insert(0, "Caffe loads the net, but its forward aborts on the empty top (Blob::mutable_cpu_data's "
+                                "CHECK(data_) on a blob of 0 elements)")
             field = "kernel_size" if node.param.pooling_param.HasField("kernel_size") else "kernel_h"
             diags.add(codes.POOL_KERNEL_LARGER.at(node.field_span("pooling_param", field), layer=node.name,
-                                                  detail=f"({detail})", windows=windows,
-                                                  notes=["a deploy file often gives a placeholder input size; "
-                                                         "pass the real one with --input NAME=N,C,H,W"]))
+                                                  detail=f"({detail})", windows=windows, notes=notes))
             return
         over = []  # (axis, where the last window lies, where the input ends)
         for i, axis in enumerate(("height", "width")):

@@ -10,6 +10,7 @@ from .. import codes
 from ..forks import VIDEO_CAFFE
 from ..proto import pb
 from .base import Layer, bad, prod, register, weight_bias_fillers, window_rf
+from .convsize import conv_size
 
 P = pb.PoolingParameter
 
@@ -89,7 +90,7 @@ class NdConvolution(Layer):
                 ("convolution_param", "group"), code=codes.BAD_GROUP)
         out = [shape[0], cp.num_output]
         for i, k in enumerate(kernel):
-            o = (shape[2 + i] + 2 * pad[i] - k) // stride[i] + 1
+            o = conv_size(shape[2 + i] + 2 * pad[i], k, stride[i])  # C++ int division, as Caffe's (convsize.py)
             if o <= 1:
                 bad(node, f"the output would be {o} on spatial axis {i} (input {shape[2 + i]}, kernel {k}, pad "
                           f"{pad[i]}, stride {stride[i]}): compute_output_shape drops such an axis, and the "

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..layers.convsize import conv_size, end_pad
 from ..proto import pb
 from .base import c3d_geometry, canonical_axis, op, pads_tlbr
 
@@ -60,15 +61,20 @@ def _convolution(ctx, layer, bottoms, params):
             ctx.fail(f"weight shape {w.shape} does not fit the layer")
         lead = x.shape[:ax]
         xs = x.reshape((-1, cin) + x.shape[ax + 1:])
-        outsz = [(xs.shape[2 + i] + pad[i] + pad_end[i] - (dil[i] * (kernel[i] - 1) + 1)) // stride[i] + 1
-                 for i in range(nsp)]
-        if min(outsz) <= 0:
-            ctx.fail(f"the output would be empty ({outsz})")
+        # Caffe's size (C++ division, truncating toward zero: layers/convsize.py); where the
+        # kernel is larger than the padded input, im2col reads zeros past it: more end padding.
+        ext = [d * (k - 1) + 1 for d, k in zip(dil, kernel)]
+        outsz = [conv_size(xs.shape[2 + i] + pad[i] + pad_end[i], ext[i], stride[i]) for i in range(nsp)]
+        if min(outsz) < 0:
+            ctx.fail(f"the output would have a negative size ({outsz})")
+        if min(outsz) == 0:
+            outs.append(np.zeros(lead + (cout, *outsz)))
+            continue
+        pad_end = [end_pad(xs.shape[2 + i], pad[i], pad_end[i], ext[i], stride[i], outsz[i]) for i in range(nsp)]
         xp = np.pad(xs, [(0, 0), (0, 0)] + [(q, e) for q, e in zip(pad, pad_end)]) if any(pad + pad_end) else xs
         n, cg, og = xs.shape[0], cin // g, cout // g
         # im2col as a strided view, copied once into (N * out, C/group * kernel) rows.
-        win = np.lib.stride_tricks.sliding_window_view(
-            xp, [d * (k - 1) + 1 for d, k in zip(dil, kernel)], axis=tuple(range(2, 2 + nsp)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, ext, axis=tuple(range(2, 2 + nsp)))
         win = win[(slice(None), slice(None)) + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(outsz, stride))
                   + tuple(slice(None, None, d) for d in dil)]
         y = np.empty((n, *outsz, cout))
@@ -148,10 +154,13 @@ def _convolution_depthwise(ctx, layer, bottoms, params):
     dil = list(p.dilation) or [1]
     dh, dw = (dil[0], dil[0]) if len(dil) == 1 else dil[:2]
     n, c, h, w = x.shape
-    oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
-    ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    oh, ow = conv_size(h + 2 * ph, eh, sh), conv_size(w + 2 * pw, ew, sw)
+    if min(oh, ow) <= 0:
+        ctx.fail(f"the output would be {oh} x {ow}: Reshape fills a weight multiplier of that size")
     wt = params[0].reshape(c, kh, kw)
-    xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    # Windows past the padded input (a kernel larger than it) read zeros.
+    xp = np.pad(x, [(0, 0), (0, 0), (ph, end_pad(h, ph, ph, eh, sh, oh)), (pw, end_pad(w, pw, pw, ew, sw, ow))])
     y = np.zeros((n, c, oh, ow))
     for i in range(kh):
         for j in range(kw):
@@ -169,9 +178,15 @@ def _convolution3d(ctx, layer, bottoms, params):
     x = bottoms[0]
     kernel, stride, pad = c3d_geometry(ctx, "convolution_param")
     w = params[0]
-    xp = np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in pad])
-    out = [(xp.shape[2 + i] - kernel[i]) // stride[i] + 1 for i in range(3)]
+    out = [conv_size(x.shape[2 + i] + 2 * pad[i], kernel[i], stride[i]) for i in range(3)]
+    if min(out) < 0:
+        ctx.fail(f"the output would have a negative size ({out})")
     y = np.zeros((x.shape[0], w.shape[0], *out))
+    if min(out) == 0:
+        return [y]
+    # Windows past the padded input (a kernel larger than it) read zeros.
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(q, end_pad(x.shape[2 + i], q, q, kernel[i], stride[i], out[i]))
+                                       for i, q in enumerate(pad)])
     for a in range(kernel[0]):
         for b in range(kernel[1]):
             for c in range(kernel[2]):

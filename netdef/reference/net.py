@@ -40,7 +40,9 @@ def trace(net: pb.NetParameter, weights: dict[str, list[np.ndarray]], inputs: di
     `inputs` must hold every Input/`input:` blob and the tops of any data layer; `loc` (the
     parse's Loc tree) supplies fork layers' parameters, which the schema does not hold; `whole`:
     the net before layers were removed from `net` (Parsed.whole), for forks told by its layers;
-    `only`: the names of the layers to run (the others, and what only they feed, are skipped)."""
+    `only`: the names of the layers to run (the others, and what only they feed, are skipped).
+    A Step's values are the arrays later layers read: a caller may correct one in place before
+    asking for the next step (verify does, for a pooling mask's ties)."""
     ph = _phase_value(phase)
     blobs: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
     for name in net.input:

@@ -81,6 +81,46 @@ def max_pool_mask(x: np.ndarray, kernel, stride, pad, out_hw) -> np.ndarray:
     return index
 
 
+# Both sides keep a window's first maximum in row-major order: BVLC caffe src/caffe/layers/
+# pooling_layer.cpp Forward_cpu (MAX) starts from -FLT_MAX and replaces it on `bottom > top`,
+# mask = h * width + w; microsoft/onnxruntime onnxruntime/core/providers/cpu/nn/pool_functors.h
+# MaxPool2DTask takes the first cell, then replaces it on `x > Yh`, Indices = (n * C + c) * H * W
+# + h * W + w with storage_order 0 (the export takes it mod H * W: layers/resize.max_pool_mask).
+def argmax_ties(x: np.ndarray, mask: np.ndarray, other: np.ndarray, kernel, stride, pad,
+                tolerance: float) -> np.ndarray:
+    """Where another MAX mask (`other`: onnxruntime's) differs from `mask` (max_pool_mask's) at
+    a tie: both indices lie in the position's window (clipped to the input) and the input holds,
+    within `tolerance` relative to max(1, max |x|) (verify's measure), the same value at both.
+    Both pick the first maximum, so they differ only where the two implementations' own
+    roundings order two nearly equal values differently. A boolean array shaped like the masks."""
+    tie = np.zeros(mask.shape, bool)
+    if mask.shape != other.shape or x.ndim != 4 or mask.ndim != 4:
+        return tie
+    n, c, h, w = x.shape
+    at = np.nonzero(mask != other)
+    if not at[0].size:
+        return tie
+    ours = mask[at].astype(np.int64)
+    theirs = np.nan_to_num(other[at], nan=-1.0).astype(np.int64)
+    inside = (ours >= 0) & (ours < h * w) & (theirs >= 0) & (theirs < h * w)
+    ours, theirs = np.where(inside, ours, 0), np.where(inside, theirs, 0)
+    top = at[2] * stride[0] - pad[0]
+    left = at[3] * stride[1] - pad[1]
+    for index in (ours, theirs):
+        row, col = index // w, index % w
+        inside &= (row >= np.maximum(top, 0)) & (row < np.minimum(top + kernel[0], h))
+        inside &= (col >= np.maximum(left, 0)) & (col < np.minimum(left + kernel[1], w))
+    plane = x.reshape(n, c, h * w)
+    a = plane[at[0], at[1], ours].astype(np.float64)
+    b = plane[at[0], at[1], theirs].astype(np.float64)
+    finite = np.abs(x[np.isfinite(x)])
+    scale = max(1.0, float(finite.max()) if finite.size else 1.0)
+    with np.errstate(invalid="ignore"):
+        close = (a == b) | (np.abs(a - b) <= tolerance * scale)
+    tie[at] = inside & close
+    return tie
+
+
 @op("Pooling")
 def _pooling(ctx, layer, bottoms, params):
     p = layer.pooling_param

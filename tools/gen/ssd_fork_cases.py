@@ -11,7 +11,10 @@ case is missing or extra; the blobs Caffe computed are then the tests' business.
 OUT_DIR/<case>/{net.prototxt, blobs.npz[, weights.caffemodel]}: blobs.npz holds every input and
 every blob after one TEST-phase forward pass; the inputs are the Input layers' tops. Inputs are
 seeded and deterministic; the DetectionOutput cases build their inputs so that boxes overlap
-(NMS has work to do) and no two scores tie.
+(NMS has work to do) and no two scores tie. The conv_kernel_larger_* cases are convolutions whose
+kernel is larger than the padded input (Caffe's truncating division gives one window). Geometries
+this Caffe aborts on (refused_cases) become OUT_DIR/<case>/{net.prototxt, caffe.json}: what the
+oracle's `caffe time` tool logged (loaded or not, the failed Check, the top shapes).
 """
 import os
 import sys
@@ -140,7 +143,71 @@ def cases(rng):
 
     # PSROIPooling is not a case: the oracle's psroi_pooling_layer.cpp has no CPU forward
     # (Forward_cpu is NOT_IMPLEMENTED; only the .cu computes) and the oracle is CPU-only.
+
+    # A convolution kernel larger than its padded input: (size + 2 pad - extent) / stride + 1
+    # in C++ int division (truncating toward zero) gives one window that reads zeros past the
+    # input. This fork has no pad_t/pad_b/pad_l/pad_r, nor the depthwise layer types.
+    for name, shape, params in CONV_CASES:
+        out[name] = (inp("data", shape) + layer("conv", "Convolution", ["data"], ["conv"],
+                                               f"convolution_param {{ {params} {CONV_FILLERS} }}"),
+                     {"data": rnd(rng, shape)})
     return out
+
+
+CONV_FILLERS = 'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "gaussian" std: 1 }'
+CONV_CASES = [
+    ("conv_kernel_larger_stride", (1, 2, 3, 3), "num_output: 3 kernel_size: 4 stride: 2"),
+    ("conv_kernel_larger_dilation", (1, 2, 5, 5), "num_output: 3 kernel_size: 3 dilation: 3 stride: 3"),
+    ("conv_kernel_larger_pad", (1, 2, 3, 3), "num_output: 3 kernel_size: 6 pad: 1 stride: 2"),
+    ("conv_kernel_larger_one_axis", (2, 4, 3, 7),
+     "num_output: 4 group: 2 kernel_h: 6 kernel_w: 3 pad_h: 1 pad_w: 1 stride_h: 2 stride_w: 2"),
+    ("conv_kernel_larger_depthwise", (1, 3, 4, 4), "num_output: 3 group: 3 kernel_size: 5 stride: 3 pad: 0"),
+    ("conv_kernel_larger_3d", (1, 2, 3, 4, 5), "num_output: 3 kernel_size: 4 stride: 2"),
+]
+
+
+def refused_cases():
+    """Geometries this Caffe does not run: {case: net text}. Each gets net.prototxt and caffe.json
+    (whether the net loads, the Check that failed, the top shapes Caffe logged), from the
+    `caffe time` tool: a failed Check aborts the process, so they cannot share one pycaffe run."""
+    def conv(shape, params):
+        body = f'convolution_param {{ {params} weight_filler {{ type: "gaussian" std: 1 }} }}'
+        return inp("data", shape) + layer("conv", "Convolution", ["data"], ["conv"], body)
+    return {
+        # (3 - 5) / 2 + 1 = 0 windows: Reshape fills a bias multiplier of 0 elements.
+        "conv_refused_empty_bias": conv((1, 2, 3, 3), "num_output: 2 kernel_size: 5 stride: 2"),
+        # The same without a bias: the net loads; the forward writes the empty top.
+        "conv_refused_empty_nobias": conv((1, 2, 3, 3), "num_output: 2 kernel_size: 5 stride: 2 bias_term: false"),
+        # (3 - 7) / 2 + 1 = -1: Blob::Reshape's CHECK_GE(shape[i], 0).
+        "conv_refused_negative": conv((1, 2, 3, 3), "num_output: 2 kernel_size: 7 stride: 2 bias_term: false"),
+        # Stride 1: (3 - 4) / 1 + 1 = 0, with a bias.
+        "conv_refused_stride1": conv((1, 2, 3, 3), "num_output: 2 kernel_size: 4"),
+    }
+
+
+def run_refused(path):
+    """What `caffe time` (one forward and backward) says of the net at `path`."""
+    import re
+    import subprocess
+    env = dict(os.environ, GLOG_minloglevel="0", GLOG_logtostderr="1")
+    tool = os.path.join(os.environ.get("CAFFE_ORACLE", ""), "bin", "caffe")
+    p = subprocess.run([tool, "time", "-model", path, "-iterations", "1"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    log = p.stdout + p.stderr
+    failed = re.search(r"\] (Check failed: .*?)\s*$", log, re.M)
+    where = re.search(r"^F\S+ \S+ +\d+ (\S+?):\d+\]", log, re.M)
+    shapes, layer_name = {}, None
+    for line in log.splitlines():
+        m = re.search(r"Setting up (\S+)", line)
+        if m:
+            layer_name = m.group(1)
+        m = re.search(r"Top shape: ([\d ]+) \(", line)
+        if m and layer_name:
+            shapes[layer_name] = [int(v) for v in m.group(1).split()]
+    return {"loads": "Network initialization done." in log,
+            "forward_ran": "Forward pass" in log and p.returncode == 0,
+            "exit_status": p.returncode, "check_failed": failed.group(1) if failed else None,
+            "in": where.group(1) if where else None, "top_shapes": shapes}
 
 
 def _text(name, text):
@@ -152,7 +219,16 @@ def check(out_dir):
     made = cases(np.random.default_rng(11))
     problems = []
     stored = {d for d in os.listdir(out_dir) if os.path.isdir(os.path.join(out_dir, d))}
-    problems += [f"{d}: a case directory this script does not make" for d in sorted(stored - set(made))]
+    refused = refused_cases()
+    problems += [f"{d}: a case directory this script does not make" for d in sorted(stored - set(made) - set(refused))]
+    for name, text in refused.items():
+        d = os.path.join(out_dir, name)
+        if name not in stored or not os.path.exists(os.path.join(d, "caffe.json")):
+            problems.append(f"{name}: missing")
+            continue
+        with open(os.path.join(d, "net.prototxt")) as f:
+            if f.read() != _text(name, text):
+                problems.append(f"{name}: net.prototxt differs")
     for name, (text, inputs) in made.items():
         d = os.path.join(out_dir, name)
         if name not in stored:
@@ -200,6 +276,18 @@ def main(argv):
         np.savez_compressed(os.path.join(d, "blobs.npz"),
                             **{k: b.data.copy() for k, b in net.blobs.items()})
         print(name, {k: b.data.shape for k, b in net.blobs.items()})
+    import json
+    for name, text in refused_cases().items():
+        d = os.path.join(out_dir, name)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "net.prototxt")
+        with open(path, "w") as f:
+            f.write(_text(name, text))
+        result = run_refused(path)
+        with open(os.path.join(d, "caffe.json"), "w") as f:
+            json.dump(result, f, indent=1, sort_keys=True)
+            f.write("\n")
+        print(name, result)
     return 0
 
 
