@@ -183,7 +183,9 @@ DETECTION = ZOO_MORE / "detection"
 VERIFY_INPUT = {"refinedet_vovnet39_320/deploy.prototxt": ["--input", "data=1,3,192,192"],
                 "pelee_voc/deploy_merged.prototxt": [],
                 "faceboxes/deploy.prototxt": ["--outputs", "mbox_loc,mbox_conf_flatten,mbox_priorbox"],
-                "mtcnn_v2/det1.prototxt": [], "mtcnn_v2/det4.prototxt": []}
+                "mtcnn_v2/det1.prototxt": [], "mtcnn_v2/det4.prototxt": [],
+                "mobilenet_yolov2_lite/mobilenet_yolo_lite_deploy.prototxt": [],
+                "mobilenet_yolov3_lite_bn/mobilenet_yolov3_lite_bn_deploy.prototxt": ["--input", "data=1,3,224,224"]}
 
 
 def _cli(*argv):
