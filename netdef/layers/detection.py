@@ -463,6 +463,7 @@ class DetectionOutput(Layer):
     fork_defaults = _DETECTION_OUTPUT
 
     bottoms = (3, 5)
+    selects = True      # verify: compared on the export's bottoms (its NMS decides on near-equal scores)
 
     def infer_shapes(self, node, in_shapes):
         spec = detection_spec(node)
