@@ -204,11 +204,11 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
                     skipped.append(f"{step.layer}:{top}")
                     continue
                 got = onnx_out[nm]
-                # A layer whose rows of (near) equal score come in no fixed order puts both sides
-                # in one order first (DetectionOutput's `comparable`).
+                # A layer whose rows of (near) equal score come in no fixed order puts the
+                # export's rows in the reference's order first (DetectionOutput's `comparable`).
                 comparable = getattr(node.impl, "comparable", None)
                 if comparable is not None and np.shape(got) == np.shape(value):
-                    got, value = comparable(got), comparable(value)
+                    got = comparable(got, value)
                 ties = 0
                 if step.type == "Pooling" and i == 1 and step.bottoms:    # the MAX mask top
                     ties = settle_ties(node, ref_blobs.get(step.bottoms[0]), value, got, tolerance)

@@ -497,22 +497,28 @@ class DetectionOutput(Layer):
         return [None]
 
     @staticmethod
-    def comparable(rows):
-        """For verify: the rows in an order that does not depend on how equal scores were ordered.
-        Two computations of one net differ in the last bit of a score, and two boxes of (nearly)
-        the same score of one class then come out in either order. Within each run of rows of
-        one image and label whose scores differ by at most 1e-6 (relative), the rows are sorted
-        by their box."""
-        flat = np.asarray(rows).reshape(-1, 7)
-        out, start = flat.copy(), 0
-        for i in range(1, len(flat) + 1):
-            if i < len(flat) and flat[i, 0] == flat[start, 0] and flat[i, 1] == flat[start, 1] and \
-                    abs(float(flat[i, 2]) - float(flat[i - 1, 2])) <= 1e-6 * max(1.0, abs(float(flat[i, 2]))):
+    def comparable(got, want):
+        """For verify: `got`'s rows in `want`'s order where the order is not defined by the data.
+        Two boxes of one class whose scores are equal, or differ in the last bit between two
+        computations of one net, come out in either order. Within each run of `want`'s rows of
+        one image and label whose scores differ by at most 1e-6 (relative), each row of `want`
+        takes the nearest row of `got` from the same positions; the rest is left as it is."""
+        a, b = np.asarray(got).reshape(-1, 7), np.asarray(want).reshape(-1, 7)
+        if a.shape != b.shape:
+            return got
+        out, start = a.copy(), 0
+        for i in range(1, len(b) + 1):
+            if i < len(b) and b[i, 0] == b[start, 0] and b[i, 1] == b[start, 1] and \
+                    abs(float(b[i, 2]) - float(b[i - 1, 2])) <= 1e-6 * max(1.0, abs(float(b[i, 2]))):
                 continue
-            run = flat[start:i]
-            out[start:i] = run[np.lexsort(run[:, 6:2:-1].T)]
+            rows, free = a[start:i], np.ones(i - start, bool)
+            for j in range(start, i):
+                dist = np.where(free, np.abs(rows - b[j]).max(axis=1), np.inf)
+                k = int(np.argmin(dist))
+                free[k] = False
+                out[j] = rows[k]
             start = i
-        return out.reshape(np.shape(rows))
+        return out.reshape(np.shape(got))
 
     def cost(self, node, in_shapes, out_shapes):
         # Decoding and thresholding; the NMS work depends on the data.
