@@ -21,7 +21,7 @@ from .. import codes
 from ..proto import pb
 from .base import Layer, bad, fmt_shape, need_rank, prod, register, register_variant
 from .fork import ForkParams, _int
-from .postproc import FLT_MAX, _flag, _legacy, lower_detection_output, np  # noqa: F401  (np: tests/test_startup.py)
+from .postproc import FLT_MAX, _flag, _legacy, lower_detection_output, match_tied_rows, np  # noqa: F401  (np: tests/test_startup.py)
 
 
 # --- SSD: Permute, Normalize ------------------------------------------------------------------
@@ -498,27 +498,9 @@ class DetectionOutput(Layer):
 
     @staticmethod
     def comparable(got, want):
-        """For verify: `got`'s rows in `want`'s order where the order is not defined by the data.
-        Two boxes of one class whose scores are equal, or differ in the last bit between two
-        computations of one net, come out in either order. Within each run of `want`'s rows of
-        one image and label whose scores differ by at most 1e-6 (relative), each row of `want`
-        takes the nearest row of `got` from the same positions; the rest is left as it is."""
-        a, b = np.asarray(got).reshape(-1, 7), np.asarray(want).reshape(-1, 7)
-        if a.shape != b.shape:
-            return got
-        out, start = a.copy(), 0
-        for i in range(1, len(b) + 1):
-            if i < len(b) and b[i, 0] == b[start, 0] and b[i, 1] == b[start, 1] and \
-                    abs(float(b[i, 2]) - float(b[i - 1, 2])) <= 1e-6 * max(1.0, abs(float(b[i, 2]))):
-                continue
-            rows, free = a[start:i], np.ones(i - start, bool)
-            for j in range(start, i):
-                dist = np.where(free, np.abs(rows - b[j]).max(axis=1), np.inf)
-                k = int(np.argmin(dist))
-                free[k] = False
-                out[j] = rows[k]
-            start = i
-        return out.reshape(np.shape(got))
+        """For verify: rows of one image and label whose scores are (nearly) equal come out in
+        either order; the export's are put in the reference's (postproc.match_tied_rows)."""
+        return match_tied_rows(got, want, by_label=True)
 
     def cost(self, node, in_shapes, out_shapes):
         # Decoding and thresholding; the NMS work depends on the data.

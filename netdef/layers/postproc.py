@@ -200,3 +200,28 @@ def lower_detection_output(node, g, spec):
     out = g.op("Reshape", [out, g.ints([1, 1, -1, 7], "out_shape")], g.tmp("detections4"))
     _from_f32(g, out, g.y(0))
     g.free_dim(0, 2, f"{node.name}_detections")
+
+
+def match_tied_rows(got, want, by_label: bool):
+    """For verify: `got`'s detection rows (image, label, score, 4 corners) in `want`'s order
+    where the order is not defined by the data. Boxes whose scores are equal, or differ in the
+    last bit between two computations of one net, come out in either order. Within each run of
+    `want`'s rows of one image (and label, by_label) whose scores differ by at most 1e-6
+    (relative), each row of `want` takes the nearest row of `got` from the same positions; the
+    rest is left as it is."""
+    a, b = np.asarray(got).reshape(-1, 7), np.asarray(want).reshape(-1, 7)
+    if a.shape != b.shape:
+        return got
+    out, start = a.copy(), 0
+    for i in range(1, len(b) + 1):
+        if i < len(b) and b[i, 0] == b[start, 0] and (not by_label or b[i, 1] == b[start, 1]) and \
+                abs(float(b[i, 2]) - float(b[i - 1, 2])) <= 1e-6 * max(1.0, abs(float(b[i, 2]))):
+            continue
+        rows, free = a[start:i], np.ones(i - start, bool)
+        for j in range(start, i):
+            dist = np.where(free, np.abs(rows - b[j]).max(axis=1), np.inf)
+            k = int(np.argmin(dist))
+            free[k] = False
+            out[j] = rows[k]
+        start = i
+    return out.reshape(np.shape(got))
