@@ -32,6 +32,7 @@ ARCFACE = "xialuxi's ArcFace layers for Caffe (xialuxi/arcface-caffe)"
 LSOFTMAX = "the L-Softmax fork of Caffe (wy1iu/LargeMargin_Softmax_Loss)"
 PSANET = "the PSANet layers for the PSPNet fork of Caffe (hszhao/PSANet)"
 YOLOV2 = "the YOLOv2 port of Caffe (gklz1982/caffe-yolov2)"
+TSN = "the TSN fork of Caffe (yjxiong/caffe, used by yjxiong/temporal-segment-networks)"
 
 # (message, field) -> fork. A message of None means: a field of LayerParameter (layer params).
 _FIELDS: dict[tuple[str, str], str] = {
@@ -42,7 +43,9 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("LayerParameter", "detection_evaluate_param"): SSD,
     ("LayerParameter", "multibox_loss_param"): SSD,
     ("LayerParameter", "annotated_data_param"): SSD,
-    ("LayerParameter", "video_data_param"): SSD,
+    # SSD's webcam/video VideoData, yjxiong/caffe's (TSN) frame-list VideoData (video_data_param = 140)
+    # and C3D-v1.1's (6660) all use this name.
+    ("LayerParameter", "video_data_param"): "the SSD fork of Caffe (weiliu89/caffe), TSN's (yjxiong/caffe) or C3D-v1.1 (facebook/C3D)",
     ("LayerParameter", "smooth_l1_loss_param"): SSD,
     ("TransformationParameter", "resize_param"): SSD,
     ("TransformationParameter", "distort_param"): SSD,
@@ -81,6 +84,34 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("PoolingParameter", "kernel_depth"): C3D,
     ("PoolingParameter", "temporal_stride"): C3D,
     ("V1LayerParameter", "interp_param"): DEEPLAB,
+    # facebook/C3D C3D-v1.0/src/caffe/proto/caffe.proto ImageDataParameter, read by its V1 VIDEO_DATA
+    # (and the v2v data layers): new_length = 11 ... clip_max = 23.
+    **{("ImageDataParameter", f): C3D for f in (
+        "new_length", "show_data", "use_image", "sampling_rate", "use_label", "use_temporal_jitter", "mean_value",
+        "num_truth_channels", "use_byte_input", "is_flow", "truth_scale", "clip_min", "clip_max")},
+    # facebook/C3D C3D-v1.1/src/caffe/proto/caffe.proto LayerParameter: convolution3d_param = 6661,
+    # pooling3d_param = 6662 (its Convolution3D / Pooling3D read these, not convolution_param).
+    ("LayerParameter", "convolution3d_param"): C3D, ("LayerParameter", "pooling3d_param"): C3D,
+    # yjxiong/caffe (TSN) src/caffe/proto/caffe.proto TransformationParameter: fix_crop = 10,
+    # multi_scale = 11, scale_ratios = 12, max_distort = 13, is_flow = 14, more_fix_crop = 15,
+    # original_image = 20 (its VideoData's augmentations).
+    # talent518/deeplab-public-ver2 (DeepLab v2) caffe.proto TransformationParameter: scale_factors = 8,
+    # crop_width = 9, crop_height = 10 (also in hszhao/PSPNet's).
+    **{("TransformationParameter", f): DEEPLAB for f in ("scale_factors", "crop_width", "crop_height")},
+    **{("TransformationParameter", f): TSN for f in (
+        "fix_crop", "more_fix_crop", "multi_scale", "scale_ratios", "max_distort", "is_flow", "original_image")},
+    # deeplab-public (v1; its code is in TheLegendAli/DeepLab-Context src/caffe/proto/caffe.proto):
+    # ConvolutionParameter hole = 17, hole_h = 18, hole_w = 19 [default 1] (the a trous kernel);
+    # LayerParameter (its V1 form) strict_dim = 1003, softmaxloss_param = 44, padding_param = 45,
+    # seg_accuracy_param = 42, mat_write_param = 46; ImageDataParameter has_label = 13,
+    # max_labels = 14, ignore_label = 15, label_type = 16 (ImageSegData's label top).
+    **{("ConvolutionParameter", f): DEEPLAB for f in ("hole", "hole_h", "hole_w")},
+    **{("V1LayerParameter", f): DEEPLAB for f in ("strict_dim", "softmaxloss_param", "padding_param",
+                                                  "seg_accuracy_param", "mat_write_param")},
+    # (LayerParameter too: `netdef upgrade` keeps a V1 layer's fork fields in the layer it writes.)
+    **{("LayerParameter", f): DEEPLAB for f in ("padding_param", "seg_accuracy_param", "mat_write_param",
+                                                "strict_dim", "softmaxloss_param")},
+    **{("ImageDataParameter", f): DEEPLAB for f in ("has_label", "max_labels", "ignore_label", "label_type")},
     ("LayerParameter", "center_loss_param"): CENTERLOSS,
     ("LayerParameter", "margin_inner_product_param"): SPHEREFACE,
     # foss-for-synopsys-dwc-arc-processors/synopsys-caffe src/caffe/proto/caffe.proto: BatchNormParameter
@@ -137,6 +168,10 @@ V1_FORK_TYPES: dict[str, tuple[str, str]] = {
     "VIDEO_DATA": ("VideoData", C3D), "CONVOLUTION3D": ("Convolution3D", C3D), "POOLING3D": ("Pooling3D", C3D),
     "IMAGE_SEG_DATA": ("ImageSegData", DEEPLAB), "INTERP": ("Interp", DEEPLAB), "MAT_WRITE": ("MatWrite", DEEPLAB),
     "PADDING": ("Padding", DEEPLAB), "SEG_ACCURACY": ("SegAccuracy", DEEPLAB),
+    # facebook/C3D C3D-v1.0 caffe.proto: DECONVOLUTION3D = 34, VIDEO_SEGMENTATION_DATA = 35,
+    # VIDEO_WITH_VOXEL_TRUTH_DATA = 38 (its video-to-video examples; layer_factory.cpp names the classes).
+    "DECONVOLUTION3D": ("Deconvolution3D", C3D), "VIDEO_SEGMENTATION_DATA": ("VideoSegmentationData", C3D),
+    "VIDEO_WITH_VOXEL_TRUTH_DATA": ("VideoWithVoxelTruthData", C3D),
     # torrvision/caffe (master) caffe.proto V1LayerParameter.LayerType CROP = 40 and
     # MULTI_STAGE_MEANFIELD; src/caffe/util/upgrade_proto.cpp UpgradeV1LayerType gives "Crop"
     # (its coordinate-map CropLayer, see v1_written) and "MultiStageMeanfield".
@@ -159,7 +194,8 @@ _LAYER_TYPES: dict[str, str] = {
     "DepthwiseConvolution": MOBILE, "ConvolutionDepthwise": MOBILE,
     "Reorg": YOLO, "Region": YOLO, "Yolo": YOLO, "Upsample2": YOLO,
     "YoloDetectionOutput": YOLO, "Yolov3DetectionOutput": YOLO, "PSROIPooling": RFCN, "Proposal": FRCNN_CPP,
-    "Convolution3D": C3D, "Pooling3D": C3D, "ImageSegData": DEEPLAB, "MatWrite": DEEPLAB, "Padding": DEEPLAB,
+    "Convolution3D": C3D, "Pooling3D": C3D, "Deconvolution3D": C3D, "VideoSegmentationData": C3D,
+    "VideoWithVoxelTruthData": C3D, "ImageSegData": DEEPLAB, "MatWrite": DEEPLAB, "Padding": DEEPLAB,
     "SegAccuracy": DEEPLAB, "ImageLabelmapData": HED, "AutoCrop": HED, "MarginInnerProduct": SPHEREFACE,
     "CenterLoss": CENTERLOSS, "Axpy": "the SENet fork of Caffe (hujie-frank/SENet)",
     "Mish": "Caffe forks with a MishLayer (YOLOv4 ports)",
@@ -236,6 +272,27 @@ _READ: dict[tuple[str, str], str] = {
                                               "output does not depend on it (each group reads every channel)",
     ("PoolingParameter", "kernel_depth"): "netdef reads it for Pooling3D: the window's length (the temporal axis)",
     ("PoolingParameter", "temporal_stride"): "netdef reads it for Pooling3D: the stride along the length",
+    # deeplab-public's a trous convolution (TheLegendAli/DeepLab-Context src/caffe/layers/conv_layer.cpp,
+    # src/caffe/util/im2col.cpp: kernel taps hole apart, effective kernel k + (k - 1) * (hole - 1)).
+    **{("ConvolutionParameter", f): "netdef reads it: the upgrade writes it as BVLC's dilation, which has the "
+                                    "same meaning (kernel taps that far apart)"
+       for f in ("hole", "hole_h", "hole_w")},
+    **{(m, "padding_param"): "netdef reads it for Padding: pad_beg and pad_end (both >= 0 pad with zeros, both "
+                             "<= 0 crop) on the height and width"
+       for m in ("LayerParameter", "V1LayerParameter")},
+    ("LayerParameter", "video_data_param"): "netdef reads it for TSN's VideoData (told by num_segments, modality, "
+                                            "name_pattern, grayscale or encoded) and C3D-v1.1's (told by use_image, "
+                                            "show_data, sampling_rate, ...): batch_size, new_length, new_height, "
+                                            "new_width; TSN's num_segments, modality, grayscale; C3D's "
+                                            "use_multiple_label, num_of_labels",
+    ("ImageDataParameter", "new_length"): "netdef reads it for C3D's VideoData: the clip's length (frames)",
+    ("LayerParameter", "convolution3d_param"): "netdef reads it for C3D-v1.1's Convolution3D: num_output, bias_term, "
+                                               "kernel_size, kernel_depth, stride, temporal_stride, pad, "
+                                               "temporal_pad, filter_group and the fillers",
+    ("LayerParameter", "pooling3d_param"): "netdef reads it for C3D-v1.1's Pooling3D: pool, kernel_size, kernel_depth, "
+                                           "stride, temporal_stride and pad",
+    **{("TransformationParameter", f): "netdef reads it for ImageSegData: crop_height x crop_width crops"
+       for f in ("crop_height", "crop_width")},
     # The resize layers (netdef/layers/resize.py).
     **{(m, "interp_param"): "netdef reads it for Interp: zoom_factor, shrink_factor or height and width (the "
                             "output size) and pad_beg/pad_end (a crop of the input)"

@@ -13,6 +13,8 @@ each only when its NetNeeds*Upgrade test says so, and netdef does the same:
                   placed first.
   5. BatchNorm    a BatchNorm layer with exactly three `param` blocks gets lr_mult 0 and
                   decay_mult 0 in each (its statistics are not learned).
+  6. hole         not Caffe's: deeplab-public's convolution_param hole (or hole_h + hole_w)
+                  becomes BVLC's dilation, which means the same (the field has no span).
 
 Solvers: an old `solver_type: ENUM` becomes `type: "Name"`. As in Caffe's
 upgrade_solver_proto_text, a net given inline in a solver (net_param) is left as written.
@@ -114,6 +116,12 @@ class _Upgrade:
             if not changed:
                 msg, loc = _clone(msg), loc.copy()
             self.batch_norm_upgrade(msg, loc)
+            changed = True
+        holes = _hole_layers(loc)
+        if holes:
+            if not changed:
+                msg, loc = _clone(msg), loc.copy()
+            self.hole_upgrade(msg, loc, holes)
         return msg, loc
 
     # 1. V0 → V1
@@ -449,6 +457,47 @@ class _Upgrade:
                 p.lr_mult = 0
                 p.decay_mult = 0
 
+    # 6. deeplab-public's a trous convolution (not a Caffe upgrade step: a fork's field written as
+    # BVLC's). TheLegendAli/DeepLab-Context (deeplab-public) src/caffe/layers/conv_layer.cpp: hole
+    # alone, or hole_h and hole_w together ("hole is hole OR hole_h and hole_w are required"); the
+    # effective kernel is kernel + (kernel - 1) * (hole - 1) and src/caffe/util/im2col.cpp reads the
+    # input `hole` apart, which is BVLC's dilation.
+    def hole_upgrade(self, msg, loc: Loc, which: list[int]) -> None:
+        layer_locs = loc.fields["layer"] = list(loc.fields["layer"])
+        for i in which:
+            l_loc = layer_locs[i] = layer_locs[i].copy()
+            written = l_loc.msg("convolution_param")
+            given = {}
+            for hole_field in ("hole", "hole_h", "hole_w"):
+                if written.extra.get(hole_field):
+                    given[hole_field] = written.extra.get(hole_field)[-1]
+            c_loc = written.copy()
+            l_loc.fields["convolution_param"] = [c_loc]
+            for name in given:
+                c_loc.extra.pop(name)
+            if not any(f.startswith("deeplab") for f in self.formats):
+                self.old("deeplab-public's 'hole' (a trous convolution)", c_loc.span,
+                         "hole (or hole_h and hole_w) becomes BVLC's dilation, which means the same")
+            bad = [f for f, v in given.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1]
+            if bad:
+                self.error(codes.UPGRADE_FAILED, c_loc.span,
+                           message=f"'{bad[0]}' is {given[bad[0]]!r}: deeplab-public's hole is a whole number >= 1")
+                continue
+            if "hole" in given and len(given) > 1 or "hole" not in given and len(given) != 2:
+                self.error(codes.UPGRADE_FAILED, c_loc.span,
+                           message="give 'hole' alone, or 'hole_h' and 'hole_w' together (got "
+                                   + ", ".join(sorted(given)) + ")",
+                           notes=["deeplab-public's ConvolutionLayer CHECKs this: \"hole is hole OR hole_h "
+                                  "and hole_w are required\""])
+                continue
+            param = msg.layer[i].convolution_param
+            if len(param.dilation):
+                self.error(codes.UPGRADE_FAILED, c_loc.field_or_self("dilation"),
+                           message="both deeplab-public's 'hole' and BVLC's 'dilation' are given",
+                           notes=["keep one: 'hole: N' is 'dilation: N'"])
+                continue
+            param.dilation.extend([given["hole"]] if "hole" in given else [given["hole_h"], given["hole_w"]])
+
     # -- solvers -------------------------------------------------------------------------
     def solver(self, msg, loc: Loc):
         if not msg.HasField("solver_type"):
@@ -470,6 +519,19 @@ class _Upgrade:
         if "solver_type" in loc.fields:
             loc.fields["type"] = loc.fields.pop("solver_type")
         return msg, loc
+
+
+_HOLE = ("hole", "hole_h", "hole_w")
+
+
+def _hole_layers(loc: Loc) -> list[int]:
+    """The indices of the layers whose convolution_param has deeplab-public's hole fields."""
+    out = []
+    for i, l_loc in enumerate(loc.fields.get("layer", [])):
+        c_loc = l_loc.msg("convolution_param") if isinstance(l_loc, Loc) else None
+        if c_loc is not None and any(f in c_loc.extra for f in _HOLE):
+            out.append(i)
+    return out
 
 
 def _clone(msg):
@@ -500,7 +562,8 @@ def upgrade_parsed(parsed):
     if parsed.kind == "solver":
         if not msg.HasField("solver_type"):
             return parsed
-    elif not (msg.layers or msg.input or any(l.type == "BatchNorm" and len(l.param) == 3 for l in msg.layer)):
+    elif not (msg.layers or msg.input or any(l.type == "BatchNorm" and len(l.param) == 3 for l in msg.layer)
+              or _hole_layers(parsed.loc)):
         return parsed
     up = _Upgrade(parsed)
     if parsed.kind == "solver":

@@ -312,14 +312,45 @@ class ImageLabelmapData(ImageData):
 class ImageSegData(ImageLabelmapData):
     """DeepLab's image + label-map pairs (hszhao/PSPNet src/caffe/layers/image_seg_data_layer.cpp,
     DeepLab): like ImageLabelmapData, (batch, C, H, W) images and (batch, 1, H, W) labels; a
-    third top, when given, holds each image's size. Sizes from new_height/new_width or crop_size."""
+    third top holds each image's (height, width) as (batch, 1, 1, 2) (DataLayerSetUp's
+    top[2]->Reshape in TheLegendAli/DeepLab-Context, deeplab-public v1, and
+    talent518/deeplab-public-ver2). Sizes from new_height/new_width or crop_size; DeepLab v2's
+    transform_param crop_height and crop_width (its TransformationParameter 10 and 9) crop to
+    crop_height x crop_width, and must come together, without crop_size ("Must either specify
+    crop_size or both crop_height and crop_width")."""
 
     origin = "the DeepLab fork of Caffe (deeplab-public; also hszhao/PSPNet)"
-    checked_against = "hszhao/PSPNet src/caffe/layers/image_seg_data_layer.cpp"
+    checked_against = ("hszhao/PSPNet src/caffe/layers/image_seg_data_layer.cpp; talent518/deeplab-public-ver2 "
+                       "and TheLegendAli/DeepLab-Context (deeplab-public) src/caffe/layers/image_seg_data_layer.cpp")
     tops = (1, 3)
 
+    @staticmethod
+    def crop_hw(node):
+        """DeepLab v2's (crop_height, crop_width) from transform_param, or None."""
+        sub = node.loc.msg("transform_param") if node.loc is not None else None
+        extra = sub.extra if sub is not None else {}
+        given = {crop_field: extra[crop_field][-1] for crop_field in ("crop_height", "crop_width")
+                 if extra.get(crop_field)}
+        if not given:
+            return None
+        if len(given) == 1 or node.param.transform_param.HasField("crop_size"):
+            bad(node, "give crop_size, or crop_height and crop_width together", node.field_span("transform_param"),
+                notes=["DeepLab's ImageSegDataLayer: \"Must either specify crop_size or both crop_height and "
+                       "crop_width\""])
+        for name, v in given.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                bad(node, f"transform_param.{name} must be a positive integer, got {v!r}",
+                    node.field_span("transform_param"))
+        return given["crop_height"], given["crop_width"]
+
     def source_shapes(self, node):
-        shapes = super().source_shapes(node)
+        hw = self.crop_hw(node)
+        if hw is not None:
+            batch = node.param.image_data_param.batch_size
+            shapes = [(batch, self.channels(node)) + hw, (batch, 1) + hw]
+        else:
+            shapes = list(super().source_shapes(node))
+            batch = node.param.image_data_param.batch_size
         if len(node.outputs) == 3:
-            shapes = list(shapes[:2]) + ["the image sizes top holds each image's (height, width)"]
+            shapes = list(shapes[:2]) + [(batch, 1, 1, 2)]
         return shapes[:len(node.outputs)]

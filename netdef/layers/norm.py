@@ -404,14 +404,34 @@ class BN(Layer):
             diags.add(codes.BAD_PARAM.at(node.span, message=f"layer '{node.name}': bn_mode must be LEARN or "
                                                             f"INFERENCE, got {self.mode(node)}"))
 
+    # SegNet's BN takes 1 to 3 tops (alexgkendall/caffe-segnet bn_layer.cpp Reshape: top[1], the
+    # batch mean, and top[2], the batch variance E[x^2] - E[x]^2, both (1, C, 1, 1), written by
+    # Forward_cpu in LEARN mode; its compute_bn_statistics.py builds such nets). yjxiong/caffe's
+    # (and PSPNet's) BNLayer: ExactNumTopBlobs 1 (include/caffe/common_layers.hpp).
+    tops = (1, 3)
+
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
         need_rank(node, shape, 4)
-        return [shape]
+        if len(node.outputs) > 1 and self.pspnet_style(node):
+            bad(node, f"this BN (bn_param with slope_filler, momentum, frozen or eps) takes 1 top, got "
+                      f"{len(node.outputs)}", node.span, notes=["only SegNet's BN gives the batch mean and variance "
+                                                               "as tops 2 and 3"])
+        stat = (1, shape[1], 1, 1)
+        return [shape, stat, stat][:len(node.outputs)]
 
     def param_shapes(self, node, in_shapes):
         c = in_shapes[0][1] if len(in_shapes[0]) > 1 else 1
         return [(1, c, 1, 1)] * (4 if self.pspnet_style(node) else 2)
+
+    def receptive_field(self, node, in_rfs):
+        return [in_rfs[0]] + [None] * (len(node.outputs) - 1)
+
+    def lint(self, node, in_shapes, out_shapes, diags):
+        if len(node.outputs) > 1 and self.mode(node) in ("INFERENCE", "1"):
+            diags.add(codes.PARAM_IGNORED.at(node.span, message=f"layer '{node.name}': in INFERENCE mode SegNet's BN "
+                                                                "does not write its mean and variance tops (they "
+                                                                "stay zero)"))
 
     def stat_blobs(self, node):
         return {2, 3} if self.pspnet_style(node) else set()
@@ -453,6 +473,15 @@ class BN(Layer):
             x = g.op("Div", [g.op("Sub", [x, mean], g.tmp("centred")), std], g.tmp("normed"))
         scaled = g.op("Mul", [x, g.param(0, "scale", shape)], g.tmp("scaled"))
         g.op("Add", [scaled, g.param(1, "shift", shape)], g.y(0))
+        if len(node.outputs) > 1:
+            # SegNet's tops 2 and 3: the batch mean and E[x^2] - E[x]^2 (LEARN), zeros (INFERENCE).
+            if self.mode(node) in ("LEARN", "0"):
+                stats = [mean, var]
+            else:
+                import numpy as np
+                stats = [g.const(np.zeros(shape), "mean_top"), g.const(np.zeros(shape), "var_top")]
+            for i in range(1, len(node.outputs)):
+                g.op("Identity", [stats[i - 1]], g.y(i))
 
 
 # --- folding BatchNorm / Scale into the layer before (export) --------------------------------

@@ -432,3 +432,61 @@ class AutoCrop(Layer):
         h, w = g.out_shape(0)[2:]
         g.op("Slice", [g.x(0), g.ints(list(offs), "starts"), g.ints([offs[0] + h, offs[1] + w], "ends"),
                        g.ints([2, 3], "axes")], g.y(0))
+
+
+@register("Padding")
+class Padding(Layer):
+    """DeepLab v1's zero padding or crop of the height and width. deeplab-public's
+    padding_layer.cpp (read in TheLegendAli/DeepLab-Context src/caffe/layers/padding_layer.cpp):
+    LayerSetUp takes pad_beg and pad_end from padding_param and refuses one positive and one
+    negative ("Padding must either be both positive or negative"); Reshape gives (N, C,
+    H + pad_beg + pad_end, W + pad_beg + pad_end) and CHECKs both > 0; Forward_cpu writes
+    top[n, c, h, w] = bottom[n, c, h - pad_beg, w - pad_beg], zero where that is outside.
+    PaddingParameter { pad_beg = 1 [default 0]; pad_end = 2 [default 0] } (int32)."""
+
+    family = "shape"
+    fork_defaults = {"pad_beg": 0, "pad_end": 0}
+    origin = "the DeepLab fork of Caffe (deeplab-public)"
+    checked_against = "TheLegendAli/DeepLab-Context src/caffe/layers/padding_layer.cpp (deeplab-public)"
+
+    def pads(self, node) -> tuple[int, int]:
+        from .fork import ForkParams, _int
+        p = ForkParams(node, "padding_param")
+        beg, end = _int(node, p, "pad_beg"), _int(node, p, "pad_end")
+        if (beg > 0 and end < 0) or (beg < 0 and end > 0):
+            bad(node, f"pad_beg {beg} and pad_end {end} have different signs", p.span(),
+                notes=["deeplab-public's Padding pads (both >= 0) or crops (both <= 0), not both at once"])
+        return beg, end
+
+    def infer_shapes(self, node, in_shapes):
+        shape = in_shapes[0]
+        need_rank(node, shape, 4)
+        beg, end = self.pads(node)
+        n, c, h, w = shape
+        if h + beg + end <= 0 or w + beg + end <= 0:
+            bad(node, f"pad_beg {beg} and pad_end {end} leave nothing of '{node.inputs[0].name}' {fmt_shape(shape)}",
+                node.span, code=codes.BAD_GEOMETRY, notes=["the padded height and width must be > 0"])
+        return [(n, c, h + beg + end, w + beg + end)]
+
+    def receptive_field(self, node, in_rfs):
+        rf = in_rfs[0]
+        if rf is None or rf.whole:
+            return [rf]
+        from ..ir import RF
+        beg = self.pads(node)[0]
+        # top position 0 is bottom position -pad_beg
+        center = tuple(rf.center[i] - beg * rf.stride[i] if i < 2 else rf.center[i] for i in range(len(rf.size)))
+        return [RF(rf.size, rf.stride, center)]
+
+    def cost(self, node, in_shapes, out_shapes):
+        return {"macs": 0, "flops": 0}
+
+    def to_onnx(self, node, g):
+        """ONNX Pad (zeros) when the pads are positive, Slice when they crop."""
+        beg, end = self.pads(node)
+        if beg >= 0 and end >= 0:
+            g.op("Pad", [g.x(0), g.ints([0, 0, beg, beg, 0, 0, end, end], "pads")], g.y(0), mode="constant")
+            return
+        h, w = g.in_shape(0)[2:]
+        g.op("Slice", [g.x(0), g.ints([-beg, -beg], "starts"), g.ints([h + end, w + end], "ends"),
+                       g.ints([2, 3], "axes")], g.y(0))

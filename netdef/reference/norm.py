@@ -124,9 +124,13 @@ def _bn(ctx, layer, bottoms, params):
         eps = float(ctx.fork_param("bn_param", "eps"))
         mean, var = params[2].reshape(1, -1, 1, 1), params[3].reshape(1, -1, 1, 1)
         return [scale * (x - mean) / np.sqrt(var + eps) + shift]
+    # SegNet's optional tops 2 and 3: the batch mean and variance, (1, C, 1, 1), written in LEARN
+    # mode only (Reshape shapes them; a fresh blob reads as zeros).
+    n_tops = len(layer.top)
     mode = str(ctx.fork_param("bn_param", "bn_mode"))
     if mode in ("INFERENCE", "1"):
-        return [scale * x + shift]
+        zeros = np.zeros((1, x.shape[1], 1, 1))
+        return [scale * x + shift, zeros, zeros][:n_tops]
     mean = x.mean(axis=(0, 2, 3), keepdims=True)
     var = (x * x).mean(axis=(0, 2, 3), keepdims=True) - mean * mean
-    return [(x - mean) / np.sqrt(var + SEGNET_BN_EPS) * scale + shift]
+    return [(x - mean) / np.sqrt(var + SEGNET_BN_EPS) * scale + shift, mean, var][:n_tops]

@@ -239,3 +239,23 @@ def _auto_crop(ctx, layer, bottoms, params):
     x, ref = bottoms
     h, w = ref.shape[2:4]
     return [x[:, :, offs[0]:offs[0] + h, offs[1]:offs[1] + w]]
+
+
+@op("Padding")
+def _padding(ctx, layer, bottoms, params):
+    # deeplab-public padding_layer.cpp Forward_cpu: top[n, c, h, w] = bottom[n, c, h - pad_beg,
+    # w - pad_beg] where that is inside the bottom, else 0 (written as that index map).
+    x = bottoms[0]
+    beg = int(ctx.fork_param("padding_param", "pad_beg"))
+    end = int(ctx.fork_param("padding_param", "pad_end"))
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, h + beg + end, w + beg + end), dtype=x.dtype)
+    for top_h in range(out.shape[2]):
+        src_h = top_h - beg
+        if not 0 <= src_h < h:
+            continue
+        for top_w in range(out.shape[3]):
+            src_w = top_w - beg
+            if 0 <= src_w < w:
+                out[:, :, top_h, top_w] = x[:, :, src_h, src_w]
+    return [out]
