@@ -232,7 +232,8 @@ def param_specs(graph):
                 related=[(first.span, "the other layer")] if first.span else [], notes=["rename one of them"]))
         fillers = list(n.impl.filler_params(n)) if n.impl is not None else []
         stats = frozenset(n.impl.stat_blobs(n)) if n.impl is not None else frozenset()
-        specs.append(ParamSpec(n.name, n.type, n.span, shapes, fillers, stats=stats))
+        alts = dict(n.impl.alternative_blob_shapes(n, shapes)) if n.impl is not None else {}
+        specs.append(ParamSpec(n.name, n.type, n.span, shapes, fillers, stats=stats, alternatives=alts))
     if clashes:
         raise DiagnosticError(clashes)
     return specs

@@ -1,0 +1,82 @@
+"""What real-world files showed (issue 11's hunt): a TSN .caffemodel's (1, C) BN blobs, DeepLab's
+shell-template placeholders, deploy files that keep a loss on an undefined label, and data
+layers with a label top under --input."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from netdef import codes
+from netdef.cli import main
+from netdef.weights import write_caffemodel
+
+C = 3
+# A yjxiong/PSPNet-style BN (bn_param with slope_filler / frozen) after a 1x1 convolution.
+BN_NET = """name: "tsn_bn"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 dim: 4 dim: 4 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 3 kernel_size: 1 } }
+layer { name: "bn" type: "BN" bottom: "conv" top: "bn"
+        bn_param { frozen: true slope_filler { type: "constant" value: 1 } bias_filler { type: "constant" value: 0 } } }
+"""
+
+
+def _write(tmp_path, text, name="net.prototxt"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def _bn_model(tmp_path, bn_shape, name="w.caffemodel"):
+    rng = np.random.default_rng(7)
+    w = rng.normal(size=(C, 2, 1, 1)).astype(np.float32)
+    b = rng.normal(size=C).astype(np.float32)
+    slope, bias, mean = (rng.normal(size=C).astype(np.float32) for _ in range(3))
+    var = rng.uniform(0.5, 2.0, size=C).astype(np.float32)
+    path = tmp_path / name
+    write_caffemodel(path, "tsn_bn", [("conv", "Convolution", [w, b]),
+                                      ("bn", "BN", [a.reshape(bn_shape) for a in (slope, bias, mean, var)])])
+    return str(path), (w, b, slope, bias, mean, var)
+
+
+def _expected_bn(x, params):
+    # yjxiong/caffe bn_layer.cpp Forward_cpu at TEST / frozen: slope * (x - mean) / sqrt(var + eps) + bias.
+    w, b, slope, bias, mean, var = (p.astype(np.float64) for p in params)
+    conv = np.einsum("oc,nchw->nohw", w[:, :, 0, 0], x.astype(np.float64)) + b[None, :, None, None]
+    c = lambda a: a[None, :, None, None]  # noqa: E731
+    return c(slope) * (conv - c(mean)) / np.sqrt(c(var) + 1e-5) + c(bias)
+
+
+@pytest.mark.parametrize("bn_shape", [(1, C), (1, C, 1, 1)], ids=["tsn_1xC", "psp_1xCx1x1"])
+def test_bn_blobs_of_either_fork_bind_and_export(tmp_path, bn_shape, capsys):
+    net = _write(tmp_path, BN_NET)
+    weights, params = _bn_model(tmp_path, bn_shape)
+    out = str(tmp_path / "m.onnx")
+    assert main(["export", net, "--weights", weights, "-o", out]) == 0
+    x = np.random.default_rng(3).normal(size=(1, 2, 4, 4)).astype(np.float32)
+    sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {"data": x})
+    np.testing.assert_allclose(y, _expected_bn(x, params), rtol=1e-4, atol=1e-5)
+    capsys.readouterr()
+    assert main(["verify", net, "--weights", weights]) == 0
+
+
+def test_bn_other_shapes_of_same_count_are_refused(tmp_path, capsys):
+    net = _write(tmp_path, BN_NET)
+    for shape in [(C,), (C, 1), (1, 1, 1, C)]:
+        weights, _ = _bn_model(tmp_path, shape)
+        out = tmp_path / "m.onnx"
+        assert main(["export", net, "--weights", weights, "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert codes.WEIGHTS_BLOB_SHAPE.id in err and "(1, 3)" in err and not out.exists()
+
+
+def test_segnet_bn_keeps_its_one_shape(tmp_path, capsys):
+    # SegNet's BN (alexgkendall/caffe-segnet) keeps (1, C, 1, 1) blobs only: no alternative.
+    net = _write(tmp_path, BN_NET.replace(
+        'bn_param { frozen: true slope_filler { type: "constant" value: 1 } bias_filler { type: "constant" value: 0 } }',
+        "bn_param { bn_mode: INFERENCE }"))
+    path = tmp_path / "s.caffemodel"
+    write_caffemodel(path, "n", [("bn", "BN", [np.ones((1, C), np.float32), np.zeros((1, C), np.float32)])])
+    assert main(["export", net, "--weights", str(path), "--allow-missing-weights", "-o", str(tmp_path / "m.onnx")]) == 1
+    assert codes.WEIGHTS_BLOB_SHAPE.id in capsys.readouterr().err
