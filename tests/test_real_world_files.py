@@ -80,3 +80,44 @@ def test_segnet_bn_keeps_its_one_shape(tmp_path, capsys):
     write_caffemodel(path, "n", [("bn", "BN", [np.ones((1, C), np.float32), np.zeros((1, C), np.float32)])])
     assert main(["export", net, "--weights", str(path), "--allow-missing-weights", "-o", str(tmp_path / "m.onnx")]) == 1
     assert codes.WEIGHTS_BLOB_SHAPE.id in capsys.readouterr().err
+
+
+# --- DeepLab's shell-template placeholders -----------------------------------------------------
+
+TEMPLATE_NET = """name: "${NET_ID}"
+layer { name: "data" type: "ImageSegData" top: "data" top: "label"
+        image_data_param { root_folder: "${DATA_ROOT}" source: "${LIST_DIR}/train.txt" batch_size: 1 } }
+layer { name: "fc8" type: "Convolution" bottom: "data" top: "fc8"
+        convolution_param { num_output: @@ kernel_size: 1 } }
+"""
+PLACEHOLDER_NOTE = "this looks like a template placeholder ({}); substitute it"
+
+
+@pytest.mark.parametrize("placeholder", ["${NUM_LABELS}", "$NUM_LABELS"])
+def test_template_placeholder_is_e107_with_a_note(tmp_path, capsys, placeholder):
+    net = _write(tmp_path, TEMPLATE_NET.replace("@@", placeholder))
+    assert main(["check", net]) == 1
+    err = capsys.readouterr().err
+    assert "error[E107]: unexpected character '$'" in err
+    assert PLACEHOLDER_NOTE.format(placeholder) in err and "envsubst" in err
+    # The diagnostic covers the placeholder, and JSON carries the note.
+    assert main(["check", net, "--format", "json"]) == 1
+    import json
+    d = json.loads(capsys.readouterr().out)["diagnostics"][0]
+    assert d["code"] == "E107" and d["end_col"] - d["col"] == len(placeholder)
+    assert PLACEHOLDER_NOTE.format(placeholder) in d["notes"][0]["message"]
+
+
+def test_placeholders_inside_strings_are_data(tmp_path, capsys):
+    # Only the number: the strings keep their ${...} text (Caffe would read it literally).
+    net = _write(tmp_path, TEMPLATE_NET.replace("@@", "21"))
+    main(["check", net])
+    err = capsys.readouterr().err
+    assert "E107" not in err and "template placeholder" not in err
+
+
+def test_a_lone_dollar_gets_no_placeholder_note(tmp_path, capsys):
+    net = _write(tmp_path, TEMPLATE_NET.replace("@@", "$ 21"))
+    assert main(["check", net]) == 1
+    err = capsys.readouterr().err
+    assert "error[E107]: unexpected character '$'" in err and "template placeholder" not in err
