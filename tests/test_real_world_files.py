@@ -121,3 +121,67 @@ def test_a_lone_dollar_gets_no_placeholder_note(tmp_path, capsys):
     assert main(["check", net]) == 1
     err = capsys.readouterr().err
     assert "error[E107]: unexpected character '$'" in err and "template placeholder" not in err
+
+
+# --- a deploy file that kept its loss on a 'label' nothing produces ---------------------------
+# (farmingyard/caffe-mobilenet_v2's deploy: Caffe refuses it, Unknown bottom blob 'label'.)
+
+LOSS_ON_NO_LABEL = """name: "deploy_with_loss"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 6 dim: 6 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "fc1000" type: "InnerProduct" bottom: "conv1" top: "fc1000"
+        inner_product_param { num_output: 5 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc1000" bottom: "label" top: "loss" }
+"""
+
+
+def test_undefined_label_is_e301_for_check_and_a_whole_export(tmp_path, capsys):
+    net = _write(tmp_path, LOSS_ON_NO_LABEL)
+    assert main(["check", net]) == 1
+    assert "error[E301]: bottom 'label' of layer 'loss'" in capsys.readouterr().err
+    out = tmp_path / "m.onnx"
+    assert main(["export", net, "-o", str(out)]) == 1
+    assert "error[E301]" in capsys.readouterr().err and not out.exists()
+
+
+def test_outputs_export_the_sub_graph_past_a_layer_outside_it(tmp_path, capsys):
+    net = _write(tmp_path, LOSS_ON_NO_LABEL)
+    out = tmp_path / "m.onnx"
+    assert main(["export", net, "--outputs", "fc1000", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "error[" not in err
+    assert "warning[W529]: layer 'loss' (SoftmaxWithLoss) is outside the sub-graph that computes fc1000" in err
+    assert "E301: bottom 'label' of layer 'loss' is not produced" in err
+    model = onnx.load(str(out))
+    assert [o.name for o in model.graph.output] == ["fc1000"]
+    assert [i.name for i in model.graph.input] == ["data"]
+    (y,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        None, {"data": np.zeros((1, 3, 6, 6), np.float32)})
+    assert y.shape == (1, 5)
+
+
+@pytest.mark.parametrize("extra", [[], ["--batch", "2"]], ids=["probe", "batch"])
+def test_outputs_verify_the_sub_graph_past_a_layer_outside_it(tmp_path, capsys, extra):
+    net = _write(tmp_path, LOSS_ON_NO_LABEL)
+    assert main(["verify", net, "--outputs", "fc1000", *extra]) == 0
+    cap = capsys.readouterr()
+    assert "compared 2 blobs" in cap.out and "W529" in cap.err and "error[" not in cap.err
+    assert main(["verify", net]) == 1
+    assert "error[E301]" in capsys.readouterr().err
+
+
+def test_an_error_inside_the_sub_graph_still_stops_the_export(tmp_path, capsys):
+    # The undefined bottom is read on the way to the requested blob: still E301, no file.
+    net = _write(tmp_path, LOSS_ON_NO_LABEL.replace('bottom: "conv1" top: "fc1000"',
+                                                    'bottom: "conv1" bottom: "label" top: "fc1000"'))
+    out = tmp_path / "m.onnx"
+    assert main(["export", net, "--outputs", "fc1000", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "error[E301]: bottom 'label' of layer 'fc1000'" in err and not out.exists()
+
+
+def test_outputs_naming_no_blob_is_still_a_usage_error(tmp_path, capsys):
+    net = _write(tmp_path, LOSS_ON_NO_LABEL)
+    assert main(["export", net, "--outputs", "fc100", "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "--outputs: the net has no blob 'fc100'" in capsys.readouterr().err
