@@ -185,3 +185,76 @@ def test_outputs_naming_no_blob_is_still_a_usage_error(tmp_path, capsys):
     net = _write(tmp_path, LOSS_ON_NO_LABEL)
     assert main(["export", net, "--outputs", "fc100", "-o", str(tmp_path / "m.onnx")]) == 2
     assert "--outputs: the net has no blob 'fc100'" in capsys.readouterr().err
+
+
+# --- --input on a data layer with a label top ---------------------------------------------------
+
+DATA_NET = """name: "with_label"
+layer { name: "data" type: "@TYPE@" top: "data" top: "label" @PARAM@ }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv1" top: "fc"
+        inner_product_param { num_output: 5 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+layer { name: "acc" type: "Accuracy" bottom: "fc" bottom: "label" top: "acc" include { phase: TEST } }
+"""
+
+
+def _data_net(tmp_path, typ, param):
+    return _write(tmp_path, DATA_NET.replace("@TYPE@", typ).replace("@PARAM@", param))
+
+
+def _shapes(path, inputs):
+    from netdef.pipeline import compile as compile_net, load
+    g = compile_net(load(path), inputs=inputs)
+    return {v.name: v.meta.get("shape") for v in g.inputs}, g
+
+
+@pytest.mark.parametrize("typ,param", [("Data", 'data_param { source: "db" batch_size: 2 }'),
+                                       ("ImageData", 'image_data_param { source: "list.txt" batch_size: 2 }')])
+def test_the_label_follows_the_batch_given_to_data(tmp_path, capsys, typ, param):
+    # Caffe's Data and ImageData layers give label (batch_size,): with --input data=1,... the
+    # label is (1,), as Caffe would make it with batch_size 1, not (2,) against a (1, 5) prediction.
+    net = _data_net(tmp_path, typ, param)
+    shapes, g = _shapes(net, {"data": (1, 3, 8, 8)})
+    assert shapes == {"data": (1, 3, 8, 8), "label": (1,)} and not g.diagnostics.has_errors
+    assert main(["check", net, "--input", "data=1,3,8,8"]) == 0
+    assert main(["export", net, "--input", "data=1,3,8,8", "-o", str(tmp_path / "m.onnx")]) == 0
+    err = capsys.readouterr().err
+    assert "error[" not in err and "W308" not in err and "--input label" not in err
+    # A label given explicitly is taken as given (and here disagrees with the batch: E401).
+    shapes, g = _shapes(net, {"data": (1, 3, 8, 8), "label": (3,)})
+    assert shapes["label"] == (3,) and {d.code for d in g.diagnostics if d.is_error} == {"E401"}
+
+
+def test_dummy_data_tops_keep_their_own_shapes(tmp_path):
+    # DummyData has no batch_size: each top's shape is its own (dummy_data_param.shape).
+    net = _data_net(tmp_path, "DummyData", "dummy_data_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } shape { dim: 2 } }")
+    shapes, g = _shapes(net, {"data": (1, 3, 8, 8)})
+    assert shapes["label"] == (2,) and codes.SHAPE_MISMATCH.id in {d.code for d in g.diagnostics}
+
+
+VIDEO = 'video_data_param { source: "list.txt" batch_size: 2 }'   # a fork's layer: shapes from the data
+
+
+def test_an_unknown_label_read_only_by_losses_is_not_asked_for(tmp_path, capsys):
+    net = _data_net(tmp_path, "VideoData", VIDEO)
+    main(["check", net, "--input", "data=1,3,8,8"])
+    assert "W308" in capsys.readouterr().err        # check looks at the whole net, losses too
+    for argv in (["export", net, "--input", "data=1,3,8,8", "-o", str(tmp_path / "m.onnx")],
+                 ["verify", net, "--input", "data=1,3,8,8"]):
+        assert main(argv) == 0
+        cap = capsys.readouterr()
+        assert "W308" not in cap.err and "--input label" not in cap.err
+
+
+def test_a_label_the_export_reads_is_named_in_e516(tmp_path, capsys):
+    net = _write(tmp_path, DATA_NET.replace("@TYPE@", "VideoData").replace("@PARAM@", VIDEO).replace(
+        'name: "loss" type: "SoftmaxWithLoss"', 'name: "mix" type: "Eltwise"'))
+    out = tmp_path / "m.onnx"
+    assert main(["export", net, "--input", "data=1,3,8,8", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "error[E516]: the shape of 'label' is unknown" in err
+    assert "the exported graph reads it: add --input label=N,C,H,W" in err and not out.exists()
+    assert main(["export", net, "-o", str(out)]) == 1
+    assert "add --input data=N,C,H,W --input label=N,C,H,W" in capsys.readouterr().err

@@ -106,12 +106,14 @@ def _need_shapes(graph, what: str) -> None:
     a layer whose shapes are still unknown is reported when it is lowered."""
     gone = left_out(graph)
     needed = [v for v in graph.inputs if any(id(c) not in gone for c in v.consumers)]
-    for v in needed:
-        if v.meta.get("shape") is None:
-            notes = ["give the shapes of the net's inputs with --input NAME=N,C,H,W"] if any(
-                v2.meta.get("shape") is None for v2 in graph.inputs) else []
-            raise DiagnosticError(list(graph.diagnostics) + [codes.SHAPES_UNKNOWN.at(
-                v.producer.span if v.producer is not None else None, blob=v.name, what=what, notes=notes)])
+    unknown = [v for v in needed if v.meta.get("shape") is None]
+    if unknown:
+        v = unknown[0]
+        flags = " ".join(f"--input {u.name}=N,C,H,W" for u in unknown)
+        notes = [f"the exported graph reads it: add {flags} (as many dimensions as the layers reading "
+                 f"{'it' if len(unknown) == 1 else 'them'} need)"]
+        raise DiagnosticError(list(graph.diagnostics) + [codes.SHAPES_UNKNOWN.at(
+            v.producer.span if v.producer is not None else None, blob=v.name, what=what, notes=notes)])
 
 
 def deploy_view(parsed, phase="TEST", stages=(), level=0):
@@ -265,6 +267,12 @@ def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, 
         if orphans:
             graph.diagnostics.items = [d for d in graph.diagnostics if not (
                 d.code == codes.UNUSED_TOP.id and any(d.message.startswith(f"top '{b}' ") for b in orphans))]
+        # W308 for an input the exported graph does not read (a label only losses compare with)
+        # would ask for an --input nothing needs.
+        gone = left_out(graph)
+        unread = {v.name for v in graph.inputs if all(id(c) in gone for c in v.consumers)}
+        graph.diagnostics.items = [d for d in graph.diagnostics if not (
+            d.code == codes.INPUT_SHAPE_NEEDED.id and any(d.message.startswith(f"the shape of '{b}' ") for b in unread))]
         graph.diagnostics.extend(dropped)
         return graph
     graph = _compile_view(inputs)
