@@ -381,9 +381,9 @@ class BN(Layer):
     variance: slope * (x - mean) / sqrt(var + eps) + bias, blobs (1, C, 1, 1).
     yjxiong/caffe (TSN's fork, branch action_recog, src/caffe/layers/bn_layer.cpp LayerSetUp)
     computes the same but keeps its four blobs as (1, C): a .caffemodel may hold either.
-    Not handled: wy1iu/LargeMargin_Softmax_Loss's BN, which has the same bn_param fields but
-    keeps (1, C) blobs and stores the inverse standard deviation in blob 3; the definition alone
-    cannot tell the two apart."""
+    wy1iu/LargeMargin_Softmax_Loss's BN has the same bn_param fields but keeps (1, C) blobs and
+    stores the inverse standard deviation in blob 3: face.py's LSoftmaxBN, chosen only in nets
+    that use that fork's LargeMarginInnerProduct (the fields alone cannot tell them apart)."""
 
     family = "normalisation"
     elementwise = True
