@@ -6,6 +6,8 @@ roi.py, the YOLO ports' in yolo.py.
 Sources, read for every rule below (the comment above a rule names the file):
   SSD            weiliu89/caffe, branch ssd (4817bf8): src/caffe/layers/{permute,normalize,
                  prior_box,detection_output}_layer.cpp, src/caffe/util/bbox_util.cpp
+  RefineDet      sfzhang15/RefineDet (52b6fe2): src/caffe/layers/detection_output_layer.cpp,
+                 src/caffe/util/bbox_util.cpp (OSGetConfidenceScores, CasRegDecodeBBoxesAll)
 
 DetectionOutput's number of output rows depends on the data: it reports Caffe's own setup
 shape, one row of 7; the exported model's row axis is symbolic.
@@ -17,9 +19,9 @@ from dataclasses import dataclass
 
 from .. import codes
 from ..proto import pb
-from .base import Layer, bad, fmt_shape, need_rank, prod, register
+from .base import Layer, bad, fmt_shape, need_rank, prod, register, register_variant
 from .fork import ForkParams, _int
-from .postproc import FLT_MAX, _f32, _flag, _from_f32, _to_f32, np  # noqa: F401  (FLT_MAX, np: tests/test_startup.py)
+from .postproc import FLT_MAX, _flag, _legacy, lower_detection_output, match_tied_rows, np  # noqa: F401  (np: tests/test_startup.py)
 
 
 # --- SSD: Permute, Normalize ------------------------------------------------------------------
@@ -264,7 +266,7 @@ class PriorBox(Layer):
             # Forward reads the image size from bottom 1's height and width.
             need_rank(node, in_shapes[1], 4, 1)
         # (1, 2, H*W*priors*4): box corners, then their variances.
-        n = feat[2] * feat[3] * spec.num_priors * 4
+        n = feat[2] * feat[3] * self.num_priors(node) * 4
         if n <= 0:
             bad(node, f"the feature map {fmt_shape(feat)} gives no priors", code=codes.BAD_GEOMETRY)
         return [(1, 2, n)]
@@ -281,8 +283,85 @@ class PriorBox(Layer):
             g.fail("the priors depend on spatial sizes that are not fixed")
         feat, img = g.in_shape(0), g.in_shape(1)
         spec = prior_spec(node)
-        values = prior_boxes(spec, feat[2], feat[3], img[2] if len(img) > 3 else 0, img[3] if len(img) > 3 else 0)
+        values = self.boxes(spec, feat[2], feat[3], img[2] if len(img) > 3 else 0, img[3] if len(img) > 3 else 0)
         g.op("Identity", [g.const(values, "priors")], g.y(0))
+
+    boxes = staticmethod(prior_boxes)
+
+
+def is_faceboxes_prior_box(layer_param, loc, net_param) -> bool:
+    """sfzhang15/FaceBoxes src/caffe/layers/prior_box_layer.cpp: its PriorBox counts 21 priors
+    whenever a layer has three min_size values and tiles the priors of min_size 32 (4 x 4, 8
+    pixels apart) and 64 (2 x 2, 16 apart): one definition, two meanings. The layer whose three
+    sizes are 32, 64 and one more, without max_size or aspect_ratio (16 + 4 + 1 = 21 boxes, the
+    only case where the fork's count and boxes agree) is read as the fork's."""
+    block = ((loc.extra if loc is not None else {}).get("prior_box_param") or [{}])[-1]
+    if not isinstance(block, dict) or block.get("max_size") or block.get("aspect_ratio"):
+        return False
+    mins = block.get("min_size") or []
+    try:
+        sizes = [int(float(v)) for v in mins]
+    except (TypeError, ValueError):
+        return False
+    return len(sizes) == 3 and 32 in sizes and 64 in sizes
+
+
+def faceboxes_prior_boxes(spec: PriorSpec, layer_h: int, layer_w: int, image_h: int, image_w: int) -> np.ndarray:
+    """The FaceBoxes fork's PriorBoxLayer::Forward_cpu: per position, for each min_size in order,
+    min_size 32 as 16 boxes whose centres are shifted by (8j, 8i), i, j in -2..1; 64 as 4 shifted
+    by (16j, 16i), i, j in -1..0; any other size as one box; every side is min_size - 1 wide
+    (corners at centre -+ (size - 1) / 2). The centre and shift add in float, the rest in double
+    stored as float, as the fork writes it."""
+    f32 = np.float32
+    img_w = spec.img_w if spec.img_h and spec.img_w else image_w
+    img_h = spec.img_h if spec.img_h and spec.img_w else image_h
+    if spec.step_w == 0 or spec.step_h == 0:
+        step_w, step_h = f32(img_w) / f32(layer_w), f32(img_h) / f32(layer_h)
+    else:
+        step_w, step_h = f32(spec.step_w), f32(spec.step_h)
+    shifts = []                 # (dx, dy, half side) per prior, in the fork's order
+    for lo in spec.min_sizes:
+        lo = int(lo)
+        tile = {32: (range(-2, 2), 8), 64: (range(-1, 1), 16)}.get(lo, (range(0, 1), 0))
+        shifts += [(j * tile[1], i * tile[1], (lo - 1) / 2.0) for i in tile[0] for j in tile[0]]
+    cx = (np.arange(layer_w, dtype=f32) + f32(spec.offset)) * step_w
+    cy = (np.arange(layer_h, dtype=f32) + f32(spec.offset)) * step_h
+    dx = np.array([d for d, _, _ in shifts], f32)
+    dy = np.array([d for _, d, _ in shifts], f32)
+    half = np.array([h for _, _, h in shifts], np.float64)
+    sx = (cx[None, :, None] + dx).astype(np.float64)       # (1, W, P): float sums, then double
+    sy = (cy[:, None, None] + dy).astype(np.float64)       # (H, 1, P)
+    boxes = np.stack(np.broadcast_arrays((sx - half) / img_w, (sy - half) / img_h,
+                                         (sx + half) / img_w, (sy + half) / img_h), axis=-1)
+    boxes = boxes.astype(np.float32).reshape(-1)
+    if spec.clip:
+        boxes = np.minimum(np.maximum(boxes, 0.0), 1.0).astype(np.float32)
+    var = np.resize(np.asarray(spec.variance, np.float32), boxes.size) if len(spec.variance) == 4 else \
+        np.full(boxes.size, spec.variance[0], np.float32)
+    return np.stack([boxes, var]).reshape(1, 2, -1)
+
+
+@register_variant("PriorBox", is_faceboxes_prior_box)
+class FaceBoxesPriorBox(PriorBox):
+    """FaceBoxes' densified anchors (sfzhang15/FaceBoxes, and the FaceBoxes ports built on its
+    Caffe): 21 priors per position for min_size 32, 64 and one more. The fork's other PriorBox
+    layers (one min_size) also use the size - 1 corners, which netdef does not follow (it cannot
+    tell them from SSD's): their corners differ from the fork's by half a pixel."""
+    variant = "with min_size 32, 64 and one more (FaceBoxes)"
+    origin = "sfzhang15/FaceBoxes"
+    checked_against = "sfzhang15/FaceBoxes src/caffe/layers/prior_box_layer.cpp"
+
+    def num_priors(self, node) -> int:
+        return 21
+
+    def check(self, node, diags):
+        diags.add(codes.FORK_SEMANTICS.at(
+            node.span, layer=node.name, type=node.type, forks="sfzhang15/FaceBoxes and SSD (weiliu89/caffe)",
+            chosen="FaceBoxes", why="its three min_size values are 32, 64 and one more, FaceBoxes' densified anchors",
+            notes=["FaceBoxes' PriorBox gives such a layer 21 priors per position (4 x 4 of size 32, 2 x 2 of "
+                   "size 64, 1 of the third size); SSD's gives 3"]))
+
+    boxes = staticmethod(faceboxes_prior_boxes)
 
 
 # --- SSD: DetectionOutput ---------------------------------------------------------------------
@@ -291,9 +370,10 @@ class PriorBox(Layer):
 # share_location = 2 [true], background_label_id = 3 [0], nms_param = 4, save_output_param = 5,
 # code_type = 6 [CORNER], keep_top_k = 7 [-1], variance_encoded_in_target = 8 [false],
 # confidence_threshold = 9 (absent: -FLT_MAX). NonMaximumSuppressionParameter: nms_threshold = 1
-# [0.3], top_k = 2 (absent: -1), eta = 3 [1.0].
+# [0.3], top_k = 2 (absent: -1), eta = 3 [1.0]. RefineDet's fork (sfzhang15/RefineDet
+# src/caffe/proto/caffe.proto) adds objectness_score = 24 [0.01].
 _DETECTION_OUTPUT = {"share_location": True, "background_label_id": 0, "code_type": 1, "keep_top_k": -1,
-                     "variance_encoded_in_target": False}
+                     "variance_encoded_in_target": False, "objectness_score": 0.01}
 CODE_TYPES = {"CORNER": 1, "CENTER_SIZE": 2, "CORNER_SIZE": 3}
 # nms_param's defaults (NonMaximumSuppressionParameter, above); the reference reads them too.
 NMS_PARAM = {"nms_threshold": 0.3, "top_k": -1, "eta": 1.0}
@@ -311,6 +391,20 @@ class DetectionSpec:
     nms_threshold: float
     top_k: int
     eta: float
+    objectness_score: float
+    arm_conf: bool = False      # RefineDet: bottom 3 holds the ARM's (background, object) scores
+    arm_loc: bool = False       # RefineDet: bottom 4 holds the ARM's offsets of the priors
+
+
+def uses_arm(node) -> tuple[bool, bool]:
+    """Whether bottoms 3 and 4 are RefineDet's anchor refinement module outputs. RefineDet's
+    DetectionOutputLayer::Forward_cpu (sfzhang15/RefineDet src/caffe/layers/detection_output_layer.cpp)
+    reads bottom 3 as the ARM confidences and bottom 4 as the ARM locations whenever they are
+    there; SSD's layer takes a 4th bottom too, the images its `visualize` option draws on. So five
+    bottoms are RefineDet's, and four are only when objectness_score (a field SSD lacks) is written."""
+    n = len(node.inputs)
+    arm_conf = n >= 5 or (n == 4 and ForkParams(node, "detection_output_param").has("objectness_score"))
+    return arm_conf, n >= 5
 
 
 def detection_spec(node) -> DetectionSpec:
@@ -340,26 +434,36 @@ def detection_spec(node) -> DetectionSpec:
     if not 0 < eta <= 1:
         bad(node, f"nms_param.eta must be in (0, 1], got {eta}", p.span("nms_param"))
     conf = p.get("confidence_threshold")
-    return DetectionSpec(num_classes, _flag(p.get("share_location")), _int(node, p, "background_label_id"), code,
+    arm_conf, arm_loc = uses_arm(node)
+    obj = p.get("objectness_score")
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
+        bad(node, f"objectness_score must be a number, got {obj!r}", p.span("objectness_score"))
+    share = _flag(p.get("share_location"))
+    if arm_loc and not share:
+        # CasRegDecodeBBoxesAll looks the ARM offsets up under label -1, which only a shared
+        # location has (sfzhang15/RefineDet src/caffe/util/bbox_util.cpp).
+        bad(node, "RefineDet's DetectionOutput (5 bottoms) needs share_location: true",
+            p.span("share_location"), notes=["the anchor refinement offsets are shared by every class"])
+    return DetectionSpec(num_classes, share, _int(node, p, "background_label_id"), code,
                          _flag(p.get("variance_encoded_in_target")), _int(node, p, "keep_top_k"),
                          float(np.float32(conf)) if conf is not None else -FLT_MAX,
-                         float(np.float32(nms_threshold)), int(nms_value("top_k")), float(np.float32(eta)))
-
-
-def _legacy(shape, axis: int) -> int:
-    """Blob::LegacyShape: axes past the blob's rank count as 1."""
-    return shape[axis] if axis < len(shape) else 1
+                         float(np.float32(nms_threshold)), int(nms_value("top_k")), float(np.float32(eta)),
+                         float(np.float32(obj)),
+                         arm_conf, arm_loc)
 
 
 @register("DetectionOutput")
 class DetectionOutput(Layer):
     """SSD's NMS head. Its row count depends on the data; like Caffe's setup, netdef reports one
-    row of 7 values (image, label, score, xmin, ymin, xmax, ymax)."""
+    row of 7 values (image, label, score, xmin, ymin, xmax, ymax). RefineDet's variant takes the
+    anchor refinement module's confidences and offsets as bottoms 3 and 4 (uses_arm)."""
     family = "shape"
-    checked_against = "weiliu89/caffe (ssd) src/caffe/layers/detection_output_layer.cpp, src/caffe/util/bbox_util.cpp; onnxruntime non_max_suppression.cc"
+    checked_against = ("weiliu89/caffe (ssd) src/caffe/layers/detection_output_layer.cpp, src/caffe/util/bbox_util.cpp; "
+                       "sfzhang15/RefineDet, the same files; onnxruntime non_max_suppression.cc")
     fork_defaults = _DETECTION_OUTPUT
 
-    bottoms = (3, 4)
+    bottoms = (3, 5)
+    selects = True      # verify: compared on the export's bottoms (its NMS decides on near-equal scores)
 
     def infer_shapes(self, node, in_shapes):
         spec = detection_spec(node)
@@ -378,10 +482,25 @@ class DetectionOutput(Layer):
         if loc[0] != conf[0]:
             bad(node, f"the location predictions {fmt_shape(loc)} and confidences {fmt_shape(conf)} have "
                       "different batch sizes", node.bottom_span(1), code=codes.SHAPE_MISMATCH)
+        # RefineDet's Forward reads 2 ARM scores and 4 ARM offsets per prior and image
+        # (OSGetConfidenceScores, GetLocPredictions); its Reshape checks neither, netdef does.
+        for i, per, what in ((3, 2, "ARM confidences"), (4, 4, "ARM locations")):
+            if i < len(in_shapes) and (spec.arm_conf if i == 3 else spec.arm_loc):
+                s = in_shapes[i]
+                if s[0] != loc[0] or prod(s[1:]) != num_priors * per:
+                    bad(node, f"the {what} {fmt_shape(s)} need {loc[0]} x {num_priors * per} values "
+                              f"({per} per prior, {num_priors} priors)", node.bottom_span(i),
+                        code=codes.SHAPE_MISMATCH)
         return [(1, 1, 1, 7)]
 
     def receptive_field(self, node, in_rfs):
         return [None]
+
+    @staticmethod
+    def comparable(got, want):
+        """For verify: rows of one image and label whose scores are (nearly) equal come out in
+        either order; the export's are put in the reference's (postproc.match_tied_rows)."""
+        return match_tied_rows(got, want, by_label=True)
 
     def cost(self, node, in_shapes, out_shapes):
         # Decoding and thresholding; the NMS work depends on the data.
@@ -393,142 +512,6 @@ class DetectionOutput(Layer):
         (TopK), NonMaxSuppression per class, keep_top_k over the image (TopK), rows ordered by
         label then score as Caffe's std::map of labels orders them."""
         lower_detection_output(node, g, detection_spec(node))
-
-
-def _split4(g, x, axis, tag):
-    outs = [g.tmp(f"{tag}{i}") for i in range(4)]
-    return g.op("Split", [x], outs, axis=axis) if g.opset < 18 else \
-        g.op("Split", [x], outs, axis=axis, num_outputs=4)
-
-
-def lower_detection_output(node, g, spec: DetectionSpec):
-    # One difference remains, on exactly equal scores only: Caffe orders them stably (lower prior
-    # first) and onnxruntime's NonMaxSuppression pops them from a heap in no fixed order, so
-    # rows of equal score may come out swapped (the set of boxes kept is the same unless the
-    # tie decides an overlap or a keep_top_k cut).
-    if not spec.share_location:
-        g.fail("share_location: false (a box per class) has no lowering yet",
-               notes=[g.NO_LOWERING_NOTE])
-    if spec.eta < 1:
-        g.fail(f"adaptive NMS (nms_param.eta {spec.eta} < 1) changes the threshold as boxes are kept; "
-               "ONNX NonMaxSuppression has one fixed threshold",
-               notes=[g.NO_LOWERING_NOTE])
-    if any(any(g.in_dyn(i)) for i in range(3)):
-        g.fail("DetectionOutput is exported for a fixed batch", notes=["export with --batch N"])
-    n = g.in_shape(0)[0]
-    num_priors = _legacy(g.in_shape(2), 2) // 4
-    c = spec.num_classes
-    loc = g.op("Reshape", [_to_f32(g, g.x(0)), g.ints([n, num_priors, 4], "loc_shape")], g.tmp("loc"))
-    conf = g.op("Reshape", [_to_f32(g, g.x(1)), g.ints([n, num_priors, c], "conf_shape")], g.tmp("conf"))
-    conf = g.op("Transpose", [conf], g.tmp("conf_t"), perm=[0, 2, 1])                 # (N, C, P)
-    prior = g.op("Reshape", [_to_f32(g, g.x(2)), g.ints([2, num_priors, 4], "prior_shape")], g.tmp("prior"))
-    pb_, pv = g.op("Split", [prior], [g.tmp("prior_box"), g.tmp("prior_var")], axis=0) if g.opset < 18 else \
-        g.op("Split", [prior], [g.tmp("prior_box"), g.tmp("prior_var")], axis=0, num_outputs=2)
-    # DecodeBBox (weiliu89/caffe src/caffe/util/bbox_util.cpp), with Caffe's operation order.
-    p0, p1, p2, p3 = _split4(g, pb_, 2, "prior_c")         # (1, P, 1) each
-    v = _split4(g, pv, 2, "var_c")
-    l0, l1, l2, l3 = _split4(g, loc, 2, "loc_c")           # (N, P, 1) each
-
-    def mul(a, b, t):
-        return g.op("Mul", [a, b], g.tmp(t))
-
-    def add(a, b, t):
-        return g.op("Add", [a, b], g.tmp(t))
-
-    def sub(a, b, t):
-        return g.op("Sub", [a, b], g.tmp(t))
-
-    scaled = [l0, l1, l2, l3] if spec.variance_encoded else [mul(v[i], li, f"v{i}l") for i, li in
-                                                             enumerate((l0, l1, l2, l3))]
-    if spec.code_type == 1:      # CORNER
-        corners = [add(p, s, f"corner{i}") for i, (p, s) in enumerate(zip((p0, p1, p2, p3), scaled))]
-    else:
-        pw, ph = sub(p2, p0, "prior_w"), sub(p3, p1, "prior_h")
-        if spec.code_type == 3:  # CORNER_SIZE
-            corners = [add(p, mul(s, d, f"off{i}"), f"corner{i}")
-                       for i, (p, s, d) in enumerate(zip((p0, p1, p2, p3), scaled, (pw, ph, pw, ph)))]
-        else:                    # CENTER_SIZE
-            half = _f32(g, 0.5, "half")
-            pcx = mul(add(p0, p2, "pcx2"), half, "pcx")
-            pcy = mul(add(p1, p3, "pcy2"), half, "pcy")
-            cx = add(mul(scaled[0], pw, "dcx"), pcx, "cx")
-            cy = add(mul(scaled[1], ph, "dcy"), pcy, "cy")
-            hw = mul(mul(g.op("Exp", [scaled[2]], g.tmp("ew")), pw, "w"), half, "half_w")
-            hh = mul(mul(g.op("Exp", [scaled[3]], g.tmp("eh")), ph, "h"), half, "half_h")
-            corners = [sub(cx, hw, "xmin"), sub(cy, hh, "ymin"), add(cx, hw, "xmax"), add(cy, hh, "ymax")]
-    boxes = g.op("Concat", corners, g.tmp("boxes"), axis=2)                                # (N, P, 4)
-    labels = [k for k in range(c) if k != spec.background]
-    if not labels:
-        g.fail("every class is the background class")
-    iou = _f32(g, [min(spec.nms_threshold, 1.0)], "iou_threshold")
-    score_thr = _f32(g, [spec.confidence_threshold], "score_threshold")
-    k = num_priors if spec.top_k < 0 or spec.top_k >= num_priors else spec.top_k
-    rows = []
-    for i in range(n):
-        tag = f"img{i}"
-        take = g.ints([i], f"{tag}_index")
-        b_i = g.op("Gather", [boxes, take], g.tmp(f"{tag}_boxes"), axis=0)               # (1, P, 4)
-        s_i = g.op("Gather", [conf, take], g.tmp(f"{tag}_conf"), axis=0)                 # (1, C, P)
-        s_i = g.op("Gather", [s_i, g.ints(labels, "labels_idx")], g.tmp(f"{tag}_scores"), axis=1)  # (1, L, P)
-        scores2 = g.op("Squeeze", [s_i, g.ints([0], "axis0")], g.tmp(f"{tag}_s2"))      # (L, P)
-        boxes2 = g.op("Squeeze", [b_i, g.ints([0], "axis0")], g.tmp(f"{tag}_b2"))      # (P, 4)
-        if k < num_priors:
-            # GetMaxScoreIndex: each class's top_k scores (stable: ties keep the lower index, as
-            # ONNX TopK does), then NMS among those only.
-            top_v, top_i = g.op("TopK", [scores2, g.ints([k], "top_k")], [g.tmp(f"{tag}_topv"), g.tmp(f"{tag}_topi")],
-                                axis=1, largest=1, sorted=1)                              # (L, k)
-            cand = g.op("Gather", [boxes2, top_i], g.tmp(f"{tag}_cand"), axis=0)         # (L, k, 4)
-            cscore = g.op("Unsqueeze", [top_v, g.ints([1], "axis1")], g.tmp(f"{tag}_cs"))  # (L, 1, k)
-            sel = g.op("NonMaxSuppression", [cand, cscore, g.ints([k], "max_out"), iou, score_thr],
-                       g.tmp(f"{tag}_sel"))                                               # (M, 3): label j, 0, slot
-            cls = g.op("Gather", [sel, g.ints([0], "col0")], g.tmp(f"{tag}_cls"), axis=1)    # (M, 1)
-            slot = g.op("Gather", [sel, g.ints([2], "col2")], g.tmp(f"{tag}_slot"), axis=1)  # (M, 1)
-            jk = g.op("Concat", [cls, slot], g.tmp(f"{tag}_jk"), axis=1)
-            prior_idx = g.op("GatherND", [top_i, jk], g.tmp(f"{tag}_prior"))            # (M,)
-            score = g.op("GatherND", [top_v, jk], g.tmp(f"{tag}_score"))                # (M,)
-        else:
-            sel = g.op("NonMaxSuppression", [g.op("Unsqueeze", [boxes2, g.ints([0], "axis0u")], g.tmp(f"{tag}_b3")),
-                                              s_i, g.ints([num_priors], "max_out_all"), iou, score_thr],
-                       g.tmp(f"{tag}_sel"))                                               # (M, 3): 0, label j, prior
-            cls = g.op("Gather", [sel, g.ints([1], "col1")], g.tmp(f"{tag}_cls"), axis=1)
-            pcol = g.op("Gather", [sel, g.ints([2], "col2")], g.tmp(f"{tag}_pcol"), axis=1)
-            jp = g.op("Concat", [cls, pcol], g.tmp(f"{tag}_jp"), axis=1)
-            score = g.op("GatherND", [scores2, jp], g.tmp(f"{tag}_score"))
-            prior_idx = g.op("Squeeze", [pcol, g.ints([1], "axis1s")], g.tmp(f"{tag}_prior"))
-        cls = g.op("Squeeze", [cls, g.ints([1], "axis1s")], g.tmp(f"{tag}_cls1"))          # (M,) index into labels
-        label = g.op("Gather", [_f32(g, labels, "label_values"), cls], g.tmp(f"{tag}_label"), axis=0)
-        box = g.op("Gather", [boxes2, prior_idx], g.tmp(f"{tag}_box"), axis=0)            # (M, 4)
-        if spec.keep_top_k > -1:
-            # keep_top_k over the image: the best scores, then regrouped by label (a stable
-            # ascending TopK on the label), as the std::map<label, indices> Caffe writes from.
-            m = g.op("Shape", [score], g.tmp(f"{tag}_m"))
-            kk = g.op("Min", [m, g.ints([spec.keep_top_k], "keep_top_k")], g.tmp(f"{tag}_kk"))
-            _, order = g.op("TopK", [score, kk], [g.tmp(f"{tag}_kv"), g.tmp(f"{tag}_ko")], axis=0, largest=1, sorted=1)
-            lab_k = g.op("Gather", [label, order], g.tmp(f"{tag}_lab_k"), axis=0)
-            _, regroup = g.op("TopK", [lab_k, kk], [g.tmp(f"{tag}_rv"), g.tmp(f"{tag}_ro")], axis=0, largest=0, sorted=1)
-            order = g.op("Gather", [order, regroup], g.tmp(f"{tag}_order"), axis=0)
-            score = g.op("Gather", [score, order], g.tmp(f"{tag}_score_k"), axis=0)
-            label = g.op("Gather", [label, order], g.tmp(f"{tag}_label_k"), axis=0)
-            box = g.op("Gather", [box, order], g.tmp(f"{tag}_box_k"), axis=0)
-        col = g.op("Unsqueeze", [score, g.ints([1], "axis1u")], g.tmp(f"{tag}_score_col"))
-        lcol = g.op("Unsqueeze", [label, g.ints([1], "axis1u")], g.tmp(f"{tag}_label_col"))
-        img = g.op("Add", [g.op("Sub", [lcol, lcol], g.tmp(f"{tag}_zero")), _f32(g, float(i), f"{tag}_id")],
-                   g.tmp(f"{tag}_img"))
-        rows.append(g.op("Concat", [img, lcol, col, box], g.tmp(f"{tag}_rows"), axis=1))  # (M, 7)
-    allrows = rows[0] if len(rows) == 1 else g.op("Concat", rows, g.tmp("rows"), axis=0)
-    # No detection at all: one row per image, [i, -1, -1, -1, -1, -1, -1].
-    fake = np.full((n, 7), -1.0, np.float32)
-    fake[:, 0] = np.arange(n)
-    both = g.op("Concat", [allrows, _f32(g, fake, "no_detection")], g.tmp("rows_or_fake"), axis=0)
-    count = g.op("Slice", [g.op("Shape", [allrows], g.tmp("rows_shape")), g.ints([0], "s0"), g.ints([1], "s1")],
-                 g.tmp("count"))
-    none = g.op("Cast", [g.op("Equal", [count, g.ints([0], "zero_i")], g.tmp("none_b"))], g.tmp("none"), to=7)
-    end = g.op("Add", [count, g.op("Mul", [none, g.ints([n], "n_images")], g.tmp("fake_n"))], g.tmp("end"))
-    out = g.op("Slice", [both, g.ints([0], "start0"), end, g.ints([0], "axis0s")], g.tmp("detections"))
-    out = g.op("Reshape", [out, g.ints([1, 1, -1, 7], "out_shape")], g.tmp("detections4"))
-    _from_f32(g, out, g.y(0))
-    g.free_dim(0, 2, f"{node.name}_detections")
-
 
 
 @register("MultiBoxLoss")

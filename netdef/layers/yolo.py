@@ -20,7 +20,7 @@ from .. import codes, forks
 from .base import Layer, bad, count, fmt_shape, need_rank, prod, register
 from .fork import ForkParams, ForkSource, _int
 from .loss import Loss
-from .postproc import _f32, _flag, _from_f32, _to_f32, np
+from .postproc import _f32, _flag, _from_f32, _to_f32, match_tied_rows, np
 
 # gklz1982/caffe-yolov2 box_data_layer.cpp DataLayerSetUp: each label top is (batch_size, 150),
 # room for 30 boxes of 5 numbers; one label top per `side` (DataParameter side = 11, repeated
@@ -260,6 +260,13 @@ class _YoloOutput(Layer):
     family = "shape"
     v3 = False
     bottoms = (1, None)
+    selects = True      # verify: compared on the export's bottoms (its NMS decides on near-equal scores)
+
+    @staticmethod
+    def comparable(got, want):
+        """For verify: rows of (nearly) equal score, of any class, come out in either order
+        (one class-agnostic NMS, rows in score order); see postproc.match_tied_rows."""
+        return match_tied_rows(got, want, by_label=False)
 
     def infer_shapes(self, node, in_shapes):
         spec = yolo_spec(node, self.v3, len(in_shapes))

@@ -5,6 +5,9 @@ so that `netdef verify` compares two independent readings of the same source:
   Permute, Normalize,         weiliu89/caffe (ssd): permute_layer.cpp, normalize_layer.cpp,
   PriorBox, DetectionOutput   prior_box_layer.cpp, detection_output_layer.cpp,
                               src/caffe/util/bbox_util.cpp (DecodeBBox, ApplyNMSFast, JaccardOverlap)
+  FaceBoxes' PriorBox         sfzhang15/FaceBoxes: prior_box_layer.cpp
+  RefineDet's DetectionOutput sfzhang15/RefineDet: detection_output_layer.cpp, bbox_util.cpp
+                              (OSGetConfidenceScores, CasRegDecodeBBoxesAll)
 The box arithmetic runs in float32, as the fork's does, so that decisions taken on it (NMS
 overlaps against a threshold) are the ones Caffe takes.
 """
@@ -14,7 +17,7 @@ import math
 
 import numpy as np
 
-from ..layers.detection import CODE_TYPES, NMS_PARAM
+from ..layers.detection import CODE_TYPES, NMS_PARAM, is_faceboxes_prior_box
 from .base import FLT_MAX, bcast, op
 
 F = np.float32
@@ -88,6 +91,55 @@ def _prior_box(ctx, layer, bottoms, params):
     else:
         var.reshape(-1, 4)[:] = np.array(variance[:4], F)
     assert corners.size == layer_h * layer_w * num_priors * 4
+    return [np.stack([corners, var])[None]]
+
+
+@op("PriorBox", when=is_faceboxes_prior_box)
+def _faceboxes_prior_box(ctx, layer, bottoms, params):
+    # sfzhang15/FaceBoxes prior_box_layer.cpp, Forward_cpu's loops: per position and min_size,
+    # 32 -> 4 x 4 boxes 8 pixels apart, 64 -> 2 x 2 boxes 16 apart, else one box; corners at
+    # centre -+ (size - 1) / 2; 21 priors per position.
+    feat, img = bottoms
+    mp = "prior_box_param"
+    min_sizes = [int(float(v)) for v in ctx.fork_all(mp, "min_size")]
+    variance = [float(F(v)) for v in ctx.fork_all(mp, "variance")] or [float(F(0.1))]
+    img_h = img_w = 0
+    if ctx.fork_has(mp, "img_h") or ctx.fork_has(mp, "img_w"):
+        img_h, img_w = int(ctx.fork_given(mp, "img_h") or 0), int(ctx.fork_given(mp, "img_w") or 0)
+    elif ctx.fork_has(mp, "img_size"):
+        img_h = img_w = int(ctx.fork_given(mp, "img_size"))
+    if img_h == 0 or img_w == 0:
+        img_h, img_w = img.shape[2], img.shape[3]
+    step_h = step_w = 0.0
+    if ctx.fork_has(mp, "step_h") or ctx.fork_has(mp, "step_w"):
+        step_h, step_w = float(ctx.fork_given(mp, "step_h") or 0), float(ctx.fork_given(mp, "step_w") or 0)
+    elif ctx.fork_has(mp, "step"):
+        step_h = step_w = float(ctx.fork_given(mp, "step"))
+    layer_h, layer_w = feat.shape[2], feat.shape[3]
+    if step_w == 0 or step_h == 0:
+        sw, sh = F(img_w) / F(layer_w), F(img_h) / F(layer_h)
+    else:
+        sw, sh = F(step_w), F(step_h)
+    offset = F(ctx.fork_param(mp, "offset"))
+    top = []
+    for h in range(layer_h):
+        for w in range(layer_w):
+            cx, cy = F(F(w + offset) * sw), F(F(h + offset) * sh)
+            for size in min_sizes:
+                n, gap = (4, 8) if size == 32 else (2, 16) if size == 64 else (1, 0)
+                half = (size - 1) / 2.0
+                for i in range(-(n // 2), n - n // 2):
+                    for j in range(-(n // 2), n - n // 2):
+                        x, y = float(F(cx + F(j * gap))), float(F(cy + F(i * gap)))
+                        top += [(x - half) / img_w, (y - half) / img_h, (x + half) / img_w, (y + half) / img_h]
+    corners = np.array(top, dtype=F)
+    if _bool(ctx.fork_param(mp, "clip")):
+        corners = np.clip(corners, 0.0, 1.0)
+    var = np.empty_like(corners)
+    if len(variance) == 1:
+        var[:] = variance[0]
+    else:
+        var.reshape(-1, 4)[:] = np.array(variance[:4], F)
     return [np.stack([corners, var])[None]]
 
 
@@ -184,14 +236,35 @@ def _detection_output(ctx, layer, bottoms, params):
     loc = loc_data.reshape(num, num_priors, loc_classes, 4)
     conf = conf_data.reshape(num, num_priors, num_classes)
     prior = prior_data.reshape(2, num_priors, 4)
+    # RefineDet's Forward reads bottom 3 as the ARM scores and bottom 4 as the ARM offsets; SSD's
+    # 4th bottom is an image for `visualize`, so four bottoms are RefineDet's only with its field.
+    arm_loc = len(bottoms) >= 5
+    arm_conf = arm_loc or (len(bottoms) == 4 and ctx.fork_has(mp, "objectness_score"))
+    if arm_conf:
+        # RefineDet's OSGetConfidenceScores: a prior whose ARM object score (2nd of its pair) is
+        # below objectness_score is scored 1 for class 0 and 0 for the rest.
+        objectness = F(ctx.fork_param(mp, "objectness_score"))
+        arm_scores = np.asarray(bottoms[3], F).reshape(num, num_priors, 2)
+        conf = conf.copy()
+        for i in range(num):
+            for p in range(num_priors):
+                if arm_scores[i, p, 1] < objectness:
+                    conf[i, p, :] = 0.0
+                    conf[i, p, 0] = 1.0
     rows = []
     for i in range(num):
         decoded = {}
+        base = prior[0]
+        if arm_loc:
+            # RefineDet's CasRegDecodeBBoxesAll: the priors decoded with the ARM's (shared) offsets
+            # first, the ODM's offsets then decoded against them with the priors' variances.
+            arm_offsets = np.asarray(bottoms[4], F).reshape(num, num_priors, 4)
+            base = _decode(code, variance_encoded, prior[0], prior[1], arm_offsets[i])
         for c in range(loc_classes):
             label = -1 if share else c
             if label == background:
                 continue
-            decoded[label] = _decode(code, variance_encoded, prior[0], prior[1], loc[i, :, c])
+            decoded[label] = _decode(code, variance_encoded, base, prior[1], loc[i, :, c])
         indices = {}
         num_det = 0
         for c in range(num_classes):
