@@ -158,6 +158,7 @@ ANALYSIS_INCOMPLETE = Code("E415", "the totals are incomplete: {n} layer(s) coul
 
 # --- export follow-ups: running models (netdef/export/runtime.py, verify.py) ---------------
 WEIGHTS_MISSING_STRICT = Code("E505", "layer '{layer}' has parameters, but {path} has no weights for it")
+OUTSIDE_OUTPUTS = _w("W529", "layer '{layer}' ({type}) is outside the sub-graph that computes {outputs} and is left out; its problem does not stop the export: {message}")
 OUTPUT_NOT_FINITE = _w("W517", "output '{output}' holds {detail} of its {total} values")
 
 # --- robustness follow-ups (hostile input found by tests/robustness, benchmarks/fuzz.py) -------

@@ -399,6 +399,11 @@ def _expected(names) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
+# A shell-template placeholder (${NUM_LABELS}, $LIST_DIR): DeepLab's released configs hold them,
+# substituted by the project's scripts before Caffe reads the file. Anchored at the '$', one pass.
+_PLACEHOLDER = re.compile(r"\$(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)")
+
+
 def _syntax_diagnostic(err: _SyntaxError, source: Source, stack) -> object:
     if err.tok is None:
         pos = err.pos
@@ -409,6 +414,11 @@ def _syntax_diagnostic(err: _SyntaxError, source: Source, stack) -> object:
                                                              "write a line break as \\n"])
         if ch == "\\":
             return codes.BAD_CHARACTER.at(span, notes=["a backslash belongs inside a quoted string"], char="'\\'")
+        m = _PLACEHOLDER.match(source.text, pos) if ch == "$" else None
+        if m:
+            return codes.BAD_CHARACTER.at(Span(source, pos, m.end()), char="'$'", notes=[
+                f"this looks like a template placeholder ({m.group()}); substitute it (e.g. with envsubst "
+                "or the project's script) before using the file"])
         return codes.BAD_CHARACTER.at(span, char=f"'{ch}'" if ch.isprintable() else repr(ch))
     tok = err.tok
     expected = set(err.expected)

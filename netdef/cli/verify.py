@@ -66,6 +66,7 @@ def cmd_verify(args) -> int:
     # Read and parsed once (standard input too): the probe below and verify share it.
     source = load_source(args.file, getattr(args, "max_errors", 100))
     graph = None
+    outputs = common["outputs"]
     if batch is None and not inputs:
         # Batch 1 by default (issue 11): a net declares 10 or 50 samples for its benchmarks, and
         # the NumPy reference takes minutes over them; one sample checks the same arithmetic.
@@ -73,10 +74,17 @@ def cmd_verify(args) -> int:
         # The probe's graph is the one verify needs: passed on, not compiled again.
         try:
             graph, _ = compile_for_export(source, batch=1, phase=args.phase, stages=tuple(args.stage),
-                                          level=args.level, inputs=common["input_shapes"], deploy=True)
+                                          level=args.level, inputs=common["input_shapes"], deploy=True,
+                                          outputs=outputs)
             batch = 1
         except DiagnosticError:
             batch = None
+    if graph is None and outputs:
+        # --outputs: only what computes them is analysed (prepare.outputs_view), as verify would
+        # compile it, so that a layer outside that sub-graph does not stop the check.
+        graph, _ = compile_for_export(source, phase=args.phase, stages=tuple(args.stage), level=args.level,
+                                      inputs=common["input_shapes"], deploy=True, batch=batch, outputs=outputs,
+                                      batch_from={n: tuple(a.shape) for n, a in inputs.items()})
     report = verify(source, args.weights, diags=diags, batch=batch, graph=graph, **common)
     if args.format == "json":
         return _verify_json(args, report, diags)

@@ -349,7 +349,8 @@ def export(source, weights=None, *, opset: int = DEFAULT_OPSET, batch=None, fp16
     if opset not in OPSETS:
         raise UsageError(f"--opset {opset} is not supported (allowed: {OPSETS.start} to {OPSETS.stop - 1})")
     graph, dyn = compile_for_export(source, batch=batch, phase=phase, stages=stages, level=level,
-                                    inputs=inputs, max_errors=max_errors, deploy=deploy, batch_from=batch_from)
+                                    inputs=inputs, max_errors=max_errors, deploy=deploy, batch_from=batch_from,
+                                    outputs=outputs)
     diags = Diagnostics(max_errors)
     diags.extend(graph.diagnostics)
     blobs = graph_weights(graph, weights, seed, diags, lazy=True, allow_missing_weights=allow_missing_weights)

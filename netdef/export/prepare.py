@@ -106,12 +106,14 @@ def _need_shapes(graph, what: str) -> None:
     a layer whose shapes are still unknown is reported when it is lowered."""
     gone = left_out(graph)
     needed = [v for v in graph.inputs if any(id(c) not in gone for c in v.consumers)]
-    for v in needed:
-        if v.meta.get("shape") is None:
-            notes = ["give the shapes of the net's inputs with --input NAME=N,C,H,W"] if any(
-                v2.meta.get("shape") is None for v2 in graph.inputs) else []
-            raise DiagnosticError(list(graph.diagnostics) + [codes.SHAPES_UNKNOWN.at(
-                v.producer.span if v.producer is not None else None, blob=v.name, what=what, notes=notes)])
+    unknown = [v for v in needed if v.meta.get("shape") is None]
+    if unknown:
+        v = unknown[0]
+        flags = " ".join(f"--input {u.name}=N,C,H,W" for u in unknown)
+        notes = [f"the exported graph reads it: add {flags} (as many dimensions as the layers reading "
+                 f"{'it' if len(unknown) == 1 else 'them'} need)"]
+        raise DiagnosticError(list(graph.diagnostics) + [codes.SHAPES_UNKNOWN.at(
+            v.producer.span if v.producer is not None else None, blob=v.name, what=what, notes=notes)])
 
 
 def deploy_view(parsed, phase="TEST", stages=(), level=0):
@@ -121,15 +123,27 @@ def deploy_view(parsed, phase="TEST", stages=(), level=0):
     need no shape and an input of another batch or size does not fail in a loss layer. notes:
     W511/W518 warnings for the layers removed; orphans: the blobs only they read (labels), whose
     'never used' warnings say nothing about the deploy graph."""
-    import dataclasses
-
     from ..build import build
-    from ..loc import Loc
     graph = build(parsed, phase, stages, level, diagnostics=Diagnostics())
     gone = left_out(graph)
     if not gone or graph.diagnostics.has_errors:
         return parsed, [], set()
     drop = {n.index for n, _ in gone.values()}
+    kept_reads = {id(v) for n in graph.nodes if id(n) not in gone for v in n.inputs}
+    notes = [left_out_diagnostic(n, why, [
+        v.name for v in n.inputs if v.producer is not None and id(v.producer) not in gone and id(v) not in kept_reads
+        and not getattr(v.producer.impl, "source", False) and v.producer.type != "Input"])
+        for n, why in gone.values()]
+    orphans = {v.name for n, _ in gone.values() for v in n.inputs if id(v) not in kept_reads}
+    return _without_layers(parsed, drop), notes, orphans
+
+
+def _without_layers(parsed, drop: set):
+    """The parsed net without the layers of these indices (its source locations kept in step);
+    `whole` keeps the full net, by which forks are told apart."""
+    import dataclasses
+
+    from ..loc import Loc
     msg = type(parsed.message)()
     msg.CopyFrom(parsed.message)
     del msg.layer[:]
@@ -141,14 +155,74 @@ def deploy_view(parsed, phase="TEST", stages=(), level=0):
         if "layer" in new.fields:
             new.fields["layer"] = [e for i, e in enumerate(new.fields["layer"]) if i not in drop]
         loc = new
-    kept_reads = {id(v) for n in graph.nodes if id(n) not in gone for v in n.inputs}
-    notes = [left_out_diagnostic(n, why, [
-        v.name for v in n.inputs if v.producer is not None and id(v.producer) not in gone and id(v) not in kept_reads
-        and not getattr(v.producer.impl, "source", False) and v.producer.type != "Input"])
-        for n, why in gone.values()]
-    orphans = {v.name for n, _ in gone.values() for v in n.inputs if id(v) not in kept_reads}
-    return (dataclasses.replace(parsed, message=msg, loc=loc, whole=parsed.message if parsed.whole is None else parsed.whole),
-            notes, orphans)
+    return dataclasses.replace(parsed, message=msg, loc=loc,
+                               whole=parsed.message if parsed.whole is None else parsed.whole)
+
+
+def select_outputs(graph, names) -> list:
+    """--outputs: the latest version of each named blob, produced by a layer the export keeps.
+    A name the net does not have is a usage error naming the close ones."""
+    import difflib
+    chosen = []
+    known = graph.blob_names
+    gone = left_out(graph)
+    for name in names:
+        v = graph.blob(name)
+        if v is None:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
+                f" (its blobs: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''})"
+            raise UsageError(f"--outputs: the net has no blob '{name}'{hint}")
+        if v.producer is None or getattr(v.producer.impl, "source", False) or v.producer.type == "Input":
+            raise UsageError(f"--outputs: '{name}' is an input of the net, not a blob a layer computes")
+        if id(v.producer) in gone:
+            why = gone[id(v.producer)][1]
+            what = "a training-only layer the export leaves out" if why is None else (
+                f"which the export leaves out: it depends on the training-only layer '{why[2].name}' ({why[2].type})")
+            raise UsageError(f"--outputs: '{name}' is computed by '{v.producer.name}' ({v.producer.type}), {what}")
+        if all(v is not c for c in chosen):
+            chosen.append(v)
+    return chosen
+
+
+def ancestors(values, every_bottom: bool = False) -> set:
+    """id() of every layer the values depend on. A layer that reads only its bottoms' shapes
+    (PriorBox: reads_values = False) does not need their producers, unless `every_bottom`
+    (the NumPy reference takes every bottom as an array; the shape pass needs them too)."""
+    seen, stack = set(), [v.producer for v in values if v.producer is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if not every_bottom and getattr(node.impl, "reads_values", True) is False:
+            continue
+        stack.extend(v.producer for v in node.inputs if v.producer is not None)
+    return seen
+
+
+def outputs_view(parsed, outputs, phase="TEST", stages=(), level=0):
+    """(parsed, notes) for --outputs: the net with only the layers the named blobs depend on
+    (ancestors with every bottom, so that shape-only bottoms keep their producers), removed
+    before analysis, so that a layer outside that sub-graph cannot stop the export: a deploy
+    file that kept its training loss on a 'label' nothing produces (Caffe: Unknown bottom blob)
+    still exports the blobs before it. notes: a W529 warning for each error such a layer had
+    while the net was built (its shapes are not analysed)."""
+    from ..build import build
+    graph = build(parsed, phase, stages, level, diagnostics=Diagnostics())
+    keep = ancestors(select_outputs(graph, outputs), every_bottom=True)  # a bad name: its usage error
+    outside = [n for n in graph.nodes if id(n) not in keep]
+    if not outside:
+        return parsed, []
+    wanted = ", ".join(dict.fromkeys(outputs))
+    notes = []
+    for d in graph.diagnostics:
+        n = next((n for n in outside if d.span is not None and n.loc is not None and d.span.source is n.loc.source
+                  and n.loc.name_start <= d.span.start and d.span.end <= n.loc.end), None) if d.is_error else None
+        if n is not None:
+            notes.append(codes.OUTSIDE_OUTPUTS.at(d.span, layer=n.name, type=n.type, outputs=wanted,
+                                                  message=f"{d.code}: {d.message}", notes=d.notes))
+    return _without_layers(parsed, {n.index for n in outside}), notes
 
 
 def batch_of_arrays(graph, shapes: dict) -> int | None:
@@ -172,22 +246,33 @@ def batch_of_arrays(graph, shapes: dict) -> int | None:
 
 
 def compile_for_export(source, *, batch=None, phase="TEST", stages=(), level=0, inputs=None, max_errors=100,
-                       what: str = "exported", deploy: bool = False, batch_from: dict | None = None):
+                       what: str = "exported", deploy: bool = False, batch_from: dict | None = None,
+                       outputs=None):
     """(graph, dyn): the analysed graph at the requested batch, and for a dynamic batch which
     dimension of every value follows it (found by analysing the net at two batch sizes).
     deploy: analyse deploy_view(parsed) (its W511/W518 warnings join the graph's diagnostics).
     batch_from: {input name: shape} of the arrays to be fed; without `batch`, the batch they
-    give (batch_of_arrays)."""
+    give (batch_of_arrays). outputs: blob names; analyse only what computes them (outputs_view,
+    its W529 warnings join the graph's diagnostics)."""
     parsed = load_source(source, max_errors)
     dropped, orphans = [], set()
+    if outputs and getattr(parsed, "kind", None) == "net" and parsed.syntax_ok:
+        parsed, dropped = outputs_view(parsed, outputs, phase, stages, level)
     if deploy and getattr(parsed, "kind", None) == "net" and parsed.syntax_ok:
-        parsed, dropped, orphans = deploy_view(parsed, phase, stages, level)
+        parsed, more, orphans = deploy_view(parsed, phase, stages, level)
+        dropped = dropped + more
 
     def _compile_view(inputs):
         graph = _compile(parsed, phase, stages, level, inputs, max_errors)
         if orphans:
             graph.diagnostics.items = [d for d in graph.diagnostics if not (
                 d.code == codes.UNUSED_TOP.id and any(d.message.startswith(f"top '{b}' ") for b in orphans))]
+        # W308 for an input the exported graph does not read (a label only losses compare with)
+        # would ask for an --input nothing needs.
+        gone = left_out(graph)
+        unread = {v.name for v in graph.inputs if all(id(c) in gone for c in v.consumers)}
+        graph.diagnostics.items = [d for d in graph.diagnostics if not (
+            d.code == codes.INPUT_SHAPE_NEEDED.id and any(d.message.startswith(f"the shape of '{b}' ") for b in unread))]
         graph.diagnostics.extend(dropped)
         return graph
     graph = _compile_view(inputs)
@@ -232,7 +317,8 @@ def param_specs(graph):
                 related=[(first.span, "the other layer")] if first.span else [], notes=["rename one of them"]))
         fillers = list(n.impl.filler_params(n)) if n.impl is not None else []
         stats = frozenset(n.impl.stat_blobs(n)) if n.impl is not None else frozenset()
-        specs.append(ParamSpec(n.name, n.type, n.span, shapes, fillers, stats=stats))
+        alts = dict(n.impl.alternative_blob_shapes(n, shapes)) if n.impl is not None else {}
+        specs.append(ParamSpec(n.name, n.type, n.span, shapes, fillers, stats=stats, alternatives=alts))
     if clashes:
         raise DiagnosticError(clashes)
     return specs

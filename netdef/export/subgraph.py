@@ -1,55 +1,15 @@
 """What part of the net an export covers, and how a layer ONNX cannot express is carried.
 
-select_outputs and ancestors serve --outputs BLOB[,BLOB...] (export only the layers that
-compute these blobs); custom_attributes serves --custom-ops (a layer as one node of the custom
+select_outputs and ancestors (in prepare.py, which analyses only what --outputs needs;
+re-exported here) serve --outputs BLOB[,BLOB...] (export only the layers that compute these
+blobs); custom_attributes serves --custom-ops (a layer as one node of the custom
 domain, its parameters flattened to attributes).
 """
 from __future__ import annotations
 
-from ..diagnostics import UsageError
-from .prepare import left_out
+from .prepare import ancestors, select_outputs  # re-exported: prepare.outputs_view uses them
 
-
-def select_outputs(graph, names) -> list:
-    """--outputs: the latest version of each named blob, produced by a layer the export keeps.
-    A name the net does not have is a usage error naming the close ones."""
-    import difflib
-    chosen = []
-    known = graph.blob_names
-    gone = left_out(graph)
-    for name in names:
-        v = graph.blob(name)
-        if v is None:
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
-                f" (its blobs: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''})"
-            raise UsageError(f"--outputs: the net has no blob '{name}'{hint}")
-        if v.producer is None or getattr(v.producer.impl, "source", False) or v.producer.type == "Input":
-            raise UsageError(f"--outputs: '{name}' is an input of the net, not a blob a layer computes")
-        if id(v.producer) in gone:
-            why = gone[id(v.producer)][1]
-            what = "a training-only layer the export leaves out" if why is None else (
-                f"which the export leaves out: it depends on the training-only layer '{why[2].name}' ({why[2].type})")
-            raise UsageError(f"--outputs: '{name}' is computed by '{v.producer.name}' ({v.producer.type}), {what}")
-        if all(v is not c for c in chosen):
-            chosen.append(v)
-    return chosen
-
-
-def ancestors(values, every_bottom: bool = False) -> set:
-    """id() of every layer the values depend on. A layer that reads only its bottoms' shapes
-    (PriorBox: reads_values = False) does not need their producers, unless `every_bottom`
-    (the NumPy reference takes every bottom as an array)."""
-    seen, stack = set(), [v.producer for v in values if v.producer is not None]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if not every_bottom and getattr(node.impl, "reads_values", True) is False:
-            continue
-        stack.extend(v.producer for v in node.inputs if v.producer is not None)
-    return seen
+__all__ = ["ancestors", "custom_attributes", "select_outputs"]
 
 
 def _attr_value(v):

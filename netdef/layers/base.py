@@ -14,6 +14,7 @@ The registry holds one instance per class; `get(type)` finds it. Methods take th
   infer_shapes(node, in_shapes) -> [shape] Caffe's Reshape; raises LayerError on bad input
   param_shapes(node, in_shapes) -> [shape] parameter blobs in Caffe's blob order
   stat_blobs(node) -> set[int]             which of those are statistics, not learnable
+  alternative_blob_shapes(node, shapes)    {index: (shape, ...)} other shapes a fork's file holds
   neutral_statistics {index: value}        what untrained statistics start from (not fillers)
   filler_params(node) -> [FillerParameter | None]  parallel to param_shapes
   receptive_field(node, in_rfs) -> [RF | None]
@@ -163,6 +164,11 @@ class Layer:
 
     def stat_blobs(self, node) -> set[int]:
         return set()
+
+    def alternative_blob_shapes(self, node, shapes: list[tuple]) -> dict:
+        """Blob index -> other shapes a .caffemodel may hold for it (a fork that lays out the
+        same values with other singleton axes); binding accepts exactly these."""
+        return {}
 
     # Statistics blob index -> the value it starts from without trained weights (netdef.weights
     # fills it so instead of with its filler; BatchNorm in norm.py says why). Read, never written.

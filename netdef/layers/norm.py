@@ -379,9 +379,11 @@ class BN(Layer):
     hszhao/PSPNet src/caffe/layers/bn_layer.cpp (commit c479f4fe, the yjxiong-style BN that
     PSPNet's own deploy files use) at test time, or when frozen, uses the stored mean and
     variance: slope * (x - mean) / sqrt(var + eps) + bias, blobs (1, C, 1, 1).
-    Not handled: wy1iu/LargeMargin_Softmax_Loss's BN, which has the same bn_param fields but
-    keeps (1, C) blobs and stores the inverse standard deviation in blob 3; the definition alone
-    cannot tell the two apart."""
+    yjxiong/caffe (TSN's fork, branch action_recog, src/caffe/layers/bn_layer.cpp LayerSetUp)
+    computes the same but keeps its four blobs as (1, C): a .caffemodel may hold either.
+    wy1iu/LargeMargin_Softmax_Loss's BN has the same bn_param fields but keeps (1, C) blobs and
+    stores the inverse standard deviation in blob 3: face.py's LSoftmaxBN, chosen only in nets
+    that use that fork's LargeMarginInnerProduct (the fields alone cannot tell them apart)."""
 
     family = "normalisation"
     elementwise = True
@@ -435,6 +437,15 @@ class BN(Layer):
 
     def stat_blobs(self, node):
         return {2, 3} if self.pspnet_style(node) else set()
+
+    def alternative_blob_shapes(self, node, shapes):
+        # yjxiong/caffe src/caffe/layers/bn_layer.cpp (action_recog, TSN's fork) LayerSetUp makes
+        # slope, bias, mean and variance with shape {1, channels}; PSPNet's bn_layer.cpp (commit
+        # c479f4fe) makes them (1, C, 1, 1). Same values and order; the definition cannot tell
+        # which fork wrote a file, so binding takes either (and no other shape).
+        if not self.pspnet_style(node):
+            return {}
+        return {i: (tuple(s[:2]),) for i, s in enumerate(shapes) if len(s) == 4 and s[2:] == (1, 1)}
 
     # The PSPNet style's running mean and variance start neutral, as BatchNorm's do.
     neutral_statistics = {2: 0.0, 3: 1.0}

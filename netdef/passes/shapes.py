@@ -16,6 +16,36 @@ from ..layers.base import fmt_shape, prod
 from ..proto import pb
 
 
+def _batch_size(node):
+    """The batch_size a data layer's parameters give (data_param, image_data_param, a fork's
+    video_data_param, ...), or None."""
+    for fd, value in node.param.ListFields():
+        if fd.message_type is not None and not fd.is_repeated and \
+                "batch_size" in fd.message_type.fields_by_name and value.batch_size > 0:
+            return int(value.batch_size)
+    for value in (node.extra or {}).values():
+        raw = value[-1] if isinstance(value, list) and value else value
+        if isinstance(raw, dict) and raw.get("batch_size"):
+            try:
+                return int(raw["batch_size"][-1] if isinstance(raw["batch_size"], list) else raw["batch_size"])
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _follow_batch(node, declared: list, supplied: list) -> list:
+    """A data layer's tops share its batch_size (Caffe's Data/ImageData: data (B, C, H, W), label
+    (B,)). When --input gives some of its tops another batch N, the tops whose shapes the layer
+    fixes at B take N too, the shapes Caffe gives them with batch_size N: the user need not
+    repeat the label. Only where every fixed top starts with the layer's batch_size B."""
+    fixed = [s for s in declared if not isinstance(s, str) and len(s)]
+    given = {tuple(o)[0] for o in supplied if o is not None and len(o)}
+    if len(given) != 1 or not fixed or {s[0] for s in fixed} != {_batch_size(node)} or given == {fixed[0][0]}:
+        return declared
+    (n,) = given
+    return [s if isinstance(s, str) or not len(s) else (n,) + tuple(s[1:]) for s in declared]
+
+
 def run(graph) -> None:
     diags = graph.diagnostics
     overrides = dict(graph.overrides)
@@ -70,7 +100,7 @@ def run(graph) -> None:
             continue
         try:
             if impl.source:
-                shapes = impl.source_shapes(node)
+                shapes = _follow_batch(node, impl.source_shapes(node), supplied)
                 for v, s, o in zip(node.outputs, shapes, supplied):
                     if o is not None:
                         used.add(v.name)

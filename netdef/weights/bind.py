@@ -26,6 +26,9 @@ class ParamSpec:
     fillers: list[pb.FillerParameter | None] = field(default_factory=list)
     filler_spans: list[Span | None] = field(default_factory=list)
     stats: frozenset[int] = frozenset()     # which blobs are statistics (Layer.stat_blobs)
+    # Blob index -> other shapes a fork's file may hold for it (Layer.alternative_blob_shapes):
+    # the same values in the same order, only singleton axes differ.
+    alternatives: dict[int, tuple[tuple[int, ...], ...]] = field(default_factory=dict)
 
 
 def _legacy_equal(target: tuple[int, ...], stored: tuple[int, ...]) -> bool:
@@ -80,11 +83,17 @@ def bind(specs, weights: WeightSet, diags: Diagnostics, allow_missing: bool = Tr
                 arrays.append(have)
             elif leg and _legacy_equal(want, have.shape):
                 arrays.append(have.reshape(want))
+            elif tuple(have.shape) in spec.alternatives.get(i, ()):
+                arrays.append(have.reshape(want))
             else:
                 notes = []
                 if leg:
                     notes.append("the file gives this blob as legacy num/channels/height/width; "
                                  "Caffe compares it with the net's shape padded with leading 1s")
+                alts = spec.alternatives.get(i, ())
+                if alts:
+                    notes.append(f"a {spec.type} layer's file may also hold it as "
+                                 + " or ".join(fmt_shape(a) for a in alts))
                 diags.add(codes.WEIGHTS_BLOB_SHAPE.at(spec.span, index=i, layer=spec.name, path=weights.path,
                                               got=fmt_shape(have.shape), expected=fmt_shape(want), notes=notes))
                 ok = False
