@@ -269,7 +269,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = add("verify")
     _file(p)
     _net_options(p)
-    p.add_argument("--weights", help="trained weights (.caffemodel); fillers are used without it")
+    p.add_argument("--weights", help="trained weights (.caffemodel); without it, the definition's fillers, and "
+                                     "random values (variance 1/fan_in) for blobs they would leave all 0, as "
+                                     "Caffe's default filler does, so that every layer is exercised")
     _allow_missing(p)
     p.add_argument("--input-file", dest="input_files", action="append", default=[], metavar="NAME=FILE.npy",
                    help="feed this array to an input (random data otherwise)")

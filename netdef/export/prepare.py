@@ -325,7 +325,7 @@ def param_specs(graph):
 
 
 def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None = None, lazy: bool = False,
-                  allow_missing_weights: bool = False) -> dict:
+                  allow_missing_weights: bool = False, stand_in: bool = False) -> dict:
     """Every layer's blobs for `graph`: from a .caffemodel path or WeightSet, else fillers
     (weights.Lazy blobs, made when written, with lazy=True)."""
     from ..weights import WeightSet, read_caffemodel, resolve_weights
@@ -335,7 +335,8 @@ def graph_weights(graph, weights=None, seed: int = 0, diags: Diagnostics | None 
         ws = read_caffemodel(weights)
     elif weights is not None and not isinstance(weights, WeightSet):
         raise TypeError("weights must be a path or a WeightSet")
-    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy, allow_missing=allow_missing_weights)
+    blobs = resolve_weights(param_specs(graph), ws, seed, diags, lazy, allow_missing=allow_missing_weights,
+                            stand_in=stand_in)
     if diags.has_errors:
         raise DiagnosticError(list(diags))
     return blobs

@@ -235,8 +235,10 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
            fold: bool = True, provider: str = "cpu", phase: str = "TEST", stages=(), level: int = 0,
            input_shapes: dict | None = None, diags: Diagnostics | None = None,
            allow_missing_weights: bool = False, batch: int | None = None, outputs=None, graph=None,
-           segment_bytes: int | None = None) -> Report:
-    """graph: the net as compile_for_export(source, deploy=True, ...) analysed it with these
+           segment_bytes: int | None = None, stand_in: bool = True) -> Report:
+    """stand_in: blobs the definition gives no filler (Caffe's default makes them 0, which
+    leaves nothing to compare) get weights.stand_in_filler's random values; False keeps zeros.
+    graph: the net as compile_for_export(source, deploy=True, ...) analysed it with these
     options (the command line's batch-1 probe), used as it is instead of compiling it again.
     segment_bytes: onnxruntime's values are computed in runs whose extra outputs hold about this
     much (None: SEGMENT_BYTES; 0: every value in one run); see _Runs."""
@@ -250,7 +252,8 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
                                       deploy=True, batch=batch,
                                       batch_from={n: np.shape(a) for n, a in (inputs or {}).items()})
     diags.extend(graph.diagnostics)
-    blobs = graph_weights(graph, weights, seed, diags, allow_missing_weights=allow_missing_weights)
+    blobs = graph_weights(graph, weights, seed, diags, allow_missing_weights=allow_missing_weights,
+                          stand_in=stand_in)
     ex = Exporter(graph, blobs, fold=fold, diags=diags, outputs=outputs)
     ex.build()
     only = _computing(graph, outputs) if outputs else None

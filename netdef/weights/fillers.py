@@ -176,10 +176,24 @@ def _constant(value: float) -> pb.FillerParameter:
     return pb.FillerParameter(type="constant", value=value)
 
 
-def init_layer(spec: ParamSpec, seed: int, diags: Diagnostics, lazy: bool = False):
+def stand_in_filler(shape) -> pb.FillerParameter:
+    """What verify fills a blob with whose filler makes it all 0 (Caffe's default filler, which
+    deploy files leave as it is: a comparison of zeros proves nothing): weights of variance
+    1/fan_in, as Caffe's xavier, so that activations keep their size through the net; a small
+    gaussian for vectors."""
+    if len(shape) >= 2 and shape[0]:
+        # Caffe's xavier's variance (fan_in = count / num), as a gaussian: xavier itself reads
+        # num/channels of at most 4 axes, and C3D's blobs have 5.
+        return pb.FillerParameter(type="gaussian", std=float(math.sqrt(shape[0] / math.prod(shape))))
+    return pb.FillerParameter(type="gaussian", std=0.1)
+
+
+def init_layer(spec: ParamSpec, seed: int, diags: Diagnostics, lazy: bool = False, stand_in: bool = False):
     """A layer's blobs from its fillers (arrays, or Lazy blobs with lazy=True); None after
     reporting a filler Caffe would reject. Statistics blobs start from their layer class's
-    neutral_statistics; any other blob without a filler is zero."""
+    neutral_statistics; any other blob without a filler is zero, as in Caffe. With
+    stand_in=True (verify), a blob that would be all 0 (no filler, or constant 0) is filled by
+    stand_in_filler instead."""
     out = []
     impl = layers.get(spec.type)
     neutral = impl.neutral_statistics if impl is not None else {}
@@ -189,6 +203,9 @@ def init_layer(spec: ParamSpec, seed: int, diags: Diagnostics, lazy: bool = Fals
         if i in spec.stats and i in neutral:
             fp = _constant(neutral[i])
         span = (spec.filler_spans[i] if i < len(spec.filler_spans) else None) or spec.span
+        if (stand_in and i not in spec.stats and shape and math.prod(shape)
+                and (fp is None or (fp.type == "constant" and fp.value == 0))):
+            fp = stand_in_filler(shape)
         if fp is None:
             make = (lambda shape=shape: np.zeros(shape, np.float32))
         else:
@@ -207,7 +224,7 @@ def init_layer(spec: ParamSpec, seed: int, diags: Diagnostics, lazy: bool = Fals
 
 
 def resolve_weights(specs, weights: WeightSet | None, seed: int, diags: Diagnostics, lazy: bool = False,
-                    allow_missing: bool = True) -> dict:
+                    allow_missing: bool = True, stand_in: bool = False) -> dict:
     """Every layer's blobs: from `weights` where it has them, from fillers otherwise (made on
     demand with lazy=True); without allow_missing, a layer the weights lack is an error (E505)."""
     specs = list(specs)
@@ -219,7 +236,7 @@ def resolve_weights(specs, weights: WeightSet | None, seed: int, diags: Diagnost
         if spec.name in bound:
             out[spec.name] = bound[spec.name]
         elif weights is None or spec.name not in weights or not weights[spec.name].blobs:
-            arrays = init_layer(spec, seed, diags, lazy)
+            arrays = init_layer(spec, seed, diags, lazy, stand_in)
             if arrays is not None:
                 out[spec.name] = arrays
     return out
