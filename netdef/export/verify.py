@@ -144,6 +144,18 @@ def settle_ties(node, x, mask, other, tolerance: float) -> int:
 SEGMENT_BYTES = 512 * 2**20
 
 
+def decides(graph) -> bool:
+    """Whether a layer of the net makes a discrete choice from nearly equal values: a MAX
+    pooling's mask top (argmax), ArgMax, or a layer that `selects` (DetectionOutput's NMS). Each
+    segment is its own model and run, and two runs of different models need not round alike in
+    the last bit (measured: SegNet's pool2 mask picks the other of two tied values in the run that
+    computes upsample2 than in the run that reported it), so the reference's adoption of
+    onnxruntime's choice (settle_ties, `selects`) holds only within one run: such a net is
+    verified in one run."""
+    return any((n.type == "Pooling" and len(n.outputs) > 1) or n.type == "ArgMax"
+               or getattr(n.impl, "selects", False) for n in graph.nodes)
+
+
 class _Runs:
     """onnxruntime's value of each blob that verify compares, run segment by segment on demand:
     take(name) returns it (running its segment first if need be) and lets it go after its last
@@ -241,7 +253,8 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     graph: the net as compile_for_export(source, deploy=True, ...) analysed it with these
     options (the command line's batch-1 probe), used as it is instead of compiling it again.
     segment_bytes: onnxruntime's values are computed in runs whose extra outputs hold about this
-    much (None: SEGMENT_BYTES; 0: every value in one run); see _Runs."""
+    much (None: SEGMENT_BYTES, or one run for a net that `decides`; 0: every value in one run);
+    see _Runs."""
     from ..reference import ReferenceError, trace
 
     diags = diags if diags is not None else Diagnostics()
@@ -258,7 +271,9 @@ def verify(source, weights=None, *, inputs: dict | None = None, tolerance: float
     ex.build()
     only = _computing(graph, outputs) if outputs else None
     exported = Exported(ex, graph.name)
-    runs = _Runs(exported, graph, provider, SEGMENT_BYTES if segment_bytes is None else segment_bytes or None)
+    if segment_bytes is None:
+        segment_bytes = 0 if decides(graph) else SEGMENT_BYTES
+    runs = _Runs(exported, graph, provider, segment_bytes or None)
     names, real = runs.names, runs.real
     rng = np.random.default_rng(seed)
     feed = {}
