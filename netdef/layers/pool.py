@@ -390,6 +390,10 @@ class Pooling3D(Layer):
                 node.field_span("pooling_param", "pad"))
         return kernel, stride, pad
 
+    def method(self, node) -> str:
+        """MAX or AVE (geometry refuses STOCHASTIC)."""
+        return "MAX" if node.param.pooling_param.pool == P.MAX else "AVE"
+
     def infer_shapes(self, node, in_shapes):
         shape = in_shapes[0]
         need_rank(node, shape, 5)
@@ -430,7 +434,7 @@ class Pooling3D(Layer):
         if any(e >= k for e, k in zip(ends, kernel)):
             g.fail("a window lies wholly past the input; ONNX pools refuse padding as large as the kernel")
         common = dict(kernel_shape=list(kernel), strides=list(stride), pads=[0, 0, 0, *ends])
-        if node.param.pooling_param.pool == P.MAX:
+        if self.method(node) == "MAX":
             g.op("MaxPool", [x], g.y(0), **common)
         else:
             g.op("AveragePool", [x], g.y(0), count_include_pad=0, **common)

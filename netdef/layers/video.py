@@ -12,6 +12,7 @@ from ..forks import VIDEO_CAFFE
 from ..proto import pb
 from .base import Layer, bad, fork_filler, prod, register, register_variant, weight_bias_fillers, window_rf
 from .convsize import conv_size
+from .pool import Pooling3D
 
 P = pb.PoolingParameter
 
@@ -446,14 +447,16 @@ class Convolution3DV11(Layer):
 
 
 @register_variant("Pooling3D", is_c3d11_pool)
-class Pooling3DV11(Layer):
+class Pooling3DV11(Pooling3D):
     """C3D-v1.1's 3-D pooling (facebook/C3D C3D-v1.1/src/caffe/layers/pool3d_layer.cpp): out =
     ceil((size + 2 pad - kernel) / stride) + 1 for height and width, ceil((L - kernel_depth) /
     temporal_stride) + 1 for the length, no clip of the last window; pad only for AVE (CHECK);
     MAX over each window clipped to the input, AVE the clipped sum over the window clipped to the
-    padded frame. STOCHASTIC is not implemented there."""
+    padded frame. STOCHASTIC is not implemented there. The shape rule, RF, cost and lowering are
+    C3D-v1.0's (pool.Pooling3D); only where the parameters come from differs."""
 
-    family = "pooling"
+    param = None
+    fork_defaults = {}
     variant = "with pooling3d_param (C3D-v1.1)"
     origin = forks.C3D
     checked_against = "facebook/C3D C3D-v1.1/src/caffe/layers/pool3d_layer.cpp and caffe.proto"
@@ -477,47 +480,7 @@ class Pooling3DV11(Layer):
         shape = in_shapes[0]
         if len(shape) != 5:
             bad(node, f"Pooling3D needs a 5-D bottom (N, C, L, H, W), got {len(shape)} axes", node.span)
-        kernel, stride, pad = self.geometry(node)
-        out = [shape[0], shape[1]]
-        for i, name in enumerate(("length", "height", "width")):
-            span = shape[2 + i] + 2 * pad[i] - kernel[i]
-            if span < 0:
-                bad(node, f"kernel {kernel[i]} is larger than the input {name} {shape[2 + i]}", node.span,
-                    code=codes.BAD_GEOMETRY)
-            out.append(-(-span // stride[i]) + 1)
-        return [tuple(out)]
-
-    def receptive_field(self, node, in_rfs):
-        rf = in_rfs[0]
-        if rf is None or rf.whole:
-            return [rf]
-        kernel, stride, pad = self.geometry(node)
-        n = len(rf.size)
-        return [window_rf(rf, kernel[-n:], stride[-n:], pad[-n:])]
-
-    def cost(self, node, in_shapes, out_shapes):
-        kernel, _, _ = self.geometry(node)
-        return {"macs": 0, "flops": prod(out_shapes[0]) * prod(kernel)}
-
-    def to_onnx(self, node, g):
-        """ONNX MaxPool / AveragePool, 3-D; the round-up overhang as end padding (ignored by
-        MaxPool, not counted by AveragePool with count_include_pad=0), AVE's spatial padding as
-        real zeros first so that it counts."""
-        kernel, stride, pad = self.geometry(node)
-        shape, out = g.in_shape(0), g.out_shape(0)
-        x = g.x(0)
-        size = list(shape[2:])
-        if any(pad):
-            x = g.op("Pad", [x, g.ints([0, 0, *pad, 0, 0, *pad], "pads")], g.tmp("padded"), mode="constant")
-            size = [size[i] + 2 * pad[i] for i in range(3)]
-        ends = [(out[2 + i] - 1) * stride[i] + kernel[i] - size[i] for i in range(3)]
-        if any(e >= k for e, k in zip(ends, kernel)):
-            g.fail("a window lies wholly past the input; ONNX pools refuse padding as large as the kernel")
-        common = dict(kernel_shape=list(kernel), strides=list(stride), pads=[0, 0, 0, *ends])
-        if self.method(node) == "MAX":
-            g.op("MaxPool", [x], g.y(0), **common)
-        else:
-            g.op("AveragePool", [x], g.y(0), count_include_pad=0, **common)
+        return super().infer_shapes(node, in_shapes)
 
 
 # C3D-v1.1's VideoDataParameter (its caffe.proto, 841-): batch_size = 4 [1], new_height = 9,
