@@ -205,17 +205,23 @@ def prior_spec(node) -> PriorSpec:
                      float(step_h), float(step_w), float(_num(node, p, "offset", p.get("offset"))))
 
 
+def _image_and_steps(spec: PriorSpec, layer_h: int, layer_w: int, image_h: int, image_w: int):
+    """PriorBoxLayer's image size (img_h/img_w when both given, else the image bottom's) and its
+    steps in float (step_w/step_h when both given, else the image size over the feature map's)."""
+    f32 = np.float32
+    img_w = spec.img_w if spec.img_h and spec.img_w else image_w
+    img_h = spec.img_h if spec.img_h and spec.img_w else image_h
+    if spec.step_w == 0 or spec.step_h == 0:
+        return img_w, img_h, f32(img_w) / f32(layer_w), f32(img_h) / f32(layer_h)
+    return img_w, img_h, f32(spec.step_w), f32(spec.step_h)
+
+
 def prior_boxes(spec: PriorSpec, layer_h: int, layer_w: int, image_h: int, image_w: int) -> np.ndarray:
     """PriorBoxLayer::Forward_cpu as whole arrays: (1, 2, H*W*priors*4), corners then variances.
     Caffe's float arithmetic is kept where it rounds: the centres and steps are float, each
     corner is computed in double and stored as float."""
     f32 = np.float32
-    img_w = spec.img_w if spec.img_h and spec.img_w else image_w
-    img_h = spec.img_h if spec.img_h and spec.img_w else image_h
-    if spec.step_w == 0 or spec.step_h == 0:
-        step_w, step_h = f32(img_w) / f32(layer_w), f32(img_h) / f32(layer_h)
-    else:
-        step_w, step_h = f32(spec.step_w), f32(spec.step_h)
+    img_w, img_h, step_w, step_h = _image_and_steps(spec, layer_h, layer_w, image_h, image_w)
     # The ssd branch truncates the sizes to int (`int min_size_ = min_sizes_[s]`).
     sizes = []          # (box_width, box_height) per prior, in Caffe's order
     for s, lo in enumerate(spec.min_sizes):
@@ -313,12 +319,7 @@ def faceboxes_prior_boxes(spec: PriorSpec, layer_h: int, layer_w: int, image_h: 
     (corners at centre -+ (size - 1) / 2). The centre and shift add in float, the rest in double
     stored as float, as the fork writes it."""
     f32 = np.float32
-    img_w = spec.img_w if spec.img_h and spec.img_w else image_w
-    img_h = spec.img_h if spec.img_h and spec.img_w else image_h
-    if spec.step_w == 0 or spec.step_h == 0:
-        step_w, step_h = f32(img_w) / f32(layer_w), f32(img_h) / f32(layer_h)
-    else:
-        step_w, step_h = f32(spec.step_w), f32(spec.step_h)
+    img_w, img_h, step_w, step_h = _image_and_steps(spec, layer_h, layer_w, image_h, image_w)
     shifts = []                 # (dx, dy, half side) per prior, in the fork's order
     for lo in spec.min_sizes:
         lo = int(lo)

@@ -27,6 +27,27 @@ def _bool(v) -> bool:
     return bool(v) and str(v).lower() not in ("false", "0")
 
 
+def _image_and_steps(ctx, mp: str, feat, img):
+    """PriorBox's image size (img_h/img_w, else img_size, else the image bottom's) and its steps
+    in float (step_h/step_w, else step, else the image size over the feature map's)."""
+    img_h = img_w = 0
+    if ctx.fork_has(mp, "img_h") or ctx.fork_has(mp, "img_w"):
+        img_h, img_w = int(ctx.fork_given(mp, "img_h") or 0), int(ctx.fork_given(mp, "img_w") or 0)
+    elif ctx.fork_has(mp, "img_size"):
+        img_h = img_w = int(ctx.fork_given(mp, "img_size"))
+    if img_h == 0 or img_w == 0:
+        img_h, img_w = img.shape[2], img.shape[3]
+    step_h = step_w = 0.0
+    if ctx.fork_has(mp, "step_h") or ctx.fork_has(mp, "step_w"):
+        step_h, step_w = float(ctx.fork_given(mp, "step_h") or 0), float(ctx.fork_given(mp, "step_w") or 0)
+    elif ctx.fork_has(mp, "step"):
+        step_h = step_w = float(ctx.fork_given(mp, "step"))
+    layer_h, layer_w = feat.shape[2], feat.shape[3]
+    if step_w == 0 or step_h == 0:
+        return img_h, img_w, F(img_w) / F(layer_w), F(img_h) / F(layer_h)
+    return img_h, img_w, F(step_w), F(step_h)
+
+
 @op("PriorBox")
 def _prior_box(ctx, layer, bottoms, params):
     feat, img = bottoms
@@ -45,25 +66,10 @@ def _prior_box(ctx, layer, bottoms, params):
                 ratios.append(float(F(1.0 / ar)))
     num_priors = len(ratios) * len(min_sizes) + len(max_sizes)
     variance = [float(F(v)) for v in ctx.fork_all(mp, "variance")] or [float(F(0.1))]
-    img_h = img_w = 0
-    if ctx.fork_has(mp, "img_h") or ctx.fork_has(mp, "img_w"):
-        img_h, img_w = int(ctx.fork_given(mp, "img_h") or 0), int(ctx.fork_given(mp, "img_w") or 0)
-    elif ctx.fork_has(mp, "img_size"):
-        img_h = img_w = int(ctx.fork_given(mp, "img_size"))
-    step_h = step_w = 0.0
-    if ctx.fork_has(mp, "step_h") or ctx.fork_has(mp, "step_w"):
-        step_h, step_w = float(ctx.fork_given(mp, "step_h") or 0), float(ctx.fork_given(mp, "step_w") or 0)
-    elif ctx.fork_has(mp, "step"):
-        step_h = step_w = float(ctx.fork_given(mp, "step"))
+    img_h, img_w, sw, sh = _image_and_steps(ctx, mp, feat, img)
     offset = F(ctx.fork_param(mp, "offset"))
     clip = _bool(ctx.fork_param(mp, "clip"))
     layer_h, layer_w = feat.shape[2], feat.shape[3]
-    if img_h == 0 or img_w == 0:
-        img_h, img_w = img.shape[2], img.shape[3]
-    if step_w == 0 or step_h == 0:
-        sw, sh = F(img_w) / F(layer_w), F(img_h) / F(layer_h)
-    else:
-        sw, sh = F(step_w), F(step_h)
     top = []
     for h in range(layer_h):
         for w in range(layer_w):
@@ -103,23 +109,8 @@ def _faceboxes_prior_box(ctx, layer, bottoms, params):
     mp = "prior_box_param"
     min_sizes = [int(float(v)) for v in ctx.fork_all(mp, "min_size")]
     variance = [float(F(v)) for v in ctx.fork_all(mp, "variance")] or [float(F(0.1))]
-    img_h = img_w = 0
-    if ctx.fork_has(mp, "img_h") or ctx.fork_has(mp, "img_w"):
-        img_h, img_w = int(ctx.fork_given(mp, "img_h") or 0), int(ctx.fork_given(mp, "img_w") or 0)
-    elif ctx.fork_has(mp, "img_size"):
-        img_h = img_w = int(ctx.fork_given(mp, "img_size"))
-    if img_h == 0 or img_w == 0:
-        img_h, img_w = img.shape[2], img.shape[3]
-    step_h = step_w = 0.0
-    if ctx.fork_has(mp, "step_h") or ctx.fork_has(mp, "step_w"):
-        step_h, step_w = float(ctx.fork_given(mp, "step_h") or 0), float(ctx.fork_given(mp, "step_w") or 0)
-    elif ctx.fork_has(mp, "step"):
-        step_h = step_w = float(ctx.fork_given(mp, "step"))
+    img_h, img_w, sw, sh = _image_and_steps(ctx, mp, feat, img)
     layer_h, layer_w = feat.shape[2], feat.shape[3]
-    if step_w == 0 or step_h == 0:
-        sw, sh = F(img_w) / F(layer_w), F(img_h) / F(layer_h)
-    else:
-        sw, sh = F(step_w), F(step_h)
     offset = F(ctx.fork_param(mp, "offset"))
     top = []
     for h in range(layer_h):
